@@ -1,0 +1,320 @@
+\restrict dbmate
+
+-- Dumped from database version 15.20 (Debian 15.20-0+deb12u1)
+-- Dumped by pg_dump version 15.20 (Debian 15.20-0+deb12u1)
+
+SET statement_timeout = 0;
+SET lock_timeout = 0;
+SET idle_in_transaction_session_timeout = 0;
+SET client_encoding = 'UTF8';
+SET standard_conforming_strings = on;
+SELECT pg_catalog.set_config('search_path', '', false);
+SET check_function_bodies = false;
+SET xmloption = content;
+SET client_min_messages = warning;
+SET row_security = off;
+
+--
+-- Name: pg_trgm; Type: EXTENSION; Schema: -; Owner: -
+--
+
+CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;
+
+
+--
+-- Name: EXTENSION pg_trgm; Type: COMMENT; Schema: -; Owner: -
+--
+
+COMMENT ON EXTENSION pg_trgm IS 'text similarity measurement and index searching based on trigrams';
+
+
+SET default_tablespace = '';
+
+SET default_table_access_method = heap;
+
+--
+-- Name: follows; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.follows (
+    follower_id bigint NOT NULL,
+    followee_id bigint NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT follows_not_self CHECK ((follower_id <> followee_id))
+);
+
+
+--
+-- Name: posts; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.posts (
+    id bigint NOT NULL,
+    user_id bigint NOT NULL,
+    type text NOT NULL,
+    content text,
+    repost_id bigint,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    repost_count integer DEFAULT 0 NOT NULL,
+    quote_count integer DEFAULT 0 NOT NULL,
+    CONSTRAINT posts_content_length CHECK (((char_length(content) >= 1) AND (char_length(content) <= 777))),
+    CONSTRAINT posts_quote_count_check CHECK ((quote_count >= 0)),
+    CONSTRAINT posts_repost_count_check CHECK ((repost_count >= 0)),
+    CONSTRAINT posts_shape CHECK ((((type = 'post'::text) AND (repost_id IS NULL) AND (content IS NOT NULL)) OR ((type = 'repost'::text) AND (repost_id IS NOT NULL) AND (content IS NULL)) OR ((type = 'quote'::text) AND (repost_id IS NOT NULL) AND (content IS NOT NULL)))),
+    CONSTRAINT posts_type_known CHECK ((type = ANY (ARRAY['post'::text, 'repost'::text, 'quote'::text])))
+);
+
+
+--
+-- Name: users; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.users (
+    id bigint NOT NULL,
+    username text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    posts_count integer DEFAULT 0 NOT NULL,
+    followers_count integer DEFAULT 0 NOT NULL,
+    following_count integer DEFAULT 0 NOT NULL,
+    CONSTRAINT users_followers_count_check CHECK ((followers_count >= 0)),
+    CONSTRAINT users_following_count_check CHECK ((following_count >= 0)),
+    CONSTRAINT users_posts_count_check CHECK ((posts_count >= 0)),
+    CONSTRAINT users_username_format CHECK ((username ~ '^[A-Za-z0-9]{1,14}$'::text))
+);
+
+
+--
+-- Name: post_details; Type: VIEW; Schema: public; Owner: -
+--
+
+CREATE VIEW public.post_details AS
+ SELECT p.id,
+    p.user_id,
+    u.username,
+    p.type,
+    COALESCE(p.content, o.content) AS content,
+    p.repost_id,
+    p.repost_count,
+    p.quote_count,
+    p.created_at,
+    o.id AS original_id,
+    o.user_id AS original_user_id,
+    ou.username AS original_username,
+    o.type AS original_type,
+    COALESCE(o.content, oo.content) AS original_content,
+    o.created_at AS original_created_at
+   FROM ((((public.posts p
+     JOIN public.users u ON ((u.id = p.user_id)))
+     LEFT JOIN public.posts o ON ((o.id = p.repost_id)))
+     LEFT JOIN public.users ou ON ((ou.id = o.user_id)))
+     LEFT JOIN public.posts oo ON ((oo.id = o.repost_id)));
+
+
+--
+-- Name: post_quota; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.post_quota (
+    user_id bigint NOT NULL,
+    day date NOT NULL,
+    used integer NOT NULL,
+    CONSTRAINT post_quota_used_check CHECK ((used >= 0))
+);
+
+
+--
+-- Name: posts_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.posts ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.posts_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: schema_migrations; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.schema_migrations (
+    version character varying NOT NULL
+);
+
+
+--
+-- Name: users_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.users ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.users_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: follows follows_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.follows
+    ADD CONSTRAINT follows_pkey PRIMARY KEY (follower_id, followee_id);
+
+
+--
+-- Name: post_quota post_quota_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.post_quota
+    ADD CONSTRAINT post_quota_pkey PRIMARY KEY (user_id, day);
+
+
+--
+-- Name: posts posts_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.posts
+    ADD CONSTRAINT posts_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: schema_migrations schema_migrations_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.schema_migrations
+    ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
+
+
+--
+-- Name: users users_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.users
+    ADD CONSTRAINT users_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: follows_followee_created_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX follows_followee_created_idx ON public.follows USING btree (followee_id, created_at DESC, follower_id DESC);
+
+
+--
+-- Name: follows_follower_created_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX follows_follower_created_idx ON public.follows USING btree (follower_id, created_at DESC, followee_id DESC);
+
+
+--
+-- Name: posts_content_trgm_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX posts_content_trgm_idx ON public.posts USING gin (content public.gin_trgm_ops);
+
+
+--
+-- Name: posts_created_at_id_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX posts_created_at_id_idx ON public.posts USING btree (created_at DESC, id DESC);
+
+
+--
+-- Name: posts_one_repost_per_user_key; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX posts_one_repost_per_user_key ON public.posts USING btree (repost_id, user_id) WHERE (type = 'repost'::text);
+
+
+--
+-- Name: posts_quotes_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX posts_quotes_idx ON public.posts USING btree (repost_id) WHERE (type = 'quote'::text);
+
+
+--
+-- Name: posts_trending_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX posts_trending_idx ON public.posts USING btree (((repost_count + quote_count)) DESC, created_at DESC, id DESC);
+
+
+--
+-- Name: posts_user_id_created_at_id_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX posts_user_id_created_at_id_idx ON public.posts USING btree (user_id, created_at DESC, id DESC);
+
+
+--
+-- Name: users_username_lower_key; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX users_username_lower_key ON public.users USING btree (lower(username));
+
+
+--
+-- Name: follows follows_followee_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.follows
+    ADD CONSTRAINT follows_followee_id_fkey FOREIGN KEY (followee_id) REFERENCES public.users(id);
+
+
+--
+-- Name: follows follows_follower_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.follows
+    ADD CONSTRAINT follows_follower_id_fkey FOREIGN KEY (follower_id) REFERENCES public.users(id);
+
+
+--
+-- Name: post_quota post_quota_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.post_quota
+    ADD CONSTRAINT post_quota_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id);
+
+
+--
+-- Name: posts posts_repost_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.posts
+    ADD CONSTRAINT posts_repost_id_fkey FOREIGN KEY (repost_id) REFERENCES public.posts(id);
+
+
+--
+-- Name: posts posts_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.posts
+    ADD CONSTRAINT posts_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id);
+
+
+--
+-- PostgreSQL database dump complete
+--
+
+\unrestrict dbmate
+
+
+--
+-- Dbmate schema migrations
+--
+
+INSERT INTO public.schema_migrations (version) VALUES
+    ('20261126080000'),
+    ('20261126080100'),
+    ('20261126080200'),
+    ('20261126080300');

@@ -1,0 +1,53 @@
+"""The app factory: settings, the pieces a service needs, routes and error handling, wired once."""
+
+from __future__ import annotations
+
+import logging
+
+import bottle
+
+from posterr import cache, http
+from posterr.config import DEV_SECRET, Settings
+from posterr.context import Context
+from posterr.cursors import CursorCodec
+from posterr.db import Database, load_queries
+from posterr.limits import DailyQuota
+from posterr.routes import ops, posts, users
+
+log = logging.getLogger("posterr")
+
+
+def build_context(settings: Settings) -> Context:
+    redis = cache.Redis(settings.redis_url, timeout=settings.redis_timeout, retry_after=settings.redis_retry_after)
+    return Context(
+        settings=settings,
+        db=Database(settings.database_url, load_queries(), min_size=settings.pool_min_size,
+                    max_size=settings.pool_max_size, timeout=settings.pool_timeout,
+                    statement_timeout_ms=settings.statement_timeout_ms),
+        redis=redis,
+        quota=DailyQuota(redis, settings.daily_post_limit),
+        cursors=CursorCodec(settings.secret_key),
+    )
+
+
+def create_app(settings: Settings | None = None, *, start: bool = False) -> bottle.Bottle:
+    """A Bottle app. Its pool opens on `app.config['posterr.context'].start()` (gunicorn's
+    post_worker_init does it after the fork), or at once with start=True."""
+    settings = settings or Settings.from_env()
+    if settings.secret_key == DEV_SECRET:
+        log.warning("POSTERR_SECRET_KEY is not set: cursors are signed with the development key")
+    ctx = build_context(settings)
+    app = bottle.Bottle(autojson=False)
+    app.config["posterr.context"] = ctx
+    app.config["posterr.cors_origins"] = settings.cors_origins
+    app.install(http.ProblemPlugin())
+    http.install_error_handlers(app)
+    ops.install(app, ctx)
+    users.install(app, ctx)
+    posts.install(app, ctx)
+    # CORS preflight on every /api route, and only there: unknown paths stay 404, not 405.
+    for rule in sorted({route.rule for route in app.routes if route.rule.startswith("/api/")}):
+        app.route(rule, "OPTIONS", http.preflight)
+    if start:
+        ctx.start()
+    return app

@@ -1,0 +1,74 @@
+"""Settings: the one module that reads the environment (documented in the README's table)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from posterr.errors import ConfigError
+
+DEV_SECRET = "posterr-development-secret-change-me"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    redis_url: str
+    daily_post_limit: int = 5
+    cors_origins: tuple[str, ...] = ("*",)
+    secret_key: str = DEV_SECRET
+    pool_min_size: int = 2
+    pool_max_size: int = 10
+    pool_timeout: float = 5.0
+    statement_timeout_ms: int = 5000
+    redis_timeout: float = 0.25
+    redis_retry_after: float = 2.0
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        missing = [name for name in ("DATABASE_URL", "REDIS_URL") if not env.get(name)]
+        if missing:
+            raise ConfigError(
+                f"{' and '.join(missing)} not set: run through `make run` (which starts local "
+                "servers and sets them) or export the URL of your own server"
+            )
+        return cls(
+            database_url=env["DATABASE_URL"],
+            redis_url=env["REDIS_URL"],
+            daily_post_limit=_int(env, "POSTERR_DAILY_POST_LIMIT", 5, minimum=1),
+            cors_origins=tuple(o.strip() for o in env.get("POSTERR_CORS_ORIGINS", "*").split(",") if o.strip()),
+            secret_key=env.get("POSTERR_SECRET_KEY") or DEV_SECRET,
+            pool_min_size=_int(env, "POSTERR_POOL_MIN_SIZE", 2, minimum=0),
+            pool_max_size=_int(env, "POSTERR_POOL_MAX_SIZE", 10, minimum=1),
+            pool_timeout=_float(env, "POSTERR_POOL_TIMEOUT", 5.0),
+            statement_timeout_ms=_int(env, "POSTERR_STATEMENT_TIMEOUT_MS", 5000, minimum=1),
+            redis_timeout=_float(env, "POSTERR_REDIS_TIMEOUT", 0.25),
+            redis_retry_after=_float(env, "POSTERR_REDIS_RETRY_AFTER", 2.0),
+        )
+
+
+def _int(env, name: str, default: int, minimum: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def _float(env, name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise ConfigError(f"{name}={raw!r} must be positive")
+    return value

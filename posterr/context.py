@@ -1,0 +1,28 @@
+"""What a service needs to do its work, built once per process by the app factory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from posterr.cache import Redis
+from posterr.config import Settings
+from posterr.cursors import CursorCodec
+from posterr.db import Database
+from posterr.limits import DailyQuota
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    db: Database
+    redis: Redis
+    quota: DailyQuota
+    cursors: CursorCodec
+
+    def start(self) -> None:
+        """Open the pool: after gunicorn forks, never in the master (sockets do not survive a fork)."""
+        self.db.open()
+
+    def stop(self) -> None:
+        self.db.close()
+        self.redis.close()

@@ -1,0 +1,71 @@
+"""Domain errors. Each carries its HTTP status; `posterr.http` turns them into problem+json."""
+
+from __future__ import annotations
+
+
+class ConfigError(Exception):
+    """The environment is incomplete or wrong; raised at start-up with the fix in the message."""
+
+
+class ApiError(Exception):
+    status = 500
+    title = "Internal Server Error"
+    type_slug = "internal-error"
+
+    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None):
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.headers = headers or {}
+
+    def extra_members(self) -> dict:
+        return {}
+
+
+class BadRequest(ApiError):
+    status, title, type_slug = 400, "Bad Request", "bad-request"
+
+
+class NotFound(ApiError):
+    status, title, type_slug = 404, "Not Found", "not-found"
+
+
+class Conflict(ApiError):
+    status, title, type_slug = 409, "Conflict", "conflict"
+
+
+class PayloadTooLarge(ApiError):
+    status, title, type_slug = 413, "Payload Too Large", "payload-too-large"
+
+
+class ValidationFailed(ApiError):
+    status, title, type_slug = 422, "Unprocessable Content", "validation-failed"
+
+    def __init__(self, errors: list[dict[str, str]]):
+        self.errors = errors
+        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
+
+    @classmethod
+    def of(cls, field: str, message: str) -> ValidationFailed:
+        return cls([{"field": field, "message": message}])
+
+    def extra_members(self) -> dict:
+        return {"errors": self.errors}
+
+
+class TooManyRequests(ApiError):
+    status, title, type_slug = 429, "Too Many Requests", "too-many-requests"
+
+    def __init__(self, detail: str, *, retry_after: int):
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+        self.retry_after = retry_after
+
+
+class DailyLimitReached(TooManyRequests):
+    type_slug = "daily-post-limit"
+
+
+class ServiceUnavailable(ApiError):
+    status, title, type_slug = 503, "Service Unavailable", "service-unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int = 5):
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})

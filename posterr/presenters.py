@@ -1,0 +1,59 @@
+"""Rows to API objects: field names and formats of the contract, in one place."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+          "October", "November", "December")
+
+
+def timestamp(moment: datetime) -> str:
+    """RFC 3339 in UTC with a Z, always with microseconds: 2026-11-26T06:38:45.123456Z."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def joined(moment: datetime) -> str:
+    """The creation date in UTC, unpadded: March 5, 2021."""
+    day = moment.astimezone(timezone.utc)
+    return f"{MONTHS[day.month - 1]} {day.day}, {day.year}"
+
+
+def user(row: dict, followed_by_viewer: bool | None = None) -> dict:
+    body = {
+        "id": row["id"],
+        "username": row["username"],
+        "created_at": timestamp(row["created_at"]),
+        "joined": joined(row["created_at"]),
+        "posts_count": row["posts_count"],
+        "followers_count": row["followers_count"],
+        "following_count": row["following_count"],
+    }
+    if followed_by_viewer is not None:
+        body["followed_by_viewer"] = followed_by_viewer
+    return body
+
+
+def post(row: dict) -> dict:
+    original = None
+    if row["original_id"] is not None:
+        original = {
+            "id": row["original_id"],
+            "user_id": row["original_user_id"],
+            "username": row["original_username"],
+            "type": row["original_type"],
+            "content": row["original_content"],
+            "created_at": timestamp(row["original_created_at"]),
+        }
+    return {
+        "id": row["id"],
+        "user_id": row["user_id"],
+        "username": row["username"],
+        "type": row["type"],
+        "content": row["content"],
+        "repost_id": row["repost_id"],
+        "original": original,
+        "repost_count": row["repost_count"],
+        "quote_count": row["quote_count"],
+        "created_at": timestamp(row["created_at"]),
+    }

@@ -1,0 +1,1 @@
+"""HTTP routes, one module per resource: parse the request, call one service, answer JSON."""

@@ -1,0 +1,39 @@
+"""/api/posts: create (post, repost, quote), read one, the feed and search."""
+
+from __future__ import annotations
+
+import bottle
+
+from posterr import http
+from posterr.context import Context
+from posterr.services import posts
+
+FEED_PARAMS = ("author_id", "followed_by", "keyword", "start_date", "end_date", "sort_by", "limit", "cursor")
+
+
+def install(app: bottle.Bottle, ctx: Context) -> None:
+    @app.post("/api/posts")
+    def create_post():
+        body = http.json_body()
+        post = posts.create_post(ctx, body.get("user_id"), body.get("content"), body.get("repost_id"))
+        return http.created(post, f"/api/posts/{post['id']}")
+
+    @app.post("/api/posts/<post_id>/repost")
+    def repost(post_id):
+        body = http.json_body()
+        post = posts.create_post(ctx, body.get("user_id"), repost_id=http.path_id(post_id, "post"))
+        return http.created(post, f"/api/posts/{post['id']}")
+
+    @app.get("/api/posts")
+    def feed():
+        params = http.query_params(*FEED_PARAMS)
+        return http.page_response(posts.list_posts(ctx, params), params)
+
+    @app.get("/api/posts/search")
+    def search():
+        params = http.query_params(*FEED_PARAMS)
+        return http.page_response(posts.list_posts(ctx, params, keyword_required=True), params)
+
+    @app.get("/api/posts/<post_id>")
+    def get_post(post_id):
+        return http.json_response(posts.get_post(ctx, http.path_id(post_id, "post")))

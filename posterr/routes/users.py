@@ -1,0 +1,46 @@
+"""/api/users: create, list, read, follow and unfollow, followers and following."""
+
+from __future__ import annotations
+
+import bottle
+
+from posterr import http
+from posterr.context import Context
+from posterr.services import users
+
+
+def install(app: bottle.Bottle, ctx: Context) -> None:
+    @app.post("/api/users")
+    def create_user():
+        user = users.create_user(ctx, http.json_body().get("username"))
+        return http.created(user, f"/api/users/{user['id']}")
+
+    @app.get("/api/users")
+    def list_users():
+        params = http.query_params("limit", "cursor", "username")
+        return http.page_response(users.list_users(ctx, **params), params)
+
+    @app.get("/api/users/<user_id>")
+    def get_user(user_id):
+        viewer_id = http.query_params("viewer_id")["viewer_id"]
+        return http.json_response(users.get_user(ctx, http.path_id(user_id, "user"), viewer_id))
+
+    @app.put("/api/users/<user_id>/following/<target_id>")
+    def follow(user_id, target_id):
+        users.follow(ctx, http.path_id(user_id, "user"), http.path_id(target_id, "user"))
+        return http.no_content()
+
+    @app.delete("/api/users/<user_id>/following/<target_id>")
+    def unfollow(user_id, target_id):
+        users.unfollow(ctx, http.path_id(user_id, "user"), http.path_id(target_id, "user"))
+        return http.no_content()
+
+    @app.get("/api/users/<user_id>/followers")
+    def followers(user_id):
+        params = http.query_params("limit", "cursor")
+        return http.page_response(users.followers(ctx, http.path_id(user_id, "user"), **params), params)
+
+    @app.get("/api/users/<user_id>/following")
+    def following(user_id):
+        params = http.query_params("limit", "cursor")
+        return http.page_response(users.following(ctx, http.path_id(user_id, "user"), **params), params)

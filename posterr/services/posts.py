@@ -1,0 +1,123 @@
+"""Posts, reposts and quotes: creating them under the daily limit, and reading the feeds."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+import psycopg
+
+from posterr import presenters, validation
+from posterr.context import Context
+from posterr.errors import Conflict, DailyLimitReached, NotFound, ValidationFailed
+from posterr.limits import seconds_to_utc_midnight, utc_today
+from posterr.services.pagination import Page, cut, moment
+from posterr.services.users import existing_user
+
+
+def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any = None) -> dict:
+    """A post (no repost_id), a repost (repost_id, no content) or a quote (both)."""
+    author = validation.body_id("user_id", user_id)
+    target_id = validation.body_id("repost_id", repost_id, required=False)
+    if target_id is None:
+        if content is None:
+            raise ValidationFailed.of("content", "is required for a post")
+        kind, text = "post", validation.content(content)
+    elif content is None or content == "":
+        kind, text = "repost", None
+    else:
+        kind, text = "quote", validation.content(content)
+
+    with ctx.db.session() as run:
+        existing_user(run, author)
+        if target_id is not None:
+            _check_target(run, kind, author, target_id)
+        day = utc_today()
+        if ctx.quota.reserve(author, day, lambda: run("quota_used", user_id=author, day=day)["used"]) is False:
+            raise _limit_reached(ctx)
+        try:
+            created = run("insert_post", user_id=author, type=kind, content=text, repost_id=target_id,
+                          day=day, daily_limit=ctx.settings.daily_post_limit)
+        except psycopg.errors.UniqueViolation:
+            ctx.quota.release(author, day)
+            raise Conflict(f"user {author} has already reposted post {target_id}") from None
+        except BaseException:
+            ctx.quota.release(author, day)
+            raise
+        if created is None:
+            ctx.quota.release(author, day)
+            raise _limit_reached(ctx)
+        return presenters.post(run("post_by_id", id=created["id"]))
+
+
+def _check_target(run, kind: str, author: int, target_id: int) -> None:
+    target = run("post_kind", id=target_id)
+    if target is None:
+        raise NotFound(f"there is no post {target_id}")
+    if kind == "repost" and target["type"] == "repost":
+        raise ValidationFailed.of("repost_id", "a repost cannot be reposted; repost the original post")
+    if kind == "quote" and target["type"] == "quote":
+        raise ValidationFailed.of("repost_id", "a quote cannot be quoted")
+    if kind == "repost" and run("repost_exists", repost_id=target_id, user_id=author)["reposted"]:
+        raise Conflict(f"user {author} has already reposted post {target_id}")
+
+
+def _limit_reached(ctx: Context) -> DailyLimitReached:
+    limit = ctx.settings.daily_post_limit
+    return DailyLimitReached(f"the daily limit of {limit} posts, reposts and quotes is reached; "
+                             "it resets at midnight UTC", retry_after=seconds_to_utc_midnight())
+
+
+def get_post(ctx: Context, post_id: int) -> dict:
+    row = ctx.db("post_by_id", id=post_id)
+    if row is None:
+        raise NotFound(f"there is no post {post_id}")
+    return presenters.post(row)
+
+
+def list_posts(ctx: Context, params: dict[str, str | None], *, keyword_required: bool = False) -> Page:
+    """The feed: filters `author_id`, `followed_by`, `keyword`, `start_date`, `end_date`, combined
+    with AND, ordered by `sort_by` (latest | trending), one keyset page of `limit` after `cursor`."""
+    author_id = validation.query_id("author_id", params.get("author_id"))
+    followed_by = validation.query_id("followed_by", params.get("followed_by"))
+    keyword = validation.keyword(params.get("keyword"))
+    start, end = validation.date_range(validation.day("start_date", params.get("start_date")),
+                                       validation.day("end_date", params.get("end_date")))
+    order = validation.sort_order(params.get("sort_by"))
+    size = validation.limit(params.get("limit"))
+    kind = f"posts:{order}"
+    after: dict[str, Any] = {"after_score": None, "after_created_at": None, "after_id": None}
+    if params.get("cursor"):
+        values = ctx.cursors.decode(kind, params["cursor"])
+        if order == "trending":
+            after["after_score"], stamp, after["after_id"] = values
+        else:
+            stamp, after["after_id"] = values
+        after["after_created_at"] = moment(stamp)
+    if keyword_required and keyword is None:
+        return Page([], None)
+
+    with ctx.db.session() as run:
+        for user_id in (author_id, followed_by):
+            if user_id is not None:
+                existing_user(run, user_id)
+        rows = run(f"posts_{order}", author_id=author_id, followed_by=followed_by,
+                   pattern=validation.like_pattern(keyword) if keyword else None,
+                   since=_day_start(start), until=_day_after(end),
+                   limit=size + 1, **after)
+    return cut(rows, size, ctx.cursors, kind, _position(order), presenters.post)
+
+
+def _position(order: str):
+    if order == "trending":
+        return lambda row: [row["repost_count"] + row["quote_count"], row["created_at"].isoformat(), row["id"]]
+    return lambda row: [row["created_at"].isoformat(), row["id"]]
+
+
+def _day_start(day: date | None) -> datetime | None:
+    return datetime.combine(day, time.min, tzinfo=timezone.utc) if day else None
+
+
+def _day_after(day: date | None) -> datetime | None:
+    """The end of an inclusive date range as an exclusive bound (none after the last date)."""
+    return _day_start(day + timedelta(days=1)) if day and day < date.max else None

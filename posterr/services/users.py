@@ -1,0 +1,87 @@
+"""Users and follows."""
+
+from __future__ import annotations
+
+import psycopg
+
+from posterr import presenters, validation
+from posterr.context import Context
+from posterr.errors import Conflict, NotFound, ValidationFailed
+from posterr.services.pagination import Page, cut, moment
+
+
+def create_user(ctx: Context, username: object) -> dict:
+    name = validation.username(username)
+    try:
+        row = ctx.db("insert_user", username=name)
+    except psycopg.errors.UniqueViolation:
+        raise Conflict(f"the username {name!r} is taken") from None
+    return presenters.user(row)
+
+
+def list_users(ctx: Context, *, limit: str | None, cursor: str | None, username: str | None) -> Page:
+    size = validation.limit(limit)
+    after_id = None
+    if cursor:
+        (after_id,) = ctx.cursors.decode("users", cursor)
+    rows = ctx.db("users_page", after_id=after_id, username=username or None, limit=size + 1)
+    return cut(rows, size, ctx.cursors, "users", lambda row: [row["id"]], presenters.user)
+
+
+def get_user(ctx: Context, user_id: int, viewer_id: str | None = None) -> dict:
+    viewer = validation.query_id("viewer_id", viewer_id)
+    with ctx.db.session() as run:
+        row = existing_user(run, user_id)
+        if viewer is None:
+            return presenters.user(row)
+        existing_user(run, viewer, "viewer")
+        following = run("follow_exists", follower_id=viewer, followee_id=user_id)["following"]
+    return presenters.user(row, followed_by_viewer=following)
+
+
+def follow(ctx: Context, follower_id: int, followee_id: int) -> None:
+    _change_follow(ctx, "insert_follow", follower_id, followee_id)
+
+
+def unfollow(ctx: Context, follower_id: int, followee_id: int) -> None:
+    _change_follow(ctx, "delete_follow", follower_id, followee_id)
+
+
+def _change_follow(ctx: Context, query: str, follower_id: int, followee_id: int) -> None:
+    if follower_id == followee_id:
+        raise ValidationFailed.of("target_id", "a user cannot follow themselves")
+    with ctx.db.transaction() as run:
+        found = {row["id"] for row in run("lock_users", follower_id=follower_id, followee_id=followee_id)}
+        for user_id in (follower_id, followee_id):
+            if user_id not in found:
+                raise NotFound(f"there is no user {user_id}")
+        run(query, follower_id=follower_id, followee_id=followee_id)
+
+
+def followers(ctx: Context, user_id: int, *, limit: str | None, cursor: str | None) -> Page:
+    return _follow_list(ctx, "followers", user_id, limit, cursor)
+
+
+def following(ctx: Context, user_id: int, *, limit: str | None, cursor: str | None) -> Page:
+    return _follow_list(ctx, "following", user_id, limit, cursor)
+
+
+def _follow_list(ctx: Context, kind: str, user_id: int, limit: str | None, cursor: str | None) -> Page:
+    size = validation.limit(limit)
+    after_followed_at = after_id = None
+    if cursor:
+        stamp, after_id = ctx.cursors.decode(kind, cursor)
+        after_followed_at = moment(stamp)
+    with ctx.db.session() as run:
+        existing_user(run, user_id)
+        rows = run(f"{kind}_page", user_id=user_id, after_followed_at=after_followed_at,
+                   after_id=after_id, limit=size + 1)
+    return cut(rows, size, ctx.cursors, kind,
+               lambda row: [row["followed_at"].isoformat(), row["id"]], presenters.user)
+
+
+def existing_user(run, user_id: int, role: str = "user") -> dict:
+    row = run("user_by_id", id=user_id)
+    if row is None:
+        raise NotFound(f"there is no {role} {user_id}")
+    return row

@@ -1,0 +1,113 @@
+"""Pure input validation: each function returns the clean value or raises ValidationFailed."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+from posterr.errors import ValidationFailed
+
+USERNAME = re.compile(r"[A-Za-z0-9]{1,14}")
+MAX_ID = 2**63 - 1
+MAX_CONTENT = 777
+DEFAULT_LIMIT, MAX_LIMIT = 10, 100
+SORT_ORDERS = ("latest", "trending")
+
+
+def username(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValidationFailed.of("username", "is required and must be a string")
+    if not USERNAME.fullmatch(value):
+        raise ValidationFailed.of("username", "must be 1 to 14 letters (A-Z, a-z) or digits")
+    return value
+
+
+def body_id(field: str, value: Any, *, required: bool = True) -> int | None:
+    """An id in a JSON body: an integer >= 1 (not a string, float or boolean)."""
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationFailed.of(field, "is required and must be an integer" if value is None else "must be an integer")
+    if not 1 <= value <= MAX_ID:
+        raise ValidationFailed.of(field, f"must be between 1 and {MAX_ID}")
+    return value
+
+
+def path_id(text: str) -> int | None:
+    """An id in a path: digits only, 1 to MAX_ID; anything else names no resource (None)."""
+    if not text.isascii() or not text.isdigit():
+        return None
+    value = int(text)
+    return value if 1 <= value <= MAX_ID else None
+
+
+def content(value: Any, field: str = "content") -> str:
+    if not isinstance(value, str):
+        raise ValidationFailed.of(field, "must be a string")
+    if "\x00" in value:
+        raise ValidationFailed.of(field, "must not contain the NUL character")
+    if not value or value.isspace():
+        raise ValidationFailed.of(field, "must not be empty or only white space")
+    if len(value) > MAX_CONTENT:
+        raise ValidationFailed.of(field, f"must be at most {MAX_CONTENT} characters (got {len(value)})")
+    return value
+
+
+def query_id(field: str, text: str | None) -> int | None:
+    """An id in the query string; empty means absent."""
+    if not text:
+        return None
+    value = path_id(text)
+    if value is None:
+        raise ValidationFailed.of(field, f"must be an integer between 1 and {MAX_ID}")
+    return value
+
+
+def limit(text: str | None) -> int:
+    if not text:
+        return DEFAULT_LIMIT
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIMIT:
+        raise ValidationFailed.of("limit", f"must be an integer from 1 to {MAX_LIMIT}")
+    return int(text)
+
+
+def sort_order(text: str | None) -> str:
+    if not text:
+        return "latest"
+    if text not in SORT_ORDERS:
+        raise ValidationFailed.of("sort_by", f"must be one of: {', '.join(SORT_ORDERS)}")
+    return text
+
+
+def day(field: str, text: str | None) -> date | None:
+    if not text:
+        return None
+    try:
+        if len(text) != 10:
+            raise ValueError
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValidationFailed.of(field, "must be a date written YYYY-MM-DD") from None
+
+
+def date_range(start: date | None, end: date | None) -> tuple[date | None, date | None]:
+    if start and end and start > end:
+        raise ValidationFailed.of("start_date", "must not be after end_date")
+    return start, end
+
+
+def keyword(text: str | None) -> str | None:
+    if not text:
+        return None
+    if "\x00" in text:
+        raise ValidationFailed.of("keyword", "must not contain the NUL character")
+    if len(text) > MAX_CONTENT:
+        raise ValidationFailed.of("keyword", f"must be at most {MAX_CONTENT} characters")
+    return text
+
+
+def like_pattern(keyword_text: str) -> str:
+    """A case-insensitive substring pattern for ILIKE, with LIKE's wildcards taken literally."""
+    escaped = keyword_text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

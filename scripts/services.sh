@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Project-local PostgreSQL and Redis for development and tests.
+#
+#   scripts/services.sh up        start what is not configured, print `export` lines for the caller
+#   scripts/services.sh down      stop what this data folder started
+#   scripts/services.sh status    say what runs
+#   scripts/services.sh stop-redis | start-redis | restart-postgres   (fault tests)
+#
+# DATABASE_URL / REDIS_URL, when set, name servers of your own: nothing is started for them.
+# POSTERR_DATA_DIR (default .data), POSTERR_PG_PORT (54329) and POSTERR_REDIS_PORT (63799) choose
+# where the local servers live, so the test suite can own a second pair beside `make run`'s.
+# Everything the servers print goes to log files in the data folder; this script's own messages
+# go to stderr, so stdout carries only the `export` lines.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+data=${POSTERR_DATA_DIR:-$root/.data}
+case "$data" in /*) ;; *) data=$root/$data ;; esac
+pg_port=${POSTERR_PG_PORT:-54329}
+redis_port=${POSTERR_REDIS_PORT:-63799}
+pg_dir=$data/postgres
+pg_run=$data/postgres-run
+redis_dir=$data/redis
+
+say() { echo "services: $*" >&2; }
+die() { echo "services: error: $*" >&2; exit 1; }
+
+is_root() { [ "$(id -u)" = 0 ]; }
+
+apt_install() {  # apt_install PACKAGE... — only as root on Debian/Ubuntu, output to a log file
+  if is_root && command -v apt-get >/dev/null 2>&1; then
+    mkdir -p "$data"
+    say "installing $* with apt-get (log: $data/install.log)"
+    { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"; } >>"$data/install.log" 2>&1 \
+      || die "apt-get install $* failed; see $data/install.log"
+  else
+    die "$1 is not installed. Install the Debian/Ubuntu package '$*' (or your system's equivalent), or set ${2:-the URL} to a server of your own."
+  fi
+}
+
+pg_bindir() {
+  local dir
+  if command -v pg_config >/dev/null 2>&1; then
+    dir=$(pg_config --bindir 2>/dev/null || true)
+    [ -x "$dir/initdb" ] && { echo "$dir"; return; }
+  fi
+  for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    [ -x "$dir/initdb" ] && { echo "$dir"; return; }
+  done
+  return 1
+}
+
+# Run a PostgreSQL binary: as the `postgres` OS user when we are root (PostgreSQL refuses root).
+as_pg() {
+  if is_root; then
+    id postgres >/dev/null 2>&1 || die "running as root needs a 'postgres' OS user (useradd --system postgres)"
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+pg_running() { [ -f "$pg_dir/PG_VERSION" ] && as_pg "$bindir/pg_ctl" -D "$pg_dir" status >/dev/null 2>&1; }
+
+postgres_up() {
+  bindir=$(pg_bindir) || { apt_install postgresql DATABASE_URL; bindir=$(pg_bindir) || die "PostgreSQL installed but initdb not found"; }
+  mkdir -p "$data"
+  if [ ! -f "$pg_dir/PG_VERSION" ]; then
+    say "initialising PostgreSQL in $pg_dir (log: $data/postgres.log)"
+    mkdir -p "$pg_dir" "$pg_run"; touch "$data/postgres.log"
+    is_root && chown postgres: "$pg_dir" "$pg_run" "$data/postgres.log"
+    is_root && ! runuser -u postgres -- test -x "$pg_dir" \
+      && die "the postgres OS user cannot reach $pg_dir: make its parent folders world-executable (chmod o+x) or set DATABASE_URL"
+    as_pg "$bindir/initdb" -D "$pg_dir" -U posterr --auth=trust -E UTF8 --locale=C.UTF-8 >>"$data/postgres.log" 2>&1 \
+      || die "initdb failed; see $data/postgres.log"
+    cat >>"$pg_dir/postgresql.conf" <<CONF
+# posterr: a local server on its own port and socket folder
+listen_addresses = '127.0.0.1'
+port = $pg_port
+unix_socket_directories = '$pg_run'
+max_connections = 200
+shared_buffers = 256MB
+CONF
+    [ -n "${POSTERR_PG_EXTRA_CONF:-}" ] && printf '%s\n' "$POSTERR_PG_EXTRA_CONF" >>"$pg_dir/postgresql.conf"
+  fi
+  if pg_running; then
+    say "PostgreSQL already running on port $pg_port"
+  else
+    mkdir -p "$pg_run"; touch "$data/postgres.log"
+    is_root && chown postgres: "$pg_run" "$data/postgres.log"
+    say "starting PostgreSQL on port $pg_port (log: $data/postgres.log)"
+    as_pg "$bindir/pg_ctl" -D "$pg_dir" -l "$data/postgres.log" -w -t 60 start >/dev/null \
+      || die "PostgreSQL did not start; see $data/postgres.log"
+  fi
+}
+
+postgres_down() {
+  bindir=$(pg_bindir) || return 0
+  if pg_running; then
+    say "stopping PostgreSQL on port $pg_port"
+    as_pg "$bindir/pg_ctl" -D "$pg_dir" -m fast -w stop >/dev/null
+  fi
+}
+
+redis_cli() { redis-cli -h 127.0.0.1 -p "$redis_port" "$@"; }
+redis_running() { redis_cli ping >/dev/null 2>&1; }
+
+redis_up() {
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server REDIS_URL
+  mkdir -p "$redis_dir"
+  if redis_running; then
+    say "Redis already running on port $redis_port"
+    return
+  fi
+  say "starting Redis on port $redis_port (log: $redis_dir/redis.log)"
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$redis_port" --dir "$redis_dir" \
+    --pidfile "$redis_dir/redis.pid" --logfile "$redis_dir/redis.log" \
+    --appendonly yes --save "" >/dev/null
+  for _ in $(seq 1 100); do redis_running && return; sleep 0.1; done
+  die "Redis did not start; see $redis_dir/redis.log"
+}
+
+redis_down() {
+  if redis_running; then
+    say "stopping Redis on port $redis_port"
+    redis_cli shutdown nosave >/dev/null 2>&1 || true
+    for _ in $(seq 1 100); do redis_running || return 0; sleep 0.1; done
+  fi
+}
+
+cmd=${1:-up}
+case "$cmd" in
+  up)
+    if [ -z "${DATABASE_URL:-}" ]; then
+      postgres_up
+      echo "export DATABASE_URL='postgres://posterr@127.0.0.1:$pg_port/posterr?sslmode=disable'"
+    else
+      echo "export DATABASE_URL='$DATABASE_URL'"
+    fi
+    if [ -z "${REDIS_URL:-}" ]; then
+      redis_up
+      echo "export REDIS_URL='redis://127.0.0.1:$redis_port/0'"
+    else
+      echo "export REDIS_URL='$REDIS_URL'"
+    fi
+    ;;
+  down) redis_down; postgres_down ;;
+  status)
+    bindir=$(pg_bindir || true)
+    if [ -n "$bindir" ] && pg_running; then say "PostgreSQL: running on port $pg_port"; else say "PostgreSQL: stopped"; fi
+    if redis_running; then say "Redis: running on port $redis_port"; else say "Redis: stopped"; fi
+    ;;
+  stop-redis) redis_down ;;
+  start-redis) redis_up ;;
+  restart-postgres) postgres_down; postgres_up ;;
+  *) die "unknown command '$cmd' (up, down, status, stop-redis, start-redis, restart-postgres)" ;;
+esac

@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None, *, start: bool = False) -> bott
     if settings.secret_key == DEV_SECRET:
         log.warning("POSTERR_SECRET_KEY is not set: cursors are signed with the development key")
     ctx = build_context(settings)
-    app = bottle.Bottle(autojson=False)
+    app = bottle.Bottle()
     app.config["posterr.context"] = ctx
     app.config["posterr.cors_origins"] = settings.cors_origins
     app.install(http.ProblemPlugin())

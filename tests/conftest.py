@@ -1,0 +1,133 @@
+"""Test set-up: real PostgreSQL and Redis, a freshly migrated test database, the app under gunicorn.
+
+Without DATABASE_URL / REDIS_URL the suite starts its own servers under .data/test (ports 54339 and
+63809) and stops them at the end; their output goes to log files there, never to the terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+import redis
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / ".data" / "test"
+SERVICES_ENV = {"POSTERR_DATA_DIR": str(DATA), "POSTERR_PG_PORT": "54339", "POSTERR_REDIS_PORT": "63809",
+                "POSTERR_PG_EXTRA_CONF": "fsync = off\nsynchronous_commit = off\nfull_page_writes = off"}
+TABLES = "users, posts, follows, post_quota"
+
+
+@dataclass
+class Servers:
+    database_url: str
+    redis_url: str
+    owned: bool  # started by this suite, so it may stop and restart them
+
+    def _services(self, command: str) -> None:
+        DATA.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+        with open(DATA / "services.log", "a") as log:
+            subprocess.run([str(ROOT / "scripts" / "services.sh"), command], env={**env, **SERVICES_ENV},
+                           stdout=log, stderr=log, check=True)
+
+    def stop_redis(self) -> None:
+        self._services("stop-redis")
+
+    def start_redis(self) -> None:
+        self._services("start-redis")
+
+    def restart_postgres(self) -> None:
+        self._services("restart-postgres")
+
+
+def _test_database_url(url: str) -> str:
+    """The same server, a database of the suite's own (dbmate drops and re-creates it)."""
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/") or "posterr"
+    return urlunsplit(parts._replace(path=f"/{name}_test"))
+
+
+@pytest.fixture(scope="session")
+def servers():
+    configured = os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")
+    if configured:
+        found = Servers(_test_database_url(os.environ["DATABASE_URL"]), os.environ["REDIS_URL"], owned=False)
+    else:
+        pg, rd = SERVICES_ENV["POSTERR_PG_PORT"], SERVICES_ENV["POSTERR_REDIS_PORT"]
+        found = Servers(f"postgres://posterr@127.0.0.1:{pg}/posterr_test?sslmode=disable",
+                        f"redis://127.0.0.1:{rd}/0", owned=True)
+        found._services("up")
+    dbmate = [str(ROOT / ".venv" / "bin" / "dbmate"), "--url", found.database_url,
+              "--migrations-dir", str(ROOT / "db" / "migrations"), "--no-dump-schema"]
+    with open(DATA / "migrate.log", "w") if DATA.exists() else open(os.devnull, "w") as log:
+        subprocess.run([*dbmate, "drop"], stdout=log, stderr=log)
+        subprocess.run([*dbmate, "--wait", "up"], stdout=log, stderr=log, check=True)
+    try:
+        yield found
+    finally:
+        if found.owned:
+            found._services("down")
+
+
+@pytest.fixture(scope="session")
+def app_server(servers):
+    """The app under gunicorn (2 workers, so the limits are shown across processes)."""
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": servers.database_url, "REDIS_URL": servers.redis_url,
+           "PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": "2", "POSTERR_THREADS": "8",
+           "POSTERR_DAILY_POST_LIMIT": "5", "POSTERR_SECRET_KEY": "test-secret", "POSTERR_POOL_TIMEOUT": "3"}
+    DATA.mkdir(parents=True, exist_ok=True)
+    log = open(DATA / "gunicorn.log", "a")
+    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "posterr" / "gunicorn_conf.py")],
+                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_serving(base, process)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until_serving(base: str, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {process.returncode}; see {DATA / 'gunicorn.log'}")
+        try:
+            if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            time.sleep(0.05)  # polling the socket until it accepts, not synchronising test steps
+    raise RuntimeError(f"gunicorn did not answer /healthz within 30 s; see {DATA / 'gunicorn.log'}")
+
+
+@pytest.fixture(scope="session")
+def sql(servers):
+    """A direct connection to the test database, to check what the API wrote."""
+    with psycopg.connect(servers.database_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="session")
+def redis_client(servers):
+    client = redis.Redis.from_url(servers.redis_url)
+    yield client
+    client.close()

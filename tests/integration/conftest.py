@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import pytest
+import requests
+
+from tests.conftest import TABLES
+
+
+class Api:
+    """A thin HTTP client for the app under test, plus shortcuts that must succeed."""
+
+    def __init__(self, base: str):
+        self.base = base
+        self.session = requests.Session()
+
+    def request(self, method: str, path: str, **kwargs) -> requests.Response:
+        return self.session.request(method, self.base + path, timeout=15, **kwargs)
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, json=None, **kwargs) -> requests.Response:
+        return self.request("POST", path, json=json, **kwargs)
+
+    def put(self, path: str, **kwargs) -> requests.Response:
+        return self.request("PUT", path, **kwargs)
+
+    def delete(self, path: str, **kwargs) -> requests.Response:
+        return self.request("DELETE", path, **kwargs)
+
+    def new_user(self, username: str) -> dict:
+        response = self.post("/api/users", {"username": username})
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def new_post(self, user_id: int, content: str | None = "hello", repost_id: int | None = None) -> dict:
+        body = {"user_id": user_id, "content": content, "repost_id": repost_id}
+        response = self.post("/api/posts", {k: v for k, v in body.items() if v is not None})
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def follow(self, user_id: int, target_id: int) -> None:
+        response = self.put(f"/api/users/{user_id}/following/{target_id}")
+        assert response.status_code == 204, response.text
+
+
+@pytest.fixture
+def api(app_server) -> Api:
+    return Api(app_server)
+
+
+@pytest.fixture(autouse=True)
+def clean_state(sql, redis_client):
+    """Every integration test starts from empty tables and an empty Redis."""
+    sql.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+    redis_client.flushdb()
+
+
+def row_count(sql, table: str) -> int:
+    return sql.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def assert_problem(response: requests.Response, status: int) -> dict:
+    """The contract's error shape: problem+json with type, title, status, detail and error."""
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    body = response.json()
+    assert {"type", "title", "status", "detail", "error"} <= body.keys()
+    assert body["status"] == status
+    assert body["error"] == body["detail"] and body["detail"]
+    assert "Traceback" not in response.text
+    assert response.headers.get("X-Request-ID")
+    return body

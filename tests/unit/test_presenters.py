@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from posterr import presenters
+
+UTC = timezone.utc
+
+
+@pytest.mark.parametrize("moment, expected", [
+    (datetime(2026, 11, 26, 6, 38, 45, 123456, UTC), "2026-11-26T06:38:45.123456Z"),
+    (datetime(2026, 1, 2, 3, 4, 5, 0, UTC), "2026-01-02T03:04:05.000000Z"),
+    (datetime(2026, 1, 1, 23, 0, 0, 0, timezone(timedelta(hours=-5))), "2026-01-02T04:00:00.000000Z"),
+])
+def test_timestamps_are_rfc3339_utc_with_z(moment, expected):
+    assert presenters.timestamp(moment) == expected
+
+
+@pytest.mark.parametrize("moment, expected", [
+    (datetime(2021, 3, 25, 12, 0, tzinfo=UTC), "March 25, 2021"),
+    (datetime(2021, 3, 5, 12, 0, tzinfo=UTC), "March 5, 2021"),
+    (datetime(2021, 12, 31, 22, 0, tzinfo=timezone(timedelta(hours=-5))), "January 1, 2022"),
+])
+def test_joined_is_the_unpadded_utc_date(moment, expected):
+    assert presenters.joined(moment) == expected

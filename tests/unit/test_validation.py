@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from posterr import validation
+from posterr.errors import ValidationFailed
+
+
+@pytest.mark.parametrize("value", ["a", "Z9", "abcdefghijklmn", "123"])
+def test_good_usernames(value):
+    assert validation.username(value) == value
+
+
+@pytest.mark.parametrize("value", [None, "", "abcdefghijklmno", "abc\n", "a b", "a_b", "é", "١", 5, b"abc"])
+def test_bad_usernames(value):
+    with pytest.raises(ValidationFailed) as caught:
+        validation.username(value)
+    assert caught.value.errors[0]["field"] == "username"
+
+
+@pytest.mark.parametrize("value, expected", [(1, 1), (2**63 - 1, 2**63 - 1)])
+def test_good_body_ids(value, expected):
+    assert validation.body_id("user_id", value) == expected
+
+
+@pytest.mark.parametrize("value", [None, 0, -1, 2**63, "1", 1.0, 1.5, True, False, [1], {"id": 1}])
+def test_bad_body_ids(value):
+    with pytest.raises(ValidationFailed):
+        validation.body_id("user_id", value)
+
+
+def test_optional_body_id_may_be_null():
+    assert validation.body_id("repost_id", None, required=False) is None
+
+
+@pytest.mark.parametrize("text, expected", [("1", 1), ("42", 42), ("0", None), ("-1", None), ("abc", None),
+                                            ("1.0", None), ("٣", None), (str(2**63), None), ("", None)])
+def test_path_ids(text, expected):
+    assert validation.path_id(text) == expected
+
+
+@pytest.mark.parametrize("value", ["x", " x ", "a" * 777, "😀" * 777, "line\nbreak"])
+def test_good_content_is_kept_exactly(value):
+    assert validation.content(value) == value
+
+
+@pytest.mark.parametrize("value", ["", " ", "\n\t", "\u2003\u00a0", "\x1c", "a" * 778, "😀" * 778, "a\x00b", 5, None])
+def test_bad_content(value):
+    with pytest.raises(ValidationFailed):
+        validation.content(value)
+
+
+@pytest.mark.parametrize("text, expected", [(None, 10), ("", 10), ("1", 1), ("100", 100)])
+def test_good_limits(text, expected):
+    assert validation.limit(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0", "101", "-1", "abc", "1.5", " 5", "٥"])
+def test_bad_limits(text):
+    with pytest.raises(ValidationFailed):
+        validation.limit(text)
+
+
+@pytest.mark.parametrize("text, expected", [(None, "latest"), ("", "latest"), ("latest", "latest"),
+                                            ("trending", "trending")])
+def test_sort_orders(text, expected):
+    assert validation.sort_order(text) == expected
+
+
+@pytest.mark.parametrize("text", ["Latest", "oldest", "trending "])
+def test_bad_sort_orders(text):
+    with pytest.raises(ValidationFailed):
+        validation.sort_order(text)
+
+
+@pytest.mark.parametrize("text, expected", [(None, None), ("2026-02-28", date(2026, 2, 28))])
+def test_good_days(text, expected):
+    assert validation.day("start_date", text) == expected
+
+
+@pytest.mark.parametrize("text", ["2026-02-30", "2026-2-1", "20260201", "2026-02-01T00:00", "yesterday"])
+def test_bad_days(text):
+    with pytest.raises(ValidationFailed):
+        validation.day("start_date", text)
+
+
+def test_date_range_must_not_be_reversed():
+    assert validation.date_range(date(2026, 1, 1), date(2026, 1, 1)) == (date(2026, 1, 1), date(2026, 1, 1))
+    with pytest.raises(ValidationFailed):
+        validation.date_range(date(2026, 1, 2), date(2026, 1, 1))
+
+
+@pytest.mark.parametrize("keyword, pattern", [("cat", "%cat%"), ("100%", "%100\\%%"), ("a_b", "%a\\_b%"),
+                                              ("back\\slash", "%back\\\\slash%")])
+def test_like_patterns_take_wildcards_literally(keyword, pattern):
+    assert validation.like_pattern(keyword) == pattern

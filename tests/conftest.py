@@ -1,7 +1,8 @@
 """Test set-up: real PostgreSQL and Redis, a freshly migrated test database, the app under gunicorn.
 
 Without DATABASE_URL / REDIS_URL the suite starts its own servers under .data/test (ports 54339 and
-63809) and stops them at the end; their output goes to log files there, never to the terminal.
+63809; POSTERR_TEST_DATA_DIR, POSTERR_TEST_PG_PORT and POSTERR_TEST_REDIS_PORT move them) and stops
+them at the end; their output goes to log files there, never to the terminal.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ import redis
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / ".data" / "test"
-SERVICES_ENV = {"POSTERR_DATA_DIR": str(DATA), "POSTERR_PG_PORT": "54339", "POSTERR_REDIS_PORT": "63809",
+# Overridable so that two suites can run side by side on one machine.
+DATA = Path(os.environ.get("POSTERR_TEST_DATA_DIR", ROOT / ".data" / "test"))
+SERVICES_ENV = {"POSTERR_DATA_DIR": str(DATA),
+                "POSTERR_PG_PORT": os.environ.get("POSTERR_TEST_PG_PORT", "54339"),
+                "POSTERR_REDIS_PORT": os.environ.get("POSTERR_TEST_REDIS_PORT", "63809"),
                 "POSTERR_PG_EXTRA_CONF": "fsync = off\nsynchronous_commit = off\nfull_page_writes = off"}
 TABLES = "users, posts, follows, post_quota"
 

@@ -1,0 +1,176 @@
+"""The Posts section of the contract: creating posts, reposts and quotes, and reading one."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.integration.conftest import assert_problem, row_count
+
+TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
+
+
+@pytest.fixture
+def alice(api):
+    return api.new_user("alice")["id"]
+
+
+@pytest.fixture
+def bob(api):
+    return api.new_user("bob")["id"]
+
+
+def nothing_written(sql) -> bool:
+    return row_count(sql, "posts") == 0 and row_count(sql, "post_quota") == 0
+
+
+def test_create_post(api, alice):
+    response = api.post("/api/posts", {"user_id": alice, "content": "  Hello,\tworld  "})
+    assert response.status_code == 201
+    post = response.json()
+    assert response.headers["Location"] == f"/api/posts/{post['id']}"
+    assert post == {"id": post["id"], "user_id": alice, "username": "alice", "type": "post",
+                    "content": "  Hello,\tworld  ", "repost_id": None, "original": None,
+                    "repost_count": 0, "quote_count": 0, "created_at": post["created_at"]}
+    assert TIMESTAMP.match(post["created_at"])
+    assert api.get(f"/api/posts/{post['id']}").json() == post
+    assert api.get(f"/api/users/{alice}").json()["posts_count"] == 1
+
+
+def test_the_old_frontends_post_body_creates_a_post(api, alice):
+    response = api.post("/api/posts", {"user_id": alice, "content": "hi", "repost_id": None})
+    assert response.status_code == 201 and response.json()["type"] == "post"
+
+
+@pytest.mark.parametrize("content", ["", " ", "\n\t ", "\u2003\u3000", "a" * 778, "a\x00b", 7, ["x"], {"t": 1}])
+def test_bad_content_is_422_and_writes_nothing(api, sql, alice, content):
+    problem = assert_problem(api.post("/api/posts", {"user_id": alice, "content": content}), 422)
+    assert problem["errors"][0]["field"] == "content"
+    assert nothing_written(sql)
+
+
+def test_a_post_needs_content(api, sql, alice):
+    assert_problem(api.post("/api/posts", {"user_id": alice}), 422)
+    assert_problem(api.post("/api/posts", {"user_id": alice, "content": None}), 422)
+    assert nothing_written(sql)
+
+
+def test_content_counts_code_points(api, alice):
+    assert api.post("/api/posts", {"user_id": alice, "content": "😀" * 777}).status_code == 201
+
+
+@pytest.mark.parametrize("user_id", [None, "1", 1.0, 1.5, True, 0, -3, [1], 2**63])
+def test_bad_user_id_is_422_and_writes_nothing(api, sql, alice, user_id):
+    body = {"content": "hi"} if user_id is None else {"user_id": user_id, "content": "hi"}
+    problem = assert_problem(api.post("/api/posts", body), 422)
+    assert problem["errors"][0]["field"] == "user_id"
+    assert nothing_written(sql)
+
+
+@pytest.mark.parametrize("repost_id", ["1", 1.0, True, 0, -1])
+def test_bad_repost_id_is_422(api, sql, alice, repost_id):
+    assert_problem(api.post("/api/posts", {"user_id": alice, "repost_id": repost_id}), 422)
+    assert nothing_written(sql)
+
+
+def test_unknown_user_is_404_and_writes_nothing(api, sql):
+    assert_problem(api.post("/api/posts", {"user_id": 99, "content": "hi"}), 404)
+    assert nothing_written(sql)
+
+
+def test_validation_comes_before_unknown_user(api):
+    assert_problem(api.post("/api/posts", {"user_id": 99, "content": ""}), 422)
+
+
+@pytest.mark.parametrize("no_content", [{}, {"content": None}, {"content": ""}])
+def test_repost_shows_the_reposted_text_and_original(api, alice, bob, no_content):
+    original = api.new_post(alice, "original words")
+    response = api.post("/api/posts", {"user_id": bob, "repost_id": original["id"], **no_content})
+    assert response.status_code == 201
+    repost = response.json()
+    assert repost["type"] == "repost" and repost["repost_id"] == original["id"]
+    assert repost["content"] == "original words" and repost["username"] == "bob"
+    assert repost["original"] == {key: original[key] for key in
+                                  ("id", "user_id", "username", "type", "content", "created_at")}
+    assert api.get(f"/api/posts/{original['id']}").json()["repost_count"] == 1
+
+
+def test_repost_route_is_the_same_as_a_repost_through_posts(api, alice, bob):
+    original = api.new_post(alice, "words")
+    response = api.post(f"/api/posts/{original['id']}/repost", {"user_id": bob})
+    assert response.status_code == 201
+    assert response.json()["type"] == "repost" and response.json()["content"] == "words"
+    assert response.headers["Location"] == f"/api/posts/{response.json()['id']}"
+
+
+def test_quote_keeps_its_own_comment(api, alice, bob):
+    original = api.new_post(alice, "original words")
+    quote = api.new_post(bob, "my comment", repost_id=original["id"])
+    assert quote["type"] == "quote" and quote["content"] == "my comment"
+    assert quote["original"]["content"] == "original words"
+    counts = api.get(f"/api/posts/{original['id']}").json()
+    assert (counts["repost_count"], counts["quote_count"]) == (0, 1)
+
+
+def test_a_repost_cannot_be_reposted(api, sql, alice, bob):
+    repost = api.new_post(bob, None, repost_id=api.new_post(alice)["id"])
+    problem = assert_problem(api.post(f"/api/posts/{repost['id']}/repost", {"user_id": alice}), 422)
+    assert problem["errors"][0]["field"] == "repost_id"
+    assert row_count(sql, "posts") == 2
+
+
+def test_a_quote_cannot_be_quoted_but_can_be_reposted(api, alice, bob):
+    quote = api.new_post(bob, "comment", repost_id=api.new_post(alice)["id"])
+    assert_problem(api.post("/api/posts", {"user_id": alice, "content": "again", "repost_id": quote["id"]}), 422)
+    repost = api.new_post(alice, None, repost_id=quote["id"])
+    assert repost["content"] == "comment" and repost["original"]["type"] == "quote"
+
+
+def test_a_repost_can_be_quoted_and_its_original_shows_the_reposted_text(api, alice, bob):
+    repost = api.new_post(bob, None, repost_id=api.new_post(alice, "first words")["id"])
+    quote = api.new_post(alice, "about that repost", repost_id=repost["id"])
+    assert quote["original"]["type"] == "repost" and quote["original"]["content"] == "first words"
+    assert api.get(f"/api/posts/{repost['id']}").json()["quote_count"] == 1
+
+
+def test_reposting_twice_is_409_and_takes_no_quota(api, sql, alice, bob):
+    original = api.new_post(alice)
+    api.new_post(bob, None, repost_id=original["id"])
+    assert_problem(api.post(f"/api/posts/{original['id']}/repost", {"user_id": bob}), 409)
+    assert row_count(sql, "posts") == 2
+    for _ in range(4):
+        api.new_post(bob, "still allowed")
+
+
+def test_own_posts_may_be_reposted_and_quoted_several_times(api, alice):
+    original = api.new_post(alice)
+    api.new_post(alice, None, repost_id=original["id"])
+    api.new_post(alice, "one", repost_id=original["id"])
+    api.new_post(alice, "two", repost_id=original["id"])
+    counts = api.get(f"/api/posts/{original['id']}").json()
+    assert (counts["repost_count"], counts["quote_count"]) == (1, 2)
+    assert api.get(f"/api/users/{alice}").json()["posts_count"] == 4
+
+
+def test_unknown_target_is_404(api, sql, alice):
+    assert_problem(api.post("/api/posts", {"user_id": alice, "repost_id": 12345}), 404)
+    assert_problem(api.post("/api/posts/12345/repost", {"user_id": alice}), 404)
+    assert_problem(api.post("/api/posts/abc/repost", {"user_id": alice}), 404)
+    assert nothing_written(sql)
+
+
+def test_unknown_user_comes_before_conflict(api, alice):
+    original = api.new_post(alice)
+    assert_problem(api.post(f"/api/posts/{original['id']}/repost", {"user_id": 999}), 404)
+
+
+@pytest.mark.parametrize("path", ["/api/posts/999", "/api/posts/0", "/api/posts/x", "/api/posts/-4"])
+def test_unknown_post_is_404(api, path):
+    assert_problem(api.get(path), 404)
+
+
+def test_repost_route_needs_a_json_body(api, alice):
+    original = api.new_post(alice)
+    assert_problem(api.request("POST", f"/api/posts/{original['id']}/repost", data=b"{oops"), 400)
+    assert_problem(api.post(f"/api/posts/{original['id']}/repost", {}), 422)

@@ -1,0 +1,81 @@
+-- Bulk seed for benchmarks and query-plan tests: run by `make seed` and tests/integration/test_query_plans.py.
+-- Parameters: users, posts, follows_per_user. Adds to what is there; counters are recomputed at the end.
+-- Shares: 80% posts, 10% reposts, 10% quotes; dates spread over the last 180 days; text drawn from a
+-- vocabulary whose words range from common to rare, so keyword search has something to find.
+
+-- step: users
+INSERT INTO users (username, created_at)
+SELECT 'seed' || g, now() - interval '400 days' + g * interval '1 second'
+FROM generate_series(1, %(users)s) AS g
+ON CONFLICT DO NOTHING;
+
+-- step: posts
+WITH ids AS (SELECT array_agg(id ORDER BY id) AS id FROM users),
+     vocabulary AS (SELECT string_to_array(
+        'the a and to of in is it you that he was for on are with as his they be at one have this from '
+        'or had by hot word but what some we can out other were all there when up use your how said an '
+        'each she which do their time if will way about many then them write would like so these her long '
+        'make thing see him two has look more day could go come did number sound no most people my over '
+        'know water than call first who may down side been now find any new work part take get place made '
+        'live where after back little only round man year came show every good me give our under name very '
+        'through just form sentence great think say help low line differ turn cause much mean before move '
+        'right boy old too same tell does set three want air well also play small end put home read hand '
+        'port large spell add even land here must big high such follow act why ask men change went light '
+        'kind off need house picture try us again animal point mother world near build self earth father '
+        'posterr kitten zebra quokka axolotl narwhal pangolin okapi', ' ') AS word)
+INSERT INTO posts (user_id, type, content, created_at)
+SELECT ids.id[1 + (g * 7919) %% cardinality(ids.id)], 'post',
+       initcap(v.word[1 + (g * 31) %% cardinality(v.word)]) || ' ' ||
+       v.word[1 + (g * 17 + g / 3) %% cardinality(v.word)] || ' ' ||
+       v.word[1 + ((g * 13) # (g / 7)) %% cardinality(v.word)] || ' ' ||
+       v.word[1 + (g * 101 + 7) %% (cardinality(v.word) - 8)] || ' ' ||
+       v.word[1 + ((g / 11) * 59) %% (cardinality(v.word) - 8)] || ' #' || (g %% 997),
+       now() - (g %% 15552000) * interval '1 second' - (g %% 1000) * interval '1 microsecond'
+FROM generate_series(1, (%(posts)s * 8) / 10) AS g, ids, vocabulary AS v;
+
+-- step: reposts and quotes
+-- Targets are drawn from the id range of posts and kept only where they are of type 'post', so no
+-- repost of a repost and no quote of a quote is made even when seeding on top of earlier seeds.
+WITH ids AS (SELECT array_agg(id ORDER BY id) AS id FROM users),
+     originals AS (SELECT min(id) AS low, max(id) AS high FROM posts WHERE type = 'post')
+INSERT INTO posts (user_id, type, content, repost_id, created_at)
+SELECT ids.id[1 + (g * 104729) %% cardinality(ids.id)],
+       CASE WHEN g %% 2 = 0 THEN 'repost' ELSE 'quote' END,
+       CASE WHEN g %% 2 = 0 THEN NULL ELSE 'my take on it, number ' || g END,
+       target.id,
+       greatest(target.created_at, now() - (g %% 7776000) * interval '1 second')
+FROM generate_series(1, %(posts)s - (%(posts)s * 8) / 10) AS g
+CROSS JOIN ids
+CROSS JOIN originals AS o
+JOIN posts AS target ON target.id = o.low + ((g::bigint * g) %% (o.high - o.low + 1)) AND target.type = 'post'
+ON CONFLICT DO NOTHING;
+
+-- step: follows
+WITH ids AS (SELECT array_agg(id ORDER BY id) AS id FROM users)
+INSERT INTO follows (follower_id, followee_id, created_at)
+SELECT ids.id[1 + g %% cardinality(ids.id)], ids.id[1 + (g * 7 + k * 131) %% cardinality(ids.id)],
+       now() - (g + k) * interval '1 second'
+FROM ids, generate_series(0, cardinality(ids.id) - 1) AS g, generate_series(1, %(follows_per_user)s) AS k
+WHERE ids.id[1 + g %% cardinality(ids.id)] <> ids.id[1 + (g * 7 + k * 131) %% cardinality(ids.id)]
+ON CONFLICT DO NOTHING;
+
+-- step: counters
+UPDATE users u
+SET posts_count = coalesce(p.n, 0), followers_count = coalesce(fr.n, 0), following_count = coalesce(fg.n, 0)
+FROM users x
+LEFT JOIN (SELECT user_id, count(*) AS n FROM posts GROUP BY user_id) p ON p.user_id = x.id
+LEFT JOIN (SELECT followee_id, count(*) AS n FROM follows GROUP BY followee_id) fr ON fr.followee_id = x.id
+LEFT JOIN (SELECT follower_id, count(*) AS n FROM follows GROUP BY follower_id) fg ON fg.follower_id = x.id
+WHERE u.id = x.id;
+
+UPDATE posts t
+SET repost_count = c.reposts, quote_count = c.quotes
+FROM (SELECT repost_id, count(*) FILTER (WHERE type = 'repost') AS reposts,
+             count(*) FILTER (WHERE type = 'quote') AS quotes
+      FROM posts WHERE repost_id IS NOT NULL GROUP BY repost_id) c
+WHERE t.id = c.repost_id;
+
+-- step: statistics
+ANALYZE users;
+ANALYZE posts;
+ANALYZE follows;

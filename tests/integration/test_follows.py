@@ -1,0 +1,103 @@
+"""Follows: idempotent PUT and DELETE, exact counters, follower and following lists."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from tests.integration.conftest import assert_problem, row_count
+from tests.integration.test_feed import next_url
+
+
+def counts(api, user_id):
+    user = api.get(f"/api/users/{user_id}").json()
+    return user["followers_count"], user["following_count"]
+
+
+def test_follow_is_idempotent_and_counted_once(api, sql):
+    alice, bob = api.new_user("alice")["id"], api.new_user("bob")["id"]
+    for _ in range(2):
+        response = api.put(f"/api/users/{alice}/following/{bob}")
+        assert response.status_code == 204 and response.content == b""
+    assert counts(api, alice) == (0, 1) and counts(api, bob) == (1, 0)
+    assert row_count(sql, "follows") == 1
+
+
+def test_unfollow_is_idempotent(api):
+    alice, bob = api.new_user("alice")["id"], api.new_user("bob")["id"]
+    api.follow(alice, bob)
+    for _ in range(2):
+        assert api.delete(f"/api/users/{alice}/following/{bob}").status_code == 204
+    assert counts(api, alice) == (0, 0) and counts(api, bob) == (0, 0)
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE"])
+def test_unknown_users_are_404_and_change_nothing(api, sql, method):
+    alice = api.new_user("alice")["id"]
+    for path in (f"/api/users/{alice}/following/999", f"/api/users/999/following/{alice}",
+                 f"/api/users/abc/following/{alice}", f"/api/users/{alice}/following/0"):
+        assert_problem(api.request(method, path), 404)
+    assert row_count(sql, "follows") == 0 and counts(api, alice) == (0, 0)
+
+
+def test_self_follow_is_422(api, sql):
+    alice = api.new_user("alice")["id"]
+    assert_problem(api.put(f"/api/users/{alice}/following/{alice}"), 422)
+    assert row_count(sql, "follows") == 0
+
+
+def test_follower_and_following_lists_newest_follow_first_with_pages(api):
+    star = api.new_user("star")["id"]
+    fans = [api.new_user(f"fan{n}")["id"] for n in range(5)]
+    for fan in fans:
+        api.follow(fan, star)
+    seen, url = [], f"/api/users/{star}/followers?limit=2"
+    while url:
+        response = api.get(url)
+        assert response.status_code == 200
+        seen += [user["id"] for user in response.json()]
+        url = next_url(response)
+    assert seen == fans[::-1]
+    assert [u["username"] for u in api.get(f"/api/users/{fans[0]}/following").json()] == ["star"]
+    assert api.get(f"/api/users/{star}/following").json() == []
+    assert_problem(api.get("/api/users/999/followers"), 404)
+    assert_problem(api.get("/api/users/999/following"), 404)
+    assert_problem(api.get(f"/api/users/{star}/followers?limit=0"), 422)
+
+
+def test_refollowing_moves_to_the_front(api):
+    star = api.new_user("star")["id"]
+    first, second = api.new_user("first")["id"], api.new_user("second")["id"]
+    api.follow(first, star)
+    api.follow(second, star)
+    api.delete(f"/api/users/{first}/following/{star}")
+    api.follow(first, star)
+    assert [u["id"] for u in api.get(f"/api/users/{star}/followers").json()] == [first, second]
+
+
+def test_parallel_follows_and_unfollows_keep_counters_exact(api, app_server, sql):
+    users = [api.new_user(f"user{n}")["id"] for n in range(6)]
+    pairs = [(a, b) for a in users for b in users if a != b]
+    barrier = threading.Barrier(12)
+
+    def churn(worker: int) -> list[int]:
+        statuses = []
+        with requests.Session() as session:
+            barrier.wait(timeout=30)
+            for n, (a, b) in enumerate(pairs):
+                method = "PUT" if (n + worker) % 3 else "DELETE"
+                statuses.append(session.request(method, f"{app_server}/api/users/{a}/following/{b}",
+                                                timeout=30).status_code)
+        return statuses
+
+    with ThreadPoolExecutor(12) as pool:
+        statuses = sum(pool.map(churn, range(12)), [])
+    assert set(statuses) == {204}
+    drift = sql.execute("""
+        SELECT count(*) FROM users u
+        WHERE u.followers_count <> (SELECT count(*) FROM follows WHERE followee_id = u.id)
+           OR u.following_count <> (SELECT count(*) FROM follows WHERE follower_id = u.id)""").fetchone()[0]
+    assert drift == 0

@@ -1,0 +1,93 @@
+"""Every named query, EXPLAINed over about 50,000 seeded posts: none may scan posts or follows
+sequentially."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+
+from posterr.db import load_queries
+from posterr.seed import seed
+
+QUERIES = load_queries()
+NOW = datetime.now(timezone.utc)
+AFTER = {"after_score": None, "after_created_at": None, "after_id": None}
+FEED = {"author_id": None, "followed_by": None, "pattern": None, "since": None, "until": None, "limit": 11, **AFTER}
+
+# One or more parameter sets per named query: (label, parameters).
+CASES = {
+    "insert_user": [("new", {"username": "planner"})],
+    "user_by_id": [("one", {"id": 5})],
+    "users_page": [("first", {"after_id": None, "username": None, "limit": 11}),
+                   ("deep", {"after_id": 1500, "username": None, "limit": 11}),
+                   ("lookup", {"after_id": None, "username": "SEED42", "limit": 11})],
+    "lock_users": [("pair", {"follower_id": 1, "followee_id": 2})],
+    "insert_follow": [("pair", {"follower_id": 1, "followee_id": 2})],
+    "delete_follow": [("pair", {"follower_id": 1, "followee_id": 2})],
+    "follow_exists": [("pair", {"follower_id": 1, "followee_id": 2})],
+    "followers_page": [("first", {"user_id": 3, "after_followed_at": None, "after_id": None, "limit": 11}),
+                       ("next", {"user_id": 3, "after_followed_at": NOW - timedelta(days=1), "after_id": 9, "limit": 11})],
+    "following_page": [("first", {"user_id": 3, "after_followed_at": None, "after_id": None, "limit": 11}),
+                       ("next", {"user_id": 3, "after_followed_at": NOW - timedelta(days=1), "after_id": 9, "limit": 11})],
+    "ping": [("ping", {})],
+    "insert_post": [("post", {"user_id": 1, "type": "post", "content": "x", "repost_id": None,
+                              "day": date.today(), "daily_limit": 5})],
+    "quota_used": [("today", {"user_id": 1, "day": date.today()})],
+    "post_kind": [("one", {"id": 10})],
+    "repost_exists": [("one", {"repost_id": 10, "user_id": 3})],
+    "post_by_id": [("one", {"id": 10})],
+}
+FEED_CASES = [
+    ("global", {}),
+    ("global deep page", {"after_created_at": NOW - timedelta(days=90), "after_id": 25000, "after_score": 0}),
+    ("author", {"author_id": 7}),
+    ("author deep page", {"author_id": 7, "after_created_at": NOW - timedelta(days=90), "after_id": 25000,
+                          "after_score": 0}),
+    ("followed_by", {"followed_by": 7}),
+    ("followed_by and author", {"followed_by": 7, "author_id": 8}),
+    ("rare keyword", {"pattern": "%axolotl%"}),
+    ("common keyword", {"pattern": "%the%"}),
+    ("absent keyword", {"pattern": "%nothing-like-this%"}),
+    ("two-letter keyword", {"pattern": "%ok%"}),
+    ("keyword by author", {"pattern": "%zebra%", "author_id": 7}),
+    ("date range", {"since": NOW - timedelta(days=30), "until": NOW - timedelta(days=29)}),
+    ("keyword and dates", {"pattern": "%kitten%", "since": NOW - timedelta(days=60), "until": NOW}),
+]
+for name in ("posts_latest", "posts_trending"):
+    CASES[name] = [(label, {**FEED, **params}) for label, params in FEED_CASES]
+
+PLAN_CASES = [(name, label, params) for name, cases in CASES.items() for label, params in cases]
+
+
+def test_every_named_query_has_plan_cases():
+    assert set(CASES) == set(QUERIES)
+
+
+@pytest.fixture(scope="module")
+def seeded(servers, sql):
+    sql.execute("TRUNCATE users, posts, follows, post_quota RESTART IDENTITY CASCADE")
+    seed(servers.database_url, users=2000, posts=50_000, follows_per_user=15, progress=open("/dev/null", "w"))
+    assert sql.execute("SELECT count(*) FROM posts").fetchone()[0] > 45_000
+    yield sql
+
+
+@pytest.fixture(autouse=True)
+def clean_state():
+    """These tests read the seeded data (the module-wide `seeded` fixture), so nothing is truncated."""
+
+
+def sequential_scans(plan: dict) -> list[str]:
+    found = [plan["Relation Name"]] if plan.get("Node Type") == "Seq Scan" else []
+    for child in plan.get("Plans", []):
+        found += sequential_scans(child)
+    return found
+
+
+@pytest.mark.parametrize("name, label, params", PLAN_CASES, ids=[f"{n}-{lbl}" for n, lbl, _ in PLAN_CASES])
+def test_no_sequential_scan_of_big_tables(seeded, name, label, params):
+    seeded.execute("SET plan_cache_mode = force_custom_plan")
+    plan = seeded.execute(f"EXPLAIN (FORMAT JSON) {QUERIES[name].sql}", params).fetchone()[0][0]["Plan"]
+    # users (2,000 rows here) may be hashed whole when that is cheaper; posts and follows never.
+    scans = [table for table in sequential_scans(plan) if table in ("posts", "follows")]
+    assert not scans, f"{name} ({label}) scans {scans} sequentially:\n{plan}"

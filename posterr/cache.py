@@ -41,6 +41,17 @@ class Redis:
         """operation(client), or None when Redis is down (the breaker stays open `retry_after` s)."""
         if not self.available:
             return None
+        return self._attempt(operation)
+
+    def ping(self) -> bool:
+        """A real round trip even while the breaker is open (readiness must tell the truth); a
+        success closes the breaker at once."""
+        if self._attempt(lambda client: client.ping()):
+            self._down_until = 0.0
+            return True
+        return False
+
+    def _attempt(self, operation: Callable[[redis.Redis], Any]) -> Any | None:
         try:
             return operation(self.client)
         except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as error:
@@ -49,9 +60,6 @@ class Redis:
                     log.warning("redis_degraded: %s; skipping Redis for %.1fs", error, self._retry_after)
                 self._down_until = time.monotonic() + self._retry_after
             return None
-
-    def ping(self) -> bool:
-        return bool(self.run(lambda client: client.ping()))
 
     def close(self) -> None:
         self.client.close()

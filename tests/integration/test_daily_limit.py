@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
@@ -12,6 +13,13 @@ import requests
 from tests.integration.conftest import assert_problem, row_count
 
 LIMIT = 5
+
+
+def wait_for(condition, seconds: float = 10) -> None:
+    """Poll a condition until it holds (each poll is a real request, not a timed guess)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
 
 
 def quota_key(user_id: int) -> str:
@@ -146,6 +154,7 @@ def test_limit_is_exact_with_redis_stopped(api, sql, app_server, servers, redis_
         assert_problem(api.post("/api/posts", {"user_id": bob, "content": "one too many"}), 429)
     finally:
         servers.start_redis()
+    wait_for(lambda: api.get("/readyz").json()["redis"] == "ok")
     # Redis is back, empty: its counters are seeded from PostgreSQL and the limit still holds.
     assert_problem(api.post("/api/posts", {"user_id": alice, "content": "after"}), 429)
     carol = api.new_user("carol")["id"]

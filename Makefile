@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 SERVICES := scripts/services.sh
-WITH_SERVICES := eval "$$($(SERVICES) up)" &&
+WITH_SERVICES := service_env=$$($(SERVICES) up) && eval "$$service_env" &&
 DBMATE := $(BIN)/dbmate --migrations-dir db/migrations --schema-file db/schema.sql
 PYTEST_ARGS ?=
 

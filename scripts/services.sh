@@ -60,6 +60,8 @@ as_pg() {
   fi
 }
 
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 pg_running() { [ -f "$pg_dir/PG_VERSION" ] && as_pg "$bindir/pg_ctl" -D "$pg_dir" status >/dev/null 2>&1; }
 
 postgres_up() {
@@ -74,10 +76,8 @@ postgres_up() {
     as_pg "$bindir/initdb" -D "$pg_dir" -U posterr --auth=trust -E UTF8 --locale=C.UTF-8 >>"$data/postgres.log" 2>&1 \
       || die "initdb failed; see $data/postgres.log"
     cat >>"$pg_dir/postgresql.conf" <<CONF
-# posterr: a local server on its own port and socket folder
+# posterr: a local server (port and socket folder are given at each start)
 listen_addresses = '127.0.0.1'
-port = $pg_port
-unix_socket_directories = '$pg_run'
 max_connections = 200
 shared_buffers = 256MB
 CONF
@@ -86,10 +86,11 @@ CONF
   if pg_running; then
     say "PostgreSQL already running on port $pg_port"
   else
+    port_busy "$pg_port" && die "port $pg_port is taken by another program: stop it, or choose another port with POSTERR_PG_PORT"
     mkdir -p "$pg_run"; touch "$data/postgres.log"
     is_root && chown postgres: "$pg_run" "$data/postgres.log"
     say "starting PostgreSQL on port $pg_port (log: $data/postgres.log)"
-    as_pg "$bindir/pg_ctl" -D "$pg_dir" -l "$data/postgres.log" -w -t 60 start >/dev/null \
+    as_pg "$bindir/pg_ctl" -D "$pg_dir" -l "$data/postgres.log" -o "-p $pg_port -k $pg_run" -w -t 60 start >/dev/null \
       || die "PostgreSQL did not start; see $data/postgres.log"
   fi
 }
@@ -103,7 +104,8 @@ postgres_down() {
 }
 
 redis_cli() { redis-cli -h 127.0.0.1 -p "$redis_port" "$@"; }
-redis_running() { redis_cli ping >/dev/null 2>&1; }
+# Running, and ours: a server on our port with another data folder is someone else's.
+redis_running() { [ "$(redis_cli config get dir 2>/dev/null | tail -n 1)" = "$redis_dir" ]; }
 
 redis_up() {
   command -v redis-server >/dev/null 2>&1 || apt_install redis-server REDIS_URL
@@ -112,6 +114,7 @@ redis_up() {
     say "Redis already running on port $redis_port"
     return
   fi
+  port_busy "$redis_port" && die "port $redis_port is taken by another program: stop it, or choose another port with POSTERR_REDIS_PORT"
   say "starting Redis on port $redis_port (log: $redis_dir/redis.log)"
   redis-server --daemonize yes --bind 127.0.0.1 --port "$redis_port" --dir "$redis_dir" \
     --pidfile "$redis_dir/redis.pid" --logfile "$redis_dir/redis.log" \

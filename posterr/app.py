@@ -25,6 +25,7 @@ def build_context(settings: Settings) -> Context:
                     max_size=settings.pool_max_size, timeout=settings.pool_timeout,
                     statement_timeout_ms=settings.statement_timeout_ms),
         redis=redis,
+        cache=cache.DocumentCache(redis),
         quota=DailyQuota(redis, settings.daily_post_limit),
         cursors=CursorCodec(settings.secret_key),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from posterr.cache import Redis
+from posterr.cache import DocumentCache, Redis
 from posterr.config import Settings
 from posterr.cursors import CursorCodec
 from posterr.db import Database
@@ -16,6 +16,7 @@ class Context:
     settings: Settings
     db: Database
     redis: Redis
+    cache: DocumentCache
     quota: DailyQuota
     cursors: CursorCodec
 

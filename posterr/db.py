@@ -6,11 +6,15 @@ sqlc and aiosql. They are loaded once at start-up; a duplicate or malformed bloc
 
 from __future__ import annotations
 
+import logging
 import re
+import select
+import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
@@ -18,6 +22,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from posterr.errors import ServiceUnavailable
 
+log = logging.getLogger("posterr.db")
+FAST_FAIL_SECONDS = 1
 QUERIES_DIR = Path(__file__).resolve().parent.parent / "db" / "queries"
 _HEADER = re.compile(r"^--\s*name:\s*(?P<name>[a-z_][a-z0-9_]*)\s+:(?P<kind>one|many|exec)\s*$")
 _INDEX_NOTE = re.compile(r"^--\s*index:\s*(?P<index>.+?)\s*$", re.IGNORECASE)
@@ -25,6 +31,13 @@ _INDEX_NOTE = re.compile(r"^--\s*index:\s*(?P<index>.+?)\s*$", re.IGNORECASE)
 
 class QueryFileError(Exception):
     """A `.sql` file under db/queries is not a list of well-formed named queries."""
+
+
+def _looks_dead(conn: psycopg.Connection) -> bool:
+    if conn.closed or conn.broken:
+        return True
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    return bool(readable)
 
 
 @dataclass(frozen=True)
@@ -105,7 +118,6 @@ class Database:
             max_size=max_size,
             timeout=timeout,
             open=False,
-            check=ConnectionPool.check_connection,
             reconnect_timeout=3600,
             kwargs={
                 "autocommit": True,
@@ -117,6 +129,10 @@ class Database:
             },
         )
 
+        # After PostgreSQL failed to give a connection, answer 503 at once for a moment instead of
+        # making every request wait the pool timeout (no pile-up of waiting workers).
+        self._down_until = 0.0
+
     def open(self) -> None:
         self.pool.open(wait=False)
 
@@ -126,28 +142,45 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """One pooled connection; each named query commits on its own (autocommit)."""
-        with _unavailable_as_503():
-            with self.pool.connection() as conn:
-                yield Session(conn, self.queries)
+        with self._unavailable_as_503(), self._connection() as conn:
+            yield Session(conn, self.queries)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        with _unavailable_as_503():
-            with self.pool.connection() as conn, conn.transaction():
-                yield Session(conn, self.queries)
+        with self._unavailable_as_503(), self._connection() as conn, conn.transaction():
+            yield Session(conn, self.queries)
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection that is not known to be dead. After a PostgreSQL restart every idle
+        connection has been closed by the server: its socket turns readable (the goodbye message or
+        EOF) while a healthy idle one stays silent. Such a connection is dropped and another taken,
+        at no round trip, so service resumes at the first request instead of after a 503."""
+        for _ in range(self.pool.max_size + 1):
+            conn = self.pool.getconn()
+            if not _looks_dead(conn):
+                break
+            conn.close()
+            self.pool.putconn(conn)  # a closed connection is discarded and replaced by the pool
+        try:
+            yield conn
+        finally:
+            self.pool.putconn(conn)
+
+    @contextmanager
+    def _unavailable_as_503(self) -> Iterator[None]:
+        if time.monotonic() < self._down_until:
+            raise ServiceUnavailable("PostgreSQL is unavailable", retry_after=FAST_FAIL_SECONDS)
+        try:
+            yield
+        except psycopg.errors.QueryCanceled:
+            raise ServiceUnavailable("the database took too long to answer") from None
+        except (PoolTimeout, psycopg.OperationalError) as error:
+            self._down_until = time.monotonic() + FAST_FAIL_SECONDS
+            log.warning("postgres_unavailable: %s", error)
+            raise ServiceUnavailable("PostgreSQL is unavailable", retry_after=FAST_FAIL_SECONDS) from None
 
     def __call__(self, name: str, **params: Any) -> Any:
         with self.session() as run:
             return run(name, **params)
 
-
-@contextmanager
-def _unavailable_as_503() -> Iterator[None]:
-    try:
-        yield
-    except PoolTimeout:
-        raise ServiceUnavailable("PostgreSQL is unavailable: no database connection could be had in time") from None
-    except psycopg.OperationalError as error:
-        if isinstance(error, psycopg.errors.QueryCanceled):
-            raise ServiceUnavailable("the database took too long to answer") from None
-        raise ServiceUnavailable("PostgreSQL is unavailable") from None

@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlencode
 
 import bottle
@@ -76,7 +77,9 @@ def query_params(*names: str) -> dict[str, str | None]:
 # --- responses --------------------------------------------------------------------------------
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> bottle.HTTPResponse:
-    return bottle.HTTPResponse(orjson.dumps(data), status, headers, content_type="application/json")
+    """`data` encoded, or sent as it is when it is already JSON bytes (from the cache)."""
+    body = data if isinstance(data, bytes) else orjson.dumps(data)
+    return bottle.HTTPResponse(body, status, headers, content_type="application/json")
 
 
 def created(data: dict, location: str) -> bottle.HTTPResponse:
@@ -94,7 +97,7 @@ def page_response(page: Page, params: dict[str, str | None]) -> bottle.HTTPRespo
         query = {name: value for name, value in params.items() if value and name != "cursor"}
         query["cursor"] = page.next_cursor
         headers["Link"] = f'<{bottle.request.path}?{urlencode(query)}>; rel="next"'
-    return json_response(page.items, headers=headers)
+    return json_response(page.body, headers=headers)
 
 
 def problem(status: int, detail: str, *, title: str | None = None, type_slug: str | None = None,

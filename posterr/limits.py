@@ -8,8 +8,8 @@ restarted or is down. The README explains the algorithm.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
 
 from posterr.cache import Redis, daily_quota_key
 
@@ -35,12 +35,12 @@ return 0
 
 
 def utc_today(now: datetime | None = None) -> date:
-    return (now or datetime.now(timezone.utc)).astimezone(timezone.utc).date()
+    return (now or datetime.now(UTC)).astimezone(UTC).date()
 
 
 def seconds_to_utc_midnight(now: datetime | None = None) -> int:
-    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    midnight = datetime.combine(now.date() + timedelta(days=1), time.min, tzinfo=timezone.utc)
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    midnight = datetime.combine(now.date() + timedelta(days=1), time.min, tzinfo=UTC)
     return max(1, int((midnight - now).total_seconds() + 0.999999))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
           "October", "November", "December")
@@ -10,12 +10,12 @@ MONTHS = ("January", "February", "March", "April", "May", "June", "July", "Augus
 
 def timestamp(moment: datetime) -> str:
     """RFC 3339 in UTC with a Z, always with microseconds: 2026-11-26T06:38:45.123456Z."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def joined(moment: datetime) -> str:
     """The creation date in UTC, unpadded: March 5, 2021."""
-    day = moment.astimezone(timezone.utc)
+    day = moment.astimezone(UTC)
     return f"{MONTHS[day.month - 1]} {day.day}, {day.year}"
 
 

@@ -4,7 +4,8 @@
 #   scripts/services.sh up        start what is not configured, print `export` lines for the caller
 #   scripts/services.sh down      stop what this data folder started
 #   scripts/services.sh status    say what runs
-#   scripts/services.sh stop-redis | start-redis | restart-postgres   (fault tests)
+#   scripts/services.sh stop-redis | start-redis | stop-postgres | start-postgres | restart-postgres
+#                                 (the fault tests drive their own servers with these)
 #
 # DATABASE_URL / REDIS_URL, when set, name servers of your own: nothing is started for them.
 # POSTERR_DATA_DIR (default .data), POSTERR_PG_PORT (54329) and POSTERR_REDIS_PORT (63799) choose
@@ -156,5 +157,7 @@ case "$cmd" in
   stop-redis) redis_down ;;
   start-redis) redis_up ;;
   restart-postgres) postgres_down; postgres_up ;;
-  *) die "unknown command '$cmd' (up, down, status, stop-redis, start-redis, restart-postgres)" ;;
+  stop-postgres) postgres_down ;;
+  start-postgres) postgres_up ;;
+  *) die "unknown command '$cmd' (up, down, status, stop-redis, start-redis, stop-postgres, start-postgres, restart-postgres)" ;;
 esac

@@ -53,6 +53,12 @@ class Servers:
     def restart_postgres(self) -> None:
         self._services("restart-postgres")
 
+    def stop_postgres(self) -> None:
+        self._services("stop-postgres")
+
+    def start_postgres(self) -> None:
+        self._services("start-postgres")
+
 
 def _test_database_url(url: str) -> str:
     """The same server, a database of the suite's own (dbmate drops and re-creates it)."""
@@ -74,7 +80,7 @@ def servers():
     dbmate = [str(ROOT / ".venv" / "bin" / "dbmate"), "--url", found.database_url,
               "--migrations-dir", str(ROOT / "db" / "migrations"), "--no-dump-schema"]
     with open(DATA / "migrate.log", "w") if DATA.exists() else open(os.devnull, "w") as log:
-        subprocess.run([*dbmate, "drop"], stdout=log, stderr=log)
+        subprocess.run([*dbmate, "drop"], stdout=log, stderr=log, check=False)  # absent is fine
         subprocess.run([*dbmate, "--wait", "up"], stdout=log, stderr=log, check=True)
     try:
         yield found
@@ -92,7 +98,7 @@ def app_server(servers):
            "POSTERR_DAILY_POST_LIMIT": "5", "POSTERR_SECRET_KEY": "test-secret", "POSTERR_POOL_TIMEOUT": "3",
            "POSTERR_REDIS_RETRY_AFTER": "0.5"}
     DATA.mkdir(parents=True, exist_ok=True)
-    log = open(DATA / "gunicorn.log", "a")
+    log = open(DATA / "gunicorn.log", "a")  # noqa: SIM115 (closed in the finally below)
     process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "posterr" / "gunicorn_conf.py")],
                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -124,11 +130,31 @@ def _wait_until_serving(base: str, process: subprocess.Popen) -> None:
     raise RuntimeError(f"gunicorn did not answer /healthz within 30 s; see {DATA / 'gunicorn.log'}")
 
 
+class Sql:
+    """A direct connection to the test database, to check what the API wrote. It reconnects once
+    when a fault test has restarted PostgreSQL under it."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.conn = psycopg.connect(url, autocommit=True)
+
+    def execute(self, query, params=None):
+        try:
+            return self.conn.execute(query, params)
+        except psycopg.OperationalError:
+            self.conn.close()
+            self.conn = psycopg.connect(self.url, autocommit=True)
+            return self.conn.execute(query, params)
+
+    def close(self):
+        self.conn.close()
+
+
 @pytest.fixture(scope="session")
 def sql(servers):
-    """A direct connection to the test database, to check what the API wrote."""
-    with psycopg.connect(servers.database_url, autocommit=True) as conn:
-        yield conn
+    connection = Sql(servers.database_url)
+    yield connection
+    connection.close()
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,8 @@
-"""Operations: liveness and readiness."""
+"""Operations: liveness, readiness and the OpenAPI document."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import bottle
 
@@ -8,8 +10,12 @@ from posterr import http
 from posterr.context import Context
 from posterr.services import health
 
+OPENAPI_FILE = Path(__file__).resolve().parent.parent / "openapi.json"
+
 
 def install(app: bottle.Bottle, ctx: Context) -> None:
+    openapi = OPENAPI_FILE.read_bytes()  # served as committed, read once
+
     @app.get("/healthz")
     def healthz():
         return http.json_response({"status": "ok"})
@@ -17,3 +23,7 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
     @app.get("/readyz")
     def readyz():
         return http.json_response(health.readiness(ctx))
+
+    @app.get("/api/openapi.json")
+    def openapi_document():
+        return http.json_response(openapi)

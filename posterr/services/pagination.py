@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
+
+import orjson
 
 from posterr.cursors import CursorCodec
 from posterr.errors import ValidationFailed
@@ -12,8 +15,17 @@ from posterr.errors import ValidationFailed
 
 @dataclass(frozen=True)
 class Page:
-    items: list[dict]
+    body: bytes  # the JSON array, ready to send
     next_cursor: str | None
+
+    def pack(self) -> bytes:
+        """One bytes value for the cache: the cursor line, then the body."""
+        return (self.next_cursor or "").encode("ascii") + b"\n" + self.body
+
+    @classmethod
+    def unpack(cls, packed: bytes) -> Page:
+        cursor, _, body = packed.partition(b"\n")
+        return cls(body, cursor.decode("ascii") or None)
 
 
 def cut(rows: list[dict], limit: int, codec: CursorCodec, kind: str,
@@ -22,7 +34,7 @@ def cut(rows: list[dict], limit: int, codec: CursorCodec, kind: str,
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = codec.encode(kind, position(rows[-1])) if more else None
-    return Page([present(row) for row in rows], next_cursor)
+    return Page(orjson.dumps([present(row) for row in rows]), next_cursor)
 
 
 def moment(value: Any) -> datetime:

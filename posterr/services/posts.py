@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+import orjson
 import psycopg
 
-from posterr import presenters, validation
+from posterr import cache, presenters, validation
 from posterr.context import Context
 from posterr.errors import Conflict, DailyLimitReached, NotFound, ValidationFailed
 from posterr.limits import seconds_to_utc_midnight, utc_today
@@ -47,7 +48,11 @@ def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any 
         if created is None:
             ctx.quota.release(author, day)
             raise _limit_reached(ctx)
-        return presenters.post(run("post_by_id", id=created["id"]))
+        post = presenters.post(run("post_by_id", id=created["id"]))
+    # Before the answer: nobody may read a feed, profile or post that lacks this write.
+    changed = [cache.FEEDS_KEY, cache.user_key(author)] + ([cache.post_key(target_id)] if target_id else [])
+    ctx.cache.invalidate(*changed)
+    return post
 
 
 def _check_target(run, kind: str, author: int, target_id: int) -> None:
@@ -68,11 +73,14 @@ def _limit_reached(ctx: Context) -> DailyLimitReached:
                              "it resets at midnight UTC", retry_after=seconds_to_utc_midnight())
 
 
-def get_post(ctx: Context, post_id: int) -> dict:
-    row = ctx.db("post_by_id", id=post_id)
-    if row is None:
-        raise NotFound(f"there is no post {post_id}")
-    return presenters.post(row)
+def get_post(ctx: Context, post_id: int) -> bytes:
+    def load() -> bytes:
+        row = ctx.db("post_by_id", id=post_id)
+        if row is None:
+            raise NotFound(f"there is no post {post_id}")
+        return orjson.dumps(presenters.post(row))
+
+    return ctx.cache.fetch(cache.post_key(post_id), "json", ctx.settings.object_cache_ttl, load)
 
 
 def list_posts(ctx: Context, params: dict[str, str | None], *, keyword_required: bool = False) -> Page:
@@ -95,17 +103,24 @@ def list_posts(ctx: Context, params: dict[str, str | None], *, keyword_required:
             stamp, after["after_id"] = values
         after["after_created_at"] = moment(stamp)
     if keyword_required and keyword is None:
-        return Page([], None)
+        return Page(b"[]", None)
 
-    with ctx.db.session() as run:
-        for user_id in (author_id, followed_by):
-            if user_id is not None:
-                existing_user(run, user_id)
-        rows = run(f"posts_{order}", author_id=author_id, followed_by=followed_by,
-                   pattern=validation.like_pattern(keyword) if keyword else None,
-                   since=_day_start(start), until=_day_after(end),
-                   limit=size + 1, **after)
-    return cut(rows, size, ctx.cursors, kind, _position(order), presenters.post)
+    def load() -> Page:
+        with ctx.db.session() as run:
+            for user_id in (author_id, followed_by):
+                if user_id is not None:
+                    existing_user(run, user_id)
+            rows = run(f"posts_{order}", author_id=author_id, followed_by=followed_by,
+                       pattern=validation.like_pattern(keyword) if keyword else None,
+                       since=_day_start(start), until=_day_after(end),
+                       limit=size + 1, **after)
+        return cut(rows, size, ctx.cursors, kind, _position(order), presenters.post)
+
+    # Cached: the first page of the global feed and of author feeds, in either order.
+    if any((followed_by, keyword, start, end, after["after_id"])):
+        return load()
+    field = cache.feed_field(order, size, author_id)
+    return Page.unpack(ctx.cache.fetch(cache.FEEDS_KEY, field, ctx.settings.feed_cache_ttl, lambda: load().pack()))
 
 
 def _position(order: str):
@@ -115,7 +130,7 @@ def _position(order: str):
 
 
 def _day_start(day: date | None) -> datetime | None:
-    return datetime.combine(day, time.min, tzinfo=timezone.utc) if day else None
+    return datetime.combine(day, time.min, tzinfo=UTC) if day else None
 
 
 def _day_after(day: date | None) -> datetime | None:

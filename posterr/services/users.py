@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import orjson
 import psycopg
 
-from posterr import presenters, validation
+from posterr import cache, presenters, validation
 from posterr.context import Context
 from posterr.errors import Conflict, NotFound, ValidationFailed
 from posterr.services.pagination import Page, cut, moment
@@ -21,6 +22,8 @@ def create_user(ctx: Context, username: object) -> dict:
 
 def list_users(ctx: Context, *, limit: str | None, cursor: str | None, username: str | None) -> Page:
     size = validation.limit(limit)
+    if username is not None:
+        validation.username(username)
     after_id = None
     if cursor:
         (after_id,) = ctx.cursors.decode("users", cursor)
@@ -28,34 +31,39 @@ def list_users(ctx: Context, *, limit: str | None, cursor: str | None, username:
     return cut(rows, size, ctx.cursors, "users", lambda row: [row["id"]], presenters.user)
 
 
-def get_user(ctx: Context, user_id: int, viewer_id: str | None = None) -> dict:
+def get_user(ctx: Context, user_id: int, viewer_id: str | None = None) -> bytes | dict:
+    """A profile; without a viewer it is the same for everyone, so it is cached."""
     viewer = validation.query_id("viewer_id", viewer_id)
+    if viewer is None:
+        return ctx.cache.fetch(cache.user_key(user_id), "json", ctx.settings.object_cache_ttl,
+                               lambda: orjson.dumps(presenters.user(existing_user(ctx.db, user_id))))
     with ctx.db.session() as run:
         row = existing_user(run, user_id)
-        if viewer is None:
-            return presenters.user(row)
         existing_user(run, viewer, "viewer")
         following = run("follow_exists", follower_id=viewer, followee_id=user_id)["following"]
     return presenters.user(row, followed_by_viewer=following)
 
 
 def follow(ctx: Context, follower_id: int, followee_id: int) -> None:
+    if follower_id == followee_id:
+        raise ValidationFailed.of("target_id", "a user cannot follow themselves")
     _change_follow(ctx, "insert_follow", follower_id, followee_id)
 
 
 def unfollow(ctx: Context, follower_id: int, followee_id: int) -> None:
+    """Idempotent: unfollowing yourself is a no-op, as there is nothing to remove."""
     _change_follow(ctx, "delete_follow", follower_id, followee_id)
 
 
 def _change_follow(ctx: Context, query: str, follower_id: int, followee_id: int) -> None:
-    if follower_id == followee_id:
-        raise ValidationFailed.of("target_id", "a user cannot follow themselves")
     with ctx.db.transaction() as run:
         found = {row["id"] for row in run("lock_users", follower_id=follower_id, followee_id=followee_id)}
         for user_id in (follower_id, followee_id):
             if user_id not in found:
                 raise NotFound(f"there is no user {user_id}")
-        run(query, follower_id=follower_id, followee_id=followee_id)
+        changed = run(query, follower_id=follower_id, followee_id=followee_id)["changed"]
+    if changed:
+        ctx.cache.invalidate(cache.user_key(follower_id), cache.user_key(followee_id))
 
 
 def followers(ctx: Context, user_id: int, *, limit: str | None, cursor: str | None) -> Page:

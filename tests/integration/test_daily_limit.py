@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -23,7 +23,7 @@ def wait_for(condition, seconds: float = 10) -> None:
 
 
 def quota_key(user_id: int) -> str:
-    return f"posterr:quota:{user_id}:{datetime.now(timezone.utc).date().isoformat()}"
+    return f"posterr:quota:{user_id}:{datetime.now(UTC).date().isoformat()}"
 
 
 def simultaneous_creations(base: str, user_id: int, count: int) -> list[requests.Response]:
@@ -56,7 +56,7 @@ def test_sixth_creation_is_429_with_retry_after_to_utc_midnight(api, sql):
     api.new_post(alice, "a quote", repost_id=first["id"])
     api.new_post(alice, "four")
     api.new_post(alice, "five")
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     refused = api.post("/api/posts", {"user_id": alice, "content": "six"})
     problem = assert_problem(refused, 429)
     midnight_in = 86400 - (before.hour * 3600 + before.minute * 60 + before.second)

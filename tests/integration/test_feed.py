@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from itertools import chain
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -49,7 +50,7 @@ def test_link_chain_over_23_items_yields_every_item_once(api):
     posts = make_posts(api, 23)
     pages = walk(api, "/api/posts?limit=10")
     assert [len(page) for page in pages] == [10, 10, 3]
-    assert sum(pages, []) == [p["id"] for p in reversed(posts)]
+    assert list(chain.from_iterable(pages)) == [p["id"] for p in reversed(posts)]
 
 
 def test_link_chain_is_stable_while_new_posts_arrive(api):
@@ -100,7 +101,7 @@ def test_trending_pages_cover_every_item_once(api):
     for post in posts[3:6]:
         api.new_post(fan, None, repost_id=post["id"])
     pages = walk(api, "/api/posts?sort_by=trending&limit=4")
-    everything = sum(pages, [])
+    everything = list(chain.from_iterable(pages))
     assert sorted(everything) == sorted(p["id"] for p in api.get("/api/posts?limit=100").json())
     assert len(everything) == len(set(everything)) == 15
     assert set(everything[:3]) == {p["id"] for p in posts[3:6]}

@@ -57,3 +57,17 @@ def test_healthz_and_readyz(api):
 def test_nosniff_on_every_response(api):
     assert api.get("/healthz").headers["X-Content-Type-Options"] == "nosniff"
     assert api.get("/nope").headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_openapi_document_describes_every_route(api, app_server):
+    document = api.get("/api/openapi.json").json()
+    assert document["openapi"].startswith("3.1")
+    served = {("/api/users", "post"), ("/api/users", "get"), ("/api/users/{id}", "get"),
+              ("/api/users/{id}/following/{target_id}", "put"), ("/api/users/{id}/following/{target_id}", "delete"),
+              ("/api/users/{id}/followers", "get"), ("/api/users/{id}/following", "get"),
+              ("/api/posts", "post"), ("/api/posts", "get"), ("/api/posts/search", "get"),
+              ("/api/posts/{id}", "get"), ("/api/posts/{id}/repost", "post"), ("/healthz", "get"),
+              ("/readyz", "get"), ("/api/openapi.json", "get")}
+    documented = {(path, method) for path, item in document["paths"].items() for method in item
+                  if method in ("get", "post", "put", "delete")}
+    assert served <= documented

@@ -3,7 +3,8 @@ sequentially."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+import io
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -11,7 +12,7 @@ from posterr.db import load_queries
 from posterr.seed import seed
 
 QUERIES = load_queries()
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 AFTER = {"after_score": None, "after_created_at": None, "after_id": None}
 FEED = {"author_id": None, "followed_by": None, "pattern": None, "since": None, "until": None, "limit": 11, **AFTER}
 
@@ -67,7 +68,7 @@ def test_every_named_query_has_plan_cases():
 @pytest.fixture(scope="module")
 def seeded(servers, sql):
     sql.execute("TRUNCATE users, posts, follows, post_quota RESTART IDENTITY CASCADE")
-    seed(servers.database_url, users=2000, posts=50_000, follows_per_user=15, progress=open("/dev/null", "w"))
+    seed(servers.database_url, users=2000, posts=50_000, follows_per_user=15, progress=io.StringIO())
     assert sql.execute("SELECT count(*) FROM posts").fetchone()[0] > 45_000
     yield sql
 

@@ -53,7 +53,7 @@ def test_a_bug_is_a_500_problem_without_internals(app):
 
 
 def test_domain_errors_carry_their_status(app):
-    status, headers, body = call(app, "/api/conflict")
+    status, _, body = call(app, "/api/conflict")
     assert status.startswith("409")
     assert body == {"type": "/problems/conflict", "title": "Conflict", "status": 409,
                     "detail": "already there", "error": "already there"}

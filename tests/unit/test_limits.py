@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime, timezone
 
 import pytest
 
 from posterr.limits import seconds_to_utc_midnight, utc_today
-
-UTC = timezone.utc
 
 
 @pytest.mark.parametrize("now, expected", [

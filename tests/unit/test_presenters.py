@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from posterr import presenters
-
-UTC = timezone.utc
 
 
 @pytest.mark.parametrize("moment, expected", [

@@ -1,0 +1,149 @@
+"""The feed cache: hits come from Redis, and every write is visible at once (read-your-writes)."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from posterr import cache
+from posterr.cache import DocumentCache, Redis
+from tests.integration.conftest import assert_problem
+
+
+def cached_feed_fields(redis_client) -> set[str]:
+    fields = set()
+    for key in redis_client.scan_iter("posterr:{feeds}:*"):
+        fields |= {f.decode() for f in redis_client.hkeys(key)} - {"~gen"}
+    return fields
+
+
+def test_first_pages_are_served_from_redis(api, sql, redis_client):
+    alice = api.new_user("alice")["id"]
+    post = api.new_post(alice, "original text")
+    for url in ("/api/posts", "/api/posts?sort_by=trending", f"/api/posts?author_id={alice}&limit=5"):
+        api.get(url)
+    assert cached_feed_fields(redis_client) == {"all:latest:10", "all:trending:10", f"author:{alice}:latest:5"}
+    api.get(f"/api/posts/{post['id']}")
+    api.get(f"/api/users/{alice}")
+    # Change the row behind the cache's back: what is served now comes from Redis.
+    sql.execute("UPDATE posts SET content = 'changed behind the cache' WHERE id = %s", (post["id"],))
+    sql.execute("UPDATE users SET followers_count = 42 WHERE id = %s", (alice,))
+    for _ in range(4):  # whichever worker answers
+        assert api.get("/api/posts").json()[0]["content"] == "original text"
+        assert api.get(f"/api/posts?author_id={alice}&limit=5").json()[0]["content"] == "original text"
+        assert api.get(f"/api/posts/{post['id']}").json()["content"] == "original text"
+        assert api.get(f"/api/users/{alice}").json()["followers_count"] == 0
+    assert api.get("/api/posts?keyword=changed").json()[0]["content"] == "changed behind the cache"
+
+
+def test_uncacheable_reads_are_not_cached(api, redis_client):
+    alice = api.new_user("alice")["id"]
+    api.new_post(alice)
+    api.get(f"/api/posts?keyword=hello&followed_by={alice}")
+    api.get("/api/posts?start_date=2000-01-01")
+    api.get(f"/api/users/{alice}?viewer_id={alice}")
+    assert cached_feed_fields(redis_client) == set()
+    assert list(redis_client.scan_iter("posterr:user:*")) == []
+
+
+def test_errors_are_not_cached(api, redis_client):
+    assert_problem(api.get("/api/posts?author_id=77"), 404)
+    assert_problem(api.get("/api/posts/77"), 404)
+    assert_problem(api.get("/api/users/77"), 404)
+    carol = api.new_user("carol")
+    assert carol["id"] == 1 and api.get("/api/users/1").json() == carol
+
+
+def feeds(api, author_id):
+    return {url: api.get(url).json() for url in
+            ("/api/posts", "/api/posts?sort_by=trending", f"/api/posts?author_id={author_id}")}
+
+
+def test_a_new_post_is_visible_at_once_everywhere(api):
+    alice = api.new_user("alice")["id"]
+    api.new_post(alice, "first")
+    before = feeds(api, alice)
+    assert api.get(f"/api/users/{alice}").json()["posts_count"] == 1
+    post = api.new_post(alice, "second")
+    for url, items in feeds(api, alice).items():
+        assert post["id"] in [p["id"] for p in items] and len(items) == len(before[url]) + 1, url
+    assert api.get(f"/api/users/{alice}").json()["posts_count"] == 2
+
+
+@pytest.mark.parametrize("kind", ["repost", "quote"])
+def test_a_repost_or_quote_updates_the_target_everywhere_at_once(api, kind):
+    alice, bob = api.new_user("alice")["id"], api.new_user("bob")["id"]
+    target = api.new_post(alice, "target")
+    feeds(api, alice)
+    feeds(api, bob)
+    api.get(f"/api/posts/{target['id']}")
+    api.get(f"/api/users/{bob}")
+    created = api.new_post(bob, None if kind == "repost" else "a quote", repost_id=target["id"])
+    counter = "repost_count" if kind == "repost" else "quote_count"
+    assert api.get(f"/api/posts/{target['id']}").json()[counter] == 1
+    for items in feeds(api, alice).values():
+        assert next(p for p in items if p["id"] == target["id"])[counter] == 1
+    assert api.get("/api/posts?sort_by=trending").json()[0]["id"] == target["id"]
+    assert [p["id"] for p in api.get(f"/api/posts?author_id={bob}").json()] == [created["id"]]
+    assert api.get(f"/api/users/{bob}").json()["posts_count"] == 1
+
+
+def test_follow_and_unfollow_update_both_profiles_at_once(api):
+    alice, bob = api.new_user("alice")["id"], api.new_user("bob")["id"]
+    api.get(f"/api/users/{alice}")
+    api.get(f"/api/users/{bob}")
+    api.follow(alice, bob)
+    assert api.get(f"/api/users/{alice}").json()["following_count"] == 1
+    assert api.get(f"/api/users/{bob}").json()["followers_count"] == 1
+    assert api.delete(f"/api/users/{alice}/following/{bob}").status_code == 204
+    assert api.get(f"/api/users/{alice}").json()["following_count"] == 0
+    assert api.get(f"/api/users/{bob}").json()["followers_count"] == 0
+
+
+def test_a_new_user_is_visible_at_once(api):
+    assert_problem(api.get("/api/users/1"), 404)
+    assert api.get("/api/users?username=dora").json() == []
+    dora = api.new_user("dora")
+    assert api.get("/api/users/1").json() == dora
+    assert api.get("/api/users?username=dora").json() == [dora]
+
+
+# --- the mechanism, driven directly against the suite's Redis ----------------------------------
+
+@pytest.fixture
+def document_cache(servers):
+    redis_ = Redis(servers.redis_url, timeout=1, retry_after=1)
+    yield DocumentCache(redis_)
+    redis_.close()
+
+
+def test_a_slow_reader_cannot_put_back_what_a_write_invalidated(document_cache):
+    def read_while_a_write_lands() -> bytes:
+        document_cache.invalidate(cache.FEEDS_KEY)  # the write commits while this reader queries
+        return b"old page"
+
+    assert document_cache.fetch(cache.FEEDS_KEY, "all:latest:10", 60, read_while_a_write_lands) == b"old page"
+    assert document_cache.fetch(cache.FEEDS_KEY, "all:latest:10", 60, lambda: b"new page") == b"new page"
+    assert document_cache.fetch(cache.FEEDS_KEY, "all:latest:10", 60, lambda: b"unused") == b"new page"
+
+
+def test_simultaneous_misses_compute_once(document_cache):
+    computed, release = [], threading.Event()
+
+    def slow_compute() -> bytes:
+        computed.append(1)
+        release.wait(timeout=10)
+        return b"page"
+
+    with ThreadPoolExecutor(20) as pool:
+        results = [pool.submit(document_cache.fetch, cache.FEEDS_KEY, "f", 60, slow_compute) for _ in range(20)]
+        flight = None
+        while flight is None or flight.followers < 19:  # wait until every other reader joined
+            flight = next(iter(document_cache._flights.values()), None)
+            if any(r.done() for r in results):
+                break
+        release.set()
+        assert [r.result() for r in results] == [b"page"] * 20
+    assert len(computed) == 1

@@ -82,13 +82,17 @@ def _parse_file(path: Path) -> Iterator[Query]:
 
 def _build(path: Path, header: re.Match, lines: list[str]) -> Query:
     name = header["name"]
-    notes = [m["index"] for m in map(_INDEX_NOTE.match, lines) if m]
+    comments = [line.strip() for line in lines if line.lstrip().startswith("--")]
     sql = "\n".join(line for line in lines if not line.lstrip().startswith("--")).strip().rstrip(";")
     if not sql:
         raise QueryFileError(f"{path.name}: query {name!r} has no SQL")
-    if not notes:
+    starts = [n for n, line in enumerate(comments) if _INDEX_NOTE.match(line)]
+    if not starts:
         raise QueryFileError(f"{path.name}: query {name!r} has no '-- index:' comment naming what serves it")
-    return Query(name, header["kind"], sql, path.name, notes[0])
+    # The note runs from its line to the end of the comment block.
+    note = " ".join([_INDEX_NOTE.match(comments[starts[0]])["index"]] +
+                    [line.lstrip("-").strip() for line in comments[starts[0] + 1:]])
+    return Query(name, header["kind"], sql, path.name, note)
 
 
 class Session:

@@ -1,0 +1,3 @@
+from posterr.cli import main
+
+main()

@@ -1,0 +1,54 @@
+"""The operator CLI, against the suite's servers."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from posterr.cli import main
+from tests.integration.conftest import row_count
+
+
+@pytest.fixture
+def run(servers, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", servers.database_url)
+    monkeypatch.setenv("REDIS_URL", servers.redis_url)
+
+    def run_cli(*argv: str) -> str:
+        out = io.StringIO()
+        main(list(argv), out=out)
+        return out.getvalue()
+
+    return run_cli
+
+
+def test_queries_lists_every_named_query_with_its_index(run):
+    lines = run("queries").splitlines()
+    assert any(line.startswith("posts_latest") and "posts_created_at_id_idx" in line for line in lines)
+    assert len(lines) >= 17
+
+
+def test_explain_runs_with_parameters_and_changes_nothing(run, api, sql):
+    alice = api.new_user("alice")["id"]
+    plan = run("explain", "posts_latest", f"author_id={alice}", "limit=11")
+    assert "posts_user_id_created_at_id_idx" in plan and "Buffers" in plan and "actual time" in plan
+    run("explain", "insert_user", "username=planned")
+    assert row_count(sql, "users") == 1
+    with pytest.raises(SystemExit, match="no query named"):
+        run("explain", "nope")
+    with pytest.raises(SystemExit, match="takes no parameter"):
+        run("explain", "user_by_id", "wrong=1")
+
+
+def test_cache_stats_keys_and_flush(run, api, redis_client):
+    alice = api.new_user("alice")["id"]
+    api.new_post(alice)
+    api.get("/api/posts")
+    api.get(f"/api/users/{alice}")
+    stats = run("cache", "stats")
+    assert "hit ratio" in stats and "memory used" in stats and "posterr:quota:*" in stats
+    assert "posterr:user:{1}:" in run("cache", "keys", "posterr:user:*")
+    assert "deleted 2 cached documents" in run("cache", "flush")
+    assert list(redis_client.scan_iter("posterr:user:*")) == []
+    assert len(list(redis_client.scan_iter("posterr:quota:*"))) == 1

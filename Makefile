@@ -12,7 +12,8 @@ WITH_SERVICES := service_env=$$($(SERVICES) up) && eval "$$service_env" &&
 DBMATE := $(BIN)/dbmate --migrations-dir db/migrations --schema-file db/schema.sql
 PYTEST_ARGS ?=
 
-.PHONY: run test venv services-up services-down services-status migrate schema psql redis-cli lint clean
+.PHONY: run test venv services-up services-down services-status migrate schema psql redis-cli lint clean \
+        queries explain cache-stats cache-keys cache-flush seed bench loadtest cluster cluster-down test-cluster
 
 run: venv migrate
 	@$(WITH_SERVICES) echo "posterr: serving on port $${PORT:-5000} (Ctrl-C stops; 'make services-down' stops the databases)" && \
@@ -56,5 +57,66 @@ redis-cli:
 lint: venv
 	@$(BIN)/ruff check posterr tests loadtests
 
+# Operator shortcuts (python -m posterr …) against the configured or local servers.
+queries: venv
+	@$(BIN)/python -m posterr queries
+
+explain: venv  # make explain Q=posts_latest ARGS="author_id=7 limit=11"
+	@$(WITH_SERVICES) $(BIN)/python -m posterr explain $(Q) $(ARGS)
+
+cache-stats: venv
+	@$(WITH_SERVICES) $(BIN)/python -m posterr cache stats
+
+cache-keys: venv  # make cache-keys PATTERN='posterr:user:*'
+	@$(WITH_SERVICES) $(BIN)/python -m posterr cache keys '$(or $(PATTERN),posterr:*)'
+
+cache-flush: venv
+	@$(WITH_SERVICES) $(BIN)/python -m posterr cache flush
+
 clean: services-down
 	rm -rf .data $(VENV)
+
+# Bulk seed data into the configured database (loadtests/seed.py; RESET=1 empties it first).
+USERS ?= 1000
+POSTS ?= 10000
+FOLLOWS ?= 20
+seed: venv migrate
+	@$(WITH_SERVICES) $(BIN)/python -m loadtests.seed --users $(USERS) --posts $(POSTS) \
+	  --follows-per-user $(FOLLOWS) $(if $(RESET),--reset)
+
+# wrk against the app in its production configuration, over a database of its own (posterr_bench);
+# results on stdout and in loadtests/results/. More options: make bench BENCH_ARGS=--help
+BENCH_POSTS ?= 10000
+BENCH_USERS ?= 1000
+BENCH_DURATION ?= 10s
+BENCH_CONNECTIONS ?= 32
+BENCH_THREADS ?= 2
+BENCH_ARGS ?=
+bench: venv
+	@$(WITH_SERVICES) $(BIN)/python -m loadtests.bench --posts $(BENCH_POSTS) --users $(BENCH_USERS) \
+	  --duration $(BENCH_DURATION) --connections $(BENCH_CONNECTIONS) --threads $(BENCH_THREADS) $(BENCH_ARGS)
+
+# locust (loadtests/locustfile.py), headless, against the app as `make bench` runs it; fails when
+# over 1% of requests fail or p95 exceeds LOADTEST_P95_MS. Reports in loadtests/results/.
+LOCUST_USERS ?= 200
+LOCUST_SPAWN_RATE ?= 50
+LOCUST_TIME ?= 60s
+LOADTEST_P95_MS ?= 50
+LOADTEST_ARGS ?=
+loadtest: venv
+	@$(WITH_SERVICES) $(BIN)/python -m loadtests.loadtest --users $(LOCUST_USERS) --spawn-rate $(LOCUST_SPAWN_RATE) \
+	  --run-time $(LOCUST_TIME) --p95-ms $(LOADTEST_P95_MS) --posts $(BENCH_POSTS) --seed-users $(BENCH_USERS) \
+	  $(LOADTEST_ARGS)
+
+# Three gunicorn instances (ports 5001-5003) behind nginx on 127.0.0.1:5000, sharing the local
+# PostgreSQL and Redis (scripts/cluster.sh; logs in .data/cluster/logs). Foreground: Ctrl-C stops
+# it gracefully. `scripts/cluster.sh up` starts it detached; `make cluster-down` stops either.
+cluster: venv migrate
+	@$(WITH_SERVICES) exec scripts/cluster.sh run
+
+cluster-down:
+	@scripts/cluster.sh down
+
+# The cluster tests alone (they also run in `make test`): their own servers, ports and nginx.
+test-cluster: venv
+	@$(BIN)/python -m pytest tests/cluster $(PYTEST_ARGS)

@@ -45,6 +45,23 @@ CREATE TABLE public.follows (
 
 
 --
+-- Name: idempotency_keys; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.idempotency_keys (
+    scope text NOT NULL,
+    user_id bigint NOT NULL,
+    key text NOT NULL,
+    fingerprint text NOT NULL,
+    status integer,
+    location text,
+    body bytea,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT idempotency_keys_key_check CHECK (((char_length(key) >= 1) AND (char_length(key) <= 255)))
+);
+
+
+--
 -- Name: posts; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -168,6 +185,14 @@ ALTER TABLE ONLY public.follows
 
 
 --
+-- Name: idempotency_keys idempotency_keys_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.idempotency_keys
+    ADD CONSTRAINT idempotency_keys_pkey PRIMARY KEY (scope, user_id, key);
+
+
+--
 -- Name: post_quota post_quota_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -211,6 +236,13 @@ CREATE INDEX follows_followee_created_idx ON public.follows USING btree (followe
 --
 
 CREATE INDEX follows_follower_created_idx ON public.follows USING btree (follower_id, created_at DESC, followee_id DESC);
+
+
+--
+-- Name: idempotency_keys_created_at_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX idempotency_keys_created_at_idx ON public.idempotency_keys USING btree (created_at);
 
 
 --
@@ -317,4 +349,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261126080000'),
     ('20261126080100'),
     ('20261126080200'),
-    ('20261126080300');
+    ('20261126080300'),
+    ('20261126090000');

@@ -10,6 +10,26 @@ threads = int(os.environ.get("POSTERR_THREADS", "4"))
 wsgi_app = "posterr.app:create_app()"
 graceful_timeout = 20
 timeout = 30
+# Recycle a worker after about this many requests (bounds slow leaks); the jitter keeps the workers
+# of an instance from restarting together. A recycled worker drains like on SIGTERM, and the master
+# and its siblings keep the listening socket open meanwhile, so no connection is refused.
+max_requests = int(os.environ.get("POSTERR_MAX_REQUESTS", "10000"))
+max_requests_jitter = int(os.environ.get("POSTERR_MAX_REQUESTS_JITTER", "1000"))
+# The worker heartbeat file in memory: on a container's overlay filesystem a slow write could get a
+# healthy worker killed for "timeout".
+if os.path.isdir("/dev/shm"):
+    worker_tmp_dir = "/dev/shm"
+# gunicorn's control socket (for `gunicornc`) defaults to one path per OS user
+# (~/.gunicorn/gunicorn.ctl), so instances on one host would take it from each other and stopping
+# one would remove another's: one per port instead. POSTERR_CONTROL_SOCKET names a path; "off"
+# disables it.
+_control_socket = os.environ.get("POSTERR_CONTROL_SOCKET", "")
+if _control_socket == "off":
+    control_socket_disable = True
+else:
+    control_socket = _control_socket or os.path.join(
+        os.environ.get("XDG_RUNTIME_DIR") or os.path.join(os.path.expanduser("~"), ".gunicorn"),
+        f"posterr-{os.environ.get('PORT', '5000')}.ctl")
 limit_request_line = 8190
 limit_request_fields = 100
 limit_request_field_size = 8190

@@ -20,7 +20,9 @@ import bottle
 import orjson
 
 from posterr import validation
+from posterr.context import Context
 from posterr.errors import ApiError, BadRequest, NotFound, PayloadTooLarge
+from posterr.services import idempotency
 from posterr.services.pagination import Page
 
 log = logging.getLogger("posterr.http")
@@ -82,8 +84,16 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     return bottle.HTTPResponse(body, status, headers, content_type="application/json")
 
 
-def created(data: dict, location: str) -> bottle.HTTPResponse:
-    return json_response(data, 201, {"Location": location})
+def created_once(ctx: Context, body: dict, location_prefix: str, create: Callable[[], dict]) -> bottle.HTTPResponse:
+    """201 for create(), honouring an Idempotency-Key header (scoped to this route)."""
+    request = bottle.request
+    result = idempotency.create_once(
+        ctx, scope=f"{request.method} {request.route.rule}", key_header=request.get_header("Idempotency-Key"),
+        path=request.path, body=body, create=create, location_prefix=location_prefix)
+    headers = {"Location": result.location}
+    if result.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return json_response(result.body, 201, headers)
 
 
 def no_content() -> bottle.HTTPResponse:

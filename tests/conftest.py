@@ -28,7 +28,7 @@ SERVICES_ENV = {"POSTERR_DATA_DIR": str(DATA),
                 "POSTERR_PG_PORT": os.environ.get("POSTERR_TEST_PG_PORT", "54339"),
                 "POSTERR_REDIS_PORT": os.environ.get("POSTERR_TEST_REDIS_PORT", "63809"),
                 "POSTERR_PG_EXTRA_CONF": "fsync = off\nsynchronous_commit = off\nfull_page_writes = off"}
-TABLES = "users, posts, follows, post_quota"
+TABLES = "users, posts, follows, post_quota, idempotency_keys"
 
 
 @dataclass

@@ -15,14 +15,15 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
     @app.post("/api/posts")
     def create_post():
         body = http.json_body()
-        post = posts.create_post(ctx, body.get("user_id"), body.get("content"), body.get("repost_id"))
-        return http.created(post, f"/api/posts/{post['id']}")
+        return http.created_once(ctx, body, "/api/posts/", lambda: posts.create_post(
+            ctx, body.get("user_id"), body.get("content"), body.get("repost_id")))
 
     @app.post("/api/posts/<post_id>/repost")
     def repost(post_id):
+        target_id = http.path_id(post_id, "post")
         body = http.json_body()
-        post = posts.create_post(ctx, body.get("user_id"), repost_id=http.path_id(post_id, "post"))
-        return http.created(post, f"/api/posts/{post['id']}")
+        return http.created_once(ctx, body, "/api/posts/", lambda: posts.create_post(
+            ctx, body.get("user_id"), repost_id=target_id))
 
     @app.get("/api/posts")
     def feed():

@@ -12,8 +12,8 @@ from posterr.services import users
 def install(app: bottle.Bottle, ctx: Context) -> None:
     @app.post("/api/users")
     def create_user():
-        user = users.create_user(ctx, http.json_body().get("username"))
-        return http.created(user, f"/api/users/{user['id']}")
+        body = http.json_body()
+        return http.created_once(ctx, body, "/api/users/", lambda: users.create_user(ctx, body.get("username")))
 
     @app.get("/api/users")
     def list_users():

@@ -10,6 +10,7 @@ import pytest
 
 from posterr.db import load_queries
 from posterr.seed import seed
+from tests.conftest import TABLES
 
 QUERIES = load_queries()
 NOW = datetime.now(UTC)
@@ -38,6 +39,11 @@ CASES = {
     "post_kind": [("one", {"id": 10})],
     "repost_exists": [("one", {"repost_id": 10, "user_id": 3})],
     "post_by_id": [("one", {"id": 10})],
+    "claim_idempotency_key": [("new", {"scope": "POST /api/posts", "user_id": 1, "key": "k", "fingerprint": "f"})],
+    "complete_idempotency_key": [("one", {"scope": "POST /api/posts", "user_id": 1, "key": "k", "status": 201,
+                                          "location": "/api/posts/1", "body": b"{}"})],
+    "release_idempotency_key": [("one", {"scope": "POST /api/posts", "user_id": 1, "key": "k"})],
+    "delete_expired_idempotency_keys": [("batch", {})],
 }
 FEED_CASES = [
     ("global", {}),
@@ -67,7 +73,7 @@ def test_every_named_query_has_plan_cases():
 
 @pytest.fixture(scope="module")
 def seeded(servers, sql):
-    sql.execute("TRUNCATE users, posts, follows, post_quota RESTART IDENTITY CASCADE")
+    sql.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
     seed(servers.database_url, users=2000, posts=50_000, follows_per_user=15, progress=io.StringIO())
     assert sql.execute("SELECT count(*) FROM posts").fetchone()[0] > 45_000
     yield sql

@@ -1,0 +1,375 @@
+"""`make bench`: requests per second and latency of each kind of request, measured with wrk.
+
+    python -m loadtests.bench [--posts 10000] [--users 1000] [--duration 10s] [--connections 32]
+                              [--threads 2] [--only NAME,…] [--split-search] [--reseed]
+
+What it does, in order:
+1. installs wrk with apt-get when it is missing (as root; log: loadtests/results/install.log);
+2. migrates `posterr_bench` on the configured PostgreSQL server and seeds it, unless it already
+   holds the same seed (the seed is recorded as the database's comment); clears the posterr keys of
+   Redis database 11 (the benchmark's own);
+3. starts gunicorn with posterr/gunicorn_conf.py (workers = CPU count) on a free port with
+   POSTERR_RATE_LIMIT=off and a daily limit of 1,000,000, so nothing is refused;
+4. runs wrk against each row below at a fixed concurrency, one after the other, and prints one
+   table: requests/s, p50, p99, requests/s as a share of /healthz's in the same run, and the
+   answers that were not 2xx/3xx. The same goes to loadtests/results/bench-<timestamp>.json;
+5. stops gunicorn, on success, error or Ctrl-C alike.
+
+Rows:
+- healthz: GET /healthz — no database, no Redis: the ceiling of the HTTP stack.
+- feed, cached: GET /api/posts, the same URL all the time (the first page the cache serves).
+- feed, uncached: GET /api/posts?start_date=2000-01-01. Every seeded post is newer, so the page
+  is the same as the one above, but a date filter is not a cacheable first page: it measures the
+  query (posts_latest over posts_created_at_id_idx) and the rendering behind the cache.
+- deep page: the URL the Link headers lead to 50 pages down the global feed (a keyset cursor).
+- search: /api/posts/search?keyword=… rotating over rare, medium and common words (a wrk Lua
+  script); --split-search adds one row per group.
+- followed_by: /api/posts?followed_by=ID, ID rotating over every seeded user.
+- profile: GET /api/users/{id} of one seeded user.
+- create post: POST /api/posts, the author drawn at random among the seeded users per request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urljoin
+
+from loadtests import harness
+from loadtests.harness import say
+
+# Keywords by the share of seeded posts and quotes that contain them (case-insensitive substring;
+# measured on 10k and 1M seeds): rare ≈ 0.1 % (one hashtag of db/seed/seed.sql's 997, and none of
+# #9960…), medium ≈ 1–2 % (the vocabulary's rarest words), common ≈ 15–26 %.
+KEYWORDS = {
+    "rare": ["#996", "#501", "#333", "#808"],
+    "medium": ["axolotl", "picture", "quokka", "zebra"],
+    "common": ["the", "an", "in"],
+}
+DEEP_PAGES = 50
+PROFILE_OFFSET = 41  # which seeded user's profile (low id + this, wrapped)
+
+LUA_REPORT = r"""
+local thread_count = 0
+setup = function(thread)
+  thread_count = thread_count + 1
+  thread:set("thread_id", thread_count)
+end
+
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_JSON {"requests":%.0f,"duration_us":%.0f,"bytes":%.0f,"p50_us":%.0f,"p90_us":%.0f,' ..
+    '"p99_us":%.0f,"max_us":%.0f,"mean_us":%.1f,"connect_errors":%.0f,"read_errors":%.0f,' ..
+    '"write_errors":%.0f,"timeouts":%.0f,"non_2xx_3xx":%.0f}\n',
+    summary.requests, summary.duration, summary.bytes, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.max, latency.mean, e.connect, e.read, e.write, e.timeout, e.status))
+end
+"""
+
+LUA_ROTATE = r"""
+local paths = {%(paths)s}
+local next_path = 1
+init = function(args)
+  math.randomseed(os.time() * 100 + (thread_id or 0))
+  next_path = math.random(#paths)
+end
+request = function()
+  next_path = next_path %% #paths + 1
+  return wrk.format("GET", paths[next_path])
+end
+"""
+
+LUA_RANDOM_USER = r"""
+local low, high = %(low)d, %(high)d
+init = function(args)
+  math.randomseed(os.time() * 100 + (thread_id or 0))
+end
+request = function()
+  return wrk.format("GET", string.format("%(template)s", math.random(low, high)))
+end
+"""
+
+LUA_POST = r"""
+local low, high = %(low)d, %(high)d
+local counter = 0
+local headers = {["Content-Type"] = "application/json", ["Accept"] = "application/json"}
+init = function(args)
+  math.randomseed(os.time() * 100 + (thread_id or 0))
+end
+request = function()
+  counter = counter + 1
+  local body = string.format('{"user_id": %%d, "content": "bench post %%d from wrk thread %%d"}',
+                             math.random(low, high), counter, thread_id or 0)
+  return wrk.format("POST", "/api/posts", headers, body)
+end
+"""
+
+
+@dataclass
+class Row:
+    name: str
+    what: str  # how it is shown in the table
+    path: str  # the request wrk's URL names (and the check request, for scripted rows)
+    script: str = ""  # Lua besides the report
+    method: str = "GET"
+    body: dict | None = None
+    expect: int = 200
+    result: dict = field(default_factory=dict)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__.split("\n\n")[0],
+                                     epilog="Make variables: BENCH_POSTS, BENCH_USERS, BENCH_DURATION, "
+                                            "BENCH_CONNECTIONS, BENCH_THREADS, BENCH_ARGS (anything else).")
+    parser.add_argument("--posts", type=int, default=10_000, help="posts to seed (default 10000)")
+    parser.add_argument("--users", type=int, default=1000, help="users to seed (default 1000)")
+    parser.add_argument("--follows-per-user", type=int, default=20, help="follows to seed per user (default 20)")
+    parser.add_argument("--reseed", action="store_true", help="seed again even if the same seed is there")
+    parser.add_argument("--duration", default="10s", help="wrk -d per row (default 10s)")
+    parser.add_argument("--connections", type=int, default=32, help="wrk -c (default 32)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk -t (default 2)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gunicorn workers (default: CPUs)")
+    parser.add_argument("--only", default="", help="comma-separated row names to run (healthz always runs)")
+    parser.add_argument("--split-search", action="store_true", help="also one search row per word group")
+    parser.add_argument("--pause", type=float, default=1.0, help="seconds between rows (default 1)")
+    args = parser.parse_args(argv)
+    if not re.fullmatch(r"\d+[smh]?", args.duration):
+        parser.error("--duration is a whole number of seconds, minutes or hours: 10s, 2m")
+    if args.posts < 100 or args.users < 10:
+        parser.error("seed at least 100 posts and 10 users")
+    if args.threads < 1 or args.connections < args.threads:
+        parser.error("--connections must be at least --threads, and --threads at least 1")
+    return args
+
+
+def seconds(duration: str) -> int:
+    number, unit = int(duration.rstrip("smh")), duration[-1]
+    return number * {"m": 60, "h": 3600}.get(unit, 1)
+
+
+def ensure_wrk(log_path: Path) -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        harness.fail("wrk is not installed: install it (Debian/Ubuntu: apt-get install wrk) or run as root")
+    say(f"installing wrk with apt-get (log: {log_path})")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    with open(log_path, "a") as log:
+        wait_lock = ["-o", "DPkg::Lock::Timeout=300"]  # another apt-get may be running
+        for command in (["apt-get", *wait_lock, "update"],
+                        ["apt-get", *wait_lock, "install", "-y", "--no-install-recommends", "wrk"]):
+            if subprocess.run(command, check=False, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=900).returncode:
+                harness.fail(f"{' '.join(command)} failed; see {log_path}")
+    return shutil.which("wrk") or harness.fail("wrk was installed but is not on PATH")
+
+
+def lua_strings(items: list[str]) -> str:
+    return ", ".join(json.dumps(item) for item in items)  # a JSON string is a valid Lua string here
+
+
+def search_path(word: str) -> str:
+    from urllib.parse import quote
+
+    return f"/api/posts/search?keyword={quote(word, safe='')}"
+
+
+def deep_page(base: str, pages: int) -> tuple[str, int]:
+    """Follow the global feed's Link headers `pages` times: (that URL's path, pages followed)."""
+    path, followed = "/api/posts", 0
+    for _ in range(pages):
+        status, headers, _ = harness.http_get(base + path)
+        if status != 200:
+            harness.fail(f"GET {path} answered {status} while following the feed's Link headers")
+        link = headers.get("Link", "")
+        found = re.search(r'<([^>]+)>;\s*rel="next"', link)
+        if not found:
+            break
+        path = urljoin(base + path, found.group(1)).removeprefix(base)
+        followed += 1
+    return path, followed
+
+
+def rows_for(low: int, high: int, deep: str, split_search: bool) -> list[Row]:
+    profile = low + PROFILE_OFFSET % (high - low + 1)
+    words = [word for group in ("rare", "medium", "common") for word in KEYWORDS[group]]
+    rows = [
+        Row("healthz", "GET /healthz", "/healthz"),
+        Row("feed_cached", "feed page 1, cached (GET /api/posts)", "/api/posts"),
+        Row("feed_uncached", "feed page 1, uncached (?start_date=2000-01-01)", "/api/posts?start_date=2000-01-01"),
+        Row("deep_page", f"feed page {DEEP_PAGES + 1} by cursor", deep),
+        Row("search", "search, rare/medium/common words", search_path(words[0]),
+            LUA_ROTATE % {"paths": lua_strings([search_path(w) for w in words])}),
+    ]
+    if split_search:
+        rows += [Row(f"search_{group}", f"search, {group} words only", search_path(KEYWORDS[group][0]),
+                     LUA_ROTATE % {"paths": lua_strings([search_path(w) for w in KEYWORDS[group]])})
+                 for group in ("rare", "medium", "common")]
+    rows += [
+        Row("followed_by", "followed_by feed, random user", f"/api/posts?followed_by={low}",
+            LUA_RANDOM_USER % {"low": low, "high": high, "template": "/api/posts?followed_by=%d"}),
+        Row("profile", f"profile (GET /api/users/{profile})", f"/api/users/{profile}"),
+        Row("create_post", "POST /api/posts, random author", "/api/posts",
+            LUA_POST % {"low": low, "high": high}, method="POST",
+            body={"user_id": low, "content": "bench check post"}, expect=201),
+    ]
+    return rows
+
+
+def check(base: str, row: Row) -> str | None:
+    """One request in Python first: a row whose request fails is reported, not measured."""
+    import urllib.error
+    import urllib.request
+
+    data = json.dumps(row.body).encode() if row.body is not None else None
+    request = urllib.request.Request(base + row.path, data=data, method=row.method,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, text = response.status, ""
+    except urllib.error.HTTPError as error:
+        status, text = error.code, error.read()[:300].decode(errors="replace")
+    except OSError as error:
+        return f"request failed: {error}"
+    return None if status == row.expect else f"{row.method} {row.path} answered {status}, not {row.expect}: {text}"
+
+
+def run_wrk(wrk: str, base: str, row: Row, args: argparse.Namespace, scripts: Path) -> dict:
+    script = scripts / f"{row.name}.lua"
+    script.write_text(LUA_REPORT + row.script)
+    command = [wrk, "-t", str(args.threads), "-c", str(args.connections), "-d", args.duration,
+               "--timeout", "10s", "-s", str(script), base + row.path]
+    done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=seconds(args.duration) + 60)
+    found = re.search(r"^BENCH_JSON (\{.*\})$", done.stdout, re.MULTILINE)
+    if done.returncode or not found:
+        return {"error": f"wrk exited {done.returncode}: {(done.stderr or done.stdout).strip()[-300:]}"}
+    result = json.loads(found.group(1))
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6) if result["duration_us"] else 0.0
+    result["command"] = " ".join(command[:-2] + [f"{row.name}.lua", command[-1]])
+    return result
+
+
+def table(rows: list[Row]) -> str:
+    healthz = next((r.result.get("rps") for r in rows if r.name == "healthz"), None)
+    header = ("request", "req/s", "p50 ms", "p99 ms", "vs healthz", "not 2xx", "errors")
+    lines = []
+    for row in rows:
+        r = row.result
+        if "rps" not in r:
+            lines.append((row.what, "-", "-", "-", "-", "-", r.get("error", "skipped")[:60]))
+            continue
+        ratio = f"{r['rps'] / healthz:.2f}" if healthz else "-"
+        errors = r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"]
+        lines.append((row.what, f"{r['rps']:,.0f}", f"{r['p50_us'] / 1000:.2f}", f"{r['p99_us'] / 1000:.2f}",
+                      ratio, str(r["non_2xx_3xx"]), str(errors)))
+    widths = [max(len(str(line[i])) for line in [header, *lines]) for i in range(len(header))]
+    out = []
+    for i, line in enumerate([header, *lines]):
+        out.append("  ".join(str(cell).ljust(widths[0]) if n == 0 else str(cell).rjust(widths[n])
+                             for n, cell in enumerate(line)))
+        if i == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def git_commit() -> str:
+    try:
+        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, cwd=harness.ROOT,
+                              capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], check=False,
+                               cwd=harness.ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        return done.stdout.strip() + ("+changes" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    only = {name.strip() for name in args.only.split(",") if name.strip()}
+    names = [row.name for row in rows_for(1, 2, "/", args.split_search)]
+    if only - set(names):
+        harness.fail(f"--only: no row named {', '.join(sorted(only - set(names)))} (rows: {', '.join(names)})")
+    harness.stop_on_sigterm()
+    harness.RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = harness.timestamp()
+    wrk = ensure_wrk(harness.RESULTS / "install.log")
+    database_url, redis_url = harness.configured_urls()
+    bench_db = harness.sibling_database(database_url, harness.BENCH_DATABASE)
+    bench_redis = harness.redis_database(redis_url, harness.BENCH_REDIS_DB)
+    harness.ensure_bench_database(bench_db, users=args.users, posts=args.posts, follows=args.follows_per_user,
+                                  reseed=args.reseed, log_path=harness.RESULTS / "dbmate.log")
+    say(f"cleared {harness.forget_cached(bench_redis)} posterr keys from Redis database {harness.BENCH_REDIS_DB}")
+    low, high = harness.user_id_range(bench_db)
+    load_before = os.getloadavg()
+    if load_before[0] > (os.cpu_count() or 1) / 2:
+        say(f"warning: the machine is busy already (load average {load_before[0]:.1f} on {os.cpu_count()} CPUs): "
+            "the numbers will be low and noisy")
+
+    app = harness.App(bench_db, bench_redis, harness.RESULTS / f"bench-{stamp}-gunicorn.log",
+                      daily_post_limit=1_000_000, workers=args.workers)
+    with app, tempfile.TemporaryDirectory(prefix="posterr-bench-") as scripts:
+        deep, followed = deep_page(app.base, DEEP_PAGES)
+        if followed < DEEP_PAGES:
+            say(f"warning: the feed has only {followed + 1} pages; the deep page is page {followed + 1}")
+        rows = [row for row in rows_for(low, high, deep, args.split_search)
+                if not only or row.name in only or row.name == "healthz"]
+        for number, row in enumerate(rows, 1):
+            problem = check(app.base, row)
+            if problem:
+                say(f"[{number}/{len(rows)}] {row.name}: skipped, {problem}")
+                row.result = {"error": problem}
+                continue
+            say(f"[{number}/{len(rows)}] {row.name}: wrk -t{args.threads} -c{args.connections} "
+                f"-d{args.duration} {row.what}")
+            offset = app.log_size()
+            row.result = run_wrk(wrk, app.base, row, args, Path(scripts))
+            row.result["worker_restarts"] = app.worker_boots_since(offset)
+            if "rps" in row.result:
+                r = row.result
+                say(f"    {r['rps']:,.0f} req/s, p50 {r['p50_us'] / 1000:.2f} ms, p99 {r['p99_us'] / 1000:.2f} ms"
+                    + (f", {r['non_2xx_3xx']} not 2xx/3xx" if r["non_2xx_3xx"] else ""))
+            else:
+                say(f"    {row.result['error']}")
+            time.sleep(args.pause)
+
+    report = {
+        "timestamp": stamp, "commit": git_commit(), "cpus": os.cpu_count(), "gunicorn_workers": args.workers,
+        "wrk": {"threads": args.threads, "connections": args.connections, "duration": args.duration},
+        "seed": {"users": args.users, "posts": args.posts, "follows_per_user": args.follows_per_user},
+        "keywords": KEYWORDS, "deep_page": {"pages_followed": followed, "path": deep},
+        "load_average": {"before": load_before[0], "after": os.getloadavg()[0]},
+        "app_log": str(app.log_path.relative_to(harness.ROOT)),
+        "rows": [{"name": r.name, "request": r.what, "method": r.method, "path": r.path, **r.result} for r in rows],
+    }
+    out = harness.RESULTS / f"bench-{stamp}.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nposterr bench {stamp} ({report['commit']}): {args.posts} posts, {args.users} users; "
+          f"wrk -t{args.threads} -c{args.connections} -d{args.duration}; gunicorn {args.workers} workers "
+          f"on {os.cpu_count()} CPUs; load average {report['load_average']['before']:.1f} before, "
+          f"{report['load_average']['after']:.1f} after\n")
+    print(table(rows))
+    restarts = sum(r.result.get("worker_restarts", 0) for r in rows)
+    if restarts:
+        print(f"\ngunicorn replaced workers {restarts} times during the measurements (max_requests recycling; "
+              "see the JSON per row)")
+    print(f"\nresults: {out.relative_to(harness.ROOT)}")
+    failed = [r.name for r in rows if "rps" not in r.result]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        say("interrupted")
+        sys.exit(130)

@@ -1,0 +1,296 @@
+"""What `make bench` and `make loadtest` share: a database of their own on the configured server,
+seeded once and reused, a Redis database of their own, and the app under gunicorn in its production
+configuration, stopped again whatever happens.
+
+The servers come from DATABASE_URL / REDIS_URL (the Makefile's `scripts/services.sh up` sets them).
+The benchmark database is `posterr_bench` on that PostgreSQL server (never the development one),
+and its Redis side is database 11 of that Redis server, so neither the quota counters nor the cached
+pages of the benchmark mix with `make run`'s.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Self
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "loadtests" / "results"
+BENCH_DATABASE = "posterr_bench"
+BENCH_REDIS_DB = 11
+SEED_MARK = "posterr seed: users={users} posts={posts} follows_per_user={follows}"
+
+
+def say(message: str) -> None:
+    """Progress on stderr (stdout carries the results)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def fail(message: str) -> None:
+    say(f"error: {message}")
+    raise SystemExit(1)
+
+
+def stop_on_sigterm() -> None:
+    """A SIGTERM (or a closed terminal) unwinds like Ctrl-C does, so every `finally` runs."""
+    def handler(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGHUP, handler)
+
+
+def timestamp() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+
+
+# --- servers and databases ------------------------------------------------------------------------
+
+def configured_urls() -> tuple[str, str]:
+    database_url, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
+    if not database_url or not redis_url:
+        fail("DATABASE_URL and REDIS_URL are not set: run this through make (which starts the local "
+             "servers and sets them), or export the URLs of your own servers")
+    return database_url, redis_url
+
+
+def sibling_database(database_url: str, name: str) -> str:
+    """The same server and options, another database."""
+    return urlunsplit(urlsplit(database_url)._replace(path=f"/{name}"))
+
+
+def redis_database(redis_url: str, number: int) -> str:
+    return urlunsplit(urlsplit(redis_url)._replace(path=f"/{number}"))
+
+
+def dbmate() -> str:
+    found = Path(sys.executable).parent / "dbmate"
+    return str(found) if found.exists() else (shutil.which("dbmate") or fail("dbmate not found: run `make venv`"))
+
+
+def migrate(database_url: str, log_path: Path) -> None:
+    """Create the database when missing and apply the migrations (dbmate; idempotent)."""
+    command = [dbmate(), "--url", database_url, "--migrations-dir", str(ROOT / "db" / "migrations"),
+               "--no-dump-schema", "--wait", "up"]
+    with open(log_path, "a") as log:
+        done = subprocess.run(command, check=False, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, timeout=300)
+    if done.returncode:
+        fail(f"dbmate up failed on {safe_url(database_url)}; see {log_path}")
+
+
+def drop_database(database_url: str, log_path: Path) -> None:
+    command = [dbmate(), "--url", database_url, "--no-dump-schema", "drop"]
+    with open(log_path, "a") as log:
+        done = subprocess.run(command, check=False, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, timeout=300)
+    if done.returncode:
+        fail(f"could not drop {safe_url(database_url)} to seed it again (is an app still connected to it?); "
+             f"see {log_path}")
+
+
+def seed_mark(conn: psycopg.Connection) -> str | None:
+    """What the last completed seed of this database was (kept as the database's comment)."""
+    return conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+                        "WHERE datname = current_database()").fetchone()[0]
+
+
+def set_seed_mark(conn: psycopg.Connection, mark: str | None) -> None:
+    name = conn.execute("SELECT current_database()").fetchone()[0]
+    conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+        sql.Identifier(name), sql.Literal(mark) if mark is not None else sql.SQL("NULL")))
+
+
+def run_seed(database_url: str, *, users: int, posts: int, follows: int) -> float:
+    """Seed (adds to what is there) and record the mark; returns the seconds it took."""
+    from posterr.seed import seed
+
+    started = time.monotonic()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        set_seed_mark(conn, None)  # an interrupted seed is never taken for a finished one
+    seed(database_url, users=users, posts=posts, follows_per_user=follows)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        set_seed_mark(conn, SEED_MARK.format(users=users, posts=posts, follows=follows))
+    return time.monotonic() - started
+
+
+def ensure_bench_database(database_url: str, *, users: int, posts: int, follows: int, reseed: bool,
+                          log_path: Path) -> bool:
+    """Migrate the benchmark database; (re)seed it unless it already holds this very seed.
+    A reseed drops and re-creates the database, so it always starts from the migrations. Returns
+    whether it seeded."""
+    migrate(database_url, log_path)
+    wanted = SEED_MARK.format(users=users, posts=posts, follows=follows)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        found = seed_mark(conn)
+    if found == wanted and not reseed:
+        say(f"reusing {safe_url(database_url)} ({found})")
+        return False
+    say(f"seeding {safe_url(database_url)} from scratch: {users} users, {posts} posts, "
+        f"{follows} follows per user (was: {found or 'not seeded'})")
+    drop_database(database_url, log_path)
+    migrate(database_url, log_path)
+    took = run_seed(database_url, users=users, posts=posts, follows=follows)
+    say(f"seeded in {took:.1f}s")
+    return True
+
+
+def forget_cached(redis_url: str) -> int:
+    """Delete every posterr key of this Redis database (cached pages and quota counters: both are
+    rebuilt from PostgreSQL). Returns how many went."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        removed, batch = 0, []
+        for key in client.scan_iter(match="posterr:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                removed += client.delete(*batch)
+                batch = []
+        if batch:
+            removed += client.delete(*batch)
+        return removed
+    except redis.RedisError as error:
+        say(f"warning: could not clear posterr keys in {redis_url}: {error}")
+        return 0
+    finally:
+        client.close()
+
+
+def user_id_range(database_url: str) -> tuple[int, int]:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        low, high = conn.execute("SELECT min(id), max(id) FROM users WHERE username LIKE 'seed%'").fetchone()
+    if low is None:
+        fail(f"no seeded users in {safe_url(database_url)}")
+    return low, high
+
+
+def safe_url(url: str) -> str:
+    """A URL for messages, without a password."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{parts.username + '@' if parts.username else ''}{host}{':' + str(parts.port) if parts.port else ''}"
+    return urlunsplit(parts._replace(netloc=netloc, query=""))
+
+
+# --- the app --------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_get(url: str, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, dict(response.headers.items()), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers.items()), error.read()
+
+
+class App:
+    """gunicorn with posterr/gunicorn_conf.py (the production configuration) on a free port of
+    127.0.0.1, in a session of its own so a Ctrl-C reaches only us; `stop()` ends it (and its
+    workers) and is safe to call twice."""
+
+    def __init__(self, database_url: str, redis_url: str, log_path: Path, *, daily_post_limit: int,
+                 workers: int | None = None, extra_env: dict[str, str] | None = None):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.workers = workers or os.cpu_count() or 1
+        self.env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+                    "HOST": "127.0.0.1", "PORT": str(self.port), "WEB_CONCURRENCY": str(self.workers),
+                    "POSTERR_RATE_LIMIT": "off", "POSTERR_DAILY_POST_LIMIT": str(daily_post_limit),
+                    "POSTERR_SECRET_KEY": "posterr-bench-secret", **(extra_env or {})}
+        # gunicorn's control socket defaults to one path per OS user (~/.gunicorn/gunicorn.ctl): every
+        # instance would take it over from `make run`'s and delete it on exit. This one needs none.
+        self.env["GUNICORN_CMD_ARGS"] = f"{self.env.get('GUNICORN_CMD_ARGS', '')} --no-control-socket".strip()
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.stop()
+
+    def start(self, wait_seconds: float = 60) -> None:
+        say(f"starting gunicorn ({self.workers} workers) on {self.base} (log: {self.log_path})")
+        with open(self.log_path, "a") as log:  # gunicorn holds its own copy of the descriptor
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "posterr" / "gunicorn_conf.py")],
+                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True)
+        deadline = time.monotonic() + wait_seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.stop()
+                fail(f"gunicorn exited with {self.process.returncode}; see {self.log_path}")
+            try:
+                status, _, _ = http_get(f"{self.base}/readyz", timeout=2)
+                if status == 200:
+                    say("app is ready")
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)  # polling until the socket accepts
+        self.stop()
+        fail(f"the app was not ready within {wait_seconds:.0f}s; see {self.log_path}")
+
+    def log_size(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except OSError:
+            return 0
+
+    def worker_boots_since(self, offset: int) -> int:
+        """Workers booted since the log had `offset` bytes (max_requests recycling shows up here)."""
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(offset)
+                return log.read().count(b"Booting worker")
+        except OSError:
+            return 0
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        for attempt in range(3):  # a second Ctrl-C during the stop must not leave gunicorn behind
+            try:
+                if process.poll() is None:
+                    say("stopping gunicorn")
+                    process.terminate()  # the master stops its workers gracefully
+                    try:
+                        process.wait(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        say("gunicorn did not stop within 30s: killing its process group")
+                _kill_group(process.pid)
+                process.wait(timeout=10)
+                return
+            except KeyboardInterrupt:
+                if attempt == 2:
+                    _kill_group(process.pid)
+                    raise
+
+
+def _kill_group(pgid: int) -> None:
+    """SIGKILL whatever is left of the session we started for gunicorn (its own process group)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,77 @@
+"""Idempotency-Key on creates: a retry with the same key and body gets the first 201 again."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from posterr.context import Context
+from posterr.errors import Conflict, ValidationFailed
+
+KEY_FIELD = "Idempotency-Key"
+_claims = itertools.count(1)
+CLEANUP_EVERY = 100  # claims per process between two bounded deletes of expired records
+
+
+@dataclass(frozen=True)
+class Created:
+    body: bytes
+    location: str
+    replayed: bool = False
+
+
+def _valid_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not 1 <= len(value) <= 255 or not value.isascii() or not value.isprintable():
+        raise ValidationFailed.of(KEY_FIELD, "must be 1 to 255 printable ASCII characters")
+    return value
+
+
+def create_once(ctx: Context, *, scope: str, key_header: str | None, path: str, body: dict,
+                create: Callable[[], dict], location_prefix: str) -> Created:
+    """Run create() once per (scope, user, key). The first request claims the key; a retry with the
+    same request gets the stored 201; the same key with another request is 422; a retry while the
+    first is still running is 409. Only a completed creation is kept: a failed one frees the key."""
+    key = _valid_key(key_header)
+    if key is None:
+        created = create()
+        return Created(orjson.dumps(created), f"{location_prefix}{created['id']}")
+    record_key = {"scope": scope, "user_id": _acting_user(body), "key": key}
+    fingerprint = hashlib.sha256(orjson.dumps({"path": path, "body": body}, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    record = None
+    for _ in range(3):  # no row: a concurrent first claim committed between our two looks
+        record = ctx.db("claim_idempotency_key", fingerprint=fingerprint, **record_key)
+        if record:
+            break
+    if record is None or not record["claimed"]:
+        return _replay(record, fingerprint)
+    if next(_claims) % CLEANUP_EVERY == 0:
+        ctx.db("delete_expired_idempotency_keys")
+    try:
+        created = create()
+    except BaseException:
+        ctx.db("release_idempotency_key", **record_key)
+        raise
+    done = Created(orjson.dumps(created), f"{location_prefix}{created['id']}")
+    ctx.db("complete_idempotency_key", status=201, location=done.location, body=done.body, **record_key)
+    return done
+
+
+def _replay(record: dict[str, Any] | None, fingerprint: str) -> Created:
+    if record is not None and record["fingerprint"] != fingerprint:
+        raise ValidationFailed.of(KEY_FIELD, "was already used with another request body")
+    if record is None or record["status"] is None:
+        raise Conflict("a request with this Idempotency-Key is still being processed; retry shortly")
+    return Created(bytes(record["body"]), record["location"], replayed=True)
+
+
+def _acting_user(body: dict) -> int:
+    """Keys are scoped to the route and the acting user (0 where there is none, as for new users)."""
+    user_id = body.get("user_id")
+    return user_id if isinstance(user_id, int) and not isinstance(user_id, bool) and 0 < user_id < 2**63 else 0

@@ -1,0 +1,109 @@
+"""Idempotency-Key on creates: one creation per key, replays of the first 201, 422 and 409."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from tests.integration.conftest import assert_problem, row_count
+
+
+def keyed(key: str) -> dict:
+    return {"Idempotency-Key": key}
+
+
+def test_a_retry_replays_the_first_response_and_creates_nothing(api, sql):
+    alice = api.new_user("alice")["id"]
+    first = api.post("/api/posts", {"user_id": alice, "content": "once"}, headers=keyed("k-1"))
+    again = api.post("/api/posts", {"content": "once", "user_id": alice}, headers=keyed("k-1"))
+    assert first.status_code == again.status_code == 201
+    assert again.content == first.content and again.headers["Location"] == first.headers["Location"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert row_count(sql, "posts") == 1
+    assert api.get(f"/api/users/{alice}").json()["posts_count"] == 1
+
+
+def test_users_and_reposts_honour_keys_too(api, sql):
+    first = api.post("/api/users", {"username": "bob"}, headers=keyed("u"))
+    assert api.post("/api/users", {"username": "bob"}, headers=keyed("u")).content == first.content
+    bob = first.json()["id"]
+    post = api.new_post(bob)
+    repost = api.post(f"/api/posts/{post['id']}/repost", {"user_id": bob}, headers=keyed("r"))
+    assert api.post(f"/api/posts/{post['id']}/repost", {"user_id": bob}, headers=keyed("r")).content == repost.content
+    assert row_count(sql, "users") == 1 and row_count(sql, "posts") == 2
+
+
+def test_same_key_with_another_body_is_422(api, sql):
+    alice = api.new_user("alice")["id"]
+    api.post("/api/posts", {"user_id": alice, "content": "one"}, headers=keyed("k"))
+    problem = assert_problem(api.post("/api/posts", {"user_id": alice, "content": "two"}, headers=keyed("k")), 422)
+    assert problem["errors"][0]["field"] == "Idempotency-Key"
+    assert row_count(sql, "posts") == 1
+
+
+def test_keys_are_scoped_to_the_route_and_the_user(api, sql):
+    alice, bob = api.new_user("alice")["id"], api.new_user("bob")["id"]
+    for user in (alice, bob):
+        assert api.post("/api/posts", {"user_id": user, "content": "same"}, headers=keyed("shared")).status_code == 201
+    assert api.post("/api/users", {"username": "carol"}, headers=keyed("shared")).status_code == 201
+    assert row_count(sql, "posts") == 2
+
+
+def test_a_failed_request_can_be_retried_with_the_same_key(api, sql):
+    alice = api.new_user("alice")["id"]
+    assert_problem(api.post("/api/posts", {"user_id": 999, "content": "x"}, headers=keyed("k")), 404)
+    assert_problem(api.post("/api/posts", {"user_id": alice, "content": " "}, headers=keyed("k2")), 422)
+    assert api.post("/api/posts", {"user_id": alice, "content": " "}, headers=keyed("k2")).status_code == 422
+    assert api.post("/api/posts", {"user_id": alice, "content": "fixed"}, headers=keyed("k2")).status_code == 201
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "tab\there", "é"])
+def test_malformed_keys_are_422(api, key):
+    response = api.post("/api/users", {"username": "dave"}, headers={"Idempotency-Key": key.encode()})
+    assert_problem(response, 422)
+
+
+def test_a_replay_outlives_a_refusal_by_the_daily_limit(api):
+    alice = api.new_user("alice")["id"]
+    first = api.post("/api/posts", {"user_id": alice, "content": "p0"}, headers=keyed("first"))
+    for n in range(1, 5):
+        api.new_post(alice, f"p{n}")
+    assert_problem(api.post("/api/posts", {"user_id": alice, "content": "p5"}), 429)
+    assert api.post("/api/posts", {"user_id": alice, "content": "p0"}, headers=keyed("first")).content == first.content
+
+
+def test_two_simultaneous_requests_with_one_key_create_one_item(api, app_server, sql, servers):
+    alice = api.new_user("alice")["id"]
+    # Hold the author's quota row so the first request stays in flight while the second arrives.
+    with __import__("psycopg").connect(servers.database_url) as blocker:
+        blocker.execute("INSERT INTO post_quota (user_id, day, used) VALUES (%s, (now() AT TIME ZONE 'UTC')::date, 0)"
+                        " ON CONFLICT DO NOTHING", (alice,))
+        blocker.commit()
+        blocker.execute("SELECT 1 FROM post_quota WHERE user_id = %s FOR UPDATE", (alice,))
+        barrier = threading.Barrier(2)
+
+        def send(_):
+            with requests.Session() as session:
+                barrier.wait(timeout=10)
+                return session.post(f"{app_server}/api/posts", json={"user_id": alice, "content": "race"},
+                                    headers=keyed("race"), timeout=30)
+
+        with ThreadPoolExecutor(2) as pool:
+            futures = [pool.submit(send, n) for n in range(2)]
+            deadline_answer = next(f for f in _as_completed(futures))  # the one not stuck on the lock
+            blocker.rollback()
+            responses = [f.result() for f in futures]
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [201, 409], [r.text for r in responses]
+    assert deadline_answer.result().status_code == 409
+    assert_problem(next(r for r in responses if r.status_code == 409), 409)
+    assert row_count(sql, "posts") == 1
+    assert api.post("/api/posts", {"user_id": alice, "content": "race"}, headers=keyed("race")).status_code == 201
+
+
+def _as_completed(futures):
+    from concurrent.futures import as_completed
+    return as_completed(futures, timeout=30)

@@ -6,12 +6,12 @@ import logging
 
 import bottle
 
-from posterr import cache, http
+from posterr import cache, http, logs
 from posterr.config import DEV_SECRET, Settings
 from posterr.context import Context
 from posterr.cursors import CursorCodec
 from posterr.db import Database, load_queries
-from posterr.limits import DailyQuota
+from posterr.limits import ClientRateLimit, DailyQuota
 from posterr.routes import ops, posts, users
 
 log = logging.getLogger("posterr")
@@ -27,6 +27,7 @@ def build_context(settings: Settings) -> Context:
         redis=redis,
         cache=cache.DocumentCache(redis),
         quota=DailyQuota(redis, settings.daily_post_limit),
+        rate_limit=ClientRateLimit(redis, *settings.rate_limit) if settings.rate_limit else None,
         cursors=CursorCodec(settings.secret_key),
     )
 
@@ -35,13 +36,15 @@ def create_app(settings: Settings | None = None, *, start: bool = False) -> bott
     """A Bottle app. Its pool opens on `app.config['posterr.context'].start()` (gunicorn's
     post_worker_init does it after the fork), or at once with start=True."""
     settings = settings or Settings.from_env()
+    logs.configure(settings.log_level)
     if settings.secret_key == DEV_SECRET:
         log.warning("POSTERR_SECRET_KEY is not set: cursors are signed with the development key")
     ctx = build_context(settings)
     app = bottle.Bottle()
     app.config["posterr.context"] = ctx
     app.config["posterr.cors_origins"] = settings.cors_origins
-    app.install(http.ProblemPlugin())
+    app.config["posterr.trusted_proxies"] = settings.trusted_proxies
+    app.install(http.EdgePlugin())
     http.install_error_handlers(app)
     ops.install(app, ctx)
     users.install(app, ctx)

@@ -19,6 +19,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from posterr import logs, metrics
+
 log = logging.getLogger("posterr.cache")
 
 PREFIX = "posterr"
@@ -26,6 +28,10 @@ PREFIX = "posterr"
 
 def daily_quota_key(user_id: int, day: date) -> str:
     return f"{PREFIX}:quota:{user_id}:{day.isoformat()}"
+
+
+def rate_limit_key(client: str) -> str:
+    return f"{PREFIX}:rl:{client}"
 
 
 class Redis:
@@ -75,7 +81,7 @@ class Redis:
         except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as error:
             with self._lock:
                 if self.available:
-                    log.warning("redis_degraded: %s; skipping Redis for %.1fs", error, self._retry_after)
+                    logs.event(log, "redis_degraded", logging.WARNING, error=str(error), skip_seconds=self._retry_after)
                 self._down_until = time.monotonic() + self._retry_after
             return None
 
@@ -110,6 +116,7 @@ def user_key(user_id: int) -> str:
 
 KEY_PATTERNS = {  # pattern → what it holds (`python -m posterr cache stats` counts these)
     f"{PREFIX}:quota:*": "daily post counters",
+    f"{PREFIX}:rl:*": "per-client rate limit state",
     f"{FEEDS_KEY}:*": "first pages of the global and author feeds",
     f"{PREFIX}:post:*": "post objects",
     f"{PREFIX}:user:*": "user profiles (without viewer)",
@@ -138,7 +145,6 @@ class DocumentCache:
         self._pending: set[str] = set()  # invalidations Redis missed; nothing is read until they land
         self._pending_lock = threading.Lock()
         redis_.on_reconnect.append(self._flush_on_connect)
-        self.hits = self.misses = 0
 
     def fetch(self, name: str, field: str, ttl: int, compute: Callable[[], bytes]) -> bytes:
         """The cached bytes of `field` in hash `name`, or compute() stored for the next reader.
@@ -155,9 +161,9 @@ class DocumentCache:
             return compute()  # Redis down, or it reconnected meanwhile and `key` may be pre-restart
         hit, value = found
         if hit:
-            self.hits += 1
+            metrics.CACHE.labels("hit").inc()
             return value
-        self.misses += 1
+        metrics.CACHE.labels("miss").inc()
         flight_key = (key, field, value)
         with self._flights_lock:
             flight = self._flights.get(flight_key)
@@ -188,7 +194,7 @@ class DocumentCache:
         if self.redis.run(lambda client: _delete(client, keys)) is None:
             with self._pending_lock:
                 self._pending.update(keys)
-            log.warning("cache_invalidation_pending: %s", ", ".join(keys))
+            logs.event(log, "cache_invalidation_pending", logging.WARNING, keys=keys)
 
     def _flush_pending(self, client: redis.Redis) -> bool:
         with self._pending_lock:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_network
 
 from posterr.errors import ConfigError
 
+_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 DEV_SECRET = "posterr-development-secret-change-me"
 
 
@@ -25,6 +27,9 @@ class Settings:
     redis_retry_after: float = 2.0
     feed_cache_ttl: int = 60
     object_cache_ttl: int = 300
+    rate_limit: tuple[int, int] | None = None  # (requests, seconds); None = off
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    log_level: str = "INFO"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -49,7 +54,35 @@ class Settings:
             redis_retry_after=_float(env, "POSTERR_REDIS_RETRY_AFTER", 2.0),
             feed_cache_ttl=_int(env, "POSTERR_FEED_CACHE_TTL", 60, minimum=1),
             object_cache_ttl=_int(env, "POSTERR_OBJECT_CACHE_TTL", 300, minimum=1),
+            rate_limit=parse_rate(env.get("POSTERR_RATE_LIMIT", "600/minute")),
+            trusted_proxies=parse_networks(env.get("POSTERR_TRUSTED_PROXIES", "")),
+            log_level=_choice(env, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         )
+
+
+def parse_rate(text: str) -> tuple[int, int] | None:
+    """`600/minute` → (600, 60); `off` → None."""
+    text = text.strip().lower()
+    if text == "off":
+        return None
+    count, _, unit = text.partition("/")
+    if not count.isdigit() or int(count) < 1 or unit not in _PERIODS:
+        raise ConfigError(f"POSTERR_RATE_LIMIT={text!r}: expected N/second|minute|hour|day, or off")
+    return int(count), _PERIODS[unit]
+
+
+def parse_networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    try:
+        return tuple(ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
+    except ValueError as error:
+        raise ConfigError(f"POSTERR_TRUSTED_PROXIES: {error} (expected comma-separated addresses or CIDRs)") from None
+
+
+def _choice(env, name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).upper()
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r}: expected one of {', '.join(choices)}")
+    return value
 
 
 def _int(env, name: str, default: int, minimum: int) -> int:

@@ -8,7 +8,7 @@ from posterr.cache import DocumentCache, Redis
 from posterr.config import Settings
 from posterr.cursors import CursorCodec
 from posterr.db import Database
-from posterr.limits import DailyQuota
+from posterr.limits import ClientRateLimit, DailyQuota
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,7 @@ class Context:
     redis: Redis
     cache: DocumentCache
     quota: DailyQuota
+    rate_limit: ClientRateLimit | None
     cursors: CursorCodec
 
     def start(self) -> None:

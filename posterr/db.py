@@ -20,6 +20,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from posterr import logs
 from posterr.errors import ServiceUnavailable
 
 log = logging.getLogger("posterr.db")
@@ -181,7 +182,7 @@ class Database:
             raise ServiceUnavailable("the database took too long to answer") from None
         except (PoolTimeout, psycopg.OperationalError) as error:
             self._down_until = time.monotonic() + FAST_FAIL_SECONDS
-            log.warning("postgres_unavailable: %s", error)
+            logs.event(log, "postgres_unavailable", logging.WARNING, error=str(error))
             raise ServiceUnavailable("PostgreSQL is unavailable", retry_after=FAST_FAIL_SECONDS) from None
 
     def __call__(self, name: str, **params: Any) -> Any:

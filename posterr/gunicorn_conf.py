@@ -2,6 +2,10 @@
 
 import multiprocessing
 import os
+import shutil
+import tempfile
+
+from posterr import logs
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
@@ -33,9 +37,29 @@ else:
 limit_request_line = 8190
 limit_request_fields = 100
 limit_request_field_size = 8190
-accesslog = os.environ.get("POSTERR_ACCESS_LOG", "-")
+# The app writes one JSON access line per request itself (with the route template and request id);
+# gunicorn's own lines go out in the same JSON shape.
+accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+logconfig_dict = logs.gunicorn_config(loglevel)
+
+# Prometheus multiprocess mode: every worker writes its samples here, /metrics adds them up. A
+# fresh folder per start, so a restarted server does not count its predecessor's requests.
+_own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _own_metrics_dir:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="posterr-metrics-")
+
+
+def on_exit(server):
+    if _own_metrics_dir:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
 
 
 def post_worker_init(worker):

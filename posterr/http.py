@@ -1,6 +1,7 @@
-"""The HTTP edge: JSON bodies in, JSON and problem+json out, and the headers every response carries.
+"""The HTTP edge: JSON bodies in, JSON and problem+json out, the headers every response carries, the
+per-client rate limit, access logs and request metrics.
 
-Routes raise posterr.errors; `ProblemPlugin` turns them (and any bug) into problem+json, and the
+Routes raise posterr.errors; `EdgePlugin` turns them (and any bug) into problem+json, and the
 error handlers do the same for what Bottle itself refuses (unknown route, wrong method). Bottle
 runs neither its hooks nor plugins on those, and drops headers set in hooks on a 500, so both
 paths call `finish` themselves.
@@ -10,22 +11,35 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from collections.abc import Callable
 from http import HTTPStatus
+from ipaddress import ip_address
 from typing import Any
 from urllib.parse import urlencode
 
 import bottle
 import orjson
 
-from posterr import validation
+from posterr import logs, metrics, validation
 from posterr.context import Context
-from posterr.errors import ApiError, BadRequest, NotFound, PayloadTooLarge
+from posterr.errors import (
+    ApiError,
+    BadRequest,
+    DailyLimitReached,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    TooManyRequests,
+)
 from posterr.services import idempotency
 from posterr.services.pagination import Page
 
 log = logging.getLogger("posterr.http")
+access_log = logging.getLogger("posterr.access")
+# Operations endpoints are never rate-limited (the contract), nor is the API's own description.
+UNLIMITED = frozenset({"/healthz", "/readyz", "/metrics", "/api/openapi.json"})
 
 MAX_BODY = 64 * 1024
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -59,6 +73,8 @@ def json_body() -> dict[str, Any]:
         raise BadRequest(f"the request body is not valid JSON: {error}") from None
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
+    if isinstance(body.get("user_id"), int):
+        request.environ["posterr.user_id"] = body["user_id"]  # for the access log
     return body
 
 
@@ -139,6 +155,58 @@ def finish(response: bottle.BaseResponse) -> None:
             response.set_header("Access-Control-Allow-Origin", origin)
             response.add_header("Vary", "Origin")
         response.set_header("Access-Control-Expose-Headers", EXPOSED_HEADERS)
+    decision = request.environ.get("posterr.rate")
+    if decision is not None:
+        for name, value in decision.headers().items():
+            response.set_header(name, value)
+
+
+def client_address() -> str:
+    """The socket peer, or the first untrusted hop of X-Forwarded-For when the peer is a trusted proxy."""
+    environ = bottle.request.environ
+    trusted = bottle.request.app.config["posterr.trusted_proxies"]
+    hops = [environ.get("REMOTE_ADDR", "")]
+    if trusted:
+        forwarded = environ.get("HTTP_X_FORWARDED_FOR", "")
+        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()] + hops
+    for hop in reversed(hops):
+        try:
+            address = ip_address(hop)
+        except ValueError:
+            return hop[:64]  # not an address: an untrusted hop by definition
+        if not any(address in network for network in trusted):
+            return hop
+    return hops[0]
+
+
+def _rate_limit(ctx: Context, route_rule: str) -> ApiError | None:
+    """Counts the request against its client; the refusal to answer with, if over the limit."""
+    if ctx.rate_limit is None or bottle.request.method == "OPTIONS" or not route_rule.startswith("/api") \
+            or route_rule in UNLIMITED:
+        return None
+    decision = ctx.rate_limit.check(client_address())
+    bottle.request.environ["posterr.rate"] = decision
+    if decision is None or decision.allowed:
+        return None
+    return TooManyRequests(f"too many requests from this client: the limit is {decision.limit} per "
+                           f"{decision.period} seconds", retry_after=decision.retry_after)
+
+
+def _record(response: bottle.BaseResponse, route_rule: str, started: float) -> None:
+    """The access log line and the request metrics."""
+    request = bottle.request
+    elapsed = time.perf_counter() - started
+    status = response.status_code
+    metrics.REQUESTS.labels(request.method, route_rule, str(status)).inc()
+    metrics.LATENCY.labels(request.method, route_rule).observe(elapsed)
+    ctx = request.app.config["posterr.context"]
+    metrics.observe_pool(ctx.db.pool.get_stats())
+    fields = {"request_id": request_id(), "method": request.method, "route": route_rule, "path": request.path,
+              "status": status, "duration_ms": round(elapsed * 1000, 2), "client": client_address()}
+    user_id = request.environ.get("posterr.user_id") or request.environ.get("route.url_args", {}).get("user_id")
+    if user_id:
+        fields["user_id"] = user_id
+    access_log.info("request", extra=fields)
 
 
 def preflight(**_path_args: str) -> bottle.HTTPResponse:
@@ -149,30 +217,51 @@ def preflight(**_path_args: str) -> bottle.HTTPResponse:
     })
 
 
-class ProblemPlugin:
-    """Wraps every route: domain errors and bugs become problem+json, and `finish` runs on all."""
+class EdgePlugin:
+    """Wraps every route: the rate limit, domain errors and bugs as problem+json, the headers every
+    response carries, the access log line and the metrics."""
 
-    name = "posterr_problems"
+    name = "posterr_edge"
     api = 2
 
     def apply(self, callback: Callable, route: bottle.Route) -> Callable:
+        rule = route.rule
+
         def wrapper(*args, **kwargs):
+            started = time.perf_counter()
+            ctx = bottle.request.app.config["posterr.context"]
             try:
+                refusal = _rate_limit(ctx, rule)
+                if refusal:
+                    raise refusal
                 result = callback(*args, **kwargs)
             except ApiError as error:
-                result = problem_response(error)
+                result = _problem_for(error)
             except bottle.HTTPError as error:
                 result = _bottle_error_response(error)
             except bottle.HTTPResponse as response:
                 result = response
             except Exception:
-                log.exception("unhandled error in %s %s (request %s)", bottle.request.method,
-                              bottle.request.path, request_id())
+                log.exception("unhandled_error", extra={"event": "unhandled_error", "request_id": request_id(),
+                                                        "method": bottle.request.method, "path": bottle.request.path})
                 result = bottle.HTTPResponse(problem(500, "an unexpected error occurred; it has been logged"),
                                              500, content_type="application/problem+json")
             finish(result)
+            _record(result, rule, started)
             return result
         return wrapper
+
+
+def _problem_for(error: ApiError) -> bottle.HTTPResponse:
+    if isinstance(error, TooManyRequests):
+        limit = "daily_posts" if isinstance(error, DailyLimitReached) else "client_rate"
+        metrics.REFUSALS.labels(limit).inc()
+        logs.event(log, "daily_limit_refused" if limit == "daily_posts" else "rate_limited",
+                   client=client_address(), user_id=bottle.request.environ.get("posterr.user_id"),
+                   retry_after=error.retry_after)
+    elif isinstance(error, ServiceUnavailable):
+        logs.event(log, "service_unavailable", logging.WARNING, detail=error.detail, request_id=request_id())
+    return problem_response(error)
 
 
 def _bottle_error_response(error: bottle.HTTPError) -> bottle.HTTPResponse:
@@ -180,21 +269,34 @@ def _bottle_error_response(error: bottle.HTTPError) -> bottle.HTTPResponse:
               405: f"{bottle.request.method} is not allowed on {bottle.request.path}"}.get(
         error.status_code, "an unexpected error occurred" if error.status_code >= 500 else str(error.body))
     if error.status_code >= 500:
-        log.error("error in %s %s (request %s): %s", bottle.request.method, bottle.request.path, request_id(),
-                  error.traceback or error.body)
+        log.error("unhandled_error", extra={"event": "unhandled_error", "request_id": request_id(),
+                                            "traceback": error.traceback or str(error.body)})
     headers = {name: value for name, value in error.headerlist if name.lower() == "allow"}
     return bottle.HTTPResponse(problem(error.status_code, detail), error.status_code, headers,
                                content_type="application/problem+json")
 
 
 def install_error_handlers(app: bottle.Bottle) -> None:
-    """404, 405 and 500 from Bottle itself, as problem+json with the usual headers."""
+    """What Bottle itself refuses (no route, wrong method, its own failures), as problem+json with
+    the usual headers, counted against the client's rate limit like any /api request."""
     def handle(error: bottle.HTTPError) -> bytes:
-        rendered = _bottle_error_response(error)
+        started = time.perf_counter()
         response = bottle.response
-        response.content_type = "application/problem+json"
-        finish(response)
-        return rendered.body
+        try:
+            ctx = bottle.request.app.config["posterr.context"]
+            refusal = _rate_limit(ctx, "/api/(unmatched)") if bottle.request.path.startswith("/api") else None
+            rendered = _problem_for(refusal) if refusal else _bottle_error_response(error)
+            response.status = rendered.status_code
+            for name, value in rendered.headerlist:
+                response.set_header(name, value)
+            finish(response)
+            _record(response, "(unmatched)", started)
+            return rendered.body
+        except Exception:  # never Bottle's HTML page: the last resort is a bare problem
+            log.exception("unhandled_error", extra={"event": "unhandled_error", "path": bottle.request.path})
+            response.status = 500
+            response.content_type = "application/problem+json"
+            return problem(500, "an unexpected error occurred; it has been logged")
 
     for status in (400, 404, 405, 413, 500):
         app.error_handler[status] = handle

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -89,26 +90,34 @@ def servers():
             found._services("down")
 
 
-@pytest.fixture(scope="session")
-def app_server(servers):
-    """The app under gunicorn (2 workers, so the limits are shown across processes)."""
+@contextmanager
+def running_app(servers, log_name: str, **settings: str):
+    """The app under gunicorn on a free port, with the suite's settings (plus `settings`)."""
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": servers.database_url, "REDIS_URL": servers.redis_url,
            "PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": "2", "POSTERR_THREADS": "8",
            "POSTERR_DAILY_POST_LIMIT": "5", "POSTERR_SECRET_KEY": "test-secret", "POSTERR_POOL_TIMEOUT": "3",
-           "POSTERR_REDIS_RETRY_AFTER": "0.5"}
+           "POSTERR_REDIS_RETRY_AFTER": "0.5", "POSTERR_RATE_LIMIT": "off", **settings}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     DATA.mkdir(parents=True, exist_ok=True)
-    log = open(DATA / "gunicorn.log", "a")  # noqa: SIM115 (closed in the finally below)
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "posterr" / "gunicorn_conf.py")],
-                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_serving(base, process)
+    with open(DATA / log_name, "a") as log:
+        process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "posterr" / "gunicorn_conf.py")],
+                                   cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            _wait_until_serving(base, process)
+            yield base
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def app_server(servers):
+    """The app under gunicorn (2 workers, so the limits are shown across processes); no per-client
+    rate limit here (every test request comes from 127.0.0.1): test_rate_limit.py runs its own."""
+    with running_app(servers, "gunicorn.log") as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 def _free_port() -> int:
@@ -125,8 +134,8 @@ def _wait_until_serving(base: str, process: subprocess.Popen) -> None:
         try:
             if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
                 return
-        except requests.ConnectionError:
-            time.sleep(0.05)  # polling the socket until it accepts, not synchronising test steps
+        except requests.RequestException:
+            time.sleep(0.05)  # polling the socket until it answers, not synchronising test steps
     raise RuntimeError(f"gunicorn did not answer /healthz within 30 s; see {DATA / 'gunicorn.log'}")
 
 

@@ -1,4 +1,4 @@
-"""Operations: liveness, readiness and the OpenAPI document."""
+"""Operations: liveness, readiness, metrics and the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import bottle
 
-from posterr import http
+from posterr import http, metrics
 from posterr.context import Context
 from posterr.services import health
 
@@ -23,6 +23,10 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
     @app.get("/readyz")
     def readyz():
         return http.json_response(health.readiness(ctx))
+
+    @app.get("/metrics")
+    def metrics_text():
+        return bottle.HTTPResponse(metrics.render(), headers={"Content-Type": metrics.CONTENT_TYPE})
 
     @app.get("/api/openapi.json")
     def openapi_document():

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import orjson
 import psycopg
 
-from posterr import cache, presenters, validation
+from posterr import cache, logs, presenters, validation
 from posterr.context import Context
 from posterr.errors import Conflict, DailyLimitReached, NotFound, ValidationFailed
 from posterr.limits import seconds_to_utc_midnight, utc_today
 from posterr.services.pagination import Page, cut, moment
 from posterr.services.users import existing_user
+
+log = logging.getLogger("posterr.posts")
 
 
 def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any = None) -> dict:
@@ -49,6 +52,7 @@ def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any 
             ctx.quota.release(author, day)
             raise _limit_reached(ctx)
         post = presenters.post(run("post_by_id", id=created["id"]))
+    logs.event(log, "post_created", post_id=post["id"], user_id=author, type=kind, repost_id=target_id)
     # Before the answer: nobody may read a feed, profile or post that lacks this write.
     changed = [cache.FEEDS_KEY, cache.user_key(author)] + ([cache.post_key(target_id)] if target_id else [])
     ctx.cache.invalidate(*changed)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 import orjson
 import psycopg
 
-from posterr import cache, presenters, validation
+from posterr import cache, logs, presenters, validation
 from posterr.context import Context
 from posterr.errors import Conflict, NotFound, ValidationFailed
 from posterr.services.pagination import Page, cut, moment
+
+log = logging.getLogger("posterr.users")
 
 
 def create_user(ctx: Context, username: object) -> dict:
@@ -17,6 +21,7 @@ def create_user(ctx: Context, username: object) -> dict:
         row = ctx.db("insert_user", username=name)
     except psycopg.errors.UniqueViolation:
         raise Conflict(f"the username {name!r} is taken") from None
+    logs.event(log, "user_created", user_id=row["id"], username=name)
     return presenters.user(row)
 
 

@@ -188,7 +188,7 @@ def cluster(servers):
     common = {**os.environ, "DATABASE_URL": servers.database_url, "REDIS_URL": servers.redis_url,
               "HOST": "127.0.0.1", "WEB_CONCURRENCY": "2", "POSTERR_THREADS": "8",
               "POSTERR_DAILY_POST_LIMIT": "5", "POSTERR_SECRET_KEY": SECRET, "POSTERR_POOL_TIMEOUT": "3",
-              "POSTERR_REDIS_RETRY_AFTER": "0.5"}
+              "POSTERR_REDIS_RETRY_AFTER": "0.5", "POSTERR_RATE_LIMIT": "off"}
     instances = [Instance(n, port, {**common, "PORT": str(port)}) for n, port in enumerate(app_ports)]
     found = Cluster(instances, nginx_port, servers.database_url)
     conf = found.render_nginx()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from types import SimpleNamespace
 
 import bottle
 import orjson
@@ -29,7 +30,10 @@ def call(app: bottle.Bottle, path: str) -> tuple[str, dict, dict]:
 def app():
     app = bottle.Bottle()
     app.config["posterr.cors_origins"] = ("https://posterr.example",)
-    app.install(http.ProblemPlugin())
+    app.config["posterr.trusted_proxies"] = ()
+    # The plugin reads the rate limiter and pool statistics from the context: none here.
+    app.config["posterr.context"] = SimpleNamespace(rate_limit=None, db=SimpleNamespace(pool=SimpleNamespace(get_stats=dict)))
+    app.install(http.EdgePlugin())
     http.install_error_handlers(app)
 
     @app.get("/api/bug")

@@ -1,0 +1,43 @@
+"""Prometheus metrics. Under gunicorn every worker writes its samples to PROMETHEUS_MULTIPROC_DIR
+(set by posterr/gunicorn_conf.py) and /metrics adds them up; elsewhere the process's own registry."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+REQUESTS = Counter("posterr_http_requests_total", "HTTP requests by route template and status",
+                   ["method", "route", "status"])
+LATENCY = Histogram("posterr_http_request_duration_seconds", "Time to answer, by route template",
+                    ["method", "route"],
+                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+CACHE = Counter("posterr_cache_lookups_total", "Document cache lookups", ["result"])  # hit | miss | bypass
+POOL = Gauge("posterr_db_pool_connections", "PostgreSQL pool connections per state (all workers)",
+             ["state"], multiprocess_mode="livesum")
+REFUSALS = Counter("posterr_limit_refusals_total", "Requests refused by a limit", ["limit"])
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+def render() -> bytes:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
+
+
+def observe_pool(stats: dict[str, int]) -> None:
+    POOL.labels("size").set(stats.get("pool_size", 0))
+    POOL.labels("idle").set(stats.get("pool_available", 0))
+    POOL.labels("waiting").set(stats.get("requests_waiting", 0))

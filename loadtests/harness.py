@@ -237,9 +237,10 @@ class App:
                 start_new_session=True)
         deadline = time.monotonic() + wait_seconds
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+            code = self.process.poll()
+            if code is not None:
                 self.stop()
-                fail(f"gunicorn exited with {self.process.returncode}; see {self.log_path}")
+                fail(f"gunicorn exited with {code} before it served; see {self.log_path}")
             try:
                 status, _, _ = http_get(f"{self.base}/readyz", timeout=2)
                 if status == 200:

@@ -86,26 +86,24 @@ def _choice(env, name: str, default: str, choices: tuple[str, ...]) -> str:
 
 
 def _int(env, name: str, default: int, minimum: int) -> int:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    value = _number(env, name, default, int, "a whole number")
     if value < minimum:
-        raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
+        raise ConfigError(f"{name}={value!r} must be at least {minimum}")
     return value
 
 
 def _float(env, name: str, default: float) -> float:
+    value = _number(env, name, default, float, "a number")
+    if value <= 0:
+        raise ConfigError(f"{name}={value!r} must be positive")
+    return value
+
+
+def _number(env, name: str, default, parse, kind: str):
     raw = env.get(name)
     if raw in (None, ""):
         return default
     try:
-        value = float(raw)
+        return parse(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if value <= 0:
-        raise ConfigError(f"{name}={raw!r} must be positive")
-    return value
+        raise ConfigError(f"{name}={raw!r} is not {kind}") from None

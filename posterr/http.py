@@ -32,6 +32,7 @@ from posterr.errors import (
     PayloadTooLarge,
     ServiceUnavailable,
     TooManyRequests,
+    ValidationFailed,
 )
 from posterr.services import idempotency
 from posterr.services.pagination import Page
@@ -87,9 +88,14 @@ def path_id(text: str, what: str) -> int:
 
 
 def query_params(*names: str) -> dict[str, str | None]:
-    """The named query parameters as text; empty or undecodable ones count as absent."""
+    """The named query parameters as text; empty ones count as absent, undecodable ones are 422."""
     query = bottle.request.query
-    return {name: query.getunicode(name) or None for name in names}
+    params = {}
+    for name in names:
+        params[name] = query.getunicode(name) or None
+        if params[name] is None and query.get(name):
+            raise ValidationFailed.of(name, "must be valid UTF-8")
+    return params
 
 
 # --- responses --------------------------------------------------------------------------------
@@ -104,7 +110,7 @@ def created_once(ctx: Context, body: dict, location_prefix: str, create: Callabl
     """201 for create(), honouring an Idempotency-Key header (scoped to this route)."""
     request = bottle.request
     result = idempotency.create_once(
-        ctx, scope=f"{request.method} {request.route.rule}", key_header=request.get_header("Idempotency-Key"),
+        ctx, scope=f"{request.method} {request.route.rule}", key_header=request.environ.get("HTTP_IDEMPOTENCY_KEY"),
         path=request.path, body=body, create=create, location_prefix=location_prefix)
     headers = {"Location": result.location}
     if result.replayed:

@@ -11,6 +11,7 @@ from posterr.errors import ValidationFailed
 USERNAME = re.compile(r"[A-Za-z0-9]{1,14}")
 MAX_ID = 2**63 - 1
 MAX_CONTENT = 777
+MAX_KEYWORD = 256  # percent-encoded, even 4-byte characters stay within gunicorn's 8 KiB request line
 DEFAULT_LIMIT, MAX_LIMIT = 10, 100
 SORT_ORDERS = ("latest", "trending")
 
@@ -102,8 +103,8 @@ def keyword(text: str | None) -> str | None:
         return None
     if "\x00" in text:
         raise ValidationFailed.of("keyword", "must not contain the NUL character")
-    if len(text) > MAX_CONTENT:
-        raise ValidationFailed.of("keyword", f"must be at most {MAX_CONTENT} characters")
+    if len(text) > MAX_KEYWORD:
+        raise ValidationFailed.of("keyword", f"must be at most {MAX_KEYWORD} characters")
     return text
 
 

@@ -199,3 +199,9 @@ def test_empty_parameters_count_as_absent(api):
     posts = make_posts(api, 2)
     assert ids(api.get("/api/posts?sort_by=&keyword=&author_id=&limit=&cursor=&start_date=")) == \
         [p["id"] for p in reversed(posts)]
+
+
+@pytest.mark.parametrize("query", ["limit=%FF", "sort_by=%FF", "author_id=%FF", "start_date=%FF", "cursor=%FF",
+                                   "keyword=%FF", "keyword=" + "x" * 257])
+def test_undecodable_or_oversized_parameters_are_422_not_ignored(api, query):
+    assert_problem(api.get(f"/api/posts?{query}"), 422)

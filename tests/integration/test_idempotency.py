@@ -107,3 +107,8 @@ def test_two_simultaneous_requests_with_one_key_create_one_item(api, app_server,
 def _as_completed(futures):
     from concurrent.futures import as_completed
     return as_completed(futures, timeout=30)
+
+
+def test_a_key_that_is_not_utf8_is_422_not_500(api):
+    response = api.post("/api/users", {"username": "erin"}, headers={"Idempotency-Key": b"\xd7\xf8\x9b"})
+    assert_problem(response, 422)

@@ -15,7 +15,6 @@ adds its own fixed set of boundary cases). `clean_state` empties the tables befo
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -48,6 +47,9 @@ CONFIG = {
     },
     "phases": {"stateful": {"enabled": False}},
     "request-timeout": 15,
+    # Failure reports show the request as sent: nothing here is secret, and the default masks any
+    # header or parameter whose name holds "key" (Idempotency-Key, keyword).
+    "output": {"sanitization": {"enabled": False}},
 }
 
 
@@ -126,6 +128,10 @@ def seeded(app_server, clean_state):
     SEEDED.clear()
 
 
+# Loaded from the file at collection (so pytest gets one test per operation) and sent to `app_server`
+# at run time; test_served_document_is_the_file ties the file to what the app serves. (The lazy loader,
+# schemathesis.pytest.from_fixture, fails under pytest 9.2 in schemathesis 4.32.5: it sets the removed
+# `Function._nodeid`.)
 schema = schemathesis.openapi.from_path(OPENAPI_FILE, config=schemathesis.Config.from_dict(CONFIG))
 
 USER_IDS_IN_QUERY = ("author_id", "followed_by", "viewer_id")
@@ -162,18 +168,10 @@ def flatmap_case(context, case):
     return st.tuples(*picks).map(aim)
 
 
-@functools.cache
-def _metrics_missing(base: str) -> bool:
-    response = requests.get(f"{base}/metrics", timeout=15)
-    return response.status_code == 404 and "no route matches" in response.text
-
-
 @schema.parametrize()
 # The fixtures hold for all of an operation's cases on purpose: they share the seeded rows.
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_app_conforms_to_openapi_document(case, seeded, app_server):
-    if case.operation.path == "/metrics" and _metrics_missing(app_server):
-        pytest.skip("GET /metrics is in the contract but the app has no such route yet")
     case.call_and_validate(base_url=app_server, checks=CHECKS)
 
 

@@ -144,3 +144,10 @@ def test_followed_by_viewer_only_with_viewer_id(api):
     assert api.get(f"/api/users/{bob}?viewer_id={alice}").json()["followed_by_viewer"] is False
     assert_problem(api.get(f"/api/users/{alice}?viewer_id=999"), 404)
     assert_problem(api.get(f"/api/users/{alice}?viewer_id=abc"), 422)
+
+
+@pytest.mark.parametrize("path", ["/api/users?username=%FF", "/api/users?limit=%FF", "/api/users/1?viewer_id=%FF",
+                                  "/api/users?username=a%00b", "/api/users?username=not-a-name"])
+def test_undecodable_or_impossible_user_parameters_are_422(api, path):
+    api.new_user("alice")
+    assert_problem(api.get(path), 422)

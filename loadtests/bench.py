@@ -5,9 +5,10 @@
 
 What it does, in order:
 1. installs wrk with apt-get when it is missing (as root; log: loadtests/results/install.log);
-2. migrates `posterr_bench` on the configured PostgreSQL server and seeds it, unless it already
-   holds the same seed (the seed is recorded as the database's comment); clears the posterr keys of
-   Redis database 11 (the benchmark's own);
+2. on the configured PostgreSQL server, migrates `posterr_bench_seed` and seeds it unless it holds
+   this seed already (recorded as the database's comment), then copies it to a fresh
+   `posterr_bench`, so every run (and its POSTs) starts from the same rows; clears the posterr keys
+   of Redis database 11 (the benchmark's own);
 3. starts gunicorn with posterr/gunicorn_conf.py (workers = CPU count) on a free port with
    POSTERR_RATE_LIMIT=off and a daily limit of 1,000,000, so nothing is refused;
 4. runs wrk against each row below at a fixed concurrency, one after the other, and prints one

@@ -3,9 +3,10 @@ seeded once and reused, a Redis database of their own, and the app under gunicor
 configuration, stopped again whatever happens.
 
 The servers come from DATABASE_URL / REDIS_URL (the Makefile's `scripts/services.sh up` sets them).
-The benchmark database is `posterr_bench` on that PostgreSQL server (never the development one),
-and its Redis side is database 11 of that Redis server, so neither the quota counters nor the cached
-pages of the benchmark mix with `make run`'s.
+The benchmark database is `posterr_bench` on that PostgreSQL server (never the development one): a
+fresh copy, at every run, of `posterr_bench_seed`, which is seeded once per seed size. Its Redis
+side is database 11 of that Redis server, so neither the quota counters nor the cached pages of
+the benchmark mix with `make run`'s.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "loadtests" / "results"
 BENCH_DATABASE = "posterr_bench"
+BENCH_TEMPLATE = "posterr_bench_seed"  # seeded once, never served: each run copies it to BENCH_DATABASE
 BENCH_REDIS_DB = 11
 SEED_MARK = "posterr seed: users={users} posts={posts} follows_per_user={follows}"
 
@@ -125,24 +127,40 @@ def run_seed(database_url: str, *, users: int, posts: int, follows: int) -> floa
 
 
 def ensure_bench_database(database_url: str, *, users: int, posts: int, follows: int, reseed: bool,
-                          log_path: Path) -> bool:
-    """Migrate the benchmark database; (re)seed it unless it already holds this very seed.
-    A reseed drops and re-creates the database, so it always starts from the migrations. Returns
-    whether it seeded."""
-    migrate(database_url, log_path)
+                          log_path: Path) -> None:
+    """Make `database_url` a fresh copy of the seeded template database (posterr_bench_seed), so that
+    every run starts from the same rows whatever the previous run wrote. The template is migrated
+    on every run and seeded only when it does not hold this very seed yet (or with reseed); a
+    reseed drops and re-creates it, so it always starts from the migrations."""
+    template_url = sibling_database(database_url, BENCH_TEMPLATE)
+    migrate(template_url, log_path)
     wanted = SEED_MARK.format(users=users, posts=posts, follows=follows)
-    with psycopg.connect(database_url, autocommit=True) as conn:
+    with psycopg.connect(template_url, autocommit=True) as conn:
         found = seed_mark(conn)
     if found == wanted and not reseed:
-        say(f"reusing {safe_url(database_url)} ({found})")
-        return False
-    say(f"seeding {safe_url(database_url)} from scratch: {users} users, {posts} posts, "
-        f"{follows} follows per user (was: {found or 'not seeded'})")
-    drop_database(database_url, log_path)
-    migrate(database_url, log_path)
-    took = run_seed(database_url, users=users, posts=posts, follows=follows)
-    say(f"seeded in {took:.1f}s")
-    return True
+        say(f"reusing {safe_url(template_url)} ({found})")
+    else:
+        say(f"seeding {safe_url(template_url)} from scratch: {users} users, {posts} posts, "
+            f"{follows} follows per user (was: {found or 'not seeded'})")
+        drop_database(template_url, log_path)
+        migrate(template_url, log_path)
+        took = run_seed(template_url, users=users, posts=posts, follows=follows)
+        say(f"seeded in {took:.1f}s")
+    copy_database(template_url, database_url)
+
+
+def copy_database(template_url: str, database_url: str) -> None:
+    """DROP and CREATE DATABASE … TEMPLATE (a file-level copy: seconds even for millions of posts)."""
+    template, name = (urlsplit(url).path.lstrip("/") for url in (template_url, database_url))
+    started = time.monotonic()
+    try:
+        with psycopg.connect(sibling_database(database_url, "postgres"), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name),
+                                                                          sql.Identifier(template)))
+    except psycopg.Error as error:
+        fail(f"could not copy {template} to {name} (is an app still connected to either?): {error}")
+    say(f"copied {template} to {name} in {time.monotonic() - started:.1f}s (every run starts from the same rows)")
 
 
 def forget_cached(redis_url: str) -> int:

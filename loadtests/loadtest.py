@@ -3,7 +3,8 @@
     python -m loadtests.loadtest [--users 200] [--spawn-rate 50] [--run-time 60s] [--p95-ms 50]
                                  [--posts 10000] [--seed-users 1000] [--daily-limit 5]
 
-The database is `posterr_bench` (seeded as `make bench` seeds it, and reused), Redis database 11,
+The database is a fresh copy of `posterr_bench_seed` in `posterr_bench`, as `make bench` makes it
+(the seed is made once and reused), Redis database 11,
 gunicorn with posterr/gunicorn_conf.py on a free port with POSTERR_RATE_LIMIT=off and the normal
 daily limit (5), so the 429s of the limit are part of the mix. Reports go to
 loadtests/results/loadtest-<timestamp>{_stats.csv,_failures.csv,…,.html}. The exit code is

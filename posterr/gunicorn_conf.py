@@ -17,8 +17,12 @@ timeout = 30
 # Recycle a worker after about this many requests (bounds slow leaks); the jitter keeps the workers
 # of an instance from restarting together. A recycled worker drains like on SIGTERM, and the master
 # and its siblings keep the listening socket open meanwhile, so no connection is refused.
-max_requests = int(os.environ.get("POSTERR_MAX_REQUESTS", "10000"))
-max_requests_jitter = int(os.environ.get("POSTERR_MAX_REQUESTS_JITTER", "1000"))
+max_requests = int(os.environ.get("POSTERR_MAX_REQUESTS", "100000"))
+max_requests_jitter = int(os.environ.get("POSTERR_MAX_REQUESTS_JITTER", "10000"))
+# Idle keep-alive connections are kept longer than a client's think time (and than a load
+# balancer's idle timeout): with gunicorn's 2 s default, a client reusing a connection just as the
+# server closes it sees "connection closed without response" (0.1-0.6% of a Locust run).
+keepalive = int(os.environ.get("POSTERR_KEEPALIVE", "10"))
 # The worker heartbeat file in memory: on a container's overlay filesystem a slow write could get a
 # healthy worker killed for "timeout".
 if os.path.isdir("/dev/shm"):

@@ -114,7 +114,8 @@ def list_posts(ctx: Context, params: dict[str, str | None], *, keyword_required:
             for user_id in (author_id, followed_by):
                 if user_id is not None:
                     existing_user(run, user_id)
-            rows = run(f"posts_{order}", author_id=author_id, followed_by=followed_by,
+            query = f"posts_followed_{order}" if followed_by else f"posts_{order}"
+            rows = run(query, author_id=author_id, followed_by=followed_by,
                        pattern=validation.like_pattern(keyword) if keyword else None,
                        since=_day_start(start), until=_day_after(end),
                        limit=size + 1, **after)

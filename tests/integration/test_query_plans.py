@@ -62,7 +62,10 @@ FEED_CASES = [
     ("keyword and dates", {"pattern": "%kitten%", "since": NOW - timedelta(days=60), "until": NOW}),
 ]
 for name in ("posts_latest", "posts_trending"):
-    CASES[name] = [(label, {**FEED, **params}) for label, params in FEED_CASES]
+    CASES[name] = [(label, {**FEED, **params}) for label, params in FEED_CASES if "followed_by" not in params]
+for name in ("posts_followed_latest", "posts_followed_trending"):
+    CASES[name] = [(label, {**FEED, "followed_by": 7, **params}) for label, params in FEED_CASES] + [
+        ("follows nobody", {**FEED, "followed_by": 1999})]
 
 PLAN_CASES = [(name, label, params) for name, cases in CASES.items() for label, params in cases]
 

@@ -34,7 +34,9 @@ def explain(settings: Settings, out, name: str, assignments: list[str]) -> None:
             raise SystemExit(f"{name} takes no parameter {key!r}; it takes: {', '.join(params) or 'none'}")
         params[key] = None if value in ("", "null") else int(value) if value.lstrip("-").isdigit() else value
     with psycopg.connect(settings.database_url) as conn:
-        conn.execute("SET plan_cache_mode = force_custom_plan")
+        # As the app plans it: per-call queries with their values, the others generically (prepared).
+        mode = "force_custom_plan" if queries[name].per_call_plan else "force_generic_plan"
+        conn.execute(f"SET plan_cache_mode = {mode}")
         for (line,) in conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {queries[name].sql}", params):
             print(line, file=out)
         conn.rollback()

@@ -48,6 +48,7 @@ class Query:
     sql: str
     path: str
     index: str  # what serves it, from the block's `-- index:` comment
+    per_call_plan: bool  # `-- Plan: per call`: planned with each call's values, never prepared
 
 
 def load_queries(directory: Path = QUERIES_DIR) -> dict[str, Query]:
@@ -93,7 +94,8 @@ def _build(path: Path, header: re.Match, lines: list[str]) -> Query:
     # The note runs from its line to the end of the comment block.
     note = " ".join([_INDEX_NOTE.match(comments[starts[0]])["index"]] +
                     [line.lstrip("-").strip() for line in comments[starts[0] + 1:]])
-    return Query(name, header["kind"], sql, path.name, note)
+    per_call = any(line.lower().startswith("-- plan: per call") for line in comments)
+    return Query(name, header["kind"], sql, path.name, note, per_call)
 
 
 class Session:
@@ -105,7 +107,9 @@ class Session:
 
     def __call__(self, name: str, **params: Any) -> Any:
         query = self._queries[name]
-        cursor = self._conn.execute(query.sql, params)
+        # Prepared at once (a generic plan, planned once per connection) unless the query must be
+        # planned with its values: an unnamed statement always gets a plan for its parameters.
+        cursor = self._conn.execute(query.sql, params, prepare=not query.per_call_plan)
         if query.kind == "one":
             return cursor.fetchone()
         if query.kind == "many":
@@ -128,9 +132,7 @@ class Database:
                 "autocommit": True,
                 "row_factory": dict_row,
                 "connect_timeout": 3,
-                # Optional filters are written `%(x)s IS NULL OR …`: custom plans fold them away.
-                "options": f"-c statement_timeout={statement_timeout_ms} -c timezone=UTC "
-                           "-c plan_cache_mode=force_custom_plan",
+                "options": f"-c statement_timeout={statement_timeout_ms} -c timezone=UTC",
             },
         )
 

@@ -25,13 +25,13 @@ def run(servers, monkeypatch):
 
 def test_queries_lists_every_named_query_with_its_index(run):
     lines = run("queries").splitlines()
-    assert any(line.startswith("posts_latest") and "posts_created_at_id_idx" in line for line in lines)
+    assert any(line.startswith("page_latest") and "posts_created_at_id_idx" in line for line in lines)
     assert len(lines) >= 17
 
 
 def test_explain_runs_with_parameters_and_changes_nothing(run, api, sql):
     alice = api.new_user("alice")["id"]
-    plan = run("explain", "posts_latest", f"author_id={alice}", "limit=11")
+    plan = run("explain", "page_latest", f"author_id={alice}", "limit=11")
     assert "posts_user_id_created_at_id_idx" in plan and "Buffers" in plan and "actual time" in plan
     run("explain", "insert_user", "username=planned")
     assert row_count(sql, "users") == 1

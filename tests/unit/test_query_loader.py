@@ -11,7 +11,7 @@ def write(tmp_path, name, text):
 
 def test_every_project_query_loads_with_its_index_note():
     queries = load_queries(QUERIES_DIR)
-    assert {"insert_user", "user_by_id", "posts_latest", "insert_post"} <= queries.keys()
+    assert {"insert_user", "user_by_id", "page_latest", "insert_post"} <= queries.keys()
     assert all(query.index for query in queries.values())
 
 

@@ -20,6 +20,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from posterr import logs, metrics
+from posterr.nearcache import NearCache
 
 log = logging.getLogger("posterr.cache")
 
@@ -40,7 +41,7 @@ class Redis:
             url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False,
             retry=Retry(NoBackoff(), 1), redis_connect_func=self._on_connect,
         )
-        self._retry_after = retry_after
+        self.retry_after = retry_after
         self._down_until = 0.0
         self._lock = threading.Lock()
         # The server's run_id, learnt on every (re)connect. Cache keys carry it, so entries written
@@ -81,8 +82,8 @@ class Redis:
         except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as error:
             with self._lock:
                 if self.available:
-                    logs.event(log, "redis_degraded", logging.WARNING, error=str(error), skip_seconds=self._retry_after)
-                self._down_until = time.monotonic() + self._retry_after
+                    logs.event(log, "redis_degraded", logging.WARNING, error=str(error), skip_seconds=self.retry_after)
+                self._down_until = time.monotonic() + self.retry_after
             return None
 
     def close(self) -> None:
@@ -136,8 +137,12 @@ return 1
 
 
 class DocumentCache:
-    def __init__(self, redis_: Redis):
+    def __init__(self, redis_: Redis, *, near: bool = True):
         self.redis = redis_
+        kwargs = redis_.client.connection_pool.connection_kwargs
+        self.near = NearCache(kwargs, [FEEDS_KEY, f"{PREFIX}:post:", f"{PREFIX}:user:"],
+                              timeout=kwargs.get("socket_connect_timeout") or 1.0,
+                              retry_after=redis_.retry_after) if near else _NoNearCache()
         self._read = redis_.client.register_script(_READ)
         self._store = redis_.client.register_script(_STORE)
         self._flights: dict[tuple[str, str, bytes], _Flight] = {}
@@ -156,12 +161,17 @@ class DocumentCache:
         token = os.urandom(8).hex()
         epoch = self.redis.epoch
         key = f"{name}:{epoch}"
+        copy, generation = self.near.lookup(key, field)
+        if copy is not None:
+            metrics.CACHE.labels("near_hit").inc()
+            return copy
         found = self.redis.run(lambda _: self._read(keys=[key], args=[field, token, ttl]))
         if found is None or self.redis.epoch != epoch:
             return compute()  # Redis down, or it reconnected meanwhile and `key` may be pre-restart
         hit, value = found
         if hit:
             metrics.CACHE.labels("hit").inc()
+            self.near.keep(key, field, value, generation)
             return value
         metrics.CACHE.labels("miss").inc()
         flight_key = (key, field, value)
@@ -217,6 +227,14 @@ def _delete(client: redis.Redis, keys: list[str]) -> list:
     for key in keys:
         pipe.delete(key)
     return pipe.execute()
+
+
+class _NoNearCache:
+    def lookup(self, key: str, field: str) -> tuple[None, None]:
+        return None, None
+
+    def keep(self, *_args) -> None:
+        pass
 
 
 class _Flight:

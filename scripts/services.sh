@@ -120,7 +120,8 @@ redis_up() {
   redis-server --daemonize yes --bind 127.0.0.1 --port "$redis_port" --dir "$redis_dir" \
     --pidfile "$redis_dir/redis.pid" --logfile "$redis_dir/redis.log" \
     --appendonly yes --save "" >/dev/null
-  for _ in $(seq 1 100); do redis_running && return; sleep 0.1; done
+  # Ready means answering PING: while it loads its append-only file it answers LOADING instead.
+  for _ in $(seq 1 300); do [ "$(redis_cli ping 2>/dev/null)" = PONG ] && return; sleep 0.1; done
   die "Redis did not start; see $redis_dir/redis.log"
 }
 

@@ -20,6 +20,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,6 +170,8 @@ def sql(servers):
 
 @pytest.fixture(scope="session")
 def redis_client(servers):
-    client = redis.Redis.from_url(servers.redis_url)
+    # Fault tests restart this Redis: a stale pooled connection is retried on a fresh one.
+    client = redis.Redis.from_url(servers.redis_url, retry=Retry(NoBackoff(), 3),
+                                  retry_on_error=[redis.ConnectionError])
     yield client
     client.close()

@@ -10,9 +10,9 @@ paths call `finish` themselves.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable
 from http import HTTPStatus
 from ipaddress import ip_address
@@ -56,7 +56,7 @@ def request_id() -> str:
     environ = bottle.request.environ
     if "posterr.request_id" not in environ:
         given = environ.get("HTTP_X_REQUEST_ID", "")
-        environ["posterr.request_id"] = given if _SANE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        environ["posterr.request_id"] = given if _SANE_REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
     return environ["posterr.request_id"]
 
 

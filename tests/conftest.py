@@ -20,9 +20,9 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 import redis
+import requests
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 # Overridable so that two suites can run side by side on one machine.

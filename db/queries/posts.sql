@@ -78,6 +78,29 @@ WHERE (%(author_id)s::bigint IS NULL OR p.user_id = %(author_id)s)
 ORDER BY p.created_at DESC, p.id DESC
 LIMIT %(limit)s;
 
+-- name: page_latest_scan :many
+-- Plan: per call
+-- Keyword search, first try: the keyword among the newest `scan` posts that pass the other filters
+-- (one walk down posts_created_at_id_idx that stops at the page's last match). Common and medium
+-- words fill the page here; when they do not, page_latest (trigram index) finds the rare ones. Two
+-- tries, because PostgreSQL cannot tell how common a word is and picks the wrong plan for either.
+-- Index: posts_created_at_id_idx (global), posts_user_id_created_at_id_idx (author_id).
+SELECT recent.id
+FROM (
+    SELECT p.id, p.created_at, p.type, p.content
+    FROM posts p
+    WHERE (%(author_id)s::bigint IS NULL OR p.user_id = %(author_id)s)
+      AND (%(since)s::timestamptz IS NULL OR p.created_at >= %(since)s)
+      AND (%(until)s::timestamptz IS NULL OR p.created_at < %(until)s)
+      AND (%(after_created_at)s::timestamptz IS NULL
+           OR (p.created_at, p.id) < (%(after_created_at)s, %(after_id)s::bigint))
+    ORDER BY p.created_at DESC, p.id DESC
+    LIMIT %(scan)s
+) recent
+WHERE recent.type <> 'repost' AND recent.content ILIKE %(pattern)s
+ORDER BY recent.created_at DESC, recent.id DESC
+LIMIT %(limit)s;
+
 -- name: page_trending :many
 -- Plan: per call
 -- The ids of one feed page by (repost_count + quote_count) descending, then newest first; filters

@@ -64,6 +64,8 @@ FEED_CASES = [
 ]
 for name in ("page_latest", "page_trending"):
     CASES[name] = [(label, {**FEED, **params}) for label, params in FEED_CASES if "followed_by" not in params]
+CASES["page_latest_scan"] = [(label, {**FEED, "scan": 20_000, **params}) for label, params in FEED_CASES
+                             if "pattern" in params and "followed_by" not in params]
 for name in ("page_followed_latest", "page_followed_trending"):
     CASES[name] = [(label, {**FEED, "followed_by": 7, **params}) for label, params in FEED_CASES] + [
         ("follows nobody", {**FEED, "followed_by": 1999})]

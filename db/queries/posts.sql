@@ -101,6 +101,11 @@ WHERE recent.type <> 'repost' AND recent.content ILIKE %(pattern)s
 ORDER BY recent.created_at DESC, recent.id DESC
 LIMIT %(limit)s;
 
+-- name: posts_estimate :one
+-- PostgreSQL's own estimate of the number of posts (from the last ANALYZE): no table is read.
+-- Index: pg_class_oid_index.
+SELECT greatest(reltuples, 0)::bigint AS posts FROM pg_class WHERE oid = 'posts'::regclass;
+
 -- name: page_trending :many
 -- Plan: per call
 -- The ids of one feed page by (repost_count + quote_count) descending, then newest first; filters

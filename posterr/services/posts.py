@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic
 from typing import Any
 
 import orjson
@@ -20,6 +21,7 @@ log = logging.getLogger("posterr.posts")
 # Newest posts searched for a keyword before the trigram index is asked (see page_latest_scan):
 # at 10 million posts a word in 0.1% of them still fills a page from here in about 10 ms.
 KEYWORD_SCAN = 20_000
+_estimate = {"posts": 0, "until": 0.0}  # per process
 
 
 def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any = None) -> dict:
@@ -121,7 +123,7 @@ def list_posts(ctx: Context, params: dict[str, str | None], *, keyword_required:
                        "pattern": validation.like_pattern(keyword) if keyword else None,
                        "since": _day_start(start), "until": _day_after(end), "limit": size + 1, **after}
             ids = []
-            if keyword and order == "latest" and not followed_by:
+            if keyword and order == "latest" and not followed_by and _many_posts(ctx, run):
                 ids = [row["id"] for row in run("page_latest_scan", scan=KEYWORD_SCAN, **filters)]
             if len(ids) <= size:  # not a full page yet: the whole table, through the indexes
                 query = f"page_followed_{order}" if followed_by else f"page_{order}"
@@ -137,6 +139,15 @@ def list_posts(ctx: Context, params: dict[str, str | None], *, keyword_required:
         return load()
     field = cache.feed_field(order, size, author_id)
     return Page.unpack(ctx.cache.fetch(cache.FEEDS_KEY, field, ctx.settings.feed_cache_ttl, lambda: load().pack()))
+
+
+def _many_posts(ctx: Context, run) -> bool:
+    """Whether posts is large enough for the keyword pre-scan to pay (estimate refreshed each minute);
+    below that the planner's own choice is fast, and skipping the pre-scan is always correct."""
+    now = monotonic()
+    if now >= _estimate["until"]:
+        _estimate.update(posts=run("posts_estimate")["posts"], until=now + 60)
+    return _estimate["posts"] > 4 * KEYWORD_SCAN
 
 
 def _position(order: str):

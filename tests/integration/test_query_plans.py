@@ -40,6 +40,7 @@ CASES = {
     "repost_exists": [("one", {"repost_id": 10, "user_id": 3})],
     "post_by_id": [("one", {"id": 10})],
     "posts_by_ids": [("page", {"ids": list(range(100, 111))})],
+    "posts_estimate": [("estimate", {})],
     "claim_idempotency_key": [("new", {"scope": "POST /api/posts", "user_id": 1, "key": "k", "fingerprint": "f"})],
     "complete_idempotency_key": [("one", {"scope": "POST /api/posts", "user_id": 1, "key": "k", "status": 201,
                                           "location": "/api/posts/1", "body": b"{}"})],

@@ -304,13 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     harness.RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = harness.timestamp()
     wrk = ensure_wrk(harness.RESULTS / "install.log")
-    database_url, redis_url = harness.configured_urls()
-    bench_db = harness.sibling_database(database_url, harness.BENCH_DATABASE)
-    bench_redis = harness.redis_database(redis_url, harness.BENCH_REDIS_DB)
-    harness.ensure_bench_database(bench_db, users=args.users, posts=args.posts, follows=args.follows_per_user,
-                                  reseed=args.reseed, log_path=harness.RESULTS / "dbmate.log")
-    say(f"cleared {harness.forget_cached(bench_redis)} posterr keys from Redis database {harness.BENCH_REDIS_DB}")
-    low, high = harness.user_id_range(bench_db)
+    bench_db, bench_redis, low, high = harness.prepare_data(users=args.users, posts=args.posts,
+                                                            follows=args.follows_per_user, reseed=args.reseed)
     load_before = os.getloadavg()
     if load_before[0] > (os.cpu_count() or 1) / 2:
         say(f"warning: the machine is busy already (load average {load_before[0]:.1f} on {os.cpu_count()} CPUs): "

@@ -194,6 +194,19 @@ def user_id_range(database_url: str) -> tuple[int, int]:
     return low, high
 
 
+def prepare_data(*, users: int, posts: int, follows: int, reseed: bool) -> tuple[str, str, int, int]:
+    """The benchmark's own database (a fresh copy of the seeded template) and Redis database, and
+    the range of seeded user ids: (database URL, Redis URL, lowest id, highest id)."""
+    database_url, redis_url = configured_urls()
+    bench_db = sibling_database(database_url, BENCH_DATABASE)
+    bench_redis = redis_database(redis_url, BENCH_REDIS_DB)
+    ensure_bench_database(bench_db, users=users, posts=posts, follows=follows, reseed=reseed,
+                          log_path=RESULTS / "dbmate.log")
+    say(f"cleared {forget_cached(bench_redis)} posterr keys from Redis database {BENCH_REDIS_DB}")
+    low, high = user_id_range(bench_db)
+    return bench_db, bench_redis, low, high
+
+
 def safe_url(url: str) -> str:
     """A URL for messages, without a password."""
     parts = urlsplit(url)

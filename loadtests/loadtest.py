@@ -60,13 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     harness.stop_on_sigterm()
     harness.RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = harness.timestamp()
-    database_url, redis_url = harness.configured_urls()
-    bench_db = harness.sibling_database(database_url, harness.BENCH_DATABASE)
-    bench_redis = harness.redis_database(redis_url, harness.BENCH_REDIS_DB)
-    harness.ensure_bench_database(bench_db, users=args.seed_users, posts=args.posts, follows=args.follows_per_user,
-                                  reseed=args.reseed, log_path=harness.RESULTS / "dbmate.log")
-    say(f"cleared {harness.forget_cached(bench_redis)} posterr keys from Redis database {harness.BENCH_REDIS_DB}")
-    low, high = harness.user_id_range(bench_db)
+    bench_db, bench_redis, low, high = harness.prepare_data(users=args.seed_users, posts=args.posts,
+                                                            follows=args.follows_per_user, reseed=args.reseed)
     prefix = harness.RESULTS / f"loadtest-{stamp}"
 
     app = harness.App(bench_db, bench_redis, harness.RESULTS / f"loadtest-{stamp}-gunicorn.log",

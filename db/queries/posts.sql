@@ -13,7 +13,7 @@ WITH quota AS (
 ), inserted AS (
     INSERT INTO posts (user_id, type, content, repost_id)
     SELECT %(user_id)s, %(type)s, %(content)s, %(repost_id)s FROM quota
-    RETURNING id, user_id, type, repost_id
+    RETURNING id, user_id, type, repost_id, created_at
 ), author AS (
     UPDATE users SET posts_count = posts_count + 1
     FROM inserted i
@@ -25,17 +25,12 @@ WITH quota AS (
     FROM inserted i
     WHERE posts.id = i.repost_id
 )
-SELECT id FROM inserted;
+SELECT id, created_at FROM inserted;
 
 -- name: quota_used :one
 -- How many creations the user made on a UTC day (seeds the Redis counter).
 -- Index: post_quota_pkey.
 SELECT coalesce((SELECT used FROM post_quota WHERE user_id = %(user_id)s AND day = %(day)s), 0) AS used;
-
--- name: post_kind :one
--- The type of a post that is about to be reposted or quoted.
--- Index: posts_pkey.
-SELECT id, type FROM posts WHERE id = %(id)s;
 
 -- name: repost_exists :one
 -- Index: posts_one_repost_per_user_key.

@@ -38,9 +38,8 @@ def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any 
         kind, text = "quote", validation.content(content)
 
     with ctx.db.session() as run:
-        existing_user(run, author)
-        if target_id is not None:
-            _check_target(run, kind, author, target_id)
+        user = existing_user(run, author)
+        target = _checked_target(run, kind, author, target_id) if target_id is not None else None
         day = utc_today()
         if ctx.quota.reserve(author, day, lambda: run("quota_used", user_id=author, day=day)["used"]) is False:
             raise _limit_reached(ctx)
@@ -56,7 +55,13 @@ def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any 
         if created is None:
             ctx.quota.release(author, day)
             raise _limit_reached(ctx)
-        post = presenters.post(run("post_by_id", id=created["id"]))
+    # The new post as post_by_id would read it, from what is known already (no read back).
+    post = presenters.post({
+        "id": created["id"], "user_id": author, "username": user["username"], "type": kind,
+        "content": text if kind != "repost" else target["content"], "repost_id": target_id,
+        "repost_count": 0, "quote_count": 0, "created_at": created["created_at"],
+        **{f"original_{column}": target[column] if target else None
+           for column in ("id", "user_id", "username", "type", "content", "created_at")}})
     logs.event(log, "post_created", post_id=post["id"], user_id=author, type=kind, repost_id=target_id)
     # Before the answer: nobody may read a feed, profile or post that lacks this write.
     changed = [cache.FEEDS_KEY, cache.user_key(author)] + ([cache.post_key(target_id)] if target_id else [])
@@ -64,8 +69,9 @@ def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any 
     return post
 
 
-def _check_target(run, kind: str, author: int, target_id: int) -> None:
-    target = run("post_kind", id=target_id)
+def _checked_target(run, kind: str, author: int, target_id: int) -> dict:
+    """The post to repost or quote, once it is known to be a valid target for `kind`."""
+    target = run("post_by_id", id=target_id)
     if target is None:
         raise NotFound(f"there is no post {target_id}")
     if kind == "repost" and target["type"] == "repost":
@@ -74,6 +80,7 @@ def _check_target(run, kind: str, author: int, target_id: int) -> None:
         raise ValidationFailed.of("repost_id", "a quote cannot be quoted")
     if kind == "repost" and run("repost_exists", repost_id=target_id, user_id=author)["reposted"]:
         raise Conflict(f"user {author} has already reposted post {target_id}")
+    return target
 
 
 def _limit_reached(ctx: Context) -> DailyLimitReached:

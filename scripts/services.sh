@@ -19,8 +19,21 @@ data=${POSTERR_DATA_DIR:-$root/.data}
 case "$data" in /*) ;; *) data=$root/$data ;; esac
 pg_port=${POSTERR_PG_PORT:-54329}
 redis_port=${POSTERR_REDIS_PORT:-63799}
-pg_dir=$data/postgres
-pg_run=$data/postgres-run
+
+# PostgreSQL runs as the postgres OS user when we are root. If that user cannot reach the data
+# folder (a checkout under a private home folder), PostgreSQL's files live in a folder of their own
+# under /tmp, named after the data folder so that every command finds the same one.
+pg_home=$data
+if [ "$(id -u)" = 0 ] && id postgres >/dev/null 2>&1; then
+  mkdir -p "$data"
+  if ! runuser -u postgres -- test -x "$data"; then
+    pg_home=/tmp/posterr-pg-$(printf %s "$data" | cksum | cut -d' ' -f1)
+    mkdir -p "$pg_home" && chmod 755 "$pg_home"
+  fi
+fi
+pg_dir=$pg_home/postgres
+pg_run=$pg_home/postgres-run
+pg_log=$pg_home/postgres.log
 redis_dir=$data/redis
 
 say() { echo "services: $*" >&2; }
@@ -69,13 +82,13 @@ postgres_up() {
   bindir=$(pg_bindir) || { apt_install postgresql DATABASE_URL; bindir=$(pg_bindir) || die "PostgreSQL installed but initdb not found"; }
   mkdir -p "$data"
   if [ ! -f "$pg_dir/PG_VERSION" ]; then
-    say "initialising PostgreSQL in $pg_dir (log: $data/postgres.log)"
-    mkdir -p "$pg_dir" "$pg_run"; touch "$data/postgres.log"
-    is_root && chown postgres: "$pg_dir" "$pg_run" "$data/postgres.log"
+    say "initialising PostgreSQL in $pg_dir (log: $pg_log)"
+    mkdir -p "$pg_dir" "$pg_run"; touch "$pg_log"
+    is_root && chown postgres: "$pg_dir" "$pg_run" "$pg_log"
     is_root && ! runuser -u postgres -- test -x "$pg_dir" \
       && die "the postgres OS user cannot reach $pg_dir: make its parent folders world-executable (chmod o+x) or set DATABASE_URL"
-    as_pg "$bindir/initdb" -D "$pg_dir" -U posterr --auth=trust -E UTF8 --locale=C.UTF-8 >>"$data/postgres.log" 2>&1 \
-      || die "initdb failed; see $data/postgres.log"
+    as_pg "$bindir/initdb" -D "$pg_dir" -U posterr --auth=trust -E UTF8 --locale=C.UTF-8 >>"$pg_log" 2>&1 \
+      || die "initdb failed; see $pg_log"
     cat >>"$pg_dir/postgresql.conf" <<CONF
 # posterr: a local server (port and socket folder are given at each start)
 listen_addresses = '127.0.0.1'
@@ -88,11 +101,11 @@ CONF
     say "PostgreSQL already running on port $pg_port"
   else
     port_busy "$pg_port" && die "port $pg_port is taken by another program: stop it, or choose another port with POSTERR_PG_PORT"
-    mkdir -p "$pg_run"; touch "$data/postgres.log"
-    is_root && chown postgres: "$pg_run" "$data/postgres.log"
-    say "starting PostgreSQL on port $pg_port (log: $data/postgres.log)"
-    as_pg "$bindir/pg_ctl" -D "$pg_dir" -l "$data/postgres.log" -o "-p $pg_port -k $pg_run" -w -t 60 start >/dev/null \
-      || die "PostgreSQL did not start; see $data/postgres.log"
+    mkdir -p "$pg_run"; touch "$pg_log"
+    is_root && chown postgres: "$pg_run" "$pg_log"
+    say "starting PostgreSQL on port $pg_port (log: $pg_log)"
+    as_pg "$bindir/pg_ctl" -D "$pg_dir" -l "$pg_log" -o "-p $pg_port -k $pg_run" -w -t 60 start >/dev/null \
+      || die "PostgreSQL did not start; see $pg_log"
   fi
 }
 

@@ -137,12 +137,12 @@ return 1
 
 
 class DocumentCache:
-    def __init__(self, redis_: Redis, *, near: bool = True):
+    def __init__(self, redis_: Redis):
         self.redis = redis_
         kwargs = redis_.client.connection_pool.connection_kwargs
         self.near = NearCache(kwargs, [FEEDS_KEY, f"{PREFIX}:post:", f"{PREFIX}:user:"],
                               timeout=kwargs.get("socket_connect_timeout") or 1.0,
-                              retry_after=redis_.retry_after) if near else _NoNearCache()
+                              retry_after=redis_.retry_after)
         self._read = redis_.client.register_script(_READ)
         self._store = redis_.client.register_script(_STORE)
         self._flights: dict[tuple[str, str, bytes], _Flight] = {}
@@ -227,14 +227,6 @@ def _delete(client: redis.Redis, keys: list[str]) -> list:
     for key in keys:
         pipe.delete(key)
     return pipe.execute()
-
-
-class _NoNearCache:
-    def lookup(self, key: str, field: str) -> tuple[None, None]:
-        return None, None
-
-    def keep(self, *_args) -> None:
-        pass
 
 
 class _Flight:

@@ -206,7 +206,7 @@ def _record(response: bottle.BaseResponse, route_rule: str, started: float) -> N
     metrics.REQUESTS.labels(request.method, route_rule, str(status)).inc()
     metrics.LATENCY.labels(request.method, route_rule).observe(elapsed)
     ctx = request.app.config["posterr.context"]
-    metrics.observe_pool(ctx.db.pool.get_stats())
+    metrics.observe_pool(ctx.db.pool)
     fields = {"request_id": request_id(), "method": request.method, "route": route_rule, "path": request.path,
               "status": status, "duration_ms": round(elapsed * 1000, 2), "client": client_address()}
     user_id = request.environ.get("posterr.user_id") or request.environ.get("route.url_args", {}).get("user_id")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -27,6 +28,7 @@ POOL = Gauge("posterr_db_pool_connections", "PostgreSQL pool connections per sta
 REFUSALS = Counter("posterr_limit_refusals_total", "Requests refused by a limit", ["limit"])
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+_next_pool_sample = 0.0
 
 
 def render() -> bytes:
@@ -37,7 +39,14 @@ def render() -> bytes:
     return generate_latest(REGISTRY)
 
 
-def observe_pool(stats: dict[str, int]) -> None:
+def observe_pool(pool) -> None:
+    """Pool gauges, sampled at most once a second per process (not worth a lock on every request)."""
+    global _next_pool_sample
+    now = time.monotonic()
+    if now < _next_pool_sample:
+        return
+    _next_pool_sample = now + 1.0
+    stats = pool.get_stats()
     POOL.labels("size").set(stats.get("pool_size", 0))
     POOL.labels("idle").set(stats.get("pool_available", 0))
     POOL.labels("waiting").set(stats.get("requests_waiting", 0))

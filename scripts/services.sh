@@ -33,6 +33,11 @@ if [ "$(id -u)" = 0 ] && id postgres >/dev/null 2>&1; then
 fi
 pg_dir=$pg_home/postgres
 pg_run=$pg_home/postgres-run
+# A Unix socket's path must fit in 107 bytes (".s.PGSQL.<port>.lock" included): under a deep
+# checkout the socket gets a short folder of its own under /tmp instead.
+if [ $((${#pg_run} + 21)) -gt 107 ]; then
+  pg_run=/tmp/posterr-pg-run-$(printf %s "$data" | cksum | cut -d' ' -f1)
+fi
 pg_log=$pg_home/postgres.log
 redis_dir=$data/redis
 

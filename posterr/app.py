@@ -13,6 +13,7 @@ from posterr.cursors import CursorCodec
 from posterr.db import Database, load_queries
 from posterr.limits import ClientRateLimit, DailyQuota
 from posterr.routes import ops, posts, users
+from posterr.watchdog import Watchdog
 
 log = logging.getLogger("posterr")
 
@@ -25,7 +26,7 @@ def build_context(settings: Settings) -> Context:
                     max_size=settings.pool_max_size, timeout=settings.pool_timeout,
                     statement_timeout_ms=settings.statement_timeout_ms),
         redis=redis,
-        cache=cache.DocumentCache(redis),
+        cache=cache.DocumentCache(redis, invalidation_deadline=settings.cache_invalidation_deadline),
         quota=DailyQuota(redis, settings.daily_post_limit),
         rate_limit=ClientRateLimit(redis, *settings.rate_limit) if settings.rate_limit else None,
         cursors=CursorCodec(settings.secret_key),
@@ -34,7 +35,8 @@ def build_context(settings: Settings) -> Context:
 
 def create_app(settings: Settings | None = None, *, start: bool = False) -> bottle.Bottle:
     """A Bottle app. Its pool opens on `app.config['posterr.context'].start()` (gunicorn's
-    post_worker_init does it after the fork), or at once with start=True."""
+    post_worker_init does it after the fork, and starts `app.config['posterr.watchdog']`), or at
+    once with start=True."""
     settings = settings or Settings.from_env()
     logs.configure(settings.log_level)
     if settings.secret_key == DEV_SECRET:
@@ -44,7 +46,8 @@ def create_app(settings: Settings | None = None, *, start: bool = False) -> bott
     app.config["posterr.context"] = ctx
     app.config["posterr.cors_origins"] = settings.cors_origins
     app.config["posterr.trusted_proxies"] = settings.trusted_proxies
-    app.install(http.EdgePlugin())
+    app.config["posterr.watchdog"] = watchdog = Watchdog(settings.request_timeout)
+    app.install(http.EdgePlugin(watchdog))
     http.install_error_handlers(app)
     ops.install(app, ctx)
     users.install(app, ctx)

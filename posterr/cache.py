@@ -1,15 +1,35 @@
-"""Redis: the client, a circuit breaker around it, and the one place that builds key names.
+"""Redis: the client, the one place that builds key names, and the document cache.
 
-PostgreSQL is the source of truth. Every Redis call goes through `Redis.run`, which answers None
-when Redis is unreachable or slow, and then skips Redis for a short while instead of waiting on a
-dead server at every request.
+PostgreSQL is the source of truth; Redis makes reads cheaper and holds the daily counters' fast
+path. Redis trouble of any kind (refused, timed out, an error reply such as OOM, READONLY, MOVED or
+LOADING) degrades like an outage: reads go to PostgreSQL, the limits fall back to PostgreSQL or fail
+open. It is never a 500 and never a hang.
+
+The mechanisms, and the invariant each one keeps (each has a test in tests/integration/test_cache.py):
+
+1. Deadline: every Redis command gives up after `POSTERR_REDIS_TIMEOUT`, and no lock is held while
+   one runs, so a Redis that hangs costs a request at most a few timeouts, never a stuck thread.
+2. Breaker: after a failure, reads and limits skip Redis for `POSTERR_REDIS_RETRY_AFTER` seconds,
+   so an outage costs one timeout per process per interval instead of one per request.
+3. Epoch: document keys end with the Redis server's run_id (learnt on every connection) and a value
+   is used only if the run_id did not change during the call, so copies written to an earlier
+   server process (reloaded from its append-only file, perhaps missing deletes it never received)
+   are never read.
+4. Invalidation before the answer: a write is answered only after every cached copy that could hide
+   it is deleted or unreachable to readers. Deletes are retried while Redis might come back with the
+   same copies (a freeze, a pause, a timeout) until `POSTERR_CACHE_INVALIDATION_DEADLINE`; a refused
+   connection needs no retry, because whatever server starts next has another epoch. Past the
+   deadline (or on an error reply) the write is answered anyway: the copy then lives out its TTL,
+   and `cache_invalidation_failed` is logged and counted.
+5. Generation token: the first reader to miss puts a token in the hash, and stores what it computed
+   only if that token is still there, so a slow reader cannot put back a page older than a write
+   that deleted the hash meanwhile.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable
 from datetime import date
@@ -20,7 +40,6 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from posterr import logs, metrics
-from posterr.nearcache import NearCache
 
 log = logging.getLogger("posterr.cache")
 
@@ -37,17 +56,16 @@ def rate_limit_key(client: str) -> str:
 
 class Redis:
     def __init__(self, url: str, *, timeout: float, retry_after: float):
+        # One retry, on a new connection, when a pooled one turns out dead (Redis restarted); a
+        # timeout is not retried: the deadline is the deadline.
         self.client = redis.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False,
-            retry=Retry(NoBackoff(), 1), redis_connect_func=self._on_connect,
+            retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+            redis_connect_func=self._on_connect,
         )
         self.retry_after = retry_after
         self._down_until = 0.0
-        self._lock = threading.Lock()
-        # The server's run_id, learnt on every (re)connect. Cache keys carry it, so entries written
-        # before a Redis restart (and reloaded from its append-only file) are never read again.
-        self.epoch: str | None = None
-        self.on_reconnect: list[Callable[[Any], None]] = []
+        self.epoch: str | None = None  # the server's run_id, see the module docstring
 
     def _on_connect(self, connection) -> None:
         connection.on_connect()
@@ -56,15 +74,13 @@ class Redis:
         info = info.decode() if isinstance(info, bytes) else info
         self.epoch = next(line.split(":", 1)[1].strip()[:12] for line in info.splitlines()
                           if line.startswith("run_id:"))
-        for hook in self.on_reconnect:
-            hook(connection)
 
     @property
     def available(self) -> bool:
         return time.monotonic() >= self._down_until
 
     def run(self, operation: Callable[[redis.Redis], Any]) -> Any | None:
-        """operation(client), or None when Redis is down (the breaker stays open `retry_after` s)."""
+        """operation(client), or None when Redis failed now or a moment ago (the breaker)."""
         if not self.available:
             return None
         return self.run_now(operation)
@@ -74,31 +90,47 @@ class Redis:
         return bool(self.run_now(lambda client: client.ping()))
 
     def run_now(self, operation: Callable[[redis.Redis], Any]) -> Any | None:
-        """operation(client) even while the breaker is open; a success closes it."""
+        """operation(client) even while the breaker is open; a success closes it, a failure opens it."""
         try:
             result = operation(self.client)
-            self._down_until = 0.0
-            return result
-        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as error:
-            with self._lock:
-                if self.available:
-                    logs.event(log, "redis_degraded", logging.WARNING, error=str(error), skip_seconds=self.retry_after)
-                self._down_until = time.monotonic() + self.retry_after
+        except redis.RedisError as error:
+            self.failed(error)
             return None
+        self._down_until = 0.0
+        return result
+
+    def failed(self, error: redis.RedisError) -> None:
+        if self.available:
+            logs.event(log, "redis_degraded", logging.WARNING, error=f"{type(error).__name__}: {error}",
+                       skip_seconds=self.retry_after)
+        self._down_until = time.monotonic() + self.retry_after
+
+    def learn_epoch(self) -> str | None:
+        """The current server's epoch, connecting first if this process never has."""
+        if self.epoch is None:
+            self.run(lambda client: client.ping())
+        return self.epoch
 
     def close(self) -> None:
         self.client.close()
 
 
+def refused(error: BaseException) -> bool:
+    """Whether nothing listens where Redis should be (a stopped server), as opposed to a server that
+    is there but slow, paused or answering errors."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, (ConnectionRefusedError, redis.BusyLoadingError)):
+            return True  # LOADING: a server process just started, so it has a new epoch
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 # --- the document cache -------------------------------------------------------------------------
 #
-# Ready-to-send JSON bytes in Redis hashes. Each hash carries a generation token (field `~gen`)
-# made by the first reader that missed; a reader stores its result only if the token is still
-# the one it saw, so a write that deletes the hash meanwhile (invalidation) cannot be undone by a
-# slow reader putting an older page back. A write deletes the hashes it affects before answering.
-
-# Document keys get the Redis epoch appended by DocumentCache (see Redis.epoch). The part in
-# braces is the Cluster hash tag: one post's or user's hash lives in one slot, different ones spread.
+# Ready-to-send JSON bytes in Redis hashes; the field `~gen` holds the generation token. Document
+# keys get the epoch appended (`posterr:post:{7}:<run_id>`); the part in braces is the Cluster hash
+# tag: one post's or user's hash lives in one slot, different ones spread.
 
 FEEDS_KEY = f"{PREFIX}:{{feeds}}"  # every cached first page of the global and author feeds
 
@@ -137,111 +169,63 @@ return 1
 
 
 class DocumentCache:
-    def __init__(self, redis_: Redis):
+    def __init__(self, redis_: Redis, *, invalidation_deadline: float):
         self.redis = redis_
-        kwargs = redis_.client.connection_pool.connection_kwargs
-        self.near = NearCache(kwargs, [FEEDS_KEY, f"{PREFIX}:post:", f"{PREFIX}:user:"],
-                              timeout=kwargs.get("socket_connect_timeout") or 1.0,
-                              retry_after=redis_.retry_after)
+        self.invalidation_deadline = invalidation_deadline
         self._read = redis_.client.register_script(_READ)
         self._store = redis_.client.register_script(_STORE)
-        self._flights: dict[tuple[str, str, bytes], _Flight] = {}
-        self._flights_lock = threading.Lock()
-        self._pending: set[str] = set()  # invalidations Redis missed; nothing is read until they land
-        self._pending_lock = threading.Lock()
-        redis_.on_reconnect.append(self._flush_on_connect)
 
     def fetch(self, name: str, field: str, ttl: int, compute: Callable[[], bytes]) -> bytes:
-        """The cached bytes of `field` in hash `name`, or compute() stored for the next reader.
-        Concurrent misses of one generation in this process share one compute() (no stampede)."""
-        if self._pending and self.redis.run(self._flush_pending) is None:
+        """The cached bytes of `field` in hash `name`, or compute() stored for the next reader."""
+        epoch = self.redis.learn_epoch()
+        if epoch is None:
             return compute()
-        if self.redis.epoch is None:
-            self.redis.run(lambda client: client.ping())  # connect, to learn the epoch
-        token = os.urandom(8).hex()
-        epoch = self.redis.epoch
         key = f"{name}:{epoch}"
-        copy, generation = self.near.lookup(key, field)
-        if copy is not None:
-            metrics.CACHE.labels("near_hit").inc()
-            return copy
+        token = os.urandom(8).hex()
         found = self.redis.run(lambda _: self._read(keys=[key], args=[field, token, ttl]))
         if found is None or self.redis.epoch != epoch:
-            return compute()  # Redis down, or it reconnected meanwhile and `key` may be pre-restart
+            return compute()  # Redis failed, or it reconnected to a new server and `key` is a past one's
         hit, value = found
         if hit:
             metrics.CACHE.labels("hit").inc()
-            self.near.keep(key, field, value, generation)
             return value
         metrics.CACHE.labels("miss").inc()
-        flight_key = (key, field, value)
-        with self._flights_lock:
-            flight = self._flights.get(flight_key)
-            leader = flight is None
-            if leader:
-                flight = self._flights[flight_key] = _Flight()
-        if not leader:
-            return flight.wait(compute)
-        body = None
-        try:
-            body = compute()
-            # Stored before the flight ends, so a reader arriving now finds either one or the other.
-            self.redis.run(lambda _: self._store(keys=[key], args=[field, value, body]))
-            return body
-        finally:
-            flight.finish(body)
-            with self._flights_lock:
-                self._flights.pop(flight_key, None)
+        body = compute()
+        self.redis.run(lambda _: self._store(keys=[key], args=[field, value, body]))
+        return body
 
     def invalidate(self, *names: str) -> None:
-        """Delete the hashes that a write changed, before the write is answered. If Redis cannot be
-        reached they stay pending: this process reads nothing from the cache until the deletes have
-        landed (at the latest on its next connection to Redis, before anything else is sent)."""
+        """Delete the documents a write changed, before the write is answered (invariant 4)."""
+        deadline = time.monotonic() + self.invalidation_deadline
+        pause = 0.02
+        while True:
+            try:
+                if self._delete_under_current_epoch(names):
+                    return
+                continue  # reconnected to another server meanwhile: delete under its epoch too
+            except redis.ResponseError as error:
+                return self._give_up(names, error)
+            except redis.RedisError as error:
+                if refused(error):
+                    return
+                self.redis.failed(error)
+                if time.monotonic() + pause > deadline:
+                    return self._give_up(names, error)
+            time.sleep(pause)  # Redis is there but not answering: try again shortly
+            pause = min(pause * 2, 0.5)
+
+    def _delete_under_current_epoch(self, names: tuple[str, ...]) -> bool:
+        """DEL each document under the epoch known now; False when the epoch changed meanwhile."""
+        if self.redis.epoch is None:
+            self.redis.client.ping()  # learn the epoch: other processes may have cached under it
         epoch = self.redis.epoch
-        if epoch is None:
-            return  # never connected: nothing can have been cached under a key we would use
-        keys = [f"{name}:{epoch}" for name in names]
-        if self.redis.run(lambda client: _delete(client, keys)) is None:
-            with self._pending_lock:
-                self._pending.update(keys)
-            logs.event(log, "cache_invalidation_pending", logging.WARNING, keys=keys)
+        pipe = self.redis.client.pipeline(transaction=False)  # no multi-key DEL: keys may be in other slots
+        for name in names:
+            pipe.delete(f"{name}:{epoch}")
+        pipe.execute()
+        return self.redis.epoch == epoch
 
-    def _flush_pending(self, client: redis.Redis) -> bool:
-        with self._pending_lock:
-            keys = list(self._pending)
-            _delete(client, keys)
-            self._pending.difference_update(keys)
-        return True
-
-    def _flush_on_connect(self, connection) -> None:
-        with self._pending_lock:
-            for key in self._pending:
-                connection.send_command("DEL", key)
-                connection.read_response()
-            self._pending.clear()
-
-
-def _delete(client: redis.Redis, keys: list[str]) -> list:
-    """DEL each key in one round trip, without a multi-key command (keys may live in other slots)."""
-    pipe = client.pipeline(transaction=False)
-    for key in keys:
-        pipe.delete(key)
-    return pipe.execute()
-
-
-class _Flight:
-    """One compute() in progress; followers wait for its result (or compute themselves if it failed)."""
-
-    def __init__(self):
-        self._done = threading.Event()
-        self._body: bytes | None = None
-        self.followers = 0
-
-    def finish(self, body: bytes | None) -> None:
-        self._body = body
-        self._done.set()
-
-    def wait(self, compute: Callable[[], bytes]) -> bytes:
-        self.followers += 1
-        self._done.wait(timeout=10)
-        return self._body if self._body is not None else compute()
+    def _give_up(self, names: tuple[str, ...], error: redis.RedisError) -> None:
+        metrics.CACHE_INVALIDATION_FAILURES.inc()
+        logs.event(log, "cache_invalidation_failed", logging.ERROR, keys=list(names),
+                   error=f"{type(error).__name__}: {error}", note="these documents may be stale until their TTL")

@@ -25,6 +25,8 @@ class Settings:
     statement_timeout_ms: int = 5000
     redis_timeout: float = 0.25
     redis_retry_after: float = 2.0
+    cache_invalidation_deadline: float = 10.0
+    request_timeout: float = 30.0
     feed_cache_ttl: int = 60
     object_cache_ttl: int = 300
     rate_limit: tuple[int, int] | None = None  # (requests, seconds); None = off
@@ -52,6 +54,8 @@ class Settings:
             statement_timeout_ms=_int(env, "POSTERR_STATEMENT_TIMEOUT_MS", 5000, minimum=1),
             redis_timeout=_float(env, "POSTERR_REDIS_TIMEOUT", 0.25),
             redis_retry_after=_float(env, "POSTERR_REDIS_RETRY_AFTER", 2.0),
+            cache_invalidation_deadline=_float(env, "POSTERR_CACHE_INVALIDATION_DEADLINE", 10.0),
+            request_timeout=_float(env, "POSTERR_REQUEST_TIMEOUT", 30.0),
             feed_cache_ttl=_int(env, "POSTERR_FEED_CACHE_TTL", 60, minimum=1),
             object_cache_ttl=_int(env, "POSTERR_OBJECT_CACHE_TTL", 300, minimum=1),
             rate_limit=parse_rate(env.get("POSTERR_RATE_LIMIT", "600/minute")),

@@ -34,6 +34,19 @@ class QueryFileError(Exception):
     """A `.sql` file under db/queries is not a list of well-formed named queries."""
 
 
+# SQLSTATEs that mean the server is going away or refusing connections (class 08 is all of them).
+_SERVER_GONE = {"57P01", "57P02", "57P03", "53300"}
+
+
+def server_unreachable(error: Exception) -> bool:
+    """Whether an error says PostgreSQL cannot be reached (no connection, or the server shutting down),
+    rather than that one statement failed on a working server."""
+    if isinstance(error, (PoolTimeout, psycopg.InterfaceError)):
+        return True
+    sqlstate = getattr(error, "sqlstate", None)
+    return sqlstate is None or sqlstate.startswith("08") or sqlstate in _SERVER_GONE
+
+
 def _looks_dead(conn: psycopg.Connection) -> bool:
     if conn.closed or conn.broken:
         return True
@@ -182,7 +195,14 @@ class Database:
             yield
         except psycopg.errors.QueryCanceled:
             raise ServiceUnavailable("the database took too long to answer") from None
-        except (PoolTimeout, psycopg.OperationalError) as error:
+        except (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError) as error:
+            if not server_unreachable(error):
+                # A deadlock, a serialization failure, a lock or resource limit: this request
+                # failed, the server is fine, and the next request should not be refused.
+                logs.event(log, "postgres_transient_error", logging.WARNING, error=str(error),
+                           sqlstate=getattr(error, "sqlstate", None))
+                raise ServiceUnavailable("the database could not complete the request; retry it",
+                                         retry_after=1) from None
             self._down_until = time.monotonic() + FAST_FAIL_SECONDS
             logs.event(log, "postgres_unavailable", logging.WARNING, error=str(error))
             raise ServiceUnavailable("PostgreSQL is unavailable", retry_after=FAST_FAIL_SECONDS) from None

@@ -69,6 +69,10 @@ def child_exit(server, worker):
 def post_worker_init(worker):
     # The pool's sockets and threads must belong to the worker, so it opens after the fork.
     worker.wsgi.config["posterr.context"].start()
+    # A request stuck past POSTERR_REQUEST_TIMEOUT: stop accepting, let the others finish, exit;
+    # the master starts a fresh worker (exit code 1: gunicorn halts on 3 and 4, its boot errors).
+    worker.wsgi.config["posterr.watchdog"].start(stop_accepting=lambda: setattr(worker, "alive", False),
+                                                 exit_process=lambda: os._exit(1))
 
 
 def worker_exit(server, worker):

@@ -36,6 +36,7 @@ from posterr.errors import (
 )
 from posterr.services import idempotency
 from posterr.services.pagination import Page
+from posterr.watchdog import Watchdog
 
 log = logging.getLogger("posterr.http")
 access_log = logging.getLogger("posterr.access")
@@ -43,6 +44,11 @@ access_log = logging.getLogger("posterr.access")
 UNLIMITED = frozenset({"/healthz", "/readyz", "/metrics", "/api/openapi.json"})
 
 MAX_BODY = 64 * 1024
+# Before a 413 the rest of the body is read and dropped (this much, for this long at most): a server
+# that stops reading and closes while the client still sends makes the client's TCP stack discard
+# the answer (a reset), so the client would see a dropped connection instead of the problem.
+DRAIN_LIMIT = 8 * 1024 * 1024
+DRAIN_SECONDS = 2.0
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 EXPOSED_HEADERS = "Link, Retry-After, RateLimit, RateLimit-Policy, X-Request-ID, Location"
 ALLOWED_REQUEST_HEADERS = "Content-Type, Idempotency-Key, X-Request-ID"
@@ -63,11 +69,14 @@ def request_id() -> str:
 def json_body() -> dict[str, Any]:
     """The request body as a JSON object: 413 past 64 KiB, 400 when it is not a JSON object."""
     request = bottle.request
+    body_input = request.environ["wsgi.input"]
     if (request.content_length or 0) > MAX_BODY:
-        raise PayloadTooLarge(f"the request body must be at most {MAX_BODY} bytes")
-    raw = request.body.read(MAX_BODY + 1)
+        raise _too_large(body_input)
+    # Not bottle's request.body, which reads a chunked body whole (to a temporary file) first. The
+    # server (gunicorn) has already removed the chunked framing and stops at Content-Length.
+    raw = body_input.read(MAX_BODY + 1)
     if len(raw) > MAX_BODY:
-        raise PayloadTooLarge(f"the request body must be at most {MAX_BODY} bytes")
+        raise _too_large(body_input)
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
@@ -77,6 +86,24 @@ def json_body() -> dict[str, Any]:
     if isinstance(body.get("user_id"), int):
         request.environ["posterr.user_id"] = body["user_id"]  # for the access log
     return body
+
+
+def _too_large(body_input) -> PayloadTooLarge:
+    """The 413 to raise, once the rest of the body has been drained (see DRAIN_LIMIT)."""
+    sock = bottle.request.environ.get("gunicorn.socket")
+    previous = sock.gettimeout() if sock else None
+    if sock:
+        sock.settimeout(DRAIN_SECONDS)
+    drained = 0
+    try:
+        while drained < DRAIN_LIMIT and (chunk := body_input.read(64 * 1024)):
+            drained += len(chunk)
+    except (OSError, ValueError, bottle.HTTPError):
+        pass  # a client too slow or a body malformed: answer anyway
+    finally:
+        if sock:
+            sock.settimeout(previous)
+    return PayloadTooLarge(f"the request body must be at most {MAX_BODY} bytes")
 
 
 def path_id(text: str, what: str) -> int:
@@ -106,7 +133,8 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     return bottle.HTTPResponse(body, status, headers, content_type="application/json")
 
 
-def created_once(ctx: Context, body: dict, location_prefix: str, create: Callable[[], dict]) -> bottle.HTTPResponse:
+def created_once(ctx: Context, body: dict, location_prefix: str,
+                 create: Callable[[idempotency.Record | None], dict]) -> bottle.HTTPResponse:
     """201 for create(), honouring an Idempotency-Key header (scoped to this route)."""
     request = bottle.request
     result = idempotency.create_once(
@@ -230,12 +258,17 @@ class EdgePlugin:
     name = "posterr_edge"
     api = 2
 
+    def __init__(self, watchdog: Watchdog):
+        self.watchdog = watchdog
+
     def apply(self, callback: Callable, route: bottle.Route) -> Callable:
         rule = route.rule
+        watchdog = self.watchdog
 
         def wrapper(*args, **kwargs):
             started = time.perf_counter()
             ctx = bottle.request.app.config["posterr.context"]
+            watchdog.begin(request_id(), rule)
             try:
                 refusal = _rate_limit(ctx, rule)
                 if refusal:
@@ -252,6 +285,8 @@ class EdgePlugin:
                                                         "method": bottle.request.method, "path": bottle.request.path})
                 result = bottle.HTTPResponse(problem(500, "an unexpected error occurred; it has been logged"),
                                              500, content_type="application/problem+json")
+            finally:
+                watchdog.end()
             finish(result)
             _record(result, rule, started)
             return result

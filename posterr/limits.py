@@ -1,38 +1,26 @@
-"""Limits. The daily posting limit: Redis counters in front, PostgreSQL's `post_quota` row behind.
+"""Limits. The daily posting limit: PostgreSQL's `post_quota` row decides, a Redis counter in front.
 
-Redis answers the common case in one round trip and refuses over-limit requests before they reach
-PostgreSQL. It is not trusted for correctness: the insert statement itself takes the quota in
-`post_quota` (see db/queries/posts.sql, insert_post), so the limit is exact when Redis was flushed,
-restarted or is down. The README explains the algorithm. The per-client rate limit (below)
-lives in Redis alone and fails open when Redis is down.
+The statement that inserts a post takes the quota in `post_quota` (db/queries/posts.sql,
+insert_post), so the limit is exact under concurrency and whatever happens to Redis. The Redis
+counter only remembers PostgreSQL's committed count for the day, so that a user with nothing left
+is refused without a PostgreSQL write. It is set from PostgreSQL and never above it, so it can make
+a refusal faster but never wrong. The README explains the algorithm. The per-client rate limit
+(below) lives in Redis alone and fails open when Redis is down.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from posterr.cache import Redis, daily_quota_key, rate_limit_key
 
-# KEYS[1] = counter; ARGV = limit, ttl seconds, seed ('' when the caller has not read PostgreSQL).
-# Returns the new count, 0 when the limit is reached, -1 when the key is missing and needs a seed.
-_RESERVE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  if ARGV[3] == '' then return -1 end
-  redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[2])
-end
-local used = redis.call('INCR', KEYS[1])
-if used > tonumber(ARGV[1]) then
-  redis.call('DECR', KEYS[1])
-  return 0
-end
-return used
-"""
-# Gives a reservation back, unless the key vanished meanwhile (a DECR would recreate it at -1).
-_RELEASE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end
-return 0
+# KEYS[1] = counter; ARGV = PostgreSQL's count, ttl seconds. Raises the counter, never lowers it:
+# the answers of two creations may arrive in either order.
+_RAISE = """
+local known = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > known then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end
+return 1
 """
 
 
@@ -50,27 +38,17 @@ class DailyQuota:
     def __init__(self, redis: Redis, limit: int):
         self.redis = redis
         self.limit = limit
-        self._reserve = redis.client.register_script(_RESERVE)
-        self._release = redis.client.register_script(_RELEASE)
+        self._raise = redis.client.register_script(_RAISE)
 
-    def reserve(self, user_id: int, day: date, used_in_postgres: Callable[[], int]) -> bool | None:
-        """Take one unit in Redis: True if taken, False if the limit is reached, None if Redis is down.
+    def used_up(self, user_id: int, day: date) -> bool:
+        """Whether the counter says nothing is left today; False when Redis does not know or is down."""
+        used = self.redis.run(lambda client: client.get(daily_quota_key(user_id, day)))
+        return used is not None and int(used) >= self.limit
 
-        A missing key (new day, flushed, Redis restarted) is seeded from PostgreSQL's count.
-        """
-        key = daily_quota_key(user_id, day)
-        ttl = seconds_to_utc_midnight() + 3600
-        result = self.redis.run(lambda _: self._reserve(keys=[key], args=[self.limit, ttl, ""]))
-        if result == -1:
-            seed = used_in_postgres()
-            result = self.redis.run(lambda _: self._reserve(keys=[key], args=[self.limit, ttl, seed]))
-        if result is None:
-            return None
-        return result > 0
-
-    def release(self, user_id: int, day: date) -> None:
-        key = daily_quota_key(user_id, day)
-        self.redis.run(lambda _: self._release(keys=[key]))
+    def remember(self, user_id: int, day: date, used: int) -> None:
+        """Keep PostgreSQL's committed count of the day (call it after the commit, never before)."""
+        key, ttl = daily_quota_key(user_id, day), seconds_to_utc_midnight() + 3600
+        self.redis.run(lambda _: self._raise(keys=[key], args=[used, ttl]))
 
 
 # --- the per-client rate limit (GCRA) -----------------------------------------------------------

@@ -11,8 +11,8 @@ import sys
 
 from pythonjsonlogger.json import JsonFormatter
 
-FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
-RENAMES = {"asctime": "time", "levelname": "level", "name": "logger"}
+FORMAT = "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"
+RENAMES = {"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"}
 
 
 def formatter() -> JsonFormatter:

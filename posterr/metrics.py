@@ -22,7 +22,11 @@ REQUESTS = Counter("posterr_http_requests_total", "HTTP requests by route templa
 LATENCY = Histogram("posterr_http_request_duration_seconds", "Time to answer, by route template",
                     ["method", "route"],
                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
-CACHE = Counter("posterr_cache_lookups_total", "Document cache lookups", ["result"])  # hit | miss | bypass
+CACHE = Counter("posterr_cache_lookups_total", "Document cache lookups", ["result"])  # hit | miss
+CACHE_INVALIDATION_FAILURES = Counter("posterr_cache_invalidation_failures_total",
+                                      "Writes answered before their cached documents could be deleted")
+REQUEST_TIMEOUTS = Counter("posterr_request_timeouts_total",
+                           "Requests that ran past POSTERR_REQUEST_TIMEOUT (their worker was replaced)")
 POOL = Gauge("posterr_db_pool_connections", "PostgreSQL pool connections per state (all workers)",
              ["state"], multiprocess_mode="livesum")
 REFUSALS = Counter("posterr_limit_refusals_total", "Requests refused by a limit", ["limit"])

@@ -7,7 +7,9 @@ them at the end; their output goes to log files there, never to the terminal.
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -46,6 +48,16 @@ class Servers:
         with open(DATA / "services.log", "a") as log:
             subprocess.run([str(ROOT / "scripts" / "services.sh"), command], env={**env, **SERVICES_ENV},
                            stdout=log, stderr=log, check=True)
+
+    def freeze_redis(self) -> None:
+        """SIGSTOP: Redis keeps its connections but answers nothing (a stalled host, a long fork)."""
+        os.kill(self._redis_pid(), signal.SIGSTOP)
+
+    def thaw_redis(self) -> None:
+        os.kill(self._redis_pid(), signal.SIGCONT)
+
+    def _redis_pid(self) -> int:
+        return int((DATA / "redis" / "redis.pid").read_text())
 
     def stop_redis(self) -> None:
         self._services("stop-redis")
@@ -120,6 +132,17 @@ def app_server(servers):
     rate limit here (every test request comes from 127.0.0.1): test_rate_limit.py runs its own."""
     with running_app(servers, "gunicorn.log") as base:
         yield base
+
+
+def log_records(log_name: str, request_ids: set[str]) -> list[dict]:
+    """The JSON log lines of an app started by running_app that carry one of these request ids."""
+    records = []
+    for line in (DATA / log_name).read_text().splitlines():
+        if line.startswith("{"):
+            record = json.loads(line)
+            if record.get("request_id") in request_ids:
+                records.append(record)
+    return records
 
 
 def _free_port() -> int:

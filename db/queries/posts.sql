@@ -2,6 +2,7 @@
 -- Takes one unit of the author's daily quota and inserts the post in one statement: when the
 -- quota is used up nothing is inserted (no row returned); when the insert fails (a second repost
 -- of one post) the quota taken is rolled back with it. Counters are bumped in the same statement.
+-- Returns the quota used so far today (with this post), for the Redis counter.
 -- Index: post_quota_pkey (quota), posts_one_repost_per_user_key (one repost each), posts_pkey and
 -- users_pkey (counters).
 WITH quota AS (
@@ -25,12 +26,7 @@ WITH quota AS (
     FROM inserted i
     WHERE posts.id = i.repost_id
 )
-SELECT id, created_at FROM inserted;
-
--- name: quota_used :one
--- How many creations the user made on a UTC day (seeds the Redis counter).
--- Index: post_quota_pkey.
-SELECT coalesce((SELECT used FROM post_quota WHERE user_id = %(user_id)s AND day = %(day)s), 0) AS used;
+SELECT i.id, i.created_at, q.used FROM inserted i CROSS JOIN quota q;
 
 -- name: repost_exists :one
 -- Index: posts_one_repost_per_user_key.

@@ -15,15 +15,15 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
     @app.post("/api/posts")
     def create_post():
         body = http.json_body()
-        return http.created_once(ctx, body, "/api/posts/", lambda: posts.create_post(
-            ctx, body.get("user_id"), body.get("content"), body.get("repost_id")))
+        return http.created_once(ctx, body, "/api/posts/", lambda record: posts.create_post(
+            ctx, body.get("user_id"), body.get("content"), body.get("repost_id"), record=record))
 
     @app.post("/api/posts/<post_id>/repost")
     def repost(post_id):
         target_id = http.path_id(post_id, "post")
         body = http.json_body()
-        return http.created_once(ctx, body, "/api/posts/", lambda: posts.create_post(
-            ctx, body.get("user_id"), repost_id=target_id))
+        return http.created_once(ctx, body, "/api/posts/", lambda record: posts.create_post(
+            ctx, body.get("user_id"), repost_id=target_id, record=record))
 
     @app.get("/api/posts")
     def feed():

@@ -13,7 +13,8 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
     @app.post("/api/users")
     def create_user():
         body = http.json_body()
-        return http.created_once(ctx, body, "/api/users/", lambda: users.create_user(ctx, body.get("username")))
+        return http.created_once(ctx, body, "/api/users/", lambda record: users.create_user(
+            ctx, body.get("username"), record=record))
 
     @app.get("/api/users")
     def list_users():

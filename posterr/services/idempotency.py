@@ -11,11 +11,15 @@ from typing import Any
 import orjson
 
 from posterr.context import Context
-from posterr.errors import Conflict, ValidationFailed
+from posterr.db import Session
+from posterr.errors import ApiError, Conflict, ValidationFailed
 
 KEY_FIELD = "Idempotency-Key"
 _claims = itertools.count(1)
 CLEANUP_EVERY = 100  # claims per process between two bounded deletes of expired records
+# What a creating service calls inside its write's transaction, with what it created: the record of
+# the result commits with the creation or not at all.
+Record = Callable[[Session, dict], None]
 
 
 @dataclass(frozen=True)
@@ -34,13 +38,14 @@ def _valid_key(value: str | None) -> str | None:
 
 
 def create_once(ctx: Context, *, scope: str, key_header: str | None, path: str, body: dict,
-                create: Callable[[], dict], location_prefix: str) -> Created:
+                create: Callable[[Record | None], dict], location_prefix: str) -> Created:
     """Run create() once per (scope, user, key). The first request claims the key; a retry with the
     same request gets the stored 201; the same key with another request is 422; a retry while the
-    first is still running is 409. Only a completed creation is kept: a failed one frees the key."""
+    first is still running is 409. Only a completed creation is kept: a failed one frees the key.
+    The result is recorded in the creation's own transaction (create calls the Record it is given)."""
     key = _valid_key(key_header)
     if key is None:
-        created = create()
+        created = create(None)
         return Created(orjson.dumps(created), f"{location_prefix}{created['id']}")
     record_key = {"scope": scope, "user_id": _acting_user(body), "key": key}
     fingerprint = hashlib.sha256(orjson.dumps({"path": path, "body": body}, option=orjson.OPT_SORT_KEYS)).hexdigest()
@@ -53,14 +58,21 @@ def create_once(ctx: Context, *, scope: str, key_header: str | None, path: str, 
         return _replay(record, fingerprint)
     if next(_claims) % CLEANUP_EVERY == 0:
         ctx.db("delete_expired_idempotency_keys")
+    done: list[Created] = []
+
+    def record(run: Session, created: dict) -> None:
+        done.append(Created(orjson.dumps(created), f"{location_prefix}{created['id']}"))
+        run("complete_idempotency_key", status=201, location=done[0].location, body=done[0].body, **record_key)
+
     try:
-        created = create()
+        create(record)
     except BaseException:
-        ctx.db("release_idempotency_key", **record_key)
+        try:
+            ctx.db("release_idempotency_key", **record_key)
+        except ApiError:
+            pass  # PostgreSQL is unreachable: the claim is taken over after a minute (see the query)
         raise
-    done = Created(orjson.dumps(created), f"{location_prefix}{created['id']}")
-    ctx.db("complete_idempotency_key", status=201, location=done.location, body=done.body, **record_key)
-    return done
+    return done[0]
 
 
 def _replay(record: dict[str, Any] | None, fingerprint: str) -> Created:

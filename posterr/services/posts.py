@@ -14,6 +14,7 @@ from posterr import cache, logs, presenters, validation
 from posterr.context import Context
 from posterr.errors import Conflict, DailyLimitReached, NotFound, ValidationFailed
 from posterr.limits import seconds_to_utc_midnight, utc_today
+from posterr.services.idempotency import Record
 from posterr.services.pagination import Page, cut, moment
 from posterr.services.users import existing_user
 
@@ -24,7 +25,8 @@ KEYWORD_SCAN = 20_000
 _estimate = {"posts": 0, "until": 0.0}  # per process
 
 
-def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any = None) -> dict:
+def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any = None, *,
+                record: Record | None = None) -> dict:
     """A post (no repost_id), a repost (repost_id, no content) or a quote (both)."""
     author = validation.body_id("user_id", user_id)
     target_id = validation.body_id("repost_id", repost_id, required=False)
@@ -37,36 +39,44 @@ def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any 
     else:
         kind, text = "quote", validation.content(content)
 
-    with ctx.db.session() as run:
-        user = existing_user(run, author)
-        target = _checked_target(run, kind, author, target_id) if target_id is not None else None
-        day = utc_today()
-        if ctx.quota.reserve(author, day, lambda: run("quota_used", user_id=author, day=day)["used"]) is False:
-            raise _limit_reached(ctx)
-        try:
+    day = utc_today()
+    try:
+        with ctx.db.transaction() as run:
+            user = existing_user(run, author)
+            target = _checked_target(run, kind, author, target_id) if target_id is not None else None
+            if ctx.quota.used_up(author, day):
+                raise _limit_reached(ctx)
+            # From here the transaction holds row locks: no Redis call until it ends. Concurrent
+            # creations of one user queue on the quota row; a duplicate repost then fails on the
+            # unique index, and the quota it took rolls back with it.
             created = run("insert_post", user_id=author, type=kind, content=text, repost_id=target_id,
                           day=day, daily_limit=ctx.settings.daily_post_limit)
-        except psycopg.errors.UniqueViolation:
-            ctx.quota.release(author, day)
-            raise Conflict(f"user {author} has already reposted post {target_id}") from None
-        except BaseException:
-            ctx.quota.release(author, day)
-            raise
-        if created is None:
-            ctx.quota.release(author, day)
-            raise _limit_reached(ctx)
-    # The new post as post_by_id would read it, from what is known already (no read back).
-    post = presenters.post({
-        "id": created["id"], "user_id": author, "username": user["username"], "type": kind,
-        "content": text if kind != "repost" else target["content"], "repost_id": target_id,
-        "repost_count": 0, "quote_count": 0, "created_at": created["created_at"],
-        **{f"original_{column}": target[column] if target else None
-           for column in ("id", "user_id", "username", "type", "content", "created_at")}})
+            if created is None:
+                raise _limit_reached(ctx)
+            post = _new_post(created, user, kind, text, target)
+            if record:
+                record(run, post)
+    except psycopg.errors.UniqueViolation:
+        raise Conflict(f"user {author} has already reposted post {target_id}") from None
+    except DailyLimitReached:
+        ctx.quota.remember(author, day, ctx.settings.daily_post_limit)
+        raise
+    ctx.quota.remember(author, day, created["used"])
     logs.event(log, "post_created", post_id=post["id"], user_id=author, type=kind, repost_id=target_id)
     # Before the answer: nobody may read a feed, profile or post that lacks this write.
     changed = [cache.FEEDS_KEY, cache.user_key(author)] + ([cache.post_key(target_id)] if target_id else [])
     ctx.cache.invalidate(*changed)
     return post
+
+
+def _new_post(created: dict, user: dict, kind: str, text: str | None, target: dict | None) -> dict:
+    """The new post as post_by_id would read it, from what is known already (no read back)."""
+    return presenters.post({
+        "id": created["id"], "user_id": user["id"], "username": user["username"], "type": kind,
+        "content": text if kind != "repost" else target["content"], "repost_id": target["id"] if target else None,
+        "repost_count": 0, "quote_count": 0, "created_at": created["created_at"],
+        **{f"original_{column}": target[column] if target else None
+           for column in ("id", "user_id", "username", "type", "content", "created_at")}})
 
 
 def _checked_target(run, kind: str, author: int, target_id: int) -> dict:

@@ -10,19 +10,23 @@ import psycopg
 from posterr import cache, logs, presenters, validation
 from posterr.context import Context
 from posterr.errors import Conflict, NotFound, ValidationFailed
+from posterr.services.idempotency import Record
 from posterr.services.pagination import Page, cut, moment
 
 log = logging.getLogger("posterr.users")
 
 
-def create_user(ctx: Context, username: object) -> dict:
+def create_user(ctx: Context, username: object, *, record: Record | None = None) -> dict:
     name = validation.username(username)
     try:
-        row = ctx.db("insert_user", username=name)
+        with ctx.db.transaction() as run:
+            user = presenters.user(run("insert_user", username=name))
+            if record:
+                record(run, user)
     except psycopg.errors.UniqueViolation:
         raise Conflict(f"the username {name!r} is taken") from None
-    logs.event(log, "user_created", user_id=row["id"], username=name)
-    return presenters.user(row)
+    logs.event(log, "user_created", user_id=user["id"], username=name)
+    return user
 
 
 def list_users(ctx: Context, *, limit: str | None, cursor: str | None, username: str | None) -> Page:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 
-from posterr import cache
+from posterr import cache, metrics
 from posterr.cache import DocumentCache, Redis
 from tests.integration.conftest import assert_problem
 
@@ -110,16 +107,22 @@ def test_a_new_user_is_visible_at_once(api):
     assert api.get("/api/users?username=dora").json() == [dora]
 
 
-# --- the mechanism, driven directly against the suite's Redis ----------------------------------
+# --- the mechanisms, driven directly against the suite's Redis (see posterr/cache.py) ----------
+
+def new_cache(servers, *, invalidation_deadline: float = 5) -> DocumentCache:
+    return DocumentCache(Redis(servers.redis_url, timeout=0.25, retry_after=1),
+                         invalidation_deadline=invalidation_deadline)
+
 
 @pytest.fixture
 def document_cache(servers):
-    redis_ = Redis(servers.redis_url, timeout=1, retry_after=1)
-    yield DocumentCache(redis_)
-    redis_.close()
+    found = new_cache(servers)
+    yield found
+    found.redis.close()
 
 
 def test_a_slow_reader_cannot_put_back_what_a_write_invalidated(document_cache):
+    """Invariant 5, the generation token."""
     def read_while_a_write_lands() -> bytes:
         document_cache.invalidate(cache.FEEDS_KEY)  # the write commits while this reader queries
         return b"old page"
@@ -129,21 +132,49 @@ def test_a_slow_reader_cannot_put_back_what_a_write_invalidated(document_cache):
     assert document_cache.fetch(cache.FEEDS_KEY, "all:latest:10", 60, lambda: b"unused") == b"new page"
 
 
-def test_simultaneous_misses_compute_once(document_cache):
-    computed, release = [], threading.Event()
+def test_a_process_that_never_talked_to_redis_still_deletes_what_others_cached(document_cache, servers):
+    """Invariant 4: the writer learns the epoch before deleting (other processes cache under it)."""
+    assert document_cache.fetch(cache.post_key(1), "json", 60, lambda: b"v1") == b"v1"
+    fresh = new_cache(servers)
+    try:
+        assert fresh.redis.epoch is None
+        fresh.invalidate(cache.post_key(1))
+    finally:
+        fresh.redis.close()
+    assert document_cache.fetch(cache.post_key(1), "json", 60, lambda: b"v2") == b"v2"
 
-    def slow_compute() -> bytes:
-        computed.append(1)
-        release.wait(timeout=10)
-        return b"page"
 
-    with ThreadPoolExecutor(20) as pool:
-        results = [pool.submit(document_cache.fetch, cache.FEEDS_KEY, "f", 60, slow_compute) for _ in range(20)]
-        flight = None
-        while flight is None or flight.followers < 19:  # wait until every other reader joined
-            flight = next(iter(document_cache._flights.values()), None)
-            if any(r.done() for r in results):
-                break
-        release.set()
-        assert [r.result() for r in results] == [b"page"] * 20
-    assert len(computed) == 1
+def test_a_write_redis_will_not_take_is_answered_after_the_deadline_and_counted(servers, redis_client):
+    """Invariant 4's limit: a Redis that neither answers nor goes away costs a write the deadline."""
+    slow = new_cache(servers, invalidation_deadline=0.3)
+    slow.fetch(cache.post_key(1), "json", 60, lambda: b"v1")  # connected: the epoch is known
+    before = metrics.CACHE_INVALIDATION_FAILURES._value.get()
+    redis_client.execute_command("CLIENT", "PAUSE", "2000", "WRITE")
+    try:
+        slow.invalidate(cache.post_key(1))
+    finally:
+        redis_client.execute_command("CLIENT", "UNPAUSE")
+        slow.redis.close()
+    assert metrics.CACHE_INVALIDATION_FAILURES._value.get() == before + 1
+
+
+@pytest.mark.faults
+def test_copies_from_before_a_redis_restart_are_never_read_nor_left_behind(servers):
+    """Invariant 3, the epoch: the restarted server reloads old copies from its append-only file, and
+    a writer whose last connection was to the old server still deletes the new server's copies."""
+    if not servers.owned:
+        pytest.skip("needs the suite's own Redis")
+    reader, writer = new_cache(servers), new_cache(servers)
+    try:
+        assert reader.fetch(cache.post_key(1), "json", 60, lambda: b"before") == b"before"
+        writer.fetch(cache.post_key(2), "json", 60, lambda: b"connected")  # writer knows the old epoch
+        old_epoch = writer.redis.epoch
+        servers.stop_redis()
+        servers.start_redis()
+        assert reader.fetch(cache.post_key(1), "json", 60, lambda: b"after") == b"after"
+        assert reader.redis.epoch != old_epoch and writer.redis.epoch == old_epoch
+        writer.invalidate(cache.post_key(1))
+        assert reader.fetch(cache.post_key(1), "json", 60, lambda: b"after the write") == b"after the write"
+    finally:
+        reader.redis.close()
+        writer.redis.close()

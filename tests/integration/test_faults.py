@@ -3,13 +3,19 @@ writes, the daily limit exact, and recovery without restarting the app."""
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+from contextlib import contextmanager
 
 import pytest
+import requests
 
+from tests.conftest import log_records
 from tests.integration.conftest import assert_problem
 
 pytestmark = pytest.mark.faults
+WORKERS = 2  # the suite's app_server (tests/conftest.py)
 
 
 @pytest.fixture(autouse=True)
@@ -99,3 +105,112 @@ def test_postgres_down_cached_reads_still_answer_and_the_rest_is_503(api, server
         servers.start_postgres()
     assert eventually(lambda: api.get("/readyz").status_code == 200)
     assert api.post("/api/users", {"username": "somebody"}).status_code == 201
+
+
+# --- no hang, and read-your-writes on every worker, whatever Redis does ------------------------
+
+def fresh_get(base: str, path: str, request_id: str) -> requests.Response:
+    """A GET on a connection of its own (a keep-alive session would only ever reach one worker),
+    answered within 2 s or failed."""
+    return requests.get(base + path, timeout=2, headers={"Connection": "close", "X-Request-ID": request_id})
+
+
+def on_every_worker(base: str, label: str, check) -> None:
+    """check(get) over fresh connections until both gunicorn workers have answered (seen by the pid
+    in the access log of each request), at most 200 rounds."""
+    request_ids: set[str] = set()
+    run = os.urandom(4).hex()  # the log file outlives this run: its ids must be this run's own
+    for round_ in range(200):
+        def get(path: str, _round=round_) -> requests.Response:
+            request_id = f"{label}-{run}-{_round}-{len(request_ids)}"
+            request_ids.add(request_id)
+            return fresh_get(base, path, request_id)
+        check(get)
+        if round_ >= 3 and len({r["pid"] for r in log_records("gunicorn.log", request_ids)}) == WORKERS:
+            return
+    raise AssertionError(f"{label}: not every worker answered in 200 rounds of fresh connections")
+
+
+def test_reads_right_after_a_redis_restart_answer_at_once_on_every_worker(api, servers, app_server):
+    """The sequence that once hung every request: cached page, Redis stopped, writes, Redis started,
+    then reads first (not writes)."""
+    authors = [api.new_user(f"author{n}")["id"] for n in range(6)]
+    for _ in range(4):
+        assert api.get("/api/posts").status_code == 200  # the first page is cached now
+    servers.stop_redis()
+    try:
+        written = [api.new_post(author, f"during the outage {n}")["id"] for n, author in enumerate(authors)]
+    finally:
+        servers.start_redis()
+
+    def check(get):
+        feed = get("/api/posts")
+        assert feed.status_code == 200 and [p["id"] for p in feed.json()[:6]] == written[::-1]
+        assert get("/healthz").status_code == 200
+        assert get("/readyz").status_code == 200
+    on_every_worker(app_server, "after-redis-restart", check)
+
+
+def _warm_and_write_during(api, app_server, label: str, fault) -> None:
+    """Cache alice's profile and the feeds on both workers, write while `fault` is in force (it must
+    end by itself), then every worker serves the write at once."""
+    alice = api.new_user("alice")["id"]
+    api.new_post(alice, "before")
+
+    def warm(get):
+        assert get("/api/posts").status_code == 200 and get(f"/api/users/{alice}").status_code == 200
+    on_every_worker(app_server, f"{label}-warm", warm)
+    with fault():
+        post = api.new_post(alice, "during the fault")
+
+    def check(get):
+        assert get("/api/posts").json()[0]["id"] == post["id"]
+        assert get(f"/api/posts?author_id={alice}").json()[0]["id"] == post["id"]
+        assert get(f"/api/users/{alice}").json()["posts_count"] == 2
+    on_every_worker(app_server, f"{label}-read", check)
+
+
+def test_a_write_during_a_redis_pause_is_answered_after_its_copies_are_deleted(api, app_server, redis_client):
+    @contextmanager
+    def pause():
+        redis_client.execute_command("CLIENT", "PAUSE", "1500", "WRITE")  # ends by itself
+        yield
+
+    _warm_and_write_during(api, app_server, "pause", pause)
+
+
+def test_a_write_during_a_redis_freeze_is_answered_after_its_copies_are_deleted(api, app_server, servers):
+    @contextmanager
+    def freeze():
+        servers.freeze_redis()
+        thaw = threading.Timer(1.0, servers.thaw_redis)  # a one-second freeze
+        thaw.start()
+        try:
+            yield
+        finally:
+            thaw.join()
+            servers.thaw_redis()
+
+    _warm_and_write_during(api, app_server, "freeze", freeze)
+
+
+def test_redis_error_replies_degrade_like_an_outage(api, redis_client):
+    """OOM here; MOVED, READONLY or a script error take the same path: never a 500."""
+    alice, bob = api.new_user("alice")["id"], api.new_user("bob")["id"]
+    first = api.new_post(alice, "before")
+    api.get("/api/posts")
+    policy = redis_client.config_get("maxmemory-policy")["maxmemory-policy"]
+    redis_client.config_set("maxmemory-policy", "noeviction")
+    redis_client.config_set("maxmemory", 1)  # every write command now answers an OOM error
+    try:
+        post = api.new_post(alice, "while Redis refuses writes")
+        api.new_post(bob, None, repost_id=first["id"])
+        api.follow(bob, alice)
+        carol = api.new_user("carol")
+        assert api.get("/api/posts").json()[0]["repost_id"] == first["id"]
+        assert api.get(f"/api/posts/{post['id']}").status_code == 200
+        assert api.get(f"/api/users/{alice}").json()["followers_count"] == 1
+        assert api.get(f"/api/users/{carol['id']}").json() == carol
+    finally:
+        redis_client.config_set("maxmemory", 0)
+        redis_client.config_set("maxmemory-policy", policy)

@@ -35,7 +35,6 @@ CASES = {
     "ping": [("ping", {})],
     "insert_post": [("post", {"user_id": 1, "type": "post", "content": "x", "repost_id": None,
                               "day": date.today(), "daily_limit": 5})],
-    "quota_used": [("today", {"user_id": 1, "day": date.today()})],
     "repost_exists": [("one", {"repost_id": 10, "user_id": 3})],
     "post_by_id": [("one", {"id": 10})],
     "posts_by_ids": [("page", {"ids": list(range(100, 111))})],

@@ -12,6 +12,7 @@ import pytest
 from posterr import http
 from posterr.config import Settings
 from posterr.errors import ConfigError, Conflict
+from posterr.watchdog import Watchdog
 
 
 def call(app: bottle.Bottle, path: str) -> tuple[str, dict, dict]:
@@ -33,7 +34,7 @@ def app():
     app.config["posterr.trusted_proxies"] = ()
     # The plugin reads the rate limiter and pool statistics from the context: none here.
     app.config["posterr.context"] = SimpleNamespace(rate_limit=None, db=SimpleNamespace(pool=SimpleNamespace(get_stats=dict)))
-    app.install(http.EdgePlugin())
+    app.install(http.EdgePlugin(Watchdog(timeout=30)))
     http.install_error_handlers(app)
 
     @app.get("/api/bug")

@@ -3,7 +3,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timezone
 
 import pytest
+import redis
 
+from posterr.cache import Redis
 from posterr.limits import seconds_to_utc_midnight, utc_today
 
 
@@ -21,3 +23,18 @@ def test_the_day_is_the_utc_calendar_day():
     from datetime import timedelta
     evening_in_new_york = datetime(2026, 11, 26, 21, 0, tzinfo=timezone(timedelta(hours=-5)))
     assert utc_today(evening_in_new_york) == date(2026, 11, 27)
+
+
+def test_after_a_redis_failure_calls_skip_redis_until_retry_after():
+    """The breaker (posterr/cache.py, invariant 2): one failure, then no call for `retry_after`."""
+    calls = []
+
+    def times_out(_client):
+        calls.append(1)
+        raise redis.TimeoutError("Timeout reading from socket")
+
+    breaker = Redis("redis://127.0.0.1:1/0", timeout=0.1, retry_after=60)
+    assert [breaker.run(times_out) for _ in range(5)] == [None] * 5
+    assert len(calls) == 1
+    breaker._down_until = 0.0  # the interval has passed
+    assert breaker.run(lambda _client: "answered") == "answered"

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 import requests
 
@@ -71,3 +73,16 @@ def assert_problem(response: requests.Response, status: int) -> dict:
     assert "Traceback" not in response.text
     assert response.headers.get("X-Request-ID")
     return body
+
+
+@contextmanager
+def failing_trigger(sql, table: str, event: str, sqlstate: str):
+    """Every `event` on `table` fails with `sqlstate` while the block runs."""
+    sql.execute(f"CREATE FUNCTION test_fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                f"RAISE EXCEPTION 'failed by the test' USING ERRCODE = '{sqlstate}'; END $$")
+    sql.execute(f"CREATE TRIGGER test_fail BEFORE {event} ON {table} FOR EACH ROW EXECUTE FUNCTION test_fail()")
+    try:
+        yield
+    finally:
+        sql.execute(f"DROP TRIGGER test_fail ON {table}")
+        sql.execute("DROP FUNCTION test_fail()")

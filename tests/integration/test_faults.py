@@ -4,15 +4,17 @@ writes, the daily limit exact, and recovery without restarting the app."""
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 from contextlib import contextmanager
 
 import pytest
+import redis
 import requests
 
-from tests.conftest import log_records
-from tests.integration.conftest import assert_problem
+from tests.conftest import _free_port, log_records, running_app
+from tests.integration.conftest import Api, assert_problem, failing_trigger
 
 pytestmark = pytest.mark.faults
 WORKERS = 2  # the suite's app_server (tests/conftest.py)
@@ -214,3 +216,50 @@ def test_redis_error_replies_degrade_like_an_outage(api, redis_client):
     finally:
         redis_client.config_set("maxmemory", 0)
         redis_client.config_set("maxmemory-policy", policy)
+
+
+def test_a_deadlock_fails_only_its_own_request(api, sql):
+    """A statement error on a working server is not "PostgreSQL is down": the next request, on the
+    same worker (this keep-alive session), is served at once."""
+    alice, bob = api.new_user("alice")["id"], api.new_user("bob")["id"]
+    with failing_trigger(sql, "follows", "INSERT", "40P01"):
+        refused = api.put(f"/api/users/{alice}/following/{bob}")
+        assert_problem(refused, 503)
+        assert refused.headers["Retry-After"] == "1"
+        assert api.get(f"/api/users/{alice}").json()["following_count"] == 0
+        assert api.post("/api/users", {"username": "carol"}).status_code == 201
+
+
+def test_a_redis_cluster_node_without_slots_degrades_like_an_outage(servers, tmp_path):
+    """Every keyed command there answers an error (CLUSTERDOWN; MOVED takes the same path)."""
+    port, bus_port = _free_port(), _free_port()
+    with open(tmp_path / "redis.log", "w") as log:
+        node = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(tmp_path),
+                                 "--cluster-enabled", "yes", "--cluster-port", str(bus_port), "--save", "",
+                                 "--appendonly", "no"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        probe = redis.Redis(port=port, socket_timeout=1)
+        assert eventually(lambda: _answers(probe), seconds=10), (tmp_path / "redis.log").read_text()
+        with pytest.raises(redis.ResponseError, match="slot not served"):
+            probe.get("posterr:anything")
+        with running_app(servers, "gunicorn-cluster-node.log", REDIS_URL=f"redis://127.0.0.1:{port}/0",
+                         POSTERR_RATE_LIMIT="1000/second") as base:
+            api = Api(base)
+            alice, bob = api.new_user("alice")["id"], api.new_user("bob")["id"]
+            post = api.new_post(alice, "no slot serves this")
+            api.new_post(bob, None, repost_id=post["id"])
+            api.follow(bob, alice)
+            for path in ("/api/posts", f"/api/posts?author_id={alice}", f"/api/posts/{post['id']}",
+                         f"/api/users/{alice}", "/readyz"):
+                assert api.get(path).status_code == 200, path
+            assert api.get(f"/api/posts/{post['id']}").json()["repost_count"] == 1
+    finally:
+        node.terminate()
+        node.wait(timeout=10)
+
+
+def _answers(client: redis.Redis) -> bool:
+    try:
+        return client.ping()
+    except redis.RedisError:
+        return False

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
-from tests.integration.conftest import assert_problem
+from tests.integration.conftest import assert_problem, row_count
 
 
 def test_unknown_route_is_404_problem(api):
@@ -71,3 +73,45 @@ def test_openapi_document_describes_every_route(api, app_server):
     documented = {(path, method) for path, item in document["paths"].items() for method in item
                   if method in ("get", "post", "put", "delete")}
     assert served <= documented
+
+
+def test_a_chunked_body_is_bounded_like_any_other(api, sql):
+    def chunks(count: int, size: int = 8192):
+        for _ in range(count):
+            yield b" " * size  # JSON whitespace: only the size can make it fail
+
+    assert_problem(api.post("/api/users", data=chunks(1024), headers={"Content-Type": "application/json"}), 413)
+    created = api.post("/api/users", data=iter([b'{"username": ', b'"chunky"}']),
+                       headers={"Content-Type": "application/json"})
+    assert created.status_code == 201, created.text
+    assert row_count(sql, "users") == 1
+
+
+def send_oversized_body(base: str, size: int) -> bytes:
+    """POST `size` bytes on a raw socket, as a client that keeps sending whatever the server does
+    (requests would hide a reset: urllib3 swallows the broken pipe), then read the answer."""
+    port = int(base.rsplit(":", 1)[1])
+    head = (f"POST /api/posts HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {size}\r\nConnection: close\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head)
+        try:
+            for start in range(0, size, 16 * 1024):
+                sock.sendall(b"x" * min(16 * 1024, size - start))
+        except OSError:
+            pass  # the server stopped reading: its answer must still be readable
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize("size", [64 * 1024 + 1, 1024 * 1024, 4 * 1024 * 1024])
+def test_an_oversized_body_gets_its_413_not_a_dropped_connection(app_server, sql, size):
+    """The server reads (and drops) the rest of the body before answering, so a client still
+    sending reads the problem instead of a reset."""
+    for _ in range(10):
+        answer = send_oversized_body(app_server, size)
+        assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+        assert b"application/problem+json" in answer
+    assert row_count(sql, "posts") == 0

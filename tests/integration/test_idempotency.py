@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.integration.conftest import assert_problem, row_count
+from tests.integration.conftest import assert_problem, failing_trigger, row_count
 
 
 def keyed(key: str) -> dict:
@@ -112,3 +112,16 @@ def _as_completed(futures):
 def test_a_key_that_is_not_utf8_is_422_not_500(api):
     response = api.post("/api/users", {"username": "erin"}, headers={"Idempotency-Key": b"\xd7\xf8\x9b"})
     assert_problem(response, 422)
+
+
+def test_a_creation_and_the_record_of_its_result_commit_together(api, sql):
+    """If recording the result fails, the post is not created either, and the key stays free."""
+    alice = api.new_user("alice")["id"]
+    with failing_trigger(sql, "idempotency_keys", "UPDATE", "40001"):
+        failed = api.post("/api/posts", {"user_id": alice, "content": "once"}, headers=keyed("k-atomic"))
+        assert_problem(failed, 503)
+    assert row_count(sql, "posts") == 0
+    assert api.get(f"/api/users/{alice}").json()["posts_count"] == 0
+    retried = api.post("/api/posts", {"user_id": alice, "content": "once"}, headers=keyed("k-atomic"))
+    assert retried.status_code == 201 and "Idempotent-Replayed" not in retried.headers
+    assert row_count(sql, "posts") == 1

@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 import bottle
 import orjson
+from gunicorn.http.errors import ParseException
 
 from posterr import logs, metrics, validation
 from posterr.context import Context
@@ -74,7 +75,10 @@ def json_body() -> dict[str, Any]:
         raise _too_large(body_input)
     # Not bottle's request.body, which reads a chunked body whole (to a temporary file) first. The
     # server (gunicorn) has already removed the chunked framing and stops at Content-Length.
-    raw = body_input.read(MAX_BODY + 1)
+    try:
+        raw = body_input.read(MAX_BODY + 1)
+    except (OSError, ParseException) as error:  # the client went away, or sent a malformed chunk
+        raise BadRequest(f"the request body could not be read: {error}") from None
     if len(raw) > MAX_BODY:
         raise _too_large(body_input)
     try:
@@ -98,8 +102,8 @@ def _too_large(body_input) -> PayloadTooLarge:
     try:
         while drained < DRAIN_LIMIT and (chunk := body_input.read(64 * 1024)):
             drained += len(chunk)
-    except (OSError, ValueError, bottle.HTTPError):
-        pass  # a client too slow or a body malformed: answer anyway
+    except (OSError, ParseException):
+        pass  # a client too slow, or a malformed chunk: answer anyway
     finally:
         if sock:
             sock.settimeout(previous)

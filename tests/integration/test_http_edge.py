@@ -87,6 +87,19 @@ def test_a_chunked_body_is_bounded_like_any_other(api, sql):
     assert row_count(sql, "users") == 1
 
 
+def test_a_malformed_chunked_body_is_a_400_problem(app_server, sql):
+    port = int(app_server.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"POST /api/users HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:300]
+    assert b"application/problem+json" in answer
+    assert row_count(sql, "users") == 0
+
+
 def send_oversized_body(base: str, size: int) -> bytes:
     """POST `size` bytes on a raw socket, as a client that keeps sending whatever the server does
     (requests would hide a reset: urllib3 swallows the broken pipe), then read the answer."""

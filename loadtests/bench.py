@@ -12,9 +12,16 @@ What it does, in order:
 3. starts gunicorn with posterr/gunicorn_conf.py (workers = CPU count) on a free port with
    POSTERR_RATE_LIMIT=off and a daily limit of 1,000,000, so nothing is refused;
 4. runs wrk against each row below at a fixed concurrency, one after the other, and prints one
-   table: requests/s, p50, p99, requests/s as a share of /healthz's in the same run, and the
-   answers that were not 2xx/3xx. The same goes to loadtests/results/bench-<timestamp>.json;
+   table: requests/s, p50, p99, CPU time per request, each as a share of /healthz's in the same
+   run, and the answers that were not 2xx/3xx. The same goes to
+   loadtests/results/bench-<timestamp>.json;
 5. stops gunicorn, on success, error or Ctrl-C alike.
+
+CPU time per request is the figure to compare: on a shared two-core machine requests/s swings by 2x
+from minute to minute, while the CPU a request costs holds far better. It is the whole machine's busy
+time during the row (user + nice + system + irq + softirq from /proc/stat; idle, iowait and steal
+left out), less wrk's own CPU, divided by the requests served: the app, PostgreSQL and Redis
+together. Other programs running meanwhile count too, so run nothing else while measuring.
 
 Rows:
 - healthz: GET /healthz — no database, no Redis: the ceiling of the HTTP stack.
@@ -36,6 +43,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -245,34 +253,57 @@ def check(base: str, row: Row) -> str | None:
     return None if status == row.expect else f"{row.method} {row.path} answered {status}, not {row.expect}: {text}"
 
 
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine has been busy since boot: user + nice + system + irq + softirq
+    (idle, iowait and steal are not work done here; guest time is inside user already)."""
+    with open("/proc/stat") as stat:
+        fields = stat.readline().split()
+    user, nice, system, _idle, _iowait, irq, softirq = (int(value) for value in fields[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    """CPU time of this process's finished children (here: the wrk just waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_wrk(wrk: str, base: str, row: Row, args: argparse.Namespace, scripts: Path) -> dict:
     script = scripts / f"{row.name}.lua"
     script.write_text(LUA_REPORT + row.script)
     command = [wrk, "-t", str(args.threads), "-c", str(args.connections), "-d", args.duration,
                "--timeout", "10s", "-s", str(script), base + row.path]
+    busy, wrk_cpu = machine_busy_seconds(), children_cpu_seconds()
     done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=seconds(args.duration) + 60)
+    busy, wrk_cpu = machine_busy_seconds() - busy, children_cpu_seconds() - wrk_cpu
     found = re.search(r"^BENCH_JSON (\{.*\})$", done.stdout, re.MULTILINE)
     if done.returncode or not found:
         return {"error": f"wrk exited {done.returncode}: {(done.stderr or done.stdout).strip()[-300:]}"}
     result = json.loads(found.group(1))
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6) if result["duration_us"] else 0.0
+    result["machine_busy_s"], result["wrk_cpu_s"] = round(busy, 3), round(wrk_cpu, 3)
+    result["cpu_ms_per_request"] = max(busy - wrk_cpu, 0) * 1000 / result["requests"] if result["requests"] else None
     result["command"] = " ".join(command[:-2] + [f"{row.name}.lua", command[-1]])
     return result
 
 
 def table(rows: list[Row]) -> str:
-    healthz = next((r.result.get("rps") for r in rows if r.name == "healthz"), None)
-    header = ("request", "req/s", "p50 ms", "p99 ms", "vs healthz", "not 2xx", "errors")
+    healthz = next((r.result for r in rows if r.name == "healthz" and "rps" in r.result), None)
+    header = ("request", "req/s", "p50 ms", "p99 ms", "CPU ms/req", "CPU × healthz", "req/s × healthz",
+              "not 2xx", "errors")
     lines = []
     for row in rows:
         r = row.result
         if "rps" not in r:
-            lines.append((row.what, "-", "-", "-", "-", "-", r.get("error", "skipped")[:60]))
+            lines.append((row.what, "-", "-", "-", "-", "-", "-", "-", r.get("error", "skipped")[:60]))
             continue
-        ratio = f"{r['rps'] / healthz:.2f}" if healthz else "-"
+        cpu = r.get("cpu_ms_per_request")
+        cpu_ratio = f"{cpu / healthz['cpu_ms_per_request']:.2f}" if healthz and cpu and healthz["cpu_ms_per_request"] else "-"
+        rps_ratio = f"{r['rps'] / healthz['rps']:.2f}" if healthz and healthz["rps"] else "-"
         errors = r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"]
         lines.append((row.what, f"{r['rps']:,.0f}", f"{r['p50_us'] / 1000:.2f}", f"{r['p99_us'] / 1000:.2f}",
-                      ratio, str(r["non_2xx_3xx"]), str(errors)))
+                      f"{cpu:.3f}" if cpu is not None else "-", cpu_ratio, rps_ratio, str(r["non_2xx_3xx"]),
+                      str(errors)))
     widths = [max(len(str(line[i])) for line in [header, *lines]) for i in range(len(header))]
     out = []
     for i, line in enumerate([header, *lines]):
@@ -332,7 +363,8 @@ def main(argv: list[str] | None = None) -> int:
             row.result["worker_restarts"] = app.worker_boots_since(offset)
             if "rps" in row.result:
                 r = row.result
-                say(f"    {r['rps']:,.0f} req/s, p50 {r['p50_us'] / 1000:.2f} ms, p99 {r['p99_us'] / 1000:.2f} ms"
+                say(f"    {r['rps']:,.0f} req/s, {r['cpu_ms_per_request'] or 0:.3f} CPU ms/request, "
+                    f"p50 {r['p50_us'] / 1000:.2f} ms, p99 {r['p99_us'] / 1000:.2f} ms"
                     + (f", {r['non_2xx_3xx']} not 2xx/3xx" if r["non_2xx_3xx"] else ""))
             else:
                 say(f"    {row.result['error']}")

@@ -273,6 +273,7 @@ class EdgePlugin:
             started = time.perf_counter()
             ctx = bottle.request.app.config["posterr.context"]
             watchdog.begin(request_id(), rule)
+            in_request = logs.REQUEST_ID.set(request_id())
             try:
                 refusal = _rate_limit(ctx, rule)
                 if refusal:
@@ -291,6 +292,7 @@ class EdgePlugin:
                                              500, content_type="application/problem+json")
             finally:
                 watchdog.end()
+                logs.REQUEST_ID.reset(in_request)
             finish(result)
             _record(result, rule, started)
             return result

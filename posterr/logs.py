@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextvars import ContextVar
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -46,5 +47,13 @@ def gunicorn_config(level: str) -> dict:
     }
 
 
+# The id of the request this thread is answering (set by the HTTP edge), so that every event line
+# can be tied to its request's access line.
+REQUEST_ID: ContextVar[str | None] = ContextVar("posterr_request_id", default=None)
+
+
 def event(logger: logging.Logger, name: str, level: int = logging.INFO, **fields) -> None:
+    request_id = REQUEST_ID.get()
+    if request_id is not None:
+        fields.setdefault("request_id", request_id)
     logger.log(level, name, extra={"event": name, **fields})

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 
 import pytest
 import requests
 
-from tests.conftest import TABLES
+from tests.conftest import TABLES, log_records
+
+APP_WORKERS = 2  # app_server's gunicorn workers (tests/conftest.py)
 
 
 class Api:
@@ -86,3 +89,25 @@ def failing_trigger(sql, table: str, event: str, sqlstate: str):
     finally:
         sql.execute(f"DROP TRIGGER test_fail ON {table}")
         sql.execute("DROP FUNCTION test_fail()")
+
+
+def fresh_get(base: str, path: str, request_id: str) -> requests.Response:
+    """A GET on a connection of its own (a keep-alive session would only ever reach one worker),
+    answered within 2 s or failed."""
+    return requests.get(base + path, timeout=2, headers={"Connection": "close", "X-Request-ID": request_id})
+
+
+def on_every_worker(base: str, label: str, check) -> None:
+    """check(get) over fresh connections until both gunicorn workers have answered (seen by the pid
+    in the access log of each request), at most 200 rounds."""
+    request_ids: set[str] = set()
+    run = os.urandom(4).hex()  # the log file outlives this run: its ids must be this run's own
+    for round_ in range(200):
+        def get(path: str, _round=round_) -> requests.Response:
+            request_id = f"{label}-{run}-{_round}-{len(request_ids)}"
+            request_ids.add(request_id)
+            return fresh_get(base, path, request_id)
+        check(get)
+        if round_ >= 3 and len({r["pid"] for r in log_records("gunicorn.log", request_ids)}) == APP_WORKERS:
+            return
+    raise AssertionError(f"{label}: not every worker answered in 200 rounds of fresh connections")

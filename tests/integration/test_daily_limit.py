@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from tests.integration.conftest import assert_problem, row_count
+from tests.integration.workers import sessions_on_several_workers
 
 LIMIT = 5
 
@@ -27,12 +28,14 @@ def quota_key(user_id: int) -> str:
 
 
 def simultaneous_creations(base: str, user_id: int, count: int) -> list[requests.Response]:
-    """`count` creations released together from as many threads, each on its own connection."""
+    """`count` creations released together from as many threads, each on a connection of its own
+    that is already open (so the barrier lines up the requests, not the connects), and these
+    connections spread over more than one gunicorn worker (checked), so the race is between processes."""
+    sessions = sessions_on_several_workers(base, count)
     barrier = threading.Barrier(count)
 
     def create(n: int) -> requests.Response:
-        with requests.Session() as session:
-            session.get(f"{base}/healthz", timeout=10)  # connect first, so the barrier lines up requests
+        with sessions[n] as session:
             barrier.wait(timeout=30)
             return session.post(f"{base}/api/posts", json={"user_id": user_id, "content": f"race {n}"}, timeout=30)
 

@@ -3,7 +3,6 @@ writes, the daily limit exact, and recovery without restarting the app."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import threading
 import time
@@ -11,13 +10,11 @@ from contextlib import contextmanager
 
 import pytest
 import redis
-import requests
 
-from tests.conftest import _free_port, log_records, running_app
-from tests.integration.conftest import Api, assert_problem, failing_trigger
+from tests.conftest import _free_port, running_app
+from tests.integration.conftest import Api, assert_problem, failing_trigger, on_every_worker
 
 pytestmark = pytest.mark.faults
-WORKERS = 2  # the suite's app_server (tests/conftest.py)
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +32,7 @@ def eventually(check, seconds: float = 20):
             return result
 
 
-def test_everything_works_while_redis_is_down_and_nothing_stale_is_served_after(api, servers):
+def test_everything_works_while_redis_is_down_and_nothing_stale_is_served_after(api, servers, app_server):
     alice, bob = api.new_user("alice")["id"], api.new_user("bob")["id"]
     first = api.new_post(alice, "before the outage")
     assert api.get("/api/posts").json()[0]["id"] == first["id"]  # cached now
@@ -53,10 +50,11 @@ def test_everything_works_while_redis_is_down_and_nothing_stale_is_served_after(
         servers.start_redis()
     # Redis came back with its append-only file (the page cached before the outage is in it):
     # it must not be served, from either worker, and Redis is used again without a restart.
-    for _ in range(6):
-        assert [p["id"] for p in api.get("/api/posts").json()] == [repost["id"], during["id"], first["id"]]
-        assert api.get(f"/api/users/{alice}").json() == {**api.get(f"/api/users/{alice}").json(),
-                                                         "followers_count": 1, "posts_count": 2}
+    def current(get):
+        assert [p["id"] for p in get("/api/posts").json()] == [repost["id"], during["id"], first["id"]]
+        profile = get(f"/api/users/{alice}").json()
+        assert (profile["followers_count"], profile["posts_count"]) == (1, 2)
+    on_every_worker(app_server, "after-aof-reload", current)
     assert eventually(lambda: api.get("/readyz").json()["redis"] == "ok")
 
 
@@ -110,28 +108,6 @@ def test_postgres_down_cached_reads_still_answer_and_the_rest_is_503(api, server
 
 
 # --- no hang, and read-your-writes on every worker, whatever Redis does ------------------------
-
-def fresh_get(base: str, path: str, request_id: str) -> requests.Response:
-    """A GET on a connection of its own (a keep-alive session would only ever reach one worker),
-    answered within 2 s or failed."""
-    return requests.get(base + path, timeout=2, headers={"Connection": "close", "X-Request-ID": request_id})
-
-
-def on_every_worker(base: str, label: str, check) -> None:
-    """check(get) over fresh connections until both gunicorn workers have answered (seen by the pid
-    in the access log of each request), at most 200 rounds."""
-    request_ids: set[str] = set()
-    run = os.urandom(4).hex()  # the log file outlives this run: its ids must be this run's own
-    for round_ in range(200):
-        def get(path: str, _round=round_) -> requests.Response:
-            request_id = f"{label}-{run}-{_round}-{len(request_ids)}"
-            request_ids.add(request_id)
-            return fresh_get(base, path, request_id)
-        check(get)
-        if round_ >= 3 and len({r["pid"] for r in log_records("gunicorn.log", request_ids)}) == WORKERS:
-            return
-    raise AssertionError(f"{label}: not every worker answered in 200 rounds of fresh connections")
-
 
 def test_reads_right_after_a_redis_restart_answer_at_once_on_every_worker(api, servers, app_server):
     """The sequence that once hung every request: cached page, Redis stopped, writes, Redis started,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from itertools import chain
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,10 +19,11 @@ def next_url(response) -> str | None:
     return re.fullmatch(r'<([^>]+)>; rel="next"', link).group(1) if link else None
 
 
-def walk(api, url: str) -> list[list[int]]:
-    """The ids of every page, following Link headers."""
+def walk(api, url: str, max_pages: int = 500) -> list[list[int]]:
+    """The ids of every page, following Link headers (a chain that does not end fails)."""
     pages = []
     while url:
+        assert len(pages) < max_pages, f"still a Link after {max_pages} pages: {pages[-3:]}"
         response = api.get(url)
         assert response.status_code == 200, response.text
         pages.append([post["id"] for post in response.json()])
@@ -205,3 +209,104 @@ def test_empty_parameters_count_as_absent(api):
                                    "keyword=%FF", "keyword=" + "x" * 257])
 def test_undecodable_or_oversized_parameters_are_422_not_ignored(api, query):
     assert_problem(api.get(f"/api/posts?{query}"), 422)
+
+
+# --- every feed, paged to its end over posts that share their created_at ------------------------
+
+TIES_DAY = date(2026, 3, 2)
+# Few distinct moments for many posts, so that page boundaries fall inside runs of equal created_at;
+# microseconds and both edges of TIES_DAY, so that a cursor or a date bound that loses precision or
+# shifts the time zone shows.
+TIES_STAMPS = [datetime(2026, 3, 1, 23, 59, 59, 999999, tzinfo=UTC), datetime(2026, 3, 2, tzinfo=UTC),
+               datetime(2026, 3, 2, 12, 0, 0, 500000, tzinfo=UTC), datetime(2026, 3, 2, 23, 59, 59, 999999, tzinfo=UTC),
+               datetime(2026, 3, 3, tzinfo=UTC)]
+
+
+@dataclass
+class Tied:
+    users: dict[str, int]
+    posts: list[dict]  # id, user_id, type, content, created_at, score
+
+
+@pytest.fixture
+def tied(api, sql) -> Tied:
+    """130 posts, reposts and quotes by five users (the reader follows bob and carol) at five moments
+    only, with equal trending scores too, inserted in shuffled order so that ids do not follow time."""
+    users = {name: api.new_user(name)["id"] for name in ("alice", "bob", "carol", "dave", "reader")}
+    api.follow(users["reader"], users["bob"])
+    api.follow(users["reader"], users["carol"])
+    rng = random.Random(20260302)
+    originals = [(rng.choice(list(users.values())), f"{rng.choice(['needle', 'NeEdLe', 'hay'])} {n}",
+                  rng.choice(TIES_STAMPS), rng.choice([0, 0, 1, 2])) for n in range(100)]
+    rng.shuffle(originals)
+    posts = []
+    for user_id, content, stamp, score in originals:
+        post_id = sql.execute(
+            "INSERT INTO posts (user_id, type, content, created_at, repost_count) VALUES (%s, 'post', %s, %s, %s) "
+            "RETURNING id", (user_id, content, stamp, score)).fetchone()[0]
+        posts.append({"id": post_id, "user_id": user_id, "type": "post", "content": content, "created_at": stamp,
+                      "score": score})
+    targets = rng.sample(posts, 30)
+    for n, target in enumerate(targets):
+        user_id, stamp, score = rng.choice(list(users.values())), rng.choice(TIES_STAMPS), rng.choice([0, 1])
+        kind, content = ("repost", None) if n % 2 else ("quote", f"quote {rng.choice(['needle', 'hay'])} {n}")
+        post_id = sql.execute(
+            "INSERT INTO posts (user_id, type, content, repost_id, created_at, quote_count) "
+            "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id", (user_id, kind, content, target["id"], stamp, score)
+        ).fetchone()[0]
+        posts.append({"id": post_id, "user_id": user_id, "type": kind, "content": content, "created_at": stamp,
+                      "score": score})
+    return Tied(users, posts)
+
+
+def _on_ties_day(post):
+    return post["created_at"].astimezone(UTC).date() == TIES_DAY
+
+
+def _has_needle(post):
+    return post["type"] != "repost" and "needle" in post["content"].lower()
+
+
+# name: (path and query, given the users; which posts belong)
+TIED_FEEDS = {
+    "everything": (lambda u: "/api/posts?", lambda p, u: True),
+    "author": (lambda u: f"/api/posts?author_id={u['alice']}", lambda p, u: p["user_id"] == u["alice"]),
+    "followed_by": (lambda u: f"/api/posts?followed_by={u['reader']}",
+                    lambda p, u: p["user_id"] in (u["bob"], u["carol"])),
+    "keyword": (lambda u: "/api/posts?keyword=needle", lambda p, u: _has_needle(p)),
+    "search": (lambda u: "/api/posts/search?keyword=NEEDLE", lambda p, u: _has_needle(p)),
+    "one day": (lambda u: f"/api/posts?start_date={TIES_DAY}&end_date={TIES_DAY}", lambda p, u: _on_ties_day(p)),
+    "from a day on": (lambda u: f"/api/posts?start_date={TIES_DAY}",
+                      lambda p, u: p["created_at"] >= TIES_STAMPS[1]),
+    "until a day": (lambda u: f"/api/posts?end_date={TIES_DAY}", lambda p, u: p["created_at"] < TIES_STAMPS[4]),
+    "author on a day": (lambda u: f"/api/posts?author_id={u['bob']}&start_date={TIES_DAY}&end_date={TIES_DAY}",
+                        lambda p, u: p["user_id"] == u["bob"] and _on_ties_day(p)),
+    "followed_by, keyword, day": (
+        lambda u: f"/api/posts?followed_by={u['reader']}&keyword=needle&start_date={TIES_DAY}&end_date={TIES_DAY}",
+        lambda p, u: p["user_id"] in (u["bob"], u["carol"]) and _has_needle(p) and _on_ties_day(p)),
+}
+
+
+@pytest.mark.parametrize("order", ["latest", "trending"])
+@pytest.mark.parametrize("feed", list(TIED_FEEDS))
+def test_every_feed_pages_to_its_end_over_equal_timestamps(api, tied, feed, order):
+    """Following Link to the end, at several page sizes, yields exactly the posts the filters select,
+    each once, in the order's total order (ties on created_at, and on score, broken by id)."""
+    path, belongs = TIED_FEEDS[feed]
+    if order == "latest":
+        def rank(post):
+            return post["created_at"], post["id"]
+    else:
+        def rank(post):
+            return post["score"], post["created_at"], post["id"]
+    expected = [p["id"] for p in sorted((p for p in tied.posts if belongs(p, tied.users)), key=rank, reverse=True)]
+    assert len(expected) >= 8, "the data should give every feed several pages"
+    for limit in (1, 4, 10):
+        size = "" if limit == 10 else f"&limit={limit}"  # 10: the default page size
+        pages = walk(api, f"{path(tied.users)}&sort_by={order}{size}", max_pages=len(expected) + 1)
+        seen = list(chain.from_iterable(pages))
+        assert seen == expected, f"limit={limit}: {len(seen)} items, {len(set(seen))} distinct, " \
+                                 f"missing {sorted(set(expected) - set(seen))}, extra {sorted(set(seen) - set(expected))}"
+        # Full pages, then a last one that is not empty: no Link is given when nothing follows.
+        assert all(len(page) == limit for page in pages[:-1]) and 1 <= len(pages[-1]) <= limit, \
+            [len(page) for page in pages]

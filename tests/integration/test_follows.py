@@ -7,10 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
 
 import pytest
-import requests
 
 from tests.integration.conftest import assert_problem, row_count
 from tests.integration.test_feed import next_url
+from tests.integration.workers import sessions_on_several_workers
 
 
 def counts(api, user_id):
@@ -83,10 +83,11 @@ def test_parallel_follows_and_unfollows_keep_counters_exact(api, app_server, sql
     users = [api.new_user(f"user{n}")["id"] for n in range(6)]
     pairs = [(a, b) for a in users for b in users if a != b]
     barrier = threading.Barrier(12)
+    sessions = sessions_on_several_workers(app_server, 12)  # the churn runs in both processes
 
     def churn(worker: int) -> list[int]:
         statuses = []
-        with requests.Session() as session:
+        with sessions[worker] as session:
             barrier.wait(timeout=30)
             for n, (a, b) in enumerate(pairs):
                 method = "PUT" if (n + worker) % 3 else "DELETE"
@@ -102,3 +103,32 @@ def test_parallel_follows_and_unfollows_keep_counters_exact(api, app_server, sql
         WHERE u.followers_count <> (SELECT count(*) FROM follows WHERE followee_id = u.id)
            OR u.following_count <> (SELECT count(*) FROM follows WHERE follower_id = u.id)""").fetchone()[0]
     assert drift == 0
+
+
+def test_follower_and_following_lists_page_to_the_end_over_equal_follow_times(api, sql):
+    """Follows made at the same instant (a few moments for many follows) are ordered by the other
+    user's id, and paging through them by Link yields each exactly once at every page size."""
+    star = api.new_user("star")["id"]
+    fans = [api.new_user(f"fan{n}")["id"] for n in range(13)]
+    for fan in fans:
+        api.follow(fan, star)
+        api.follow(star, fan)
+    moments = ["2026-03-01 10:00:00.000001+00", "2026-03-01 10:00:00.000002+00", "2026-03-02 00:00:00+00"]
+    for n, fan in enumerate(fans):
+        moment = moments[(n * 7) % 3]
+        sql.execute("UPDATE follows SET created_at = %s WHERE (follower_id, followee_id) IN ((%s, %s), (%s, %s))",
+                    (moment, fan, star, star, fan))
+    ordered = [fan for _, fan in sorted(((moments[(n * 7) % 3], fan) for n, fan in enumerate(fans)), reverse=True)]
+    for kind in ("followers", "following"):
+        for limit in (1, 2, 5):
+            seen, url = [], f"/api/users/{star}/{kind}?limit={limit}"
+            while url:
+                assert len(seen) <= len(fans), f"the {kind} pages do not end"
+                response = api.get(url)
+                assert response.status_code == 200, response.text
+                page = [user["id"] for user in response.json()]
+                assert 1 <= len(page) <= limit
+                seen += page
+                url = next_url(response)
+                assert url is None or len(page) == limit
+            assert seen == ordered, (kind, limit)

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
+import psycopg
 import pytest
 
-from tests.integration.conftest import assert_problem, row_count
+from tests.conftest import running_app
+from tests.integration.conftest import Api, assert_problem, row_count
+from tests.integration.pglocks import waiting_behind
+from tests.integration.workers import sessions_on_several_workers
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 
@@ -174,3 +182,64 @@ def test_repost_route_needs_a_json_body(api, alice):
     original = api.new_post(alice)
     assert_problem(api.request("POST", f"/api/posts/{original['id']}/repost", data=b"{oops"), 400)
     assert_problem(api.post(f"/api/posts/{original['id']}/repost", {}), 422)
+
+
+@pytest.fixture(scope="module")
+def patient_app(servers):
+    """The app with a statement timeout and a request watchdog far longer than any lock a test holds
+    (the default 5 s statement timeout could cancel a statement the test keeps waiting, and the
+    outcome would depend on timing)."""
+    with running_app(servers, "gunicorn-patient.log", POSTERR_STATEMENT_TIMEOUT_MS="600000",
+                     POSTERR_REQUEST_TIMEOUT="600") as base:
+        yield base
+
+
+@pytest.mark.parametrize("threads", [4, 12])
+def test_simultaneous_duplicate_reposts_create_one_and_give_the_quota_back(patient_app, sql, servers, redis_client,
+                                                                          threads):
+    """One user reposts one post from many connections at once (both routes, both workers). The
+    author's row is locked meanwhile, so every request passes the "already reposted?" check and
+    reaches the insert before any commits: the unique index decides, every time. Exactly one 201;
+    every other is 409 problem+json (a duplicate is a conflict, whatever the quota: 12 racers are more
+    than the daily limit of 5, yet the user is not over it); and no loser keeps a unit of the day's
+    quota (post_quota, the Redis counter): 4 more creations succeed, the fifth is 429."""
+    api = Api(patient_app)
+    alice, bob = api.new_user("alice")["id"], api.new_user("bob")["id"]
+    original = api.new_post(alice, "wanted")
+    sessions = sessions_on_several_workers(patient_app, threads, at_most_per_worker=(threads + 1) // 2)
+    barrier = threading.Barrier(threads)
+
+    def repost(n: int):
+        with sessions[n] as session:
+            barrier.wait(timeout=30)
+            if n % 2:
+                return session.post(f"{patient_app}/api/posts/{original['id']}/repost", json={"user_id": bob},
+                                    timeout=60)
+            return session.post(f"{patient_app}/api/posts", json={"user_id": bob, "repost_id": original["id"]},
+                                timeout=60)
+
+    with psycopg.connect(servers.database_url) as locker, ThreadPoolExecutor(threads) as pool:
+        locker.execute("SELECT 1 FROM users WHERE id = %s FOR UPDATE", (bob,))
+        futures = [pool.submit(repost, n) for n in range(threads)]
+        # Until every request has either answered or is waiting (on the lock, or on the insert
+        # that waits on it): none can have seen another's repost.
+        deadline = time.monotonic() + 30
+        while waiting_behind(sql, locker.info.backend_pid, "INSERT") + sum(f.done() for f in futures) < threads:
+            assert time.monotonic() < deadline, "the reposts neither answered nor queued on the lock"
+            time.sleep(0.01)  # polling interval
+        locker.rollback()
+        responses = [f.result(timeout=60) for f in futures]
+    assert sorted(r.status_code for r in responses) == [201] + [409] * (threads - 1), \
+        [(r.status_code, r.text) for r in responses]
+    for loser in (r for r in responses if r.status_code == 409):
+        assert_problem(loser, 409)
+    created = next(r.json() for r in responses if r.status_code == 201)
+    assert created["type"] == "repost" and created["repost_id"] == original["id"]
+    assert sql.execute("SELECT count(*) FROM posts WHERE user_id = %s", (bob,)).fetchone()[0] == 1
+    assert api.get(f"/api/posts/{original['id']}").json()["repost_count"] == 1
+    day = datetime.now(UTC).date()
+    assert sql.execute("SELECT used FROM post_quota WHERE user_id = %s AND day = %s", (bob, day)).fetchone()[0] == 1
+    assert int(redis_client.get(f"posterr:quota:{bob}:{day.isoformat()}")) == 1
+    for n in range(4):  # the day's remaining creations, and not one more
+        api.new_post(bob, f"after the race {n}")
+    assert_problem(api.post("/api/posts", {"user_id": bob, "content": "sixth"}), 429)

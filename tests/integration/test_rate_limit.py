@@ -1,37 +1,56 @@
-"""The per-client rate limit, on an app of its own with a small limit (20 per minute)."""
+"""The per-client rate limit, on apps of their own with a small limit: 20 per hour, so that one
+request's allowance comes back only after 3 minutes and no outcome here depends on how fast the
+test runs (with 20 per minute, a burst taking over 3 s would get one more request through)."""
 
 from __future__ import annotations
 
 import re
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
-from tests.conftest import running_app
+from tests.conftest import DATA, running_app
 from tests.integration.conftest import assert_problem
+from tests.integration.workers import fresh_request
 
 LIMIT = 20
+PERIOD = 3600
 
 
 @pytest.fixture(scope="module")
 def limited(servers):
-    with running_app(servers, "gunicorn-rate-limited.log", POSTERR_RATE_LIMIT=f"{LIMIT}/minute",
+    """Trusts a proxy on 127.0.0.1: the test plays the proxy and names the client in X-Forwarded-For."""
+    with running_app(servers, "gunicorn-rate-limited.log", POSTERR_RATE_LIMIT=f"{LIMIT}/hour",
                      POSTERR_TRUSTED_PROXIES="127.0.0.1") as base:
         yield base
 
 
-def get(base: str, path: str, client: str, **kwargs) -> requests.Response:
-    """As seen through a trusted proxy (127.0.0.1) forwarding for `client`."""
-    return requests.get(base + path, headers={"X-Forwarded-For": client}, timeout=10, **kwargs)
+@pytest.fixture(scope="module")
+def untrusting(servers):
+    """The same limit, and no proxy trusted (the default): every test request comes from 127.0.0.1."""
+    with running_app(servers, "gunicorn-rate-untrusting.log", POSTERR_RATE_LIMIT=f"{LIMIT}/hour",
+                     POSTERR_TRUSTED_PROXIES="") as base:
+        yield base
+
+
+def get(base: str, path: str, client: str | None, **kwargs) -> requests.Response:
+    """A request of its own (fresh connection), as forwarded for `client` when one is named."""
+    headers = {"X-Forwarded-For": client} if client else {}
+    return requests.get(base + path, headers=headers, timeout=10, **kwargs)
+
+
+def remaining(response: requests.Response) -> int:
+    return int(re.fullmatch(r'"default";r=(\d+);t=(\d+)', response.headers["RateLimit"]).group(1))
 
 
 def test_every_api_response_carries_the_headers(limited):
     response = get(limited, "/api/users", "203.0.113.1")
-    assert response.headers["RateLimit-Policy"] == f'"default";q={LIMIT};w=60'
-    remaining, reset = re.fullmatch(r'"default";r=(\d+);t=(\d+)', response.headers["RateLimit"]).groups()
-    assert int(remaining) == LIMIT - 1 and 1 <= int(reset) <= 60
+    assert response.headers["RateLimit-Policy"] == f'"default";q={LIMIT};w={PERIOD}'
+    left, reset = re.fullmatch(r'"default";r=(\d+);t=(\d+)', response.headers["RateLimit"]).groups()
+    assert int(left) == LIMIT - 1 and 1 <= int(reset) <= PERIOD
     assert "RateLimit" in get(limited, "/api/nothing-here", "203.0.113.1").headers
 
 
@@ -49,7 +68,7 @@ def test_a_burst_crosses_the_limit_with_429_and_retry_after(limited):
     assert statuses == [200] * LIMIT + [429] * 5
     refused = next(r for r in responses if r.status_code == 429)
     assert_problem(refused, 429)
-    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert 1 <= int(refused.headers["Retry-After"]) <= PERIOD
     assert refused.headers["RateLimit"].startswith('"default";r=0;')
     assert get(limited, "/api/users", "203.0.113.3").status_code == 200  # another client is not limited
 
@@ -61,12 +80,62 @@ def test_operations_endpoints_are_not_limited(limited):
     for path in ("/readyz", "/metrics", "/api/openapi.json"):
         response = get(limited, path, client)
         assert response.status_code == 200 and "RateLimit" not in response.headers
+    assert remaining(get(limited, "/api/users", client)) == LIMIT - 1  # none of those was counted
 
 
-def test_forwarded_for_counts_only_from_trusted_proxies(limited, app_server):
+def test_forwarded_for_counts_only_from_trusted_proxies(limited):
     # The first untrusted hop from the right is the client: spoofed hops to its left do not matter.
     for n in range(LIMIT):
-        get(limited, "/api/users", f"198.51.100.{n}, 203.0.113.5")
+        response = get(limited, "/api/users", f"198.51.100.{n}, 203.0.113.5")
+        assert response.status_code == 200 and remaining(response) == LIMIT - 1 - n
     assert get(limited, "/api/users", "10.9.9.9, 203.0.113.5").status_code == 429
-    # The suite's main app trusts no proxy and limits nothing: the header changes nothing there.
-    assert "RateLimit" not in requests.get(app_server + "/api/users", timeout=10).headers
+    assert get(limited, "/api/users", "203.0.113.6").status_code == 200  # the next hop is another client
+
+
+def test_forwarded_for_is_ignored_when_no_proxy_is_trusted(untrusting):
+    """Without a trusted proxy the client is the socket peer: requests from 127.0.0.1 claiming to
+    forward for different clients all spend 127.0.0.1's one budget."""
+    for n in range(LIMIT):
+        client = None if n % 4 == 3 else f"198.51.100.{n}"
+        response = get(untrusting, "/api/users", client)
+        assert response.status_code == 200 and remaining(response) == LIMIT - 1 - n, (n, client)
+    for client in ("203.0.113.7", None, "127.0.0.2"):
+        assert_problem(get(untrusting, "/api/users", client), 429)
+
+
+def redis_degraded_logged(log_start: int) -> bool:
+    with open(DATA / "gunicorn-rate-limited.log", "rb") as log:
+        log.seek(log_start)
+        return b'"event": "redis_degraded"' in log.read()
+
+
+@pytest.mark.faults
+def test_the_limit_fails_open_while_redis_is_down_and_holds_again_after(limited, servers):
+    if not servers.owned:
+        pytest.skip("needs the suite's own Redis (DATABASE_URL/REDIS_URL point elsewhere)")
+    client = "203.0.113.8"
+    for n in range(LIMIT):
+        assert get(limited, "/api/users", client).status_code == 200
+    assert get(limited, "/api/users", client).status_code == 429  # spent, while Redis is up
+    log_start = (DATA / "gunicorn-rate-limited.log").stat().st_size
+    servers.stop_redis()
+    try:
+        # Fail open: without Redis the limit is not known, so every request is served (not 429,
+        # not 5xx), over twice the limit, on fresh connections to either worker.
+        statuses = [get(limited, "/api/users", client).status_code for _ in range(2 * LIMIT + 5)]
+        assert statuses == [200] * len(statuses)
+        assert redis_degraded_logged(log_start)
+    finally:
+        servers.start_redis()
+    # Once each worker uses Redis again (it answers with the RateLimit headers), the limit holds.
+    deadline, back = time.monotonic() + 30, set()
+    while len(back) < 2:
+        assert time.monotonic() < deadline, f"only workers {back} use Redis again"
+        response, pid = fresh_request("GET", f"{limited}/api/users", headers={"X-Forwarded-For": "192.0.2.1"})
+        if "RateLimit" in response.headers:
+            back.add(pid)
+    fresh = "203.0.113.9"
+    for n in range(LIMIT):
+        response = get(limited, "/api/users", fresh)
+        assert response.status_code == 200 and remaining(response) == LIMIT - 1 - n
+    assert_problem(get(limited, "/api/users", fresh), 429)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +37,7 @@ def healthz(base: str) -> bool:
 
 
 def test_a_stuck_request_replaces_its_worker_and_is_logged_and_counted(servers, sql):
+    request_id = f"stuck-follow-{os.urandom(4).hex()}"  # the log file outlives this run
     # One worker, a 2 s request timeout, and a statement timeout far beyond it: a follow held behind
     # a row lock is stuck as far as the app can tell.
     with running_app(servers, "gunicorn-watchdog.log", WEB_CONCURRENCY="1", POSTERR_REQUEST_TIMEOUT="2",
@@ -45,13 +47,13 @@ def test_a_stuck_request_replaces_its_worker_and_is_logged_and_counted(servers, 
         with psycopg.connect(servers.database_url) as locker, ThreadPoolExecutor(1) as pool:
             locker.execute("SELECT 1 FROM users WHERE id = %s FOR UPDATE", (alice,))
             stuck = pool.submit(requests.put, f"{base}/api/users/{alice}/following/{bob}", timeout=30,
-                                headers={"X-Request-ID": "stuck-follow"})
+                                headers={"X-Request-ID": request_id})
             poll(lambda: waiting_on_a_lock(sql, locker.info.backend_pid), 10, "the follow to wait on the lock")
             assert healthz(base), "/healthz must answer while another thread is stuck"
             with pytest.raises(requests.ConnectionError):
                 stuck.result()  # the worker exited under it
             locker.rollback()
-        [record] = poll(lambda: [r for r in log_records("gunicorn-watchdog.log", {"stuck-follow"})
+        [record] = poll(lambda: [r for r in log_records("gunicorn-watchdog.log", {request_id})
                                  if r.get("event") == "request_timeout"], 10, "the request_timeout log line")
         assert record["route"] == ROUTE and "Traceback" not in record["stack"] and record["stack"]
         poll(lambda: healthz(base), 30, "a fresh worker to answer")

@@ -92,9 +92,11 @@ BENCH_DURATION ?= 10s
 BENCH_CONNECTIONS ?= 32
 BENCH_THREADS ?= 2
 BENCH_ARGS ?=
+PEER_URL ?=
 bench: venv
 	@$(WITH_SERVICES) $(BIN)/python -m loadtests.bench --posts $(BENCH_POSTS) --users $(BENCH_USERS) \
-	  --duration $(BENCH_DURATION) --connections $(BENCH_CONNECTIONS) --threads $(BENCH_THREADS) $(BENCH_ARGS)
+	  --duration $(BENCH_DURATION) --connections $(BENCH_CONNECTIONS) --threads $(BENCH_THREADS) \
+	  $(if $(PEER_URL),--peer-url '$(PEER_URL)') $(BENCH_ARGS)
 
 # locust (loadtests/locustfile.py), headless, against the app as `make bench` runs it; fails when
 # over 1% of requests fail or p95 exceeds LOADTEST_P95_MS. Reports in loadtests/results/.

@@ -35,6 +35,8 @@ Rows:
 - followed_by: /api/posts?followed_by=ID, ID rotating over every seeded user.
 - profile: GET /api/users/{id} of one seeded user.
 - create post: POST /api/posts, the author drawn at random among the seeded users per request.
+- peer (with --peer-url URL, `make bench PEER_URL=…`): GET URL of another service you started
+  yourself, a yardstick measured in the same run and the same way (its CPU counts as the machine's).
 """
 
 from __future__ import annotations
@@ -151,6 +153,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", default="", help="comma-separated row names to run (healthz always runs)")
     parser.add_argument("--split-search", action="store_true", help="also one search row per word group")
     parser.add_argument("--pause", type=float, default=1.0, help="seconds between rows (default 1)")
+    parser.add_argument("--peer-url", default="", help="also measure GET on this URL of a service of your own "
+                        "(a yardstick, e.g. the same feed page from another stack), as the last row")
     args = parser.parse_args(argv)
     if not re.fullmatch(r"\d+[smh]?", args.duration):
         parser.error("--duration is a whole number of seconds, minutes or hours: 10s, 2m")
@@ -350,8 +354,11 @@ def main(argv: list[str] | None = None) -> int:
             say(f"warning: the feed has only {followed + 1} pages; the deep page is page {followed + 1}")
         rows = [row for row in rows_for(low, high, deep, args.split_search)
                 if not only or row.name in only or row.name == "healthz"]
+        if args.peer_url:
+            rows.append(Row("peer", f"peer: GET {args.peer_url}", args.peer_url))
         for number, row in enumerate(rows, 1):
-            problem = check(app.base, row)
+            base = "" if row.name == "peer" else app.base  # the peer's path is a whole URL
+            problem = check(base, row)
             if problem:
                 say(f"[{number}/{len(rows)}] {row.name}: skipped, {problem}")
                 row.result = {"error": problem}
@@ -359,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"[{number}/{len(rows)}] {row.name}: wrk -t{args.threads} -c{args.connections} "
                 f"-d{args.duration} {row.what}")
             offset = app.log_size()
-            row.result = run_wrk(wrk, app.base, row, args, Path(scripts))
+            row.result = run_wrk(wrk, base, row, args, Path(scripts))
             row.result["worker_restarts"] = app.worker_boots_since(offset)
             if "rps" in row.result:
                 r = row.result

@@ -1,8 +1,9 @@
-"""Which gunicorn worker answered: read from the kernel, since the app does not say.
+"""Which gunicorn worker answered, read from the kernel rather than from what the app says.
 
 A keep-alive connection is served by the one worker process that accepted it, so a test that claims
 something about "every worker" must spread its requests over fresh connections and check that more
-than one worker answered. Neither the app's logs nor /metrics name the process, so the worker is found
+than one worker answered. The app's log lines carry the worker's pid, but a test of the logs cannot
+take its witness from them (test_observability checks that the two agree), so the worker is found
 the way `ss -p` finds it: the server side of the test's TCP connection (sock_diag, or /proc/net/tcp)
 is a socket inode that exactly one process (the accepting worker) has among its open files.
 """

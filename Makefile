@@ -122,3 +122,14 @@ cluster-down:
 # The cluster tests alone (they also run in `make test`): their own servers, ports and nginx.
 test-cluster: venv
 	@$(BIN)/python -m pytest tests/cluster $(PYTEST_ARGS)
+
+# A randomized fault soak (loadtests/soak.py): its own PostgreSQL, Redis, three gunicorn instances and
+# nginx on free ports, files and logs under .data/soak; MINUTES of mixed Locust load while Redis,
+# PostgreSQL and app faults are injected from a schedule drawn from SEED (random unless given; printed
+# at the start and the end, so `make soak SEED=…` replays it). Prints the tables, writes
+# loadtests/results/soak-<timestamp>-seed<seed>.json, exits non-zero on any violation.
+MINUTES ?= 5
+SEED ?=
+.PHONY: soak
+soak: venv
+	@$(BIN)/python -m loadtests.soak --minutes $(MINUTES) $(if $(SEED),--seed $(SEED))

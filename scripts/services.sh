@@ -6,6 +6,11 @@
 #   scripts/services.sh status    say what runs
 #   scripts/services.sh stop-redis | start-redis | stop-postgres | start-postgres | restart-postgres
 #                                 (the fault tests drive their own servers with these)
+#   scripts/services.sh freeze-redis | thaw-redis | pause-redis MS | flush-redis | restart-redis
+#                       | cap-redis BYTES | crash-postgres
+#                                 more faults, for `make soak`: SIGSTOP/SIGCONT of Redis, CLIENT PAUSE
+#                                 for MS milliseconds, FLUSHALL, stop+start, maxmemory (writes refused
+#                                 with OOM errors above it; 0 lifts it); pg_ctl -m immediate stop
 #
 # DATABASE_URL / REDIS_URL, when set, name servers of your own: nothing is started for them.
 # POSTERR_DATA_DIR (default .data), POSTERR_PG_PORT (54329) and POSTERR_REDIS_PORT (63799) choose
@@ -143,6 +148,15 @@ redis_up() {
   die "Redis did not start; see $redis_dir/redis.log"
 }
 
+# SIGSTOP/SIGCONT by the pid file: a frozen Redis accepts connections but never answers, so
+# redis_running (a redis-cli round trip) would wait forever.
+redis_signal() {  # redis_signal STOP|CONT
+  local pid
+  pid=$(cat "$redis_dir/redis.pid" 2>/dev/null) || die "no Redis pid file in $redis_dir"
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q redis-server || die "pid $pid is not our Redis"
+  kill "-$1" "$pid"
+}
+
 redis_down() {
   if redis_running; then
     say "stopping Redis on port $redis_port"
@@ -178,5 +192,18 @@ case "$cmd" in
   restart-postgres) postgres_down; postgres_up ;;
   stop-postgres) postgres_down ;;
   start-postgres) postgres_up ;;
-  *) die "unknown command '$cmd' (up, down, status, stop-redis, start-redis, stop-postgres, start-postgres, restart-postgres)" ;;
+  freeze-redis) redis_signal STOP ;;
+  thaw-redis) redis_signal CONT ;;
+  pause-redis)
+    [[ "${2:-}" =~ ^[0-9]+$ ]] || die "pause-redis needs the pause in milliseconds"
+    redis_cli client pause "$2" all >/dev/null ;;
+  flush-redis) redis_cli flushall >/dev/null ;;
+  restart-redis) redis_down; redis_up ;;
+  cap-redis)
+    [[ "${2:-}" =~ ^[0-9]+$ ]] || die "cap-redis needs the maxmemory in bytes (0: no cap)"
+    redis_cli config set maxmemory "$2" >/dev/null ;;
+  crash-postgres)  # no checkpoint, no goodbye to clients: the next start runs crash recovery
+    bindir=$(pg_bindir) || die "PostgreSQL is not installed"
+    if pg_running; then as_pg "$bindir/pg_ctl" -D "$pg_dir" -m immediate -w stop >/dev/null; fi ;;
+  *) die "unknown command '$cmd' (up, down, status, stop-redis, start-redis, stop-postgres, start-postgres, restart-postgres, freeze-redis, thaw-redis, pause-redis MS, flush-redis, restart-redis, cap-redis BYTES, crash-postgres)" ;;
 esac

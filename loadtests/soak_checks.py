@@ -1,0 +1,347 @@
+"""The soak's checkpoints, after each fault heals and once more at the end (load stopped).
+
+Every HTTP read here goes over a fresh connection (`Connection: close`), to nginx and to each
+instance directly, so it may reach any worker. A checkpoint after a fault looks at a sample of the
+ledger (every write acknowledged since the previous checkpoint, up to a cap, plus some older ones),
+so that checkpoints stay short while the load runs; the final one looks at every acknowledged write,
+and, the load being stopped, also compares the counters the API shows with the tables.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+import gevent.pool
+import psycopg
+import requests
+
+from loadtests.harness import say
+from loadtests.soak_load import MAX_PAGES, Shared, next_page
+from loadtests.soak_servers import DAILY_POST_LIMIT
+from loadtests.soak_state import RECOVERY_SECONDS, AckPost
+
+PROBE_TIMEOUT = 2.0  # liveness: each answer within this
+PROBE_STREAK = 3  # good probes in a row per base (over fresh connections: likely every worker)
+READ_TIMEOUT = 5.0
+# A checkpoint stops reading after this many reads went unanswered (the app hangs): the rest of its
+# reads would take READ_TIMEOUT each and tell nothing new.
+MAX_UNANSWERED = 16
+CONCURRENCY = 8
+SAMPLE_NEW, SAMPLE_OLD = 150, 30  # posts (and users / 3) checked at a checkpoint after a fault
+GLOBAL_PAGE = 100
+
+
+class GaveUp(Exception):
+    """Too many reads of this checkpoint went unanswered: it reads no more."""
+
+
+class Checker:
+    def __init__(self, shared: Shared, database_url: str, rng: random.Random) -> None:
+        self.ledger, self.verdict, self.bases = shared.ledger, shared.verdict, shared.bases
+        self.database_url = database_url
+        self.rng = rng
+        self.checked_posts = self.checked_users = self.checked_refusals = 0  # ledger positions already seen
+        self.recovery_deadline = 0.0  # until then, a lost answer is retried (the app may still recover)
+        self.unanswered = self.skipped = 0  # this checkpoint's reads without an answer, and checks left out
+        self.pool = gevent.pool.Pool(CONCURRENCY)
+
+    def checkpoint(self, after: str, deadline: float, *, final: bool) -> None:
+        """Liveness by `deadline` (the end of the app's time to recover), then every other invariant."""
+        started, before = time.monotonic(), self.verdict.total_violations
+        self.recovery_deadline, self.unanswered, self.skipped = deadline, 0, 0
+        recovered = self.liveness(after, deadline)
+        posts, users = self.sample(final)
+        with self.connect() as conn:
+            if conn is not None:
+                self.posts_kept(conn, posts, quiescent=final)
+                self.users_kept(conn, users, quiescent=final)
+                self.follows_kept(conn)
+                self.counters(conn)
+                self.daily_limit(conn)
+        authors = self.author_feeds(posts)
+        self.global_feeds()
+        if self.skipped:
+            self.verdict.violate("liveness", f"after {after}, {self.unanswered} reads went unanswered within "
+                                             f"{READ_TIMEOUT:g} s: {self.skipped} checks left out")
+        found = self.verdict.total_violations - before
+        say(f"check after {after}: {recovered}; {len(posts)} posts, {len(users)} users, "
+            f"{authors} author feeds × {len(self.bases)} bases, follows, counters, daily limit: "
+            f"{'ok' if not found else f'{found} VIOLATIONS'} ({time.monotonic() - started:.1f} s)")
+
+    # --- plumbing -----------------------------------------------------------------------------------
+
+    def fetch(self, url: str, route: str, *, timeout: float = READ_TIMEOUT, must_answer: bool = True):
+        """GET over a fresh connection, recorded and judged like the load's requests; None: no answer."""
+        started = time.monotonic()
+        try:
+            response = requests.get(url, timeout=timeout, headers={"Connection": "close"})
+        except requests.RequestException as error:
+            self.verdict.response(route, 0, "", started, time.monotonic(), timed_out=isinstance(error, requests.Timeout),
+                                  must_answer=must_answer, what=url)
+            return None
+        self.verdict.response(route, response.status_code, response.headers.get("Content-Type", ""), started,
+                              time.monotonic(), must_answer=must_answer, what=url)
+        return response
+
+    def read(self, url: str, route: str):
+        """fetch; while the answer is lost (502/503/504, none), polled again until the app's time to
+        recover is over (and twice at least). Raises GaveUp once MAX_UNANSWERED reads went unanswered."""
+        tries = 0
+        while True:
+            if self.unanswered >= MAX_UNANSWERED:
+                raise GaveUp
+            response = self.fetch(url, route)
+            tries += 1
+            if response is None:
+                self.unanswered += 1
+            elif response.status_code not in (502, 503, 504):
+                return response
+            if tries >= 2 and time.monotonic() >= self.recovery_deadline:
+                return response
+            time.sleep(0.5)  # polling interval
+
+    def each(self, items: Iterable, work: Callable) -> list:
+        """`work` on every item, CONCURRENCY at a time; an item whose reads were given up is counted."""
+        def guarded(item):
+            try:
+                return work(item)
+            except GaveUp:
+                self.skipped += 1
+                return None
+        return list(self.pool.imap_unordered(guarded, items))
+
+    @contextmanager
+    def connect(self) -> Iterator[psycopg.Connection | None]:
+        """A connection to the soak's database, or None (a violation) when it cannot be had."""
+        try:
+            conn = psycopg.connect(self.database_url, autocommit=True, connect_timeout=5)
+        except psycopg.Error as error:
+            self.verdict.violate("writes kept", f"PostgreSQL cannot be reached after the heal: {error}")
+            yield None
+            return
+        with conn:
+            yield conn
+
+    def sample(self, final: bool) -> tuple[list[AckPost], list[int]]:
+        """Every write at the end; after a fault, those since the last checkpoint (capped) and a few
+        older ones."""
+        post_ids, user_ids = list(self.ledger.post_ids), list(self.ledger.user_ids)
+        if final:
+            chosen_posts, chosen_users = post_ids, user_ids
+        else:
+            chosen_posts = self._some(post_ids, self.checked_posts, SAMPLE_NEW, SAMPLE_OLD)
+            chosen_users = self._some(user_ids, self.checked_users, SAMPLE_NEW // 3, SAMPLE_OLD // 3)
+        self.checked_posts, self.checked_users = len(post_ids), len(user_ids)
+        return [self.ledger.posts[post_id] for post_id in chosen_posts], chosen_users
+
+    def _some(self, ids: list[int], checked: int, new: int, old: int) -> list[int]:
+        fresh, earlier = ids[checked:], ids[:checked]
+        return (self.rng.sample(fresh, min(new, len(fresh))) + self.rng.sample(earlier, min(old, len(earlier))))
+
+    def spread(self, index: int) -> str:
+        """Round robin over the bases, so each instance's caches are read."""
+        return self.bases[index % len(self.bases)]
+
+    # --- liveness -----------------------------------------------------------------------------------
+
+    def liveness(self, after: str, deadline: float) -> str:
+        """/healthz and the feed answer 200 within PROBE_TIMEOUT, PROBE_STREAK times in a row, on every
+        base, before `deadline` (RECOVERY_SECONDS after the heal). Returns a summary for the log."""
+        healed = deadline - RECOVERY_SECONDS
+        results = self.each(self.bases, lambda base: (base, self.probe_until(base, deadline)))
+        slowest = 0.0
+        for base, (failure, when) in results:
+            self.verdict.check("liveness", failure is None,
+                               f"{base}: /healthz and /api/posts not answering 200 within {PROBE_TIMEOUT:g} s "
+                               f"{RECOVERY_SECONDS:g} s after {after}; the last probe got {failure}")
+            slowest = max(slowest, when - healed)
+        if any(failure is not None for _, (failure, _) in results):
+            return "liveness VIOLATED"
+        return f"liveness ok (every base {slowest:.1f} s after the heal at the latest)"
+
+    def probe_until(self, base: str, deadline: float) -> tuple[str | None, float]:
+        """(None, when) once the base passed; (what was last seen, when) at the deadline."""
+        streak, last = 0, "nothing (no probe finished)"
+        while time.monotonic() < deadline:
+            problem = self.probe(f"{base}/healthz", "check: GET /healthz") or self.probe(
+                f"{base}/api/posts", "check: GET /api/posts")
+            streak = 0 if problem else streak + 1
+            if streak >= PROBE_STREAK:
+                return None, time.monotonic()
+            if problem:
+                last = problem
+                time.sleep(0.2)  # polling interval
+        return last, time.monotonic()
+
+    def probe(self, url: str, route: str) -> str | None:
+        """None when 200 came within PROBE_TIMEOUT; otherwise what came instead."""
+        response = self.fetch(url, route, timeout=PROBE_TIMEOUT, must_answer=False)
+        if response is None:
+            return f"no answer from {url}"
+        return None if response.status_code == 200 else f"{response.status_code} from {url}"
+
+    # --- acknowledged writes ------------------------------------------------------------------------
+
+    def posts_kept(self, conn: psycopg.Connection, posts: list[AckPost], *, quiescent: bool) -> None:
+        rows = {row[0]: row[1:] for row in conn.execute(
+            "SELECT id, user_id, type, repost_id, repost_count, quote_count FROM posts WHERE id = ANY(%s)",
+            ([p.id for p in posts],))}
+        for post in posts:
+            stored = rows.get(post.id)
+            self.verdict.check("writes kept", stored is not None and stored[:3] == (post.user_id, post.type, post.repost_id),
+                               f"{post.type} {post.id} of user {post.user_id} (201 at t={self.t(post.acked_at)}) "
+                               f"{'is not in PostgreSQL' if stored is None else f'is stored as {stored[:3]}'}")
+
+        def read_back(numbered: tuple[int, AckPost]) -> None:
+            index, post = numbered
+            url = f"{self.spread(index)}/api/posts/{post.id}"
+            response = self.read(url, "check: GET /api/posts/{id}")
+            body = response.json() if response is not None and response.status_code == 200 else None
+            self.verdict.check("writes kept", body is not None and body["id"] == post.id,
+                               f"{post.type} {post.id} (201 at t={self.t(post.acked_at)}): {url} answered "
+                               f"{response.status_code if response is not None else 'nothing'}")
+            if quiescent and body is not None and post.id in rows:
+                shown, stored = (body["repost_count"], body["quote_count"]), rows[post.id][3:]
+                self.verdict.check("counters", shown == stored,
+                                   f"post {post.id}: {url} shows repost/quote counts {shown}, the tables {stored}")
+
+        self.each(enumerate(posts), read_back)
+
+    def users_kept(self, conn: psycopg.Connection, users: list[int], *, quiescent: bool) -> None:
+        rows = {row[0]: row[1:] for row in conn.execute(
+            "SELECT id, posts_count, followers_count, following_count FROM users WHERE id = ANY(%s)", (users,))}
+        for user in users:
+            self.verdict.check("writes kept", user in rows, f"user {user} (201 at t={self.t(self.ledger.users[user])}) "
+                                                            "is not in PostgreSQL")
+
+        def read_back(numbered: tuple[int, int]) -> None:
+            index, user = numbered
+            url = f"{self.spread(index)}/api/users/{user}"
+            response = self.read(url, "check: GET /api/users/{id}")
+            body = response.json() if response is not None and response.status_code == 200 else None
+            self.verdict.check("writes kept", body is not None and body["id"] == user,
+                               f"user {user}: {url} answered {response.status_code if response is not None else 'nothing'}")
+            if quiescent and body is not None and user in rows:
+                shown = (body["posts_count"], body["followers_count"], body["following_count"])
+                self.verdict.check("counters", shown == rows[user],
+                                   f"user {user}: {url} shows posts/followers/following {shown}, the tables {rows[user]}")
+
+        self.each(enumerate(users), read_back)
+
+    def follows_kept(self, conn: psycopg.Connection) -> None:
+        """Each pair whose last acknowledged PUT/DELETE is known, and that no request touched while we
+        looked, is in `follows` exactly when it was last followed."""
+        before = {key: (pair.version, pair.following) for key, pair in list(self.ledger.follows.items())
+                  if not pair.busy and pair.following is not None}
+        stored = set(conn.execute("SELECT follower_id, followee_id FROM follows").fetchall())
+        for key, (version, following) in before.items():
+            pair = self.ledger.follows[key]
+            if pair.busy or pair.version != version:
+                continue  # changed meanwhile: the next checkpoint looks again
+            self.verdict.check("writes kept", (key in stored) == following,
+                               f"user {key[0]} {'followed' if following else 'unfollowed'} user {key[1]} (acknowledged) "
+                               f"but follows {'lacks' if following else 'still has'} the row")
+
+    # --- read your writes ---------------------------------------------------------------------------
+
+    def author_feeds(self, posts: list[AckPost]) -> int:
+        """Every acknowledged post of each sampled author is in that author's feed on every base."""
+        authors = sorted({post.user_id for post in posts})
+        self.each([(author, base) for author in authors for base in self.bases], self.author_feed)
+        return len(authors)
+
+    def author_feed(self, job: tuple[int, str]) -> None:
+        author, base = job
+        asked = time.monotonic()
+        expected = {post.id for post in list(self.ledger.by_author[author]) if post.acked_at < asked}
+        found: set[int] = set()
+        url: str | None = f"{base}/api/posts?author_id={author}&limit=100"
+        for _ in range(MAX_PAGES):
+            response = self.read(url, "check: GET /api/posts?author_id")
+            if response is None or response.status_code != 200:
+                self.verdict.check("read your writes", False, f"author feed {url} answered "
+                                   f"{response.status_code if response is not None else 'nothing'}")
+                return
+            found |= {p["id"] for p in response.json()}
+            if expected <= found or not (url := next_page(response)):
+                break
+        missing = sorted(expected - found)
+        self.verdict.check("read your writes", not missing,
+                           f"user {author}'s feed on {base} lacks acknowledged posts {missing}", count=len(expected))
+
+    def global_feeds(self) -> None:
+        """The first page of the global feed on every base holds every acknowledged post newer than
+        the page's last one (older ones have legitimately moved on)."""
+        def check(base: str) -> None:
+            asked = time.monotonic()
+            url = f"{base}/api/posts?limit={GLOBAL_PAGE}"
+            response = self.read(url, "check: GET /api/posts?limit=100")
+            if response is None or response.status_code != 200:
+                self.verdict.check("read your writes", False, f"global feed {url} answered "
+                                   f"{response.status_code if response is not None else 'nothing'}")
+                return
+            page = response.json()
+            oldest = min(((p["created_at"], p["id"]) for p in page), default=None) if len(page) == GLOBAL_PAGE else None
+            expected = [post for post in list(self.ledger.posts.values())
+                        if post.acked_at < asked and (oldest is None or post.feed_key >= oldest)]
+            missing = sorted({post.id for post in expected} - {p["id"] for p in page})
+            self.verdict.check("read your writes", not missing,
+                               f"global feed on {base} lacks acknowledged posts {missing} newer than its last entry",
+                               count=len(expected))
+
+        self.each(self.bases, check)
+
+    # --- counters and the daily limit ---------------------------------------------------------------
+
+    def counters(self, conn: psycopg.Connection) -> None:
+        """The denormalised counters against counts of the rows (each query sees one snapshot, and
+        every write changes a row and its counters in one statement, so they must agree even under load)."""
+        users = conn.execute("""
+            SELECT u.id, u.posts_count, u.followers_count, u.following_count,
+                   (SELECT count(*) FROM posts p WHERE p.user_id = u.id),
+                   (SELECT count(*) FROM follows f WHERE f.followee_id = u.id),
+                   (SELECT count(*) FROM follows f WHERE f.follower_id = u.id)
+            FROM users u""").fetchall()
+        for user, *counts in users:
+            self.verdict.check("counters", counts[:3] == counts[3:],
+                               f"user {user}: posts/followers/following counts {tuple(counts[:3])}, rows {tuple(counts[3:])}")
+        posts = conn.execute("""
+            SELECT p.id, p.repost_count, p.quote_count,
+                   count(*) FILTER (WHERE r.type = 'repost'), count(*) FILTER (WHERE r.type = 'quote')
+            FROM posts p LEFT JOIN posts r ON r.repost_id = p.id
+            GROUP BY p.id""").fetchall()
+        for post, *counts in posts:
+            self.verdict.check("counters", counts[:2] == counts[2:],
+                               f"post {post}: repost/quote counts {tuple(counts[:2])}, rows {tuple(counts[2:])}")
+
+    def daily_limit(self, conn: psycopg.Connection) -> None:
+        """At most DAILY_POST_LIMIT creations per user per UTC day, in `posts` and in `post_quota`; and
+        every 429 the load got came when the user really had made them all that day (users with a
+        creation whose answer was lost are left out: it may have been written, or its unit kept)."""
+        refusals = self.ledger.refusals[self.checked_refusals:]
+        self.checked_refusals += len(refusals)
+        made = {(user, day): count for user, day, count in conn.execute(
+            "SELECT user_id, (created_at AT TIME ZONE 'UTC')::date, count(*) FROM posts GROUP BY 1, 2")}
+        for (user, day), count in made.items():
+            self.verdict.check("daily limit", count <= DAILY_POST_LIMIT, f"user {user} made {count} creations on {day}")
+        for user, day, used in conn.execute("SELECT user_id, day, used FROM post_quota"):
+            self.verdict.check("daily limit", used <= DAILY_POST_LIMIT, f"post_quota says user {user} used {used} on {day}")
+        for user, moment, when in refusals:
+            if user in self.ledger.uncertain_creators or near_midnight(moment):
+                continue
+            count = made.get((user, moment.date()), 0)
+            self.verdict.check("daily limit", count >= DAILY_POST_LIMIT,
+                               f"user {user} got a 429 at t={self.t(when)} with {count} creations that day")
+
+    def t(self, moment: float) -> str:
+        return f"{self.verdict.clock.since_start(moment):.1f}"
+
+
+def near_midnight(moment: datetime) -> bool:
+    """Within 5 s of a UTC midnight, the app's day and ours may differ."""
+    seconds = moment.hour * 3600 + moment.minute * 60 + moment.second
+    return seconds < 5 or seconds > 86_395

@@ -1,0 +1,153 @@
+"""The soak's own servers: PostgreSQL and Redis from scripts/services.sh, three gunicorn instances
+behind nginx from scripts/cluster.sh, all on free ports of 127.0.0.1 and with every file and log
+under one data folder (.data/soak by default), so a soak runs beside `make run`, `make test` and
+`make cluster`. It never uses DATABASE_URL / REDIS_URL: it stops and kills these servers, so they
+must be its own.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from loadtests import harness
+
+INSTANCES = 3
+DAILY_POST_LIMIT = 5
+DATABASE = "posterr"
+
+
+def free_ports(count: int) -> list[int]:
+    ports: list[int] = []
+    while len(ports) < count:
+        port = harness.free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+def processes() -> list[tuple[int, str, int, int]]:
+    """(pid, state, parent pid, process group) of every process, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone while we looked
+        found.append((int(stat.parent.name), fields[0], int(fields[1]), int(fields[2])))
+    return found
+
+
+def group_alive(pgid: int) -> bool:
+    return any(pgrp == pgid and state not in ("Z", "X") for _, state, _, pgrp in processes())
+
+
+class SoakServers:
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        self.pg_port, self.redis_port, self.nginx_port, *self.app_ports = free_ports(3 + INSTANCES)
+        self.cluster_dir = data / "cluster"
+        self.database_url = f"postgres://posterr@127.0.0.1:{self.pg_port}/{DATABASE}?sslmode=disable"
+        self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+        inherited = {name: value for name, value in os.environ.items()
+                     if name not in ("DATABASE_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR", "POSTERR_SECRET_KEY",
+                                     "POSTERR_CLUSTER_DOWN_PORTS")}
+        self.services_env = {**inherited, "POSTERR_DATA_DIR": str(data), "POSTERR_PG_PORT": str(self.pg_port),
+                             "POSTERR_REDIS_PORT": str(self.redis_port)}
+        # The app in its production configuration, but no per-client rate limit (every request of
+        # the load comes from 127.0.0.1) and no gunicorn control socket (nothing uses it).
+        self.cluster_env = {**inherited, "DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url,
+                            "POSTERR_CLUSTER_DIR": str(self.cluster_dir),
+                            "POSTERR_CLUSTER_PORT": str(self.nginx_port),
+                            "POSTERR_CLUSTER_APP_PORTS": " ".join(map(str, self.app_ports)),
+                            "WEB_CONCURRENCY": "2", "POSTERR_RATE_LIMIT": "off", "POSTERR_CONTROL_SOCKET": "off",
+                            "POSTERR_DAILY_POST_LIMIT": str(DAILY_POST_LIMIT)}
+
+    @property
+    def nginx_base(self) -> str:
+        return f"http://127.0.0.1:{self.nginx_port}"
+
+    @property
+    def bases(self) -> list[str]:
+        """nginx first, then every instance directly."""
+        return [self.nginx_base] + [f"http://127.0.0.1:{port}" for port in self.app_ports]
+
+    def describe(self) -> str:
+        return (f"PostgreSQL :{self.pg_port}, Redis :{self.redis_port}, nginx :{self.nginx_port} → gunicorn "
+                f"{', '.join(f':{port}' for port in self.app_ports)} (2 workers each); logs under {self.data}")
+
+    # --- the scripts ------------------------------------------------------------------------------
+
+    def services(self, *args: str, timeout: float = 120) -> None:
+        """scripts/services.sh for the soak's pair; its messages go to services.log."""
+        self._script("services.sh", args, self.services_env, self.data / "services.log", timeout)
+
+    def cluster(self, *args: str, timeout: float = 180) -> None:
+        """scripts/cluster.sh for the soak's cluster; its messages go to cluster.log."""
+        self._script("cluster.sh", args, self.cluster_env, self.data / "cluster.log", timeout)
+
+    def _script(self, name: str, args: tuple[str, ...], env: dict[str, str], log_path: Path, timeout: float) -> None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "a") as log:
+            done = subprocess.run([str(harness.ROOT / "scripts" / name), *args], env=env, cwd=harness.ROOT,
+                                  stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=timeout,
+                                  check=False)
+        if done.returncode:
+            raise RuntimeError(f"scripts/{name} {' '.join(args)} failed ({done.returncode}); see {log_path}")
+
+    # --- start and stop ---------------------------------------------------------------------------
+
+    def up(self) -> None:
+        self.data.mkdir(parents=True, exist_ok=True)
+        # What an interrupted earlier soak may have left running from this folder (PostgreSQL is
+        # found by its data folder whatever its port, the cluster by its pid files).
+        self.cluster("down")
+        self.services("down")
+        self.services("up")
+        self.fresh_database()
+        self.services("flush-redis")
+        self.cluster("up")
+
+    def fresh_database(self) -> None:
+        """Every run starts from an empty, freshly migrated database."""
+        admin = harness.sibling_database(self.database_url, "postgres")
+        with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DATABASE)))
+        harness.migrate(self.database_url, self.data / "migrate.log")
+
+    def down(self) -> None:
+        """Stop everything, each step whatever the previous one did (a frozen Redis is thawed first:
+        its shutdown would wait for an answer forever)."""
+        for step in (lambda: self.services("thaw-redis"), lambda: self.cluster("down"),
+                     lambda: self.services("down")):
+            try:
+                step()
+            except Exception as error:  # noqa: BLE001 — said, and the next step runs all the same
+                harness.say(f"warning: {type(error).__name__}: {error}")
+
+    # --- the app's processes ----------------------------------------------------------------------
+
+    def master_pid(self, port: int) -> int:
+        return int((self.cluster_dir / f"app-{port}.pid").read_text())
+
+    def worker_pids(self, port: int) -> list[int]:
+        master = self.master_pid(port)
+        return sorted(pid for pid, state, ppid, _ in processes() if ppid == master and state not in ("Z", "X"))
+
+    def kill_instance(self, port: int) -> int:
+        """SIGKILL the master and workers of one instance (its own process group); returns the
+        master's pid once none of them is left."""
+        master = self.master_pid(port)
+        os.killpg(master, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while group_alive(master):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the instance on :{port} (pid {master}) survived SIGKILL for 10 s")
+            time.sleep(0.05)  # polling /proc until the kernel has taken the processes down
+        return master

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
+import psycopg
 import pytest
 import requests
 
@@ -78,7 +79,7 @@ def test_a_replay_outlives_a_refusal_by_the_daily_limit(api):
 def test_two_simultaneous_requests_with_one_key_create_one_item(api, app_server, sql, servers):
     alice = api.new_user("alice")["id"]
     # Hold the author's quota row so the first request stays in flight while the second arrives.
-    with __import__("psycopg").connect(servers.database_url) as blocker:
+    with psycopg.connect(servers.database_url) as blocker:
         blocker.execute("INSERT INTO post_quota (user_id, day, used) VALUES (%s, (now() AT TIME ZONE 'UTC')::date, 0)"
                         " ON CONFLICT DO NOTHING", (alice,))
         blocker.commit()
@@ -93,7 +94,7 @@ def test_two_simultaneous_requests_with_one_key_create_one_item(api, app_server,
 
         with ThreadPoolExecutor(2) as pool:
             futures = [pool.submit(send, n) for n in range(2)]
-            deadline_answer = next(f for f in _as_completed(futures))  # the one not stuck on the lock
+            deadline_answer = next(as_completed(futures, timeout=30))  # the one not stuck on the lock
             blocker.rollback()
             responses = [f.result() for f in futures]
     statuses = sorted(r.status_code for r in responses)
@@ -102,11 +103,6 @@ def test_two_simultaneous_requests_with_one_key_create_one_item(api, app_server,
     assert_problem(next(r for r in responses if r.status_code == 409), 409)
     assert row_count(sql, "posts") == 1
     assert api.post("/api/posts", {"user_id": alice, "content": "race"}, headers=keyed("race")).status_code == 201
-
-
-def _as_completed(futures):
-    from concurrent.futures import as_completed
-    return as_completed(futures, timeout=30)
 
 
 def test_a_key_that_is_not_utf8_is_422_not_500(api):

@@ -88,7 +88,8 @@ seed: venv migrate
 # results on stdout and in loadtests/results/. More options: make bench BENCH_ARGS=--help
 BENCH_POSTS ?= 10000
 BENCH_USERS ?= 1000
-BENCH_DURATION ?= 10s
+BENCH_DURATION ?= 5s
+BENCH_ROUNDS ?= 3
 BENCH_CONNECTIONS ?= 32
 BENCH_THREADS ?= 2
 BENCH_ARGS ?=
@@ -96,7 +97,7 @@ PEER_URL ?=
 bench: venv
 	@$(WITH_SERVICES) $(BIN)/python -m loadtests.bench --posts $(BENCH_POSTS) --users $(BENCH_USERS) \
 	  --duration $(BENCH_DURATION) --connections $(BENCH_CONNECTIONS) --threads $(BENCH_THREADS) \
-	  $(if $(PEER_URL),--peer-url '$(PEER_URL)') $(BENCH_ARGS)
+	  --rounds $(BENCH_ROUNDS) $(if $(PEER_URL),--peer-url '$(PEER_URL)') $(BENCH_ARGS)
 
 # locust (loadtests/locustfile.py), headless, against the app as `make bench` runs it; fails when
 # over 1% of requests fail or p95 exceeds LOADTEST_P95_MS. Reports in loadtests/results/.

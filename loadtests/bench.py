@@ -11,10 +11,10 @@ What it does, in order:
    of Redis database 11 (the benchmark's own);
 3. starts gunicorn with posterr/gunicorn_conf.py (workers = CPU count) on a free port with
    POSTERR_RATE_LIMIT=off and a daily limit of 1,000,000, so nothing is refused;
-4. runs wrk against each row below at a fixed concurrency, one after the other, and prints one
-   table: requests/s, p50, p99, CPU time per request, each as a share of /healthz's in the same
-   run, and the answers that were not 2xx/3xx. The same goes to
-   loadtests/results/bench-<timestamp>.json;
+4. runs wrk against each row below at a fixed concurrency, one after the other, in --rounds rounds
+   (3; the rows alternate), and prints one table of medians: requests/s, p50, p99, CPU time per
+   request, each as a share of /healthz's in the same run, and the answers that were not 2xx/3xx.
+   The same goes, with every round's figures, to loadtests/results/bench-<timestamp>.json;
 5. stops gunicorn, on success, error or Ctrl-C alike.
 
 CPU time per request is the figure to compare: on a shared two-core machine requests/s swings by 2x
@@ -47,6 +47,7 @@ import os
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -153,6 +154,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", default="", help="comma-separated row names to run (healthz always runs)")
     parser.add_argument("--split-search", action="store_true", help="also one search row per word group")
     parser.add_argument("--pause", type=float, default=1.0, help="seconds between rows (default 1)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds over every row, alternating; the table shows medians (default 3)")
     parser.add_argument("--peer-url", default="", help="also measure GET on this URL of a service of your own "
                         "(a yardstick, e.g. the same feed page from another stack), as the last row")
     args = parser.parse_args(argv)
@@ -160,6 +163,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--duration is a whole number of seconds, minutes or hours: 10s, 2m")
     if args.posts < 100 or args.users < 10:
         parser.error("seed at least 100 posts and 10 users")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.threads < 1 or args.connections < args.threads:
         parser.error("--connections must be at least --threads, and --threads at least 1")
     return args
@@ -291,6 +296,22 @@ def run_wrk(wrk: str, base: str, row: Row, args: argparse.Namespace, scripts: Pa
     return result
 
 
+def combine(runs: list[dict]) -> dict:
+    """A row's result over its rounds: the medians of req/s, CPU per request, p50 and p99; requests,
+    errors and worker restarts added up; every run kept as it was."""
+    measured = [run for run in runs if "rps" in run and run.get("cpu_ms_per_request") is not None]
+    if not measured:
+        return {**runs[-1], "runs": runs}
+    combined = dict(measured[0])
+    for key in ("rps", "cpu_ms_per_request", "p50_us", "p99_us"):
+        combined[key] = statistics.median(run[key] for run in measured)
+    for key in ("requests", "non_2xx_3xx", "connect_errors", "read_errors", "write_errors", "timeouts",
+                "worker_restarts"):
+        combined[key] = sum(run[key] for run in measured)
+    combined["runs"] = runs
+    return combined
+
+
 def table(rows: list[Row]) -> str:
     healthz = next((r.result for r in rows if r.name == "healthz" and "rps" in r.result), None)
     header = ("request", "req/s", "p50 ms", "p99 ms", "CPU ms/req", "CPU × healthz", "req/s × healthz",
@@ -356,26 +377,32 @@ def main(argv: list[str] | None = None) -> int:
                 if not only or row.name in only or row.name == "healthz"]
         if args.peer_url:
             rows.append(Row("peer", f"peer: GET {args.peer_url}", args.peer_url))
-        for number, row in enumerate(rows, 1):
-            base = "" if row.name == "peer" else app.base  # the peer's path is a whole URL
-            problem = check(base, row)
+        base_of = {row.name: "" if row.name == "peer" else app.base for row in rows}  # the peer's is a URL
+        for row in rows:
+            problem = check(base_of[row.name], row)
             if problem:
-                say(f"[{number}/{len(rows)}] {row.name}: skipped, {problem}")
+                say(f"{row.name}: skipped, {problem}")
                 row.result = {"error": problem}
-                continue
-            say(f"[{number}/{len(rows)}] {row.name}: wrk -t{args.threads} -c{args.connections} "
-                f"-d{args.duration} {row.what}")
-            offset = app.log_size()
-            row.result = run_wrk(wrk, base, row, args, Path(scripts))
-            row.result["worker_restarts"] = app.worker_boots_since(offset)
-            if "rps" in row.result:
-                r = row.result
-                say(f"    {r['rps']:,.0f} req/s, {r['cpu_ms_per_request'] or 0:.3f} CPU ms/request, "
-                    f"p50 {r['p50_us'] / 1000:.2f} ms, p99 {r['p99_us'] / 1000:.2f} ms"
-                    + (f", {r['non_2xx_3xx']} not 2xx/3xx" if r["non_2xx_3xx"] else ""))
-            else:
-                say(f"    {row.result['error']}")
-            time.sleep(args.pause)
+        measured = [row for row in rows if "error" not in row.result]
+        runs: dict[str, list[dict]] = {row.name: [] for row in measured}
+        # Rounds alternate the rows, so a minute in which the machine is slow weighs on every row.
+        for round_number in range(1, args.rounds + 1):
+            for number, row in enumerate(measured, 1):
+                say(f"[round {round_number}/{args.rounds}, {number}/{len(measured)}] {row.name}: "
+                    f"wrk -t{args.threads} -c{args.connections} -d{args.duration} {row.what}")
+                offset = app.log_size()
+                run = run_wrk(wrk, base_of[row.name], row, args, Path(scripts))
+                run["worker_restarts"] = app.worker_boots_since(offset)
+                runs[row.name].append(run)
+                if "rps" in run:
+                    say(f"    {run['rps']:,.0f} req/s, {run['cpu_ms_per_request'] or 0:.3f} CPU ms/request, "
+                        f"p50 {run['p50_us'] / 1000:.2f} ms, p99 {run['p99_us'] / 1000:.2f} ms"
+                        + (f", {run['non_2xx_3xx']} not 2xx/3xx" if run["non_2xx_3xx"] else ""))
+                else:
+                    say(f"    {run['error']}")
+                time.sleep(args.pause)
+        for row in measured:
+            row.result = combine(runs[row.name])
 
     report = {
         "timestamp": stamp, "commit": git_commit(), "cpus": os.cpu_count(), "gunicorn_workers": args.workers,

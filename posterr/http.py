@@ -272,8 +272,9 @@ class EdgePlugin:
         def wrapper(*args, **kwargs):
             started = time.perf_counter()
             ctx = bottle.request.app.config["posterr.context"]
-            watchdog.begin(request_id(), rule)
-            in_request = logs.REQUEST_ID.set(request_id())
+            rid = request_id()
+            watchdog.begin(rid, rule)
+            in_request = logs.REQUEST_ID.set(rid)
             try:
                 refusal = _rate_limit(ctx, rule)
                 if refusal:

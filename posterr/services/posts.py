@@ -51,16 +51,14 @@ def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any 
             # unique index, and the quota it took rolls back with it.
             created = run("insert_post", user_id=author, type=kind, content=text, repost_id=target_id,
                           day=day, daily_limit=ctx.settings.daily_post_limit)
-            if created is None:
-                raise _limit_reached(ctx)
-            post = _new_post(created, user, kind, text, target)
-            if record:
+            post = _new_post(created, user, kind, text, target) if created else None
+            if post and record:
                 record(run, post)
     except psycopg.errors.UniqueViolation:
         raise Conflict(f"user {author} has already reposted post {target_id}") from None
-    except DailyLimitReached:
+    if created is None:  # PostgreSQL refused: the counter learns that the day is full
         ctx.quota.remember(author, day, ctx.settings.daily_post_limit)
-        raise
+        raise _limit_reached(ctx)
     ctx.quota.remember(author, day, created["used"])
     logs.event(log, "post_created", post_id=post["id"], user_id=author, type=kind, repost_id=target_id)
     # Before the answer: nobody may read a feed, profile or post that lacks this write.

@@ -288,6 +288,13 @@ CREATE INDEX posts_user_id_created_at_id_idx ON public.posts USING btree (user_i
 
 
 --
+-- Name: posts_user_trending_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX posts_user_trending_idx ON public.posts USING btree (user_id, ((repost_count + quote_count)) DESC, created_at DESC, id DESC);
+
+
+--
 -- Name: users_username_lower_key; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -350,4 +357,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261126080100'),
     ('20261126080200'),
     ('20261126080300'),
-    ('20261126090000');
+    ('20261126090000'),
+    ('20261130060000');

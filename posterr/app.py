@@ -13,6 +13,7 @@ from posterr.cursors import CursorCodec
 from posterr.db import Database, load_queries
 from posterr.limits import ClientRateLimit, DailyQuota
 from posterr.routes import ops, posts, users
+from posterr.timelines import HomeTimelines
 from posterr.watchdog import Watchdog
 
 log = logging.getLogger("posterr")
@@ -27,6 +28,8 @@ def build_context(settings: Settings) -> Context:
                     statement_timeout_ms=settings.statement_timeout_ms),
         redis=redis,
         cache=cache.DocumentCache(redis, invalidation_deadline=settings.cache_invalidation_deadline),
+        timelines=HomeTimelines(redis, size=settings.timeline_size, ttl=settings.timeline_ttl,
+                                invalidation_deadline=settings.cache_invalidation_deadline),
         quota=DailyQuota(redis, settings.daily_post_limit),
         rate_limit=ClientRateLimit(redis, *settings.rate_limit) if settings.rate_limit else None,
         cursors=CursorCodec(settings.secret_key),

@@ -105,6 +105,37 @@ class Redis:
                        skip_seconds=self.retry_after)
         self._down_until = time.monotonic() + self.retry_after
 
+    def before_answer(self, queue: Callable[[Any, str], None], deadline: float, keys: list[str]) -> None:
+        """Runs the commands queue(pipeline, epoch) adds, before a write is answered (invariant 4):
+        retried while Redis is there but silent, until `deadline` seconds; again under a new epoch
+        if the server changed meanwhile; given up (logged, counted) on an error reply or past it."""
+        give_up_at = time.monotonic() + deadline
+        pause = 0.02
+        while True:
+            try:
+                if self._run_under_current_epoch(queue):
+                    return
+                continue  # reconnected to another server meanwhile: run under its epoch too
+            except redis.ResponseError as error:
+                return _give_up(keys, error)
+            except redis.RedisError as error:
+                if refused(error):
+                    return
+                self.failed(error)
+                if time.monotonic() + pause > give_up_at:
+                    return _give_up(keys, error)
+            time.sleep(pause)  # Redis is there but not answering: try again shortly
+            pause = min(pause * 2, 0.5)
+
+    def _run_under_current_epoch(self, queue: Callable[[Any, str], None]) -> bool:
+        if self.epoch is None:
+            self.client.ping()  # learn the epoch: other processes may have written under it
+        epoch = self.epoch
+        pipe = self.client.pipeline(transaction=False)  # keys may be in other slots
+        queue(pipe, epoch)
+        pipe.execute()
+        return self.epoch == epoch
+
     def learn_epoch(self) -> str | None:
         """The current server's epoch, connecting first if this process never has."""
         if self.epoch is None:
@@ -147,12 +178,19 @@ def user_key(user_id: int) -> str:
     return f"{PREFIX}:user:{{{user_id}}}"
 
 
+def timeline_keys(user_id: int, epoch: str) -> list[str]:
+    """A home timeline's state hash, entries (sorted set) and followees (set), in one slot."""
+    base = f"{PREFIX}:timeline:{{{user_id}}}"
+    return [f"{base}:state:{epoch}", f"{base}:entries:{epoch}", f"{base}:followees:{epoch}"]
+
+
 KEY_PATTERNS = {  # pattern → what it holds (`python -m posterr cache stats` counts these)
     f"{PREFIX}:quota:*": "daily post counters",
     f"{PREFIX}:rl:*": "per-client rate limit state",
     f"{FEEDS_KEY}:*": "first pages of the global and author feeds",
     f"{PREFIX}:post:*": "post objects",
     f"{PREFIX}:user:*": "user profiles (without viewer)",
+    f"{PREFIX}:timeline:*": "home timelines: state, entries and followees of each reader",
 }
 
 _READ = """
@@ -196,36 +234,14 @@ class DocumentCache:
 
     def invalidate(self, *names: str) -> None:
         """Delete the documents a write changed, before the write is answered (invariant 4)."""
-        deadline = time.monotonic() + self.invalidation_deadline
-        pause = 0.02
-        while True:
-            try:
-                if self._delete_under_current_epoch(names):
-                    return
-                continue  # reconnected to another server meanwhile: delete under its epoch too
-            except redis.ResponseError as error:
-                return self._give_up(names, error)
-            except redis.RedisError as error:
-                if refused(error):
-                    return
-                self.redis.failed(error)
-                if time.monotonic() + pause > deadline:
-                    return self._give_up(names, error)
-            time.sleep(pause)  # Redis is there but not answering: try again shortly
-            pause = min(pause * 2, 0.5)
+        def delete(pipe, epoch: str) -> None:
+            for name in names:
+                pipe.delete(f"{name}:{epoch}")
 
-    def _delete_under_current_epoch(self, names: tuple[str, ...]) -> bool:
-        """DEL each document under the epoch known now; False when the epoch changed meanwhile."""
-        if self.redis.epoch is None:
-            self.redis.client.ping()  # learn the epoch: other processes may have cached under it
-        epoch = self.redis.epoch
-        pipe = self.redis.client.pipeline(transaction=False)  # no multi-key DEL: keys may be in other slots
-        for name in names:
-            pipe.delete(f"{name}:{epoch}")
-        pipe.execute()
-        return self.redis.epoch == epoch
+        self.redis.before_answer(delete, self.invalidation_deadline, list(names))
 
-    def _give_up(self, names: tuple[str, ...], error: redis.RedisError) -> None:
-        metrics.CACHE_INVALIDATION_FAILURES.inc()
-        logs.event(log, "cache_invalidation_failed", logging.ERROR, keys=list(names),
-                   error=f"{type(error).__name__}: {error}", note="these documents may be stale until their TTL")
+
+def _give_up(keys: list[str], error: redis.RedisError) -> None:
+    metrics.CACHE_INVALIDATION_FAILURES.inc()
+    logs.event(log, "cache_invalidation_failed", logging.ERROR, keys=keys,
+               error=f"{type(error).__name__}: {error}", note="these copies may be stale until their TTL")

@@ -29,6 +29,9 @@ class Settings:
     request_timeout: float = 30.0
     feed_cache_ttl: int = 60
     object_cache_ttl: int = 300
+    timeline_size: int = 800
+    timeline_ttl: int = 900
+    fanout_max_followers: int = 1000
     rate_limit: tuple[int, int] | None = None  # (requests, seconds); None = off
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
     log_level: str = "INFO"
@@ -58,6 +61,9 @@ class Settings:
             request_timeout=_float(env, "POSTERR_REQUEST_TIMEOUT", 30.0),
             feed_cache_ttl=_int(env, "POSTERR_FEED_CACHE_TTL", 60, minimum=1),
             object_cache_ttl=_int(env, "POSTERR_OBJECT_CACHE_TTL", 300, minimum=1),
+            timeline_size=_int(env, "POSTERR_TIMELINE_SIZE", 800, minimum=1),
+            timeline_ttl=_int(env, "POSTERR_TIMELINE_TTL", 900, minimum=1),
+            fanout_max_followers=_int(env, "POSTERR_FANOUT_MAX_FOLLOWERS", 1000, minimum=0),
             rate_limit=parse_rate(env.get("POSTERR_RATE_LIMIT", "600/minute")),
             trusted_proxies=parse_networks(env.get("POSTERR_TRUSTED_PROXIES", "")),
             log_level=_choice(env, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),

@@ -9,6 +9,7 @@ from posterr.config import Settings
 from posterr.cursors import CursorCodec
 from posterr.db import Database
 from posterr.limits import ClientRateLimit, DailyQuota
+from posterr.timelines import HomeTimelines
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,7 @@ class Context:
     db: Database
     redis: Redis
     cache: DocumentCache
+    timelines: HomeTimelines
     quota: DailyQuota
     rate_limit: ClientRateLimit | None
     cursors: CursorCodec

@@ -23,6 +23,9 @@ LATENCY = Histogram("posterr_http_request_duration_seconds", "Time to answer, by
                     ["method", "route"],
                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 CACHE = Counter("posterr_cache_lookups_total", "Document cache lookups", ["result"])  # hit | miss
+TIMELINE_READS = Counter("posterr_timeline_reads_total", "Pages of the Following feed (newest first) by "
+                         "source: hit (home timeline), built (timeline rebuilt from PostgreSQL), "
+                         "pulled (PostgreSQL only: Redis unavailable, or past the timeline's end)", ["source"])
 CACHE_INVALIDATION_FAILURES = Counter("posterr_cache_invalidation_failures_total",
                                       "Writes answered before their cached documents could be deleted")
 REQUEST_TIMEOUTS = Counter("posterr_request_timeouts_total",

@@ -10,6 +10,8 @@ FOR UPDATE;
 
 -- name: insert_follow :one
 -- Adds the follow and bumps both counters in one statement; nothing when it already exists.
+-- Returns the followee's new follower count (NULL when nothing changed): crossing the fan-out
+-- limit changes how their posts reach home timelines.
 -- Index: follows_pkey (conflict), users_pkey (counters).
 WITH inserted AS (
     INSERT INTO follows (follower_id, followee_id)
@@ -22,9 +24,11 @@ WITH inserted AS (
         followers_count = u.followers_count + (u.id = i.followee_id)::int
     FROM inserted i
     WHERE u.id IN (i.follower_id, i.followee_id)
-    RETURNING u.id
+    RETURNING u.id, u.followers_count
 )
-SELECT count(*) AS changed FROM counted;
+SELECT count(*) AS changed,
+       max(followers_count) FILTER (WHERE id = %(followee_id)s) AS followee_followers
+FROM counted;
 
 -- name: delete_follow :one
 -- Removes the follow and lowers both counters in one statement; nothing when there was none.

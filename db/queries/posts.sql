@@ -145,21 +145,27 @@ LIMIT %(limit)s;
 -- name: page_followed_trending :many
 -- Plan: per call
 -- The ids of one page of the "Following" feed by (repost_count + quote_count) descending, then
--- newest first: the posts of the users that followed_by follows, sorted (a few thousand rows for a
--- typical follow list).
+-- newest first: for each user that followed_by follows, at most one page of their top posts by
+-- that order (one index range each), merged and cut to a page; no followee's posts are sorted.
 -- Other filters and the keyset as in page_trending.
--- Index: follows_follower_created_idx (the followees), posts_user_id_created_at_id_idx (each
--- followee's posts).
+-- Index: follows_follower_created_idx (the followees), posts_user_trending_idx (a range per
+-- followee).
 SELECT p.id
 FROM follows f
-JOIN posts p ON p.user_id = f.followee_id
+CROSS JOIN LATERAL (
+    SELECT p.id, p.repost_count + p.quote_count AS score, p.created_at
+    FROM posts p
+    WHERE p.user_id = f.followee_id
+      AND (%(author_id)s::bigint IS NULL OR p.user_id = %(author_id)s)
+      AND (%(pattern)s::text IS NULL OR (p.type <> 'repost' AND p.content ILIKE %(pattern)s))
+      AND (%(since)s::timestamptz IS NULL OR p.created_at >= %(since)s)
+      AND (%(until)s::timestamptz IS NULL OR p.created_at < %(until)s)
+      AND (%(after_created_at)s::timestamptz IS NULL
+           OR ((p.repost_count + p.quote_count), p.created_at, p.id)
+              < (%(after_score)s::integer, %(after_created_at)s, %(after_id)s::bigint))
+    ORDER BY (p.repost_count + p.quote_count) DESC, p.created_at DESC, p.id DESC
+    LIMIT %(limit)s
+) p
 WHERE f.follower_id = %(followed_by)s
-  AND (%(author_id)s::bigint IS NULL OR p.user_id = %(author_id)s)
-  AND (%(pattern)s::text IS NULL OR (p.type <> 'repost' AND p.content ILIKE %(pattern)s))
-  AND (%(since)s::timestamptz IS NULL OR p.created_at >= %(since)s)
-  AND (%(until)s::timestamptz IS NULL OR p.created_at < %(until)s)
-  AND (%(after_created_at)s::timestamptz IS NULL
-       OR ((p.repost_count + p.quote_count), p.created_at, p.id)
-          < (%(after_score)s::integer, %(after_created_at)s, %(after_id)s::bigint))
-ORDER BY (p.repost_count + p.quote_count) DESC, p.created_at DESC, p.id DESC
+ORDER BY p.score DESC, p.created_at DESC, p.id DESC
 LIMIT %(limit)s;

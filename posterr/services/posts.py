@@ -14,9 +14,11 @@ from posterr import cache, logs, presenters, validation
 from posterr.context import Context
 from posterr.errors import Conflict, DailyLimitReached, NotFound, ValidationFailed
 from posterr.limits import seconds_to_utc_midnight, utc_today
+from posterr.services import timelines
 from posterr.services.idempotency import Record
 from posterr.services.pagination import Page, cut, moment
 from posterr.services.users import existing_user
+from posterr.timelines import member
 
 log = logging.getLogger("posterr.posts")
 # Newest posts searched for a keyword before the trigram index is asked (see page_latest_scan):
@@ -54,6 +56,8 @@ def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any 
             post = _new_post(created, user, kind, text, target) if created else None
             if post and record:
                 record(run, post)
+            # Read while this transaction holds the author's row lock: see posterr/timelines.py, rule 2.
+            followers = run("fanout_followers", user_id=author, limit=ctx.settings.fanout_max_followers + 1) if post else []
     except psycopg.errors.UniqueViolation:
         raise Conflict(f"user {author} has already reposted post {target_id}") from None
     if created is None:  # PostgreSQL refused: the counter learns that the day is full
@@ -64,6 +68,8 @@ def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any 
     # Before the answer: nobody may read a feed, profile or post that lacks this write.
     changed = [cache.FEEDS_KEY, cache.user_key(author)] + ([cache.post_key(target_id)] if target_id else [])
     ctx.cache.invalidate(*changed)
+    ctx.timelines.push(timelines.pushed_to(followers, ctx.settings.fanout_max_followers), author,
+                       member(created["created_at"], created["id"]))
     return post
 
 
@@ -137,12 +143,11 @@ def list_posts(ctx: Context, params: dict[str, str | None], *, keyword_required:
             filters = {"author_id": author_id, "followed_by": followed_by,
                        "pattern": validation.like_pattern(keyword) if keyword else None,
                        "since": _day_start(start), "until": _day_after(end), "limit": size + 1, **after}
-            ids = []
-            if keyword and order == "latest" and not followed_by and _many_posts(ctx, run):
-                ids = [row["id"] for row in run("page_latest_scan", scan=KEYWORD_SCAN, **filters)]
-            if len(ids) <= size:  # not a full page yet: the whole table, through the indexes
-                query = f"page_followed_{order}" if followed_by else f"page_{order}"
-                ids = [row["id"] for row in run(query, **filters)]
+            if followed_by and order == "latest" and not any((author_id, keyword, start, end)):
+                last = (after["after_created_at"], after["after_id"]) if after["after_id"] else None
+                ids = timelines.page_ids(ctx, run, followed_by, last, size + 1)
+            else:
+                ids = _page_ids(ctx, run, order, filters)
             # Two short statements beat one: the page is planned with its values (cheap, one table),
             # the posts' joins are read through a statement prepared once per connection.
             posts_by_id = {row["id"]: row for row in run("posts_by_ids", ids=ids)} if ids else {}
@@ -154,6 +159,20 @@ def list_posts(ctx: Context, params: dict[str, str | None], *, keyword_required:
         return load()
     field = cache.feed_field(order, size, author_id)
     return Page.unpack(ctx.cache.fetch(cache.FEEDS_KEY, field, ctx.settings.feed_cache_ttl, lambda: load().pack()))
+
+
+_PAGE_QUERIES = {("latest", False): "page_latest", ("trending", False): "page_trending",
+                 ("latest", True): "page_followed_latest", ("trending", True): "page_followed_trending"}
+
+
+def _page_ids(ctx: Context, run, order: str, filters: dict) -> list[int]:
+    ids = []
+    if filters["pattern"] and order == "latest" and not filters["followed_by"] and _many_posts(ctx, run):
+        ids = [row["id"] for row in run("page_latest_scan", scan=KEYWORD_SCAN, **filters)]
+    if len(ids) < filters["limit"]:  # not a full page yet: the whole table, through the indexes
+        query = _PAGE_QUERIES[order, filters["followed_by"] is not None]
+        ids = [row["id"] for row in run(query, **filters)]
+    return ids
 
 
 def _many_posts(ctx: Context, run) -> bool:

@@ -65,14 +65,21 @@ def unfollow(ctx: Context, follower_id: int, followee_id: int) -> None:
 
 
 def _change_follow(ctx: Context, query: str, follower_id: int, followee_id: int) -> None:
+    fanout_max = ctx.settings.fanout_max_followers
     with ctx.db.transaction() as run:
         found = {row["id"] for row in run("lock_users", follower_id=follower_id, followee_id=followee_id)}
         for user_id in (follower_id, followee_id):
             if user_id not in found:
                 raise NotFound(f"there is no user {user_id}")
-        changed = run(query, follower_id=follower_id, followee_id=followee_id)["changed"]
-    if changed:
+        changed = run(query, follower_id=follower_id, followee_id=followee_id)
+        # The followee's posts stop being pushed from here: every timeline built while they were
+        # pushed lacks their next posts (posterr/timelines.py, rule 6).
+        crossed = changed.get("followee_followers") == fanout_max + 1
+        readers = [row["follower_id"] for row in run("fanout_followers", user_id=followee_id, limit=fanout_max + 1)
+                   ] if crossed else [follower_id]
+    if changed["changed"]:
         ctx.cache.invalidate(cache.user_key(follower_id), cache.user_key(followee_id))
+        ctx.timelines.drop(readers)
 
 
 def followers(ctx: Context, user_id: int, *, limit: str | None, cursor: str | None) -> Page:

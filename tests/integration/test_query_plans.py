@@ -44,6 +44,12 @@ CASES = {
                                           "location": "/api/posts/1", "body": b"{}"})],
     "release_idempotency_key": [("one", {"scope": "POST /api/posts", "user_id": 1, "key": "k"})],
     "delete_expired_idempotency_keys": [("batch", {})],
+    "fanout_followers": [("up to the limit", {"user_id": 3, "limit": 1001})],
+    "timeline_followees": [("reader", {"user_id": 7, "fanout_max": 1000})],
+    "page_by_authors_latest": [
+        ("build", {"author_ids": list(range(1, 201)), "limit": 800, "after_created_at": None, "after_id": None}),
+        ("merge after a cursor", {"author_ids": [3, 5], "limit": 11, "after_created_at": NOW - timedelta(days=90),
+                                  "after_id": 25000})],
 }
 FEED_CASES = [
     ("global", {}),

@@ -1,0 +1,58 @@
+"""The "Following" feed, newest first: read from the reader's home timeline (posterr/timelines.py
+says what keeps it exact), built from PostgreSQL on a miss, or read from PostgreSQL outright when
+Redis is unavailable or the timeline cannot fill the page."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from posterr import metrics
+from posterr.context import Context
+from posterr.timelines import Build, Slice, member, post_id
+
+
+def page_ids(ctx: Context, run, user_id: int, after: tuple[datetime, int] | None, count: int) -> list[int]:
+    """The ids of up to `count` posts of the accounts user_id follows, after the (created_at, id)
+    cursor `after`, newest first: exactly what page_followed_latest returns."""
+    cursor = member(*after) if after else None
+    found = ctx.timelines.read(user_id, cursor, count)
+    source = "hit"
+    if isinstance(found, Build):
+        found, source = _build(ctx, run, found, cursor, count), "built"
+    if found is None or (len(found.entries) < count and not found.complete):
+        metrics.TIMELINE_READS.labels("pulled").inc()
+        return _pulled(run, user_id, after, count)
+    metrics.TIMELINE_READS.labels(source).inc()
+    if found.merged:  # followees with too many followers to push to: their posts are read now
+        rows = run("page_by_authors_latest", author_ids=found.merged, limit=count, **_after(after))
+        entries = sorted({*found.entries, *(member(row["created_at"], row["id"]) for row in rows)}, reverse=True)
+        return [post_id(entry) for entry in entries[:count]]
+    return [post_id(entry) for entry in found.entries]
+
+
+def _build(ctx: Context, run, build: Build, cursor: str | None, count: int) -> Slice:
+    followees = run("timeline_followees", user_id=build.user_id, fanout_max=ctx.settings.fanout_max_followers)
+    pushed = [row["followee_id"] for row in followees if not row["merged_at_read"]]
+    merged = [row["followee_id"] for row in followees if row["merged_at_read"]]
+    rows = run("page_by_authors_latest", author_ids=pushed, limit=ctx.timelines.size, **_after(None)) if pushed else []
+    entries = [member(row["created_at"], row["id"]) for row in rows]
+    ctx.timelines.store(build, entries, [row["followee_id"] for row in followees], merged)
+    after_cursor = [entry for entry in entries if cursor is None or entry < cursor]
+    return Slice(after_cursor[:count], len(entries) < ctx.timelines.size, merged)
+
+
+def _pulled(run, user_id: int, after: tuple[datetime, int] | None, count: int) -> list[int]:
+    filters = {"author_id": None, "pattern": None, "since": None, "until": None, "after_score": None}
+    rows = run("page_followed_latest", followed_by=user_id, limit=count, **filters, **_after(after))
+    return [row["id"] for row in rows]
+
+
+def _after(after: tuple[datetime, int] | None) -> dict:
+    created_at, last_id = after or (None, None)
+    return {"after_created_at": created_at, "after_id": last_id}
+
+
+def pushed_to(followers: list[dict], fanout_max: int) -> list[int]:
+    """The followers a new post is pushed to: all of them, unless the author has more than
+    fanout_max (fanout_followers reads at most fanout_max + 1), whose posts are merged at read time."""
+    return [] if len(followers) > fanout_max else [row["follower_id"] for row in followers]

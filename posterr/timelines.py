@@ -1,0 +1,171 @@
+"""Home timelines in Redis: what each reader's "Following" feed (newest first) is read from.
+
+One sorted set per reader holds the newest `POSTERR_TIMELINE_SIZE` posts of the accounts they
+follow, so a page costs the same whether they follow 20 accounts or 2,000. PostgreSQL stays the
+truth: a timeline is built from it on a miss and is only ever an exact copy of a prefix of what the
+pull query (page_followed_latest) returns. The rules that keep it exact:
+
+1. Members are `<created_at in µs, 17 digits>:<post id, 19 digits>` with score 0, so the set's
+   lexicographic order is the feed's order, (created_at, id), and a keyset cursor is a member.
+2. Fan-out on write: a new post is pushed, before it is answered, into the timeline of each
+   follower that has one. The followers are read after the post's row lock is held, so a follow
+   that commits first is seen here, and one that commits later rebuilds from a snapshot that holds
+   the post. An author with more than `POSTERR_FANOUT_MAX_FOLLOWERS` followers is not pushed: their
+   posts are merged in at read time (timeline_followees says which followees those are).
+3. A push lands only in a timeline whose followees include the author, so a push that arrives after
+   an unfollow (and after the rebuild that followed it) cannot add a post from someone unfollowed.
+4. A build marks the timeline (a token in its state hash) before it reads PostgreSQL, and stores only
+   if the mark is still there and nothing was stored meanwhile; a push to a timeline being built
+   removes the mark, so a build that may have missed a post is served once and never stored.
+5. Entries are the newest posts, with no gap: a push is added and the oldest entries beyond the
+   size trimmed (a push older than all of them goes at once), and a trimmed timeline is marked
+   incomplete. A page that an incomplete timeline cannot fill comes from PostgreSQL.
+6. A follow, an unfollow, or an author crossing the fan-out limit deletes the timelines whose
+   followees it changes, before it is answered; keys carry the epoch (see cache.py) and expire
+   after `POSTERR_TIMELINE_TTL`, which bounds how long a push lost with a crashed worker is missed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from posterr.cache import Redis, timeline_keys
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+BUILD_MARK_TTL = 30  # seconds a build may take before its mark expires
+
+_READ = """
+if redis.call('HGET', KEYS[1], 'ready') ~= '1' then return 0 end
+return {redis.call('HGET', KEYS[1], 'complete'), redis.call('HGET', KEYS[1], 'merged'),
+        redis.call('ZRANGE', KEYS[2], ARGV[1], '-', 'BYLEX', 'REV', 'LIMIT', 0, ARGV[2])}
+"""
+_MARK = """
+if redis.call('HSETNX', KEYS[1], '~gen', ARGV[1]) == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return redis.call('HGET', KEYS[1], '~gen')
+"""
+# ARGV: token, ttl, complete, merged, number of entries, the entries, then the followees.
+_STORE = """
+if redis.call('HGET', KEYS[1], '~gen') ~= ARGV[1] or redis.call('HEXISTS', KEYS[1], 'ready') == 1 then
+  return 0
+end
+redis.call('DEL', KEYS[2], KEYS[3])
+local function add(command, key, first, last, scored)
+  local batch = {}
+  for i = first, last do
+    if scored then batch[#batch + 1] = 0 end
+    batch[#batch + 1] = ARGV[i]
+    if #batch >= 1000 then redis.call(command, key, unpack(batch)); batch = {} end
+  end
+  if #batch > 0 then redis.call(command, key, unpack(batch)) end
+end
+local entries_end = 5 + tonumber(ARGV[5])
+add('ZADD', KEYS[2], 6, entries_end, true)
+add('SADD', KEYS[3], entries_end + 1, #ARGV, false)
+redis.call('HSET', KEYS[1], 'ready', '1', 'complete', ARGV[3], 'merged', ARGV[4])
+for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[2]) end
+return 1
+"""
+# ARGV: author, member, size.
+_PUSH = """
+if redis.call('HGET', KEYS[1], 'ready') ~= '1' then
+  redis.call('DEL', KEYS[1])  -- a build under way may have read PostgreSQL before this post
+  return 0
+end
+if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 0 then return 0 end
+redis.call('ZADD', KEYS[2], 0, ARGV[2])
+local excess = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[3])
+if excess > 0 then
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, excess - 1)
+  redis.call('HSET', KEYS[1], 'complete', '0')
+end
+return 1
+"""
+
+
+def member(created_at: datetime, post_id: int) -> str:
+    return f"{(created_at - _EPOCH) // _MICROSECOND:017d}:{post_id:019d}"
+
+
+def post_id(entry: str) -> int:
+    return int(entry[18:])
+
+
+@dataclass(frozen=True)
+class Slice:
+    """Entries after a cursor (newest first), whether the timeline holds every post of its pushed
+    followees, and the followees merged in at read time."""
+    entries: list[str]
+    complete: bool
+    merged: list[int]
+
+
+@dataclass(frozen=True)
+class Build:
+    user_id: int
+    epoch: str
+    token: str
+
+
+class HomeTimelines:
+    def __init__(self, redis_: Redis, *, size: int, ttl: int, invalidation_deadline: float):
+        self.redis = redis_
+        self.size = size
+        self.ttl = ttl
+        self.invalidation_deadline = invalidation_deadline
+        client = redis_.client
+        self._read, self._mark, self._store, self._push = (
+            client.register_script(script) for script in (_READ, _MARK, _STORE, _PUSH))
+
+    def read(self, user_id: int, after: str | None, count: int) -> Slice | Build | None:
+        """`count` entries after the member `after`; on a miss, a Build to fill it; None when Redis
+        is unavailable (the caller reads PostgreSQL)."""
+        epoch = self.redis.learn_epoch()
+        if epoch is None:
+            return None
+        keys = timeline_keys(user_id, epoch)
+        start = f"({after}" if after else "+"
+        found = self.redis.run(lambda _: self._read(keys=keys[:2], args=[start, count]))
+        if found is None or self.redis.epoch != epoch:
+            return None
+        if found != 0:
+            complete, merged, entries = found
+            return Slice([e.decode() for e in entries], complete == b"1", _ids(merged))
+        token = os.urandom(8).hex()
+        mark = self.redis.run(lambda _: self._mark(keys=keys[:1], args=[token, BUILD_MARK_TTL]))
+        if mark is None or self.redis.epoch != epoch:
+            return None
+        return Build(user_id, epoch, mark.decode())
+
+    def store(self, build: Build, entries: list[str], followees: list[int], merged: list[int]) -> bool:
+        """Keeps a built timeline (`entries`: the newest posts of the pushed followees, at most
+        `size`) unless a push or a delete came since its mark."""
+        complete = "1" if len(entries) < self.size else "0"
+        args = [build.token, self.ttl, complete, ",".join(map(str, merged)), len(entries), *entries, *followees]
+        stored = self.redis.run(lambda _: self._store(keys=timeline_keys(build.user_id, build.epoch), args=args))
+        return bool(stored)
+
+    def push(self, follower_ids: list[int], author_id: int, entry: str) -> None:
+        """Adds a new post to its author's followers' timelines, before the post is answered."""
+        def queue(pipe, epoch: str) -> None:
+            for follower_id in follower_ids:
+                self._push(keys=timeline_keys(follower_id, epoch), args=[author_id, entry, self.size], client=pipe)
+
+        if follower_ids:
+            self.redis.before_answer(queue, self.invalidation_deadline, [f"timelines of {len(follower_ids)} followers"])
+
+    def drop(self, user_ids: list[int]) -> None:
+        """Deletes these readers' timelines (their followees changed), before the change is answered."""
+        def queue(pipe, epoch: str) -> None:
+            for user_id in user_ids:
+                pipe.delete(*timeline_keys(user_id, epoch))
+
+        self.redis.before_answer(queue, self.invalidation_deadline, [f"timelines of {len(user_ids)} readers"])
+
+
+def _ids(text: Any) -> list[int]:
+    text = text.decode() if isinstance(text, bytes) else text or ""
+    return [int(part) for part in text.split(",") if part]

@@ -1,0 +1,220 @@
+"""Home timelines (posterr/timelines.py): the "Following" feed, newest first, read from Redis is
+exactly what the pull query over PostgreSQL returns, after every write, on random follow graphs and
+write sequences (unfollows, Redis flushes, restarts and pushes lost to a stopped Redis included).
+
+The app here has tiny limits, so that every path runs in a few steps: authors with more than
+FANOUT_MAX followers are merged in at read time, and timelines keep only SIZE entries."""
+
+from __future__ import annotations
+
+import random
+import re
+from datetime import UTC, datetime, timedelta
+from itertools import chain
+
+import pytest
+import requests
+
+from posterr.cache import Redis
+from posterr.db import load_queries
+from posterr.timelines import Build, HomeTimelines, member, post_id
+from tests.conftest import running_app
+from tests.integration.conftest import Api
+from tests.integration.test_feed import walk
+
+FANOUT_MAX = 3
+SIZE = 6
+PULL = load_queries()["page_followed_latest"].sql
+NO_FILTERS = {"author_id": None, "pattern": None, "since": None, "until": None, "after_score": None,
+              "after_created_at": None, "after_id": None}
+
+
+@pytest.fixture(scope="module")
+def small_app(servers):
+    with running_app(servers, "gunicorn-timelines.log", POSTERR_FANOUT_MAX_FOLLOWERS=str(FANOUT_MAX),
+                     POSTERR_TIMELINE_SIZE=str(SIZE), POSTERR_DAILY_POST_LIMIT="10000") as base:
+        yield base
+
+
+@pytest.fixture
+def app(small_app) -> Api:
+    return Api(small_app)
+
+
+def pulled(sql, reader: int) -> list[int]:
+    """The truth: the pull query, run on PostgreSQL directly."""
+    return [row[0] for row in sql.execute(PULL, {"followed_by": reader, "limit": 100_000, **NO_FILTERS})]
+
+
+def served(api: Api, reader: int, limit: int) -> list[int]:
+    return list(chain.from_iterable(walk(api, f"/api/posts?followed_by={reader}&limit={limit}")))
+
+
+def timeline_reads(base: str) -> dict[str, float]:
+    """posterr_timeline_reads_total by source, summed over the workers."""
+    text = requests.get(f"{base}/metrics", timeout=5).text
+    return {source: float(value) for source, value in
+            re.findall(r'^posterr_timeline_reads_total\{source="(\w+)"\} (\S+)$', text, re.MULTILINE)}
+
+
+def test_each_write_is_in_the_next_read(app, sql):
+    reader, near, far = (app.new_user(name)["id"] for name in ("reader", "near", "far"))
+    app.follow(reader, near)
+    first = app.new_post(near, "before the timeline")
+    assert served(app, reader, 10) == [first["id"]]  # builds the timeline
+    post = app.new_post(near, "pushed")
+    repost = app.new_post(near, repost_id=app.new_post(far, "by far")["id"])
+    quote = app.new_post(near, "a quote", repost_id=first["id"])
+    assert served(app, reader, 10) == [quote["id"], repost["id"], post["id"], first["id"]]
+    app.follow(reader, far)
+    assert served(app, reader, 2) == pulled(sql, reader)
+    assert len(pulled(sql, reader)) == 5
+    assert app.delete(f"/api/users/{reader}/following/{near}").status_code == 204
+    assert served(app, reader, 10) == pulled(sql, reader) == [repost["repost_id"]]
+
+
+def test_pages_come_from_the_timeline(small_app, app, sql):
+    reader, author = app.new_user("reader"), app.new_user("author")
+    app.follow(reader["id"], author["id"])
+    for n in range(4):
+        app.new_post(author["id"], f"post {n}")
+    before = timeline_reads(small_app)
+    for _ in range(3):
+        assert served(app, reader["id"], 2) == pulled(sql, reader["id"])
+    after = timeline_reads(small_app)
+    # 3 walks of 2 pages: the first read builds the timeline (in Redis: for every worker), the
+    # other five are served from it.
+    assert {source: after.get(source, 0) - before.get(source, 0) for source in ("built", "hit", "pulled")} == {
+        "built": 1, "hit": 5, "pulled": 0}
+
+
+def test_an_author_past_the_fanout_limit_is_merged_at_read_time(app, sql):
+    author = app.new_user("popular")["id"]
+    readers = [app.new_user(f"fan{n}")["id"] for n in range(FANOUT_MAX + 1)]
+    for reader in readers[:FANOUT_MAX]:
+        app.follow(reader, author)
+    app.new_post(author, "pushed to three")
+    assert served(app, readers[0], 5) == pulled(sql, readers[0])  # timeline built, author pushed
+    app.follow(readers[-1], author)  # crosses the limit: the author is merged from now on
+    post = app.new_post(author, "merged for four")
+    for reader in readers:
+        assert served(app, reader, 1) == pulled(sql, reader)
+        assert post["id"] in served(app, reader, 5)
+
+
+ACTIONS = {"post": 20, "repost": 6, "quote": 6, "follow": 16, "unfollow": 8, "read": 30, "flush": 2,
+           "restart": 1, "lost push": 1}
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_random_graphs_and_writes_match_the_pull_query(app, sql, servers, redis_client, seed):
+    rng = random.Random(seed)
+    users = [app.new_user(f"s{seed}u{n}")["id"] for n in range(8)]
+    posts: list[dict] = []
+    steps: list[str] = []
+
+    def check(reader: int) -> None:
+        limit = rng.randint(1, 4)
+        truth = pulled(sql, reader)
+        assert served(app, reader, limit) == truth, f"seed {seed}, reader {reader}, limit {limit}, after {steps[-12:]}"
+
+    def create(author: int, content: str | None, target: int | None) -> None:
+        response = app.post("/api/posts", {"user_id": author, "content": content, "repost_id": target})
+        assert response.status_code in (201, 409, 422), response.text  # a second repost, a quote of a quote
+        if response.status_code == 201:
+            posts.append(response.json())
+
+    for step in range(110):
+        action = rng.choices(list(ACTIONS), weights=list(ACTIONS.values()))[0]
+        actor, other = rng.sample(users, 2)
+        steps.append(f"{step}:{action}:{actor}:{other}")
+        if action == "post":
+            create(actor, f"step {step}", None)
+        elif action in ("repost", "quote") and posts:
+            create(actor, f"step {step}" if action == "quote" else None, rng.choice(posts)["id"])
+        elif action == "follow":
+            assert app.put(f"/api/users/{actor}/following/{other}").status_code == 204
+        elif action == "unfollow":
+            assert app.delete(f"/api/users/{actor}/following/{other}").status_code == 204
+        elif action == "flush":
+            redis_client.flushall()
+        elif action == "restart":
+            servers.stop_redis()
+            servers.start_redis()
+        elif action == "lost push":  # the push meets a stopped Redis; the next one has another epoch
+            servers.stop_redis()
+            create(actor, f"step {step}, Redis down", None)
+            servers.start_redis()
+        # Read-your-writes: the reader a write concerns reads next (a follower of the author, or
+        # the follower); and a random reader at random.
+        concerned = [row[0] for row in sql.execute("SELECT follower_id FROM follows WHERE followee_id = %s",
+                                                   (actor,))] if action in ("post", "repost", "quote") else [actor]
+        if action == "read" or (concerned and rng.random() < 0.6):
+            check(rng.choice(concerned) if action != "read" and concerned else rng.choice(users))
+    for reader in users:
+        check(reader)
+
+
+# --- the Redis scripts' rules, one at a time (posterr/timelines.py), against the real Redis ------
+
+@pytest.fixture
+def timelines(servers):
+    redis_ = Redis(servers.redis_url, timeout=1, retry_after=0.5)
+    yield HomeTimelines(redis_, size=3, ttl=60, invalidation_deadline=1)
+    redis_.close()
+
+
+def entries(*ids: int) -> list[str]:
+    """Timeline members of posts `ids`, one second apart, newest first as given."""
+    return [member(datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=post_id), post_id) for post_id in ids]
+
+
+def built(timelines: HomeTimelines, user_id: int, newest: list[str], followees: list[int]) -> None:
+    build = timelines.read(user_id, None, 10)
+    assert isinstance(build, Build)
+    assert timelines.store(build, newest, followees, merged=[])
+
+
+def test_members_sort_like_the_feed():
+    stamp = datetime(2026, 1, 1, tzinfo=UTC)
+    ordered = [(stamp, 9), (stamp, 10), (stamp + timedelta(microseconds=1), 2), (stamp + timedelta(days=9000), 1)]
+    assert sorted(member(*key) for key in ordered) == [member(*key) for key in ordered]
+    assert [post_id(member(*key)) for key in ordered] == [9, 10, 2, 1]
+
+
+def test_a_timeline_keeps_its_newest_entries_without_a_gap(timelines):
+    built(timelines, 1, entries(9, 8, 7), followees=[5])  # as many as it keeps: older posts exist
+    timelines.push([1], 5, entries(6)[0])  # a slow writer's older post: kept, it would leave a gap
+    timelines.push([1], 5, entries(10)[0])
+    found = timelines.read(1, None, 10)
+    assert found.entries == entries(10, 9, 8) and not found.complete
+
+
+def test_a_trimmed_timeline_is_incomplete(timelines):
+    built(timelines, 1, entries(9, 8), followees=[5])
+    assert timelines.read(1, None, 10).complete
+    timelines.push([1], 5, entries(3)[0])  # an older post, while it holds everything: kept
+    timelines.push([1], 5, entries(10)[0])
+    found = timelines.read(1, None, 10)
+    assert found.entries == entries(10, 9, 8) and not found.complete  # 3 is gone: older ones come from PostgreSQL
+
+
+def test_a_push_during_a_build_stops_it_being_stored(timelines):
+    build = timelines.read(1, None, 10)
+    timelines.push([1], 5, entries(4)[0])  # the build may have read PostgreSQL before this post
+    assert not timelines.store(build, entries(3), [5], merged=[])
+    assert isinstance(timelines.read(1, None, 10), Build)
+
+
+def test_a_push_from_an_account_not_followed_is_ignored(timelines):
+    built(timelines, 1, entries(3), followees=[5])  # rebuilt after an unfollow of 6
+    timelines.push([1], 6, entries(4)[0])  # a push that read the followers before the unfollow
+    assert timelines.read(1, None, 10).entries == entries(3)
+
+
+def test_a_dropped_timeline_is_built_again(timelines):
+    built(timelines, 1, entries(3), followees=[5])
+    build = timelines.read(2, None, 10)
+    timelines.drop([1, 2])
+    assert isinstance(timelines.read(1, None, 10), Build)
+    assert not timelines.store(build, entries(3), [5], merged=[])  # a build under way when it was dropped

@@ -32,6 +32,7 @@ READ_TIMEOUT = 5.0
 MAX_UNANSWERED = 16
 CONCURRENCY = 8
 SAMPLE_NEW, SAMPLE_OLD = 150, 30  # posts (and users / 3) checked at a checkpoint after a fault
+FOLLOWING_READERS = 20  # Following feeds (home timelines) checked at a checkpoint after a fault
 GLOBAL_PAGE = 100
 
 
@@ -63,13 +64,15 @@ class Checker:
                 self.counters(conn)
                 self.daily_limit(conn)
         authors = self.author_feeds(posts)
+        readers = self.following_feeds(users[:FOLLOWING_READERS] if not final else users)
         self.global_feeds()
         if self.skipped:
             self.verdict.violate("liveness", f"after {after}, {self.unanswered} reads went unanswered within "
                                              f"{READ_TIMEOUT:g} s: {self.skipped} checks left out")
         found = self.verdict.total_violations - before
         say(f"check after {after}: {recovered}; {len(posts)} posts, {len(users)} users, "
-            f"{authors} author feeds × {len(self.bases)} bases, follows, counters, daily limit: "
+            f"{authors} author feeds and {readers} Following feeds × {len(self.bases)} bases, follows, counters, "
+            f"daily limit: "
             f"{'ok' if not found else f'{found} VIOLATIONS'} ({time.monotonic() - started:.1f} s)")
 
     # --- plumbing -----------------------------------------------------------------------------------
@@ -272,6 +275,44 @@ class Checker:
         missing = sorted(expected - found)
         self.verdict.check("read your writes", not missing,
                            f"user {author}'s feed on {base} lacks acknowledged posts {missing}", count=len(expected))
+
+    def following_feeds(self, readers: list[int]) -> int:
+        """Each reader's Following feed (its home timeline) on every base shows only posts of accounts
+        it follows, and every acknowledged post of theirs newer than the page's last entry; readers
+        whose follows changed while we looked are left for the next checkpoint."""
+        self.each([(reader, base) for reader in readers for base in self.bases], self.following_feed)
+        return len(readers)
+
+    def following_feed(self, job: tuple[int, str]) -> None:
+        reader, base = job
+        with self.connect() as conn:
+            if conn is None:
+                return
+            followees = self.followees(conn, reader)
+            asked = time.monotonic()
+            url = f"{base}/api/posts?followed_by={reader}&limit={GLOBAL_PAGE}"
+            response = self.read(url, "check: GET /api/posts?followed_by")
+            if followees != self.followees(conn, reader):
+                return
+        if response is None or response.status_code != 200:
+            self.verdict.check("read your writes", False, f"Following feed {url} answered "
+                               f"{response.status_code if response is not None else 'nothing'}")
+            return
+        page = response.json()
+        strangers = sorted({p["id"] for p in page if p["user_id"] not in followees})
+        self.verdict.check("read your writes", not strangers,
+                           f"user {reader}'s Following feed on {base} shows posts {strangers} of accounts it does not follow")
+        oldest = min(((p["created_at"], p["id"]) for p in page), default=None) if len(page) == GLOBAL_PAGE else None
+        expected = [post for followee in followees for post in list(self.ledger.by_author[followee])
+                    if post.acked_at < asked and (oldest is None or post.feed_key >= oldest)]
+        missing = sorted({post.id for post in expected} - {p["id"] for p in page})
+        self.verdict.check("read your writes", not missing,
+                           f"user {reader}'s Following feed on {base} lacks acknowledged posts {missing} of accounts "
+                           f"it follows, newer than its last entry", count=len(expected))
+
+    @staticmethod
+    def followees(conn: psycopg.Connection, reader: int) -> set[int]:
+        return {row[0] for row in conn.execute("SELECT followee_id FROM follows WHERE follower_id = %s", (reader,))}
 
     def global_feeds(self) -> None:
         """The first page of the global feed on every base holds every acknowledged post newer than

@@ -75,6 +75,8 @@ def test_unlisted_origin_gets_no_cors_grant(app):
     ({"DATABASE_URL": "x", "REDIS_URL": "y", "POSTERR_DAILY_POST_LIMIT": "five"}, "not a whole number"),
     ({"DATABASE_URL": "x", "REDIS_URL": "y", "POSTERR_DAILY_POST_LIMIT": "0"}, "at least 1"),
     ({"DATABASE_URL": "x", "REDIS_URL": "y", "POSTERR_REDIS_TIMEOUT": "-1"}, "positive"),
+    ({"DATABASE_URL": "x", "REDIS_URL": "y", "POSTERR_TIMELINE_SIZE": "0"}, "POSTERR_TIMELINE_SIZE=0 must be at least 1"),
+    ({"DATABASE_URL": "x", "REDIS_URL": "y", "POSTERR_FANOUT_MAX_FOLLOWERS": "-1"}, "at least 0"),
 ])
 def test_start_up_errors_name_the_missing_piece(env, message):
     with pytest.raises(ConfigError, match=message):
@@ -84,3 +86,4 @@ def test_start_up_errors_name_the_missing_piece(env, message):
 def test_settings_defaults():
     settings = Settings.from_env({"DATABASE_URL": "x", "REDIS_URL": "y", "POSTERR_CORS_ORIGINS": "a, b"})
     assert settings.daily_post_limit == 5 and settings.cors_origins == ("a", "b")
+    assert (settings.timeline_size, settings.timeline_ttl, settings.fanout_max_followers) == (800, 900, 1000)

@@ -33,8 +33,31 @@ Rows:
 - search: /api/posts/search?keyword=… rotating over rare, medium and common words (a wrk Lua
   script); --split-search adds one row per group.
 - followed_by: /api/posts?followed_by=ID, ID rotating over every seeded user.
+- following_20, following_200, following_2000: the "Following" home feed, first page
+  (/api/posts?followed_by=ID, always the same URL) of a reader user who follows exactly 20, 200 or
+  2,000 seeded users (evenly spread over their ids); following_20_p20, following_200_p20,
+  following_2000_p20: page 20 of the same feed, reached by following its Link rel="next" cursor 19
+  times. The readers (`reader20`, …) are made in the seeded template by db/seed/readers.sql, an
+  idempotent step with exact follow counters, before each copy. A reader needs that many seeded
+  users besides itself (2,000 needs --users 2000 or more, BENCH_USERS=…): the rows of one that
+  cannot be made are left out, with a note under the table. A feed shorter than 20 pages gives its
+  last page, with a warning (as the deep page does). These rows also check that the page is not
+  empty before measuring.
 - profile: GET /api/users/{id} of one seeded user.
 - create post: POST /api/posts, the author drawn at random among the seeded users per request.
+- post_fans_10, post_fans_1000, post_fans_100000: POST /api/posts, always by the same author, one
+  followed by exactly 10, 1,000 or 100,000 users. A new post is pushed into the home timeline of
+  each follower that has one, up to POSTERR_FANOUT_MAX_FOLLOWERS (1,000) followers; an author with
+  more is merged at read time instead (1,000 is the most that is pushed: the worst case). So that
+  every follower is pushed to, the followers of the authors that are pushed (10 and 1,000) are each
+  given a home timeline before the rows run (one GET of their Following feed, 8 at a time; rebuilt when a row
+  could outlast the timelines' POSTERR_TIMELINE_TTL), and after the rounds a warning says so if
+  any of them holds no post (the pushes did not land). The authors (`author10`, …) and their
+  followers (`fan1` … `fan100000`, users apart from the seeded ones, so the other rows are
+  unchanged) are made in the seeded template by db/seed/fans.sql, an idempotent step like
+  readers.sql. The app's daily limit of 1,000,000 lets one author post that often (each run
+  starts from the template, with no posts counted today); its posts queue on its own quota row,
+  as one author's do.
 - peer (with --peer-url URL, `make bench PEER_URL=…`): GET URL of another service you started
   yourself, a yardstick measured in the same run and the same way (its CPU counts as the machine's).
 """
@@ -68,7 +91,11 @@ KEYWORDS = {
     "common": ["the", "an", "in"],
 }
 DEEP_PAGES = 50
+FOLLOWING = (20, 200, 2000)  # how many seeded users each reader follows (a pair of rows each)
+FOLLOWING_PAGE = 20  # the deeper of the pair: this page of the reader's feed, by cursor
 PROFILE_OFFSET = 41  # which seeded user's profile (low id + this, wrapped)
+FANS = (10, 1000, 100_000)  # followers of each post_fans_N row's author
+TIMELINE_THREADS = 8  # concurrent GETs when giving the fans their home timelines
 
 LUA_REPORT = r"""
 local thread_count = 0
@@ -136,7 +163,26 @@ class Row:
     method: str = "GET"
     body: dict | None = None
     expect: int = 200
+    nonempty: bool = False  # check() also wants a non-empty JSON list (a page with posts)
     result: dict = field(default_factory=dict)
+
+
+@dataclass
+class Following:
+    """A reader's pair of rows: its feed's first page and the page FOLLOWING_PAGE pages in."""
+    count: int  # accounts the reader follows
+    reader: int  # its user id
+    deep: str = ""  # the path of the deeper page
+    pages_followed: int = 0  # Link rel="next" cursors followed to reach it
+
+
+@dataclass
+class Author:
+    """A post_fans_N row's author, followed by exactly `fans` users (fan1 … fanN)."""
+    fans: int  # its followers
+    author: int  # its user id
+    timelines: list[int] = field(default_factory=list)  # followers given a home timeline before the row
+    pushed: int | None = None  # of those, how many had posts in their timeline after the rounds
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -202,9 +248,10 @@ def search_path(word: str) -> str:
     return f"/api/posts/search?keyword={quote(word, safe='')}"
 
 
-def deep_page(base: str, pages: int) -> tuple[str, int]:
-    """Follow the global feed's Link headers `pages` times: (that URL's path, pages followed)."""
-    path, followed = "/api/posts", 0
+def deep_page(base: str, pages: int, start: str = "/api/posts") -> tuple[str, int]:
+    """Follow a feed's Link headers `pages` times from `start` (the global feed's first page):
+    (that URL's path, pages followed)."""
+    path, followed = start, 0
     for _ in range(pages):
         status, headers, _ = harness.http_get(base + path)
         if status != 200:
@@ -218,7 +265,12 @@ def deep_page(base: str, pages: int) -> tuple[str, int]:
     return path, followed
 
 
-def rows_for(low: int, high: int, deep: str, split_search: bool) -> list[Row]:
+def following_path(reader: int) -> str:
+    return f"/api/posts?followed_by={reader}"
+
+
+def rows_for(low: int, high: int, deep: str, split_search: bool,
+             following: list[Following] | None = None, authors: list[Author] | None = None) -> list[Row]:
     profile = low + PROFILE_OFFSET % (high - low + 1)
     words = [word for group in ("rare", "medium", "common") for word in KEYWORDS[group]]
     rows = [
@@ -236,12 +288,42 @@ def rows_for(low: int, high: int, deep: str, split_search: bool) -> list[Row]:
     rows += [
         Row("followed_by", "followed_by feed, random user", f"/api/posts?followed_by={low}",
             LUA_RANDOM_USER % {"low": low, "high": high, "template": "/api/posts?followed_by=%d"}),
+    ]
+    for reader in following or []:
+        rows += [
+            Row(f"following_{reader.count}", f"Following feed page 1, {reader.count:,} follows",
+                following_path(reader.reader), nonempty=True),
+            Row(f"following_{reader.count}_p{FOLLOWING_PAGE}",
+                f"Following feed page {reader.pages_followed + 1} by cursor, {reader.count:,} follows",
+                reader.deep, nonempty=True),
+        ]
+    rows += [
         Row("profile", f"profile (GET /api/users/{profile})", f"/api/users/{profile}"),
         Row("create_post", "POST /api/posts, random author", "/api/posts",
             LUA_POST % {"low": low, "high": high}, method="POST",
             body={"user_id": low, "content": "bench check post"}, expect=201),
     ]
+    rows += [Row(f"post_fans_{author.fans}", f"POST /api/posts, one author, {author.fans:,} followers", "/api/posts",
+                 LUA_POST % {"low": author.author, "high": author.author}, method="POST",
+                 body={"user_id": author.author, "content": "bench check post"}, expect=201)
+             for author in authors or []]
     return rows
+
+
+def give_timelines(base: str, readers: list[int]) -> int:
+    """Reads each reader's Following feed once, so that each has a home timeline (a read without one
+    builds it) for new posts to be pushed into. Returns how many reads failed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def read(reader: int) -> bool:
+        try:
+            status, _, _ = harness.http_get(base + following_path(reader), timeout=30)
+        except OSError:
+            return False
+        return status == 200
+
+    with ThreadPoolExecutor(max_workers=TIMELINE_THREADS) as pool:
+        return sum(not ok for ok in pool.map(read, readers))
 
 
 def check(base: str, row: Row) -> str | None:
@@ -254,12 +336,22 @@ def check(base: str, row: Row) -> str | None:
                                      headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            status, text = response.status, ""
+            status, body, text = response.status, response.read(), ""
     except urllib.error.HTTPError as error:
-        status, text = error.code, error.read()[:300].decode(errors="replace")
+        status, body = error.code, b""
+        text = error.read()[:300].decode(errors="replace")
     except OSError as error:
         return f"request failed: {error}"
-    return None if status == row.expect else f"{row.method} {row.path} answered {status}, not {row.expect}: {text}"
+    if status != row.expect:
+        return f"{row.method} {row.path} answered {status}, not {row.expect}: {text}"
+    if row.nonempty:
+        try:
+            page = json.loads(body)
+        except ValueError:
+            return f"{row.method} {row.path} answered {status} with a body that is not JSON"
+        if not isinstance(page, list) or not page:
+            return f"{row.method} {row.path} answered {status} with an empty page: {body[:100].decode(errors='replace')}"
+    return None
 
 
 def machine_busy_seconds() -> float:
@@ -353,7 +445,8 @@ def git_commit() -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     only = {name.strip() for name in args.only.split(",") if name.strip()}
-    names = [row.name for row in rows_for(1, 2, "/", args.split_search)]
+    names = [row.name for row in rows_for(1, 2, "/", args.split_search, [Following(n, 1) for n in FOLLOWING],
+                                          [Author(n, 1) for n in FANS])]
     if only - set(names):
         harness.fail(f"--only: no row named {', '.join(sorted(only - set(names)))} (rows: {', '.join(names)})")
     harness.stop_on_sigterm()
@@ -361,7 +454,19 @@ def main(argv: list[str] | None = None) -> int:
     stamp = harness.timestamp()
     wrk = ensure_wrk(harness.RESULTS / "install.log")
     bench_db, bench_redis, low, high = harness.prepare_data(users=args.users, posts=args.posts,
-                                                            follows=args.follows_per_user, reseed=args.reseed)
+                                                            follows=args.follows_per_user, reseed=args.reseed,
+                                                            readers=FOLLOWING, fans=FANS)
+    made = harness.find_readers(bench_db, FOLLOWING)
+    following = [Following(n, made[n][0]) for n in FOLLOWING if made.get(n, (0, 0))[1] == n]
+    left_out = {n: f"following_{n}, following_{n}_p{FOLLOWING_PAGE}: not measured, the reader needs {n:,} "
+                   f"seeded users besides itself and the seed has {high - low + 1:,} (BENCH_USERS={n} or more)"
+                for n in FOLLOWING if made.get(n, (0, 0))[1] != n}
+    found = harness.find_fans(bench_db, FANS)
+    authors = [Author(n, found[n][0]) for n in FANS if found.get(n, (0, 0))[1] == n]
+    fans_left_out = [f"post_fans_{n}: not measured, user author{n} has {found.get(n, (0, 0))[1]:,} followers, "
+                     f"not {n:,} (see db/seed/fans.sql)" for n in FANS if found.get(n, (0, 0))[1] != n]
+    for note in [*left_out.values(), *fans_left_out]:
+        say(f"warning: {note}")
     load_before = os.getloadavg()
     if load_before[0] > (os.cpu_count() or 1) / 2:
         say(f"warning: the machine is busy already (load average {load_before[0]:.1f} on {os.cpu_count()} CPUs): "
@@ -369,12 +474,38 @@ def main(argv: list[str] | None = None) -> int:
 
     app = harness.App(bench_db, bench_redis, harness.RESULTS / f"bench-{stamp}-gunicorn.log",
                       daily_post_limit=1_000_000, workers=args.workers)
+    from posterr.config import Settings
+
+    settings = Settings.from_env(app.env)  # what the app will read: the fan-out limit, the timelines' TTL
+    timelines: list[int] = []  # the readers given a home timeline for the post_fans rows
+    timelines_built = 0.0  # when (time.monotonic()) they were last given one
     with app, tempfile.TemporaryDirectory(prefix="posterr-bench-") as scripts:
         deep, followed = deep_page(app.base, DEEP_PAGES)
         if followed < DEEP_PAGES:
             say(f"warning: the feed has only {followed + 1} pages; the deep page is page {followed + 1}")
-        rows = [row for row in rows_for(low, high, deep, args.split_search)
+        for reader in following:
+            if only and not only & {f"following_{reader.count}", f"following_{reader.count}_p{FOLLOWING_PAGE}"}:
+                continue
+            reader.deep, reader.pages_followed = deep_page(app.base, FOLLOWING_PAGE - 1, following_path(reader.reader))
+            if reader.pages_followed < FOLLOWING_PAGE - 1:
+                say(f"warning: the Following feed of {reader.count} follows has only {reader.pages_followed + 1} "
+                    f"pages; following_{reader.count}_p{FOLLOWING_PAGE} measures page {reader.pages_followed + 1}")
+        for author in authors:  # the authors whose posts are pushed: their followers get timelines
+            if author.fans <= settings.fanout_max_followers and (not only or f"post_fans_{author.fans}" in only):
+                author.timelines = harness.follower_ids(bench_db, author.author)
+        timelines = sorted({reader for author in authors for reader in author.timelines})
+        if timelines:
+            started = time.monotonic()
+            failed = give_timelines(app.base, timelines)
+            timelines_built = time.monotonic()
+            say(f"gave {len(timelines) - failed:,} of {len(timelines):,} followers a home timeline in "
+                f"{timelines_built - started:.1f}s")
+            if failed:
+                say(f"warning: {failed} followers' Following feeds did not answer 200: their authors' rows "
+                    "push into fewer timelines than they have followers")
+        rows = [row for row in rows_for(low, high, deep, args.split_search, following, authors)
                 if not only or row.name in only or row.name == "healthz"]
+        fanned = {f"post_fans_{author.fans}" for author in authors if author.timelines}
         if args.peer_url:
             rows.append(Row("peer", f"peer: GET {args.peer_url}", args.peer_url))
         base_of = {row.name: "" if row.name == "peer" else app.base for row in rows}  # the peer's is a URL
@@ -390,6 +521,13 @@ def main(argv: list[str] | None = None) -> int:
             for number, row in enumerate(measured, 1):
                 say(f"[round {round_number}/{args.rounds}, {number}/{len(measured)}] {row.name}: "
                     f"wrk -t{args.threads} -c{args.connections} -d{args.duration} {row.what}")
+                if row.name in fanned and time.monotonic() - timelines_built + seconds(args.duration) + 30 \
+                        > settings.timeline_ttl:  # they would expire during the row: build them afresh
+                    harness.forget_cached(bench_redis, timelines_of=timelines)
+                    failed = give_timelines(app.base, timelines)
+                    timelines_built = time.monotonic()
+                    say(f"    rebuilt the home timelines of {len(timelines) - failed:,} of {len(timelines):,} "
+                        f"followers (older than POSTERR_TIMELINE_TTL={settings.timeline_ttl} s by the row's end)")
                 offset = app.log_size()
                 run = run_wrk(wrk, base_of[row.name], row, args, Path(scripts))
                 run["worker_restarts"] = app.worker_boots_since(offset)
@@ -403,12 +541,25 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(args.pause)
         for row in measured:
             row.result = combine(runs[row.name])
+        for author in authors:  # a sanity check: the pushes landed (the measured work was done)
+            if f"post_fans_{author.fans}" in runs and author.timelines:
+                sizes = harness.timeline_sizes(bench_redis, author.timelines)
+                author.pushed = sum(1 for size in sizes.values() if size)
+                if author.pushed < len(author.timelines):
+                    say(f"warning: post_fans_{author.fans}: only {author.pushed:,} of the {len(author.timelines):,} "
+                        "followers given a timeline have posts in it after the rows: the posts were not pushed "
+                        "to all of them")
 
     report = {
         "timestamp": stamp, "commit": git_commit(), "cpus": os.cpu_count(), "gunicorn_workers": args.workers,
         "wrk": {"threads": args.threads, "connections": args.connections, "duration": args.duration},
         "seed": {"users": args.users, "posts": args.posts, "follows_per_user": args.follows_per_user},
         "keywords": KEYWORDS, "deep_page": {"pages_followed": followed, "path": deep},
+        "following": [{"follows": r.count, "reader_id": r.reader, "first_page": following_path(r.reader),
+                       "pages_followed": r.pages_followed, "deep_path": r.deep} for r in following],
+        "fans": [{"followers": a.fans, "author_id": a.author, "followers_given_timelines": len(a.timelines),
+                  "timelines_with_posts_after": a.pushed} for a in authors],
+        "following_left_out": list(left_out.values()), "fans_left_out": fans_left_out,
         "load_average": {"before": load_before[0], "after": os.getloadavg()[0]},
         "app_log": str(app.log_path.relative_to(harness.ROOT)),
         "rows": [{"name": r.name, "request": r.what, "method": r.method, "path": r.path, **r.result} for r in rows],
@@ -420,6 +571,8 @@ def main(argv: list[str] | None = None) -> int:
           f"on {os.cpu_count()} CPUs; load average {report['load_average']['before']:.1f} before, "
           f"{report['load_average']['after']:.1f} after\n")
     print(table(rows))
+    for note in [*left_out.values(), *fans_left_out]:
+        print(f"\n{note}")
     restarts = sum(r.result.get("worker_restarts", 0) for r in rows)
     if restarts:
         print(f"\ngunicorn replaced workers {restarts} times during the measurements (max_requests recycling; "

@@ -4,7 +4,9 @@ configuration, stopped again whatever happens.
 
 The servers come from DATABASE_URL / REDIS_URL (the Makefile's `scripts/services.sh up` sets them).
 The benchmark database is `posterr_bench` on that PostgreSQL server (never the development one): a
-fresh copy, at every run, of `posterr_bench_seed`, which is seeded once per seed size. Its Redis
+fresh copy, at every run, of `posterr_bench_seed`, which is seeded once per seed size (and given
+the bench's reader users, db/seed/readers.sql, and its authors with fans, db/seed/fans.sql,
+idempotently, before each copy). Its Redis
 side is database 11 of that Redis server, so neither the quota counters nor the cached pages of
 the benchmark mix with `make run`'s.
 """
@@ -33,6 +35,8 @@ BENCH_DATABASE = "posterr_bench"
 BENCH_TEMPLATE = "posterr_bench_seed"  # seeded once, never served: each run copies it to BENCH_DATABASE
 BENCH_REDIS_DB = 11
 SEED_MARK = "posterr seed: users={users} posts={posts} follows_per_user={follows}"
+READERS_FILE = ROOT / "db" / "seed" / "readers.sql"
+FANS_FILE = ROOT / "db" / "seed" / "fans.sql"
 
 
 def say(message: str) -> None:
@@ -139,12 +143,83 @@ def vacuum_analyze(database_url: str) -> None:
             conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(table)))
 
 
+def ensure_readers(database_url: str, counts: tuple[int, ...]) -> None:
+    """For each N of `counts`, a user `readerN` following exactly N seeded users (db/seed/readers.sql;
+    idempotent: a no-op when they are there already). When it changed anything, users and follows
+    are vacuumed and analyzed again, as after a seed."""
+    ensure_steps(database_url, READERS_FILE, {"follows": list(counts)},
+                 f"readers following {', '.join(map(str, counts))} seeded users")
+
+
+def ensure_fans(database_url: str, counts: tuple[int, ...]) -> None:
+    """For each N of `counts`, a user `authorN` followed by exactly the N users `fan1` … `fanN`
+    (db/seed/fans.sql; idempotent, like ensure_readers)."""
+    ensure_steps(database_url, FANS_FILE, {"fans": list(counts)},
+                 f"authors followed by {', '.join(map(str, counts))} fans")
+
+
+def ensure_steps(database_url: str, path: Path, params: dict, what: str) -> None:
+    """Runs the steps of an idempotent seed file (db/seed/readers.sql, fans.sql), whose last SELECT
+    says how many users' counters it recounted; when that is any, users and follows are vacuumed
+    and analyzed again, as after a seed."""
+    recounted = 0
+    started = time.monotonic()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for _name, body in sql_steps(path):
+            for statement in filter(None, (part.strip() for part in body.split(";\n"))):
+                cursor = conn.execute(statement, params if "%(" in statement else None)
+                if cursor.description:
+                    recounted = cursor.fetchone()[0]
+        if recounted:
+            say(f"{what}: follows written, counters of {recounted} users recounted in "
+                f"{time.monotonic() - started:.1f}s; vacuuming and analyzing users and follows")
+            for table in ("users", "follows"):
+                conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(table)))
+
+
+def sql_steps(path: Path) -> list[tuple[str, str]]:
+    """(name, sql) for each `-- step: NAME` block of a seed file (the format of db/seed/seed.sql)."""
+    steps = []
+    for block in path.read_text(encoding="utf-8").split("-- step: ")[1:]:
+        name, _, body = block.partition("\n")
+        steps.append((name.strip(), body.strip()))
+    return steps
+
+
+def find_readers(database_url: str, counts: tuple[int, ...]) -> dict[int, tuple[int, int]]:
+    """The readers that ensure_readers made: {N: (user id, accounts it follows)} for each N of
+    `counts` whose user `readerN` exists."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute("SELECT n, u.id, u.following_count FROM unnest(%s::int[]) AS n "
+                            "JOIN users AS u ON lower(u.username) = 'reader' || n", (list(counts),)).fetchall()
+    return {n: (user_id, following) for n, user_id, following in rows}
+
+
+def find_fans(database_url: str, counts: tuple[int, ...]) -> dict[int, tuple[int, int]]:
+    """The authors that ensure_fans made: {N: (user id, its followers)} for each N of `counts` whose
+    user `authorN` exists."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute("SELECT n, u.id, u.followers_count FROM unnest(%s::int[]) AS n "
+                            "JOIN users AS u ON lower(u.username) = 'author' || n", (list(counts),)).fetchall()
+    return {n: (user_id, followers) for n, user_id, followers in rows}
+
+
+def follower_ids(database_url: str, user_id: int) -> list[int]:
+    """The ids of the users who follow user_id, in order."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute("SELECT follower_id FROM follows WHERE followee_id = %s ORDER BY follower_id",
+                            (user_id,)).fetchall()
+    return [follower for (follower,) in rows]
+
+
 def ensure_bench_database(database_url: str, *, users: int, posts: int, follows: int, reseed: bool,
-                          log_path: Path) -> None:
+                          log_path: Path, readers: tuple[int, ...] = (), fans: tuple[int, ...] = ()) -> None:
     """Make `database_url` a fresh copy of the seeded template database (posterr_bench_seed), so that
     every run starts from the same rows whatever the previous run wrote. The template is migrated
     on every run and seeded only when it does not hold this very seed yet (or with reseed); a
-    reseed drops and re-creates it, so it always starts from the migrations."""
+    reseed drops and re-creates it, so it always starts from the migrations. With `readers` and
+    `fans`, the template also gets its reader users (ensure_readers) and its authors with fans
+    (ensure_fans) before it is copied."""
     template_url = sibling_database(database_url, BENCH_TEMPLATE)
     migrate(template_url, log_path)
     wanted = SEED_MARK.format(users=users, posts=posts, follows=follows)
@@ -159,6 +234,10 @@ def ensure_bench_database(database_url: str, *, users: int, posts: int, follows:
         migrate(template_url, log_path)
         took = run_seed(template_url, users=users, posts=posts, follows=follows)
         say(f"seeded in {took:.1f}s")
+    if readers:
+        ensure_readers(template_url, readers)
+    if fans:
+        ensure_fans(template_url, fans)
     copy_database(template_url, database_url)
 
 
@@ -176,15 +255,21 @@ def copy_database(template_url: str, database_url: str) -> None:
     say(f"copied {template} to {name} in {time.monotonic() - started:.1f}s (every run starts from the same rows)")
 
 
-def forget_cached(redis_url: str) -> int:
-    """Delete every posterr key of this Redis database (cached pages and quota counters: both are
-    rebuilt from PostgreSQL). Returns how many went."""
+def forget_cached(redis_url: str, timelines_of: list[int] | None = None) -> int:
+    """Delete every posterr key of this Redis database (cached pages, quota counters and home
+    timelines: all are rebuilt from PostgreSQL), or with `timelines_of` only the home timelines of
+    these users (posterr:timeline:{ID}:…). Returns how many keys went."""
     import redis
 
+    if timelines_of is not None and not timelines_of:
+        return 0
+    tags = {f"{{{user_id}}}".encode() for user_id in timelines_of or ()}
     client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
     try:
         removed, batch = 0, []
-        for key in client.scan_iter(match="posterr:*", count=1000):
+        for key in client.scan_iter(match="posterr:timeline:*" if tags else "posterr:*", count=1000):
+            if tags and key.split(b":")[2] not in tags:
+                continue
             batch.append(key)
             if len(batch) >= 1000:
                 removed += client.delete(*batch)
@@ -199,6 +284,29 @@ def forget_cached(redis_url: str) -> int:
         client.close()
 
 
+def timeline_sizes(redis_url: str, user_ids: list[int]) -> dict[int, int]:
+    """How many entries the home timeline (posterr:timeline:{ID}:entries:…) of each of these users
+    holds in this Redis database: 0 when it has none."""
+    import redis
+
+    tags = {f"{{{user_id}}}".encode(): user_id for user_id in user_ids}
+    sizes = dict.fromkeys(user_ids, 0)
+    client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        keys = [key for key in client.scan_iter(match="posterr:timeline:*:entries:*", count=1000)
+                if key.split(b":")[2] in tags]
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.zcard(key)
+        for key, size in zip(keys, pipe.execute(), strict=True):
+            sizes[tags[key.split(b":")[2]]] += size
+    except redis.RedisError as error:
+        say(f"warning: could not read the home timelines in {redis_url}: {error}")
+    finally:
+        client.close()
+    return sizes
+
+
 def user_id_range(database_url: str) -> tuple[int, int]:
     with psycopg.connect(database_url, autocommit=True) as conn:
         low, high = conn.execute("SELECT min(id), max(id) FROM users WHERE username LIKE 'seed%'").fetchone()
@@ -207,14 +315,16 @@ def user_id_range(database_url: str) -> tuple[int, int]:
     return low, high
 
 
-def prepare_data(*, users: int, posts: int, follows: int, reseed: bool) -> tuple[str, str, int, int]:
-    """The benchmark's own database (a fresh copy of the seeded template) and Redis database, and
-    the range of seeded user ids: (database URL, Redis URL, lowest id, highest id)."""
+def prepare_data(*, users: int, posts: int, follows: int, reseed: bool,
+                 readers: tuple[int, ...] = (), fans: tuple[int, ...] = ()) -> tuple[str, str, int, int]:
+    """The benchmark's own database (a fresh copy of the seeded template, with `readers` and `fans`
+    as ensure_readers and ensure_fans make them) and Redis database, and the range of seeded user
+    ids: (database URL, Redis URL, lowest id, highest id)."""
     database_url, redis_url = configured_urls()
     bench_db = sibling_database(database_url, BENCH_DATABASE)
     bench_redis = redis_database(redis_url, BENCH_REDIS_DB)
     ensure_bench_database(bench_db, users=users, posts=posts, follows=follows, reseed=reseed,
-                          log_path=RESULTS / "dbmate.log")
+                          log_path=RESULTS / "dbmate.log", readers=readers, fans=fans)
     say(f"cleared {forget_cached(bench_redis)} posterr keys from Redis database {BENCH_REDIS_DB}")
     low, high = user_id_range(bench_db)
     return bench_db, bench_redis, low, high

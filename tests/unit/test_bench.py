@@ -1,8 +1,8 @@
-"""make bench's arithmetic: a row's figures over its rounds, and CPU time per request."""
+"""make bench's arithmetic (a row's figures over its rounds, and CPU time per request) and its rows."""
 
 from __future__ import annotations
 
-from loadtests.bench import combine
+from loadtests.bench import FANS, FOLLOWING, Author, Following, combine, rows_for
 
 
 def run(rps: float, cpu: float | None, p50: int, requests: int = 1000, **extra) -> dict:
@@ -29,3 +29,37 @@ def test_rounds_that_failed_do_not_count_but_are_kept():
 def test_a_row_whose_every_round_failed_says_why():
     combined = combine([{"error": "first"}, {"error": "last"}])
     assert combined["error"] == "last" and "rps" not in combined
+
+
+def test_each_reader_gets_a_first_page_row_and_a_page_20_row_after_followed_by():
+    readers = [Following(n, 5000 + n, deep=f"/api/posts?followed_by={5000 + n}&cursor=c{n}", pages_followed=19)
+               for n in FOLLOWING]
+    rows = {row.name: row for row in rows_for(1, 1000, "/api/posts?cursor=x", False, readers)}
+    names = list(rows)
+    assert names[names.index("followed_by") + 1:names.index("profile")] == [
+        "following_20", "following_20_p20", "following_200", "following_200_p20",
+        "following_2000", "following_2000_p20"]
+    assert rows["following_200"].path == "/api/posts?followed_by=5200"
+    assert rows["following_200_p20"].path == "/api/posts?followed_by=5200&cursor=c200"
+    assert "page 20" in rows["following_200_p20"].what
+    assert all(rows[name].nonempty for name in names if name.startswith("following_"))
+    assert "followed_by" in names and not rows["followed_by"].nonempty
+
+
+def test_without_readers_there_are_no_following_rows():
+    assert not [row for row in rows_for(1, 1000, "/", False) if row.name.startswith("following_")]
+
+
+def test_each_author_gets_a_post_row_of_its_own_after_create_post():
+    authors = [Author(n, 7000 + n) for n in FANS]
+    rows = {row.name: row for row in rows_for(1, 1000, "/", False, None, authors)}
+    names = list(rows)
+    assert names[names.index("create_post") + 1:] == ["post_fans_10", "post_fans_1000", "post_fans_100000"]
+    row = rows["post_fans_1000"]
+    assert (row.method, row.path, row.expect, row.body["user_id"]) == ("POST", "/api/posts", 201, 8000)
+    assert "local low, high = 8000, 8000" in row.script  # every request by that one author
+    assert "100,000 followers" in rows["post_fans_100000"].what
+
+
+def test_without_authors_there_are_no_post_fans_rows():
+    assert not [row for row in rows_for(1, 1000, "/", False) if row.name.startswith("post_fans_")]

@@ -15,9 +15,9 @@ from itertools import chain
 import pytest
 import requests
 
-from posterr.cache import Redis
+from posterr.cache import Redis, timeline_keys
 from posterr.db import load_queries
-from posterr.timelines import Build, HomeTimelines, member, post_id
+from posterr.timelines import PUSH_BATCH, Build, HomeTimelines, member, post_id
 from tests.conftest import running_app
 from tests.integration.conftest import Api
 from tests.integration.test_feed import walk
@@ -210,6 +210,21 @@ def test_a_push_from_an_account_not_followed_is_ignored(timelines):
     built(timelines, 1, entries(3), followees=[5])  # rebuilt after an unfollow of 6
     timelines.push([1], 6, entries(4)[0])  # a push that read the followers before the unfollow
     assert timelines.read(1, None, 10).entries == entries(3)
+
+
+def test_a_push_into_a_timeline_built_empty_expires_with_it(timelines, redis_client):
+    built(timelines, 1, [], followees=[5])
+    timelines.push([1], 5, entries(4)[0])
+    state, entries_key, _ = timeline_keys(1, timelines.redis.epoch)
+    assert 0 < redis_client.pttl(entries_key) <= redis_client.pttl(state)
+
+
+def test_one_push_reaches_many_timelines(timelines):
+    readers = list(range(1, 2 * PUSH_BATCH + 2))
+    for reader in readers:
+        built(timelines, reader, entries(3), followees=[5])
+    timelines.push(readers, 5, entries(4)[0])
+    assert all(timelines.read(reader, None, 10).entries == entries(4, 3) for reader in readers)
 
 
 def test_a_dropped_timeline_is_built_again(timelines):

@@ -20,16 +20,16 @@ log = logging.getLogger("posterr")
 
 
 def build_context(settings: Settings) -> Context:
-    redis = cache.Redis(settings.redis_url, timeout=settings.redis_timeout, retry_after=settings.redis_retry_after)
+    redis = cache.Redis(settings.redis_url, timeout=settings.redis_timeout, retry_after=settings.redis_retry_after,
+                        invalidation_deadline=settings.cache_invalidation_deadline)
     return Context(
         settings=settings,
         db=Database(settings.database_url, load_queries(), min_size=settings.pool_min_size,
                     max_size=settings.pool_max_size, timeout=settings.pool_timeout,
                     statement_timeout_ms=settings.statement_timeout_ms),
         redis=redis,
-        cache=cache.DocumentCache(redis, invalidation_deadline=settings.cache_invalidation_deadline),
-        timelines=HomeTimelines(redis, size=settings.timeline_size, ttl=settings.timeline_ttl,
-                                invalidation_deadline=settings.cache_invalidation_deadline),
+        cache=cache.DocumentCache(redis),
+        timelines=HomeTimelines(redis, size=settings.timeline_size, ttl=settings.timeline_ttl),
         quota=DailyQuota(redis, settings.daily_post_limit),
         rate_limit=ClientRateLimit(redis, *settings.rate_limit) if settings.rate_limit else None,
         cursors=CursorCodec(settings.secret_key),

@@ -33,7 +33,7 @@ import os
 import time
 from collections.abc import Callable
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 from redis.backoff import NoBackoff
@@ -54,8 +54,14 @@ def rate_limit_key(client: str) -> str:
     return f"{PREFIX}:rl:{client}"
 
 
+class Change(NamedTuple):
+    """Commands a write must get to Redis before it is answered: queue(pipeline, epoch) adds them."""
+    queue: Callable[[Any, str], None]
+    what: list[str]  # for the log line when they cannot be delivered
+
+
 class Redis:
-    def __init__(self, url: str, *, timeout: float, retry_after: float):
+    def __init__(self, url: str, *, timeout: float, retry_after: float, invalidation_deadline: float = 10.0):
         # One retry, on a new connection, when a pooled one turns out dead (Redis restarted); a
         # timeout is not retried: the deadline is the deadline.
         self.client = redis.Redis.from_url(
@@ -64,6 +70,7 @@ class Redis:
             redis_connect_func=self._on_connect,
         )
         self.retry_after = retry_after
+        self.invalidation_deadline = invalidation_deadline
         self._down_until = 0.0
         self.epoch: str | None = None  # the server's run_id, see the module docstring
 
@@ -105,34 +112,35 @@ class Redis:
                        skip_seconds=self.retry_after)
         self._down_until = time.monotonic() + self.retry_after
 
-    def before_answer(self, queue: Callable[[Any, str], None], deadline: float, keys: list[str]) -> None:
-        """Runs the commands queue(pipeline, epoch) adds, before a write is answered (invariant 4):
-        retried while Redis is there but silent, until `deadline` seconds; again under a new epoch
-        if the server changed meanwhile; given up (logged, counted) on an error reply or past it."""
-        give_up_at = time.monotonic() + deadline
+    def before_answer(self, *changes: Change) -> None:
+        """Delivers a write's changes in one round trip, before the write is answered (invariant 4):
+        retried while Redis is there but silent, until `invalidation_deadline`; again under a new
+        epoch if the server changed meanwhile; given up (logged, counted) on an error reply or past it."""
+        give_up_at = time.monotonic() + self.invalidation_deadline
         pause = 0.02
         while True:
             try:
-                if self._run_under_current_epoch(queue):
+                if self._run_under_current_epoch(changes):
                     return
                 continue  # reconnected to another server meanwhile: run under its epoch too
             except redis.ResponseError as error:
-                return _give_up(keys, error)
+                return _give_up(changes, error)
             except redis.RedisError as error:
                 if refused(error):
                     return
                 self.failed(error)
                 if time.monotonic() + pause > give_up_at:
-                    return _give_up(keys, error)
+                    return _give_up(changes, error)
             time.sleep(pause)  # Redis is there but not answering: try again shortly
             pause = min(pause * 2, 0.5)
 
-    def _run_under_current_epoch(self, queue: Callable[[Any, str], None]) -> bool:
+    def _run_under_current_epoch(self, changes: tuple[Change, ...]) -> bool:
         if self.epoch is None:
             self.client.ping()  # learn the epoch: other processes may have written under it
         epoch = self.epoch
         pipe = self.client.pipeline(transaction=False)  # keys may be in other slots
-        queue(pipe, epoch)
+        for change in changes:
+            change.queue(pipe, epoch)
         pipe.execute()
         return self.epoch == epoch
 
@@ -207,9 +215,8 @@ return 1
 
 
 class DocumentCache:
-    def __init__(self, redis_: Redis, *, invalidation_deadline: float):
+    def __init__(self, redis_: Redis):
         self.redis = redis_
-        self.invalidation_deadline = invalidation_deadline
         self._read = redis_.client.register_script(_READ)
         self._store = redis_.client.register_script(_STORE)
 
@@ -232,16 +239,17 @@ class DocumentCache:
         self.redis.run(lambda _: self._store(keys=[key], args=[field, value, body]))
         return body
 
-    def invalidate(self, *names: str) -> None:
-        """Delete the documents a write changed, before the write is answered (invariant 4)."""
+    @staticmethod
+    def deletes(*names: str) -> Change:
+        """The documents a write changed, to delete before it is answered (Redis.before_answer)."""
         def delete(pipe, epoch: str) -> None:
             for name in names:
                 pipe.delete(f"{name}:{epoch}")
 
-        self.redis.before_answer(delete, self.invalidation_deadline, list(names))
+        return Change(delete, list(names))
 
 
-def _give_up(keys: list[str], error: redis.RedisError) -> None:
+def _give_up(changes: tuple[Change, ...], error: redis.RedisError) -> None:
     metrics.CACHE_INVALIDATION_FAILURES.inc()
-    logs.event(log, "cache_invalidation_failed", logging.ERROR, keys=keys,
+    logs.event(log, "cache_invalidation_failed", logging.ERROR, keys=[what for change in changes for what in change.what],
                error=f"{type(error).__name__}: {error}", note="these copies may be stale until their TTL")

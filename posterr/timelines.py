@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from posterr.cache import Redis, timeline_keys
+from posterr.cache import Change, Redis, timeline_keys
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -117,11 +117,10 @@ class Build:
 
 
 class HomeTimelines:
-    def __init__(self, redis_: Redis, *, size: int, ttl: int, invalidation_deadline: float):
+    def __init__(self, redis_: Redis, *, size: int, ttl: int):
         self.redis = redis_
         self.size = size
         self.ttl = ttl
-        self.invalidation_deadline = invalidation_deadline
         client = redis_.client
         self._read, self._mark, self._store, self._push = (
             client.register_script(script) for script in (_READ, _MARK, _STORE, _PUSH))
@@ -154,9 +153,9 @@ class HomeTimelines:
         stored = self.redis.run(lambda _: self._store(keys=timeline_keys(build.user_id, build.epoch), args=args))
         return bool(stored)
 
-    def push(self, follower_ids: list[int], author_id: int, entry: str) -> None:
-        """Adds a new post to its author's followers' timelines, before the post is answered: one
-        script call per PUSH_BATCH followers (a call per follower cost the app 40 µs each; a call
+    def pushes(self, follower_ids: list[int], author_id: int, entry: str) -> Change:
+        """A new post for its author's followers' timelines, to deliver before the post is answered:
+        one script call per PUSH_BATCH followers (a call per follower cost the app 40 µs each; a call
         for all of them would hold Redis for as long as a thousand timelines take). A batch holds
         several readers' keys, so on a Redis Cluster it would have to be grouped by slot."""
         def queue(pipe, epoch: str) -> None:
@@ -165,16 +164,16 @@ class HomeTimelines:
                         for key in timeline_keys(follower_id, epoch)]
                 self._push(keys=keys, args=[author_id, entry, self.size], client=pipe)
 
-        if follower_ids:
-            self.redis.before_answer(queue, self.invalidation_deadline, [f"timelines of {len(follower_ids)} followers"])
+        return Change(queue, [f"timelines of {len(follower_ids)} followers"])
 
-    def drop(self, user_ids: list[int]) -> None:
-        """Deletes these readers' timelines (their followees changed), before the change is answered."""
+    @staticmethod
+    def drops(user_ids: list[int]) -> Change:
+        """These readers' timelines (their followees changed), to delete before the change is answered."""
         def queue(pipe, epoch: str) -> None:
             for user_id in user_ids:
                 pipe.delete(*timeline_keys(user_id, epoch))
 
-        self.redis.before_answer(queue, self.invalidation_deadline, [f"timelines of {len(user_ids)} readers"])
+        return Change(queue, [f"timelines of {len(user_ids)} readers"])
 
 
 def _ids(text: Any) -> list[int]:

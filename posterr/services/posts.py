@@ -67,9 +67,9 @@ def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any 
     logs.event(log, "post_created", post_id=post["id"], user_id=author, type=kind, repost_id=target_id)
     # Before the answer: nobody may read a feed, profile or post that lacks this write.
     changed = [cache.FEEDS_KEY, cache.user_key(author)] + ([cache.post_key(target_id)] if target_id else [])
-    ctx.cache.invalidate(*changed)
-    ctx.timelines.push(timelines.pushed_to(followers, ctx.settings.fanout_max_followers), author,
-                       member(created["created_at"], created["id"]))
+    pushed = ctx.timelines.pushes(timelines.pushed_to(followers, ctx.settings.fanout_max_followers), author,
+                                  member(created["created_at"], created["id"]))
+    ctx.redis.before_answer(ctx.cache.deletes(*changed), pushed)
     return post
 
 

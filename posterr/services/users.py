@@ -78,8 +78,8 @@ def _change_follow(ctx: Context, query: str, follower_id: int, followee_id: int)
         readers = [row["follower_id"] for row in run("fanout_followers", user_id=followee_id, limit=fanout_max + 1)
                    ] if crossed else [follower_id]
     if changed["changed"]:
-        ctx.cache.invalidate(cache.user_key(follower_id), cache.user_key(followee_id))
-        ctx.timelines.drop(readers)
+        ctx.redis.before_answer(ctx.cache.deletes(cache.user_key(follower_id), cache.user_key(followee_id)),
+                                ctx.timelines.drops(readers))
 
 
 def followers(ctx: Context, user_id: int, *, limit: str | None, cursor: str | None) -> Page:

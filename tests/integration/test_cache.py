@@ -111,8 +111,8 @@ def test_a_new_user_is_visible_at_once(api):
 # --- the mechanisms, driven directly against the suite's Redis (see posterr/cache.py) ----------
 
 def new_cache(servers, *, invalidation_deadline: float = 5) -> DocumentCache:
-    return DocumentCache(Redis(servers.redis_url, timeout=0.25, retry_after=1),
-                         invalidation_deadline=invalidation_deadline)
+    return DocumentCache(Redis(servers.redis_url, timeout=0.25, retry_after=1,
+                               invalidation_deadline=invalidation_deadline))
 
 
 @pytest.fixture
@@ -125,7 +125,7 @@ def document_cache(servers):
 def test_a_slow_reader_cannot_put_back_what_a_write_invalidated(document_cache):
     """Invariant 5, the generation token."""
     def read_while_a_write_lands() -> bytes:
-        document_cache.invalidate(cache.FEEDS_KEY)  # the write commits while this reader queries
+        document_cache.redis.before_answer(document_cache.deletes(cache.FEEDS_KEY))  # the write commits while this reader queries
         return b"old page"
 
     assert document_cache.fetch(cache.FEEDS_KEY, "all:latest:10", 60, read_while_a_write_lands) == b"old page"
@@ -139,7 +139,7 @@ def test_a_process_that_never_talked_to_redis_still_deletes_what_others_cached(d
     fresh = new_cache(servers)
     try:
         assert fresh.redis.epoch is None
-        fresh.invalidate(cache.post_key(1))
+        fresh.redis.before_answer(fresh.deletes(cache.post_key(1)))
     finally:
         fresh.redis.close()
     assert document_cache.fetch(cache.post_key(1), "json", 60, lambda: b"v2") == b"v2"
@@ -152,7 +152,7 @@ def test_a_write_redis_will_not_take_is_answered_after_the_deadline_and_counted(
     before = metrics.CACHE_INVALIDATION_FAILURES._value.get()
     redis_client.execute_command("CLIENT", "PAUSE", "2000", "WRITE")
     try:
-        slow.invalidate(cache.post_key(1))
+        slow.redis.before_answer(slow.deletes(cache.post_key(1)))
     finally:
         redis_client.execute_command("CLIENT", "UNPAUSE")
         slow.redis.close()
@@ -174,7 +174,7 @@ def test_copies_from_before_a_redis_restart_are_never_read_nor_left_behind(serve
         servers.start_redis()
         assert reader.fetch(cache.post_key(1), "json", 60, lambda: b"after") == b"after"
         assert reader.redis.epoch != old_epoch and writer.redis.epoch == old_epoch
-        writer.invalidate(cache.post_key(1))
+        writer.redis.before_answer(writer.deletes(cache.post_key(1)))
         assert reader.fetch(cache.post_key(1), "json", 60, lambda: b"after the write") == b"after the write"
     finally:
         reader.redis.close()

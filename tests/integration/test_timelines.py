@@ -159,14 +159,18 @@ def test_random_graphs_and_writes_match_the_pull_query(app, sql, servers, redis_
 
 @pytest.fixture
 def timelines(servers):
-    redis_ = Redis(servers.redis_url, timeout=1, retry_after=0.5)
-    yield HomeTimelines(redis_, size=3, ttl=60, invalidation_deadline=1)
+    redis_ = Redis(servers.redis_url, timeout=1, retry_after=0.5, invalidation_deadline=1)
+    yield HomeTimelines(redis_, size=3, ttl=60)
     redis_.close()
 
 
 def entries(*ids: int) -> list[str]:
     """Timeline members of posts `ids`, one second apart, newest first as given."""
     return [member(datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=post_id), post_id) for post_id in ids]
+
+
+def push(timelines: HomeTimelines, readers: list[int], author: int, post: int) -> None:
+    timelines.redis.before_answer(timelines.pushes(readers, author, entries(post)[0]))
 
 
 def built(timelines: HomeTimelines, user_id: int, newest: list[str], followees: list[int]) -> None:
@@ -184,8 +188,8 @@ def test_members_sort_like_the_feed():
 
 def test_a_timeline_keeps_its_newest_entries_without_a_gap(timelines):
     built(timelines, 1, entries(9, 8, 7), followees=[5])  # as many as it keeps: older posts exist
-    timelines.push([1], 5, entries(6)[0])  # a slow writer's older post: kept, it would leave a gap
-    timelines.push([1], 5, entries(10)[0])
+    push(timelines, [1], 5, 6)  # a slow writer's older post: kept, it would leave a gap
+    push(timelines, [1], 5, 10)
     found = timelines.read(1, None, 10)
     assert found.entries == entries(10, 9, 8) and not found.complete
 
@@ -193,28 +197,28 @@ def test_a_timeline_keeps_its_newest_entries_without_a_gap(timelines):
 def test_a_trimmed_timeline_is_incomplete(timelines):
     built(timelines, 1, entries(9, 8), followees=[5])
     assert timelines.read(1, None, 10).complete
-    timelines.push([1], 5, entries(3)[0])  # an older post, while it holds everything: kept
-    timelines.push([1], 5, entries(10)[0])
+    push(timelines, [1], 5, 3)  # an older post, while it holds everything: kept
+    push(timelines, [1], 5, 10)
     found = timelines.read(1, None, 10)
     assert found.entries == entries(10, 9, 8) and not found.complete  # 3 is gone: older ones come from PostgreSQL
 
 
 def test_a_push_during_a_build_stops_it_being_stored(timelines):
     build = timelines.read(1, None, 10)
-    timelines.push([1], 5, entries(4)[0])  # the build may have read PostgreSQL before this post
+    push(timelines, [1], 5, 4)  # the build may have read PostgreSQL before this post
     assert not timelines.store(build, entries(3), [5], merged=[])
     assert isinstance(timelines.read(1, None, 10), Build)
 
 
 def test_a_push_from_an_account_not_followed_is_ignored(timelines):
     built(timelines, 1, entries(3), followees=[5])  # rebuilt after an unfollow of 6
-    timelines.push([1], 6, entries(4)[0])  # a push that read the followers before the unfollow
+    push(timelines, [1], 6, 4)  # a push that read the followers before the unfollow
     assert timelines.read(1, None, 10).entries == entries(3)
 
 
 def test_a_push_into_a_timeline_built_empty_expires_with_it(timelines, redis_client):
     built(timelines, 1, [], followees=[5])
-    timelines.push([1], 5, entries(4)[0])
+    push(timelines, [1], 5, 4)
     state, entries_key, _ = timeline_keys(1, timelines.redis.epoch)
     assert 0 < redis_client.pttl(entries_key) <= redis_client.pttl(state)
 
@@ -223,13 +227,13 @@ def test_one_push_reaches_many_timelines(timelines):
     readers = list(range(1, 2 * PUSH_BATCH + 2))
     for reader in readers:
         built(timelines, reader, entries(3), followees=[5])
-    timelines.push(readers, 5, entries(4)[0])
+    push(timelines, readers, 5, 4)
     assert all(timelines.read(reader, None, 10).entries == entries(4, 3) for reader in readers)
 
 
 def test_a_dropped_timeline_is_built_again(timelines):
     built(timelines, 1, entries(3), followees=[5])
     build = timelines.read(2, None, 10)
-    timelines.drop([1, 2])
+    timelines.redis.before_answer(timelines.drops([1, 2]))
     assert isinstance(timelines.read(1, None, 10), Build)
     assert not timelines.store(build, entries(3), [5], merged=[])  # a build under way when it was dropped

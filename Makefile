@@ -86,12 +86,12 @@ seed: venv migrate
 
 # wrk against the app in its production configuration, over a database of its own (posterr_bench);
 # results on stdout and in loadtests/results/. More options: make bench BENCH_ARGS=--help
-BENCH_POSTS ?= 10000
-BENCH_USERS ?= 1000
+BENCH_POSTS ?= 1000000
+BENCH_USERS ?= 10000
 BENCH_DURATION ?= 5s
-BENCH_ROUNDS ?= 3
-BENCH_CONNECTIONS ?= 32
-BENCH_THREADS ?= 2
+BENCH_ROUNDS ?= 5
+BENCH_CONNECTIONS ?= 16
+BENCH_THREADS ?= 1
 BENCH_ARGS ?=
 PEER_URL ?=
 bench: venv
@@ -106,9 +106,11 @@ LOCUST_SPAWN_RATE ?= 50
 LOCUST_TIME ?= 60s
 LOADTEST_P95_MS ?= 50
 LOADTEST_ARGS ?=
+LOADTEST_POSTS ?= 10000
+LOADTEST_USERS ?= 1000
 loadtest: venv
 	@$(WITH_SERVICES) $(BIN)/python -m loadtests.loadtest --users $(LOCUST_USERS) --spawn-rate $(LOCUST_SPAWN_RATE) \
-	  --run-time $(LOCUST_TIME) --p95-ms $(LOADTEST_P95_MS) --posts $(BENCH_POSTS) --seed-users $(BENCH_USERS) \
+	  --run-time $(LOCUST_TIME) --p95-ms $(LOADTEST_P95_MS) --posts $(LOADTEST_POSTS) --seed-users $(LOADTEST_USERS) \
 	  $(LOADTEST_ARGS)
 
 # Three gunicorn instances (ports 5001-5003) behind nginx on 127.0.0.1:5000, sharing the local

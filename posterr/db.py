@@ -122,7 +122,9 @@ class Session:
         query = self._queries[name]
         # Prepared at once (a generic plan, planned once per connection) unless the query must be
         # planned with its values: an unnamed statement always gets a plan for its parameters.
-        cursor = self._conn.execute(query.sql, params, prepare=not query.per_call_plan)
+        # Results come in PostgreSQL's binary format: the same Python values as text, at less CPU
+        # on both sides (a timestamptz is 8 bytes to copy instead of a string to print and parse).
+        cursor = self._conn.execute(query.sql, params, prepare=not query.per_call_plan, binary=True)
         if query.kind == "one":
             return cursor.fetchone()
         if query.kind == "many":

@@ -5,6 +5,8 @@ import os
 import shutil
 import tempfile
 
+from gunicorn.glogging import Logger
+
 from posterr import logs
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"
@@ -45,6 +47,20 @@ limit_request_field_size = 8190
 # gunicorn's own lines go out in the same JSON shape.
 accesslog = None
 errorlog = "-"
+
+
+class _Logger(Logger):
+    """gunicorn's logger, minus the access line nobody reads: with a logging config given (below),
+    gunicorn builds every request's access-log fields for its `gunicorn.access` logger even though
+    that logger prints nothing. An --access-logfile given on the command line still works."""
+
+    def access(self, resp, req, environ, request_time):
+        if self.cfg.accesslog:
+            super().access(resp, req, environ, request_time)
+
+
+logger_class = _Logger
+
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 logconfig_dict = logs.gunicorn_config(loglevel)
 

@@ -203,7 +203,10 @@ def client_address() -> str:
     """The socket peer, or the first untrusted hop of X-Forwarded-For when the peer is a trusted proxy."""
     environ = bottle.request.environ
     trusted = bottle.request.app.config["posterr.trusted_proxies"]
-    hops = [environ.get("REMOTE_ADDR", "")]
+    peer = environ.get("REMOTE_ADDR", "")
+    if not trusted and len(peer) <= 64:
+        return peer  # what the loop below answers for a lone hop, address or not, without parsing it
+    hops = [peer]
     if trusted:
         forwarded = environ.get("HTTP_X_FORWARDED_FOR", "")
         hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()] + hops
@@ -235,8 +238,7 @@ def _record(response: bottle.BaseResponse, route_rule: str, started: float) -> N
     request = bottle.request
     elapsed = time.perf_counter() - started
     status = response.status_code
-    metrics.REQUESTS.labels(request.method, route_rule, str(status)).inc()
-    metrics.LATENCY.labels(request.method, route_rule).observe(elapsed)
+    metrics.observe_request(request.method, route_rule, status, elapsed)
     ctx = request.app.config["posterr.context"]
     metrics.observe_pool(ctx.db.pool)
     fields = {"request_id": request_id(), "method": request.method, "route": route_rule, "path": request.path,

@@ -46,6 +46,21 @@ def render() -> bytes:
     return generate_latest(REGISTRY)
 
 
+# Each (method, route, status)'s samples, looked up once per process: `labels()` takes a lock and
+# builds its key on every call.
+_request_samples: dict[tuple[str, str, int], tuple] = {}
+
+
+def observe_request(method: str, route: str, status: int, elapsed: float) -> None:
+    """One answered request: its count and its latency."""
+    samples = _request_samples.get((method, route, status))
+    if samples is None:
+        samples = _request_samples[method, route, status] = (REQUESTS.labels(method, route, str(status)),
+                                                             LATENCY.labels(method, route))
+    samples[0].inc()
+    samples[1].observe(elapsed)
+
+
 def observe_pool(pool) -> None:
     """Pool gauges, sampled at most once a second per process (not worth a lock on every request)."""
     global _next_pool_sample

@@ -51,35 +51,6 @@ SELECT id, user_id, username, type, content, repost_id, repost_count, quote_coun
 FROM post_details
 WHERE id = %(id)s;
 
--- name: posts_page_latest :many
--- One page of the global feed, newest first, posts and all, in one statement prepared once per
--- connection: its plan is the same whichever of cursor and dates are set (an unset one is an
--- infinite bound), so it is never planned again. Pages with a keyword come from page_latest.
--- Index: posts_created_at_id_idx (and users_pkey, posts_pkey for the joins in post_details).
-SELECT id, user_id, username, type, content, repost_id, repost_count, quote_count, created_at,
-       original_id, original_user_id, original_username, original_type, original_content,
-       original_created_at
-FROM post_details
-WHERE (created_at, id) < (coalesce(%(after_created_at)s::timestamptz, 'infinity'), coalesce(%(after_id)s::bigint, 0))
-  AND created_at >= coalesce(%(since)s::timestamptz, '-infinity')
-  AND created_at < coalesce(%(until)s::timestamptz, 'infinity')
-ORDER BY created_at DESC, id DESC
-LIMIT %(limit)s;
-
--- name: author_posts_page_latest :many
--- One page of an author's feed, newest first, as posts_page_latest does for the global feed.
--- Index: posts_user_id_created_at_id_idx (and users_pkey, posts_pkey for the joins in post_details).
-SELECT id, user_id, username, type, content, repost_id, repost_count, quote_count, created_at,
-       original_id, original_user_id, original_username, original_type, original_content,
-       original_created_at
-FROM post_details
-WHERE user_id = %(author_id)s
-  AND (created_at, id) < (coalesce(%(after_created_at)s::timestamptz, 'infinity'), coalesce(%(after_id)s::bigint, 0))
-  AND created_at >= coalesce(%(since)s::timestamptz, '-infinity')
-  AND created_at < coalesce(%(until)s::timestamptz, 'infinity')
-ORDER BY created_at DESC, id DESC
-LIMIT %(limit)s;
-
 -- name: page_latest :many
 -- Plan: per call (planned with the values, so each filter left NULL folds away)
 -- The ids of one feed page (posts_by_ids reads the posts), newest first, every filter optional

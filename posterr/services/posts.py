@@ -143,19 +143,16 @@ def list_posts(ctx: Context, params: dict[str, str | None], *, keyword_required:
             filters = {"author_id": author_id, "followed_by": followed_by,
                        "pattern": validation.like_pattern(keyword) if keyword else None,
                        "since": _day_start(start), "until": _day_after(end), "limit": size + 1, **after}
-            if order == "latest" and not followed_by and not keyword:  # the common pages: one statement
-                rows = run("author_posts_page_latest" if author_id else "posts_page_latest", **filters)
+            if followed_by and order == "latest" and not any((author_id, keyword, start, end)):
+                last = (after["after_created_at"], after["after_id"]) if after["after_id"] else None
+                ids = timelines.page_ids(ctx, run, followed_by, last, size + 1)
             else:
-                if followed_by and order == "latest" and not any((author_id, keyword, start, end)):
-                    last = (after["after_created_at"], after["after_id"]) if after["after_id"] else None
-                    ids = timelines.page_ids(ctx, run, followed_by, last, size + 1)
-                else:
-                    ids = _page_ids(ctx, run, order, filters)
-                # Two short statements beat one here: the page is planned with its values (cheap, one
-                # table), the posts' joins are read through a statement prepared once per connection.
-                posts_by_id = {row["id"]: row for row in run("posts_by_ids", ids=ids)} if ids else {}
-                rows = [posts_by_id[post_id] for post_id in ids]
-        return cut(rows, size, ctx.cursors, kind, _position(order), presenters.post)
+                ids = _page_ids(ctx, run, order, filters)
+            # Two short statements beat one: the page is planned with its values (cheap, one table),
+            # the posts' joins are read through a statement prepared once per connection.
+            posts_by_id = {row["id"]: row for row in run("posts_by_ids", ids=ids)} if ids else {}
+        return cut([posts_by_id[post_id] for post_id in ids], size, ctx.cursors, kind, _position(order),
+                   presenters.post)
 
     # Cached: the first page of the global feed and of author feeds, in either order.
     if any((followed_by, keyword, start, end, after["after_id"])):

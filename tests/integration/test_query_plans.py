@@ -69,9 +69,6 @@ FEED_CASES = [
 ]
 for name in ("page_latest", "page_trending"):
     CASES[name] = [(label, {**FEED, **params}) for label, params in FEED_CASES if "followed_by" not in params]
-for name in ("posts_page_latest", "author_posts_page_latest"):
-    CASES[name] = [(label, {**FEED, **params}) for label, params in FEED_CASES
-                   if not {"followed_by", "pattern"} & set(params) and ("author_id" in params) == name.startswith("author")]
 CASES["page_latest_scan"] = [(label, {**FEED, "scan": 20_000, **params}) for label, params in FEED_CASES
                              if "pattern" in params and "followed_by" not in params]
 for name in ("page_followed_latest", "page_followed_trending"):

@@ -2,7 +2,8 @@
 -- Takes one unit of the author's daily quota and inserts the post in one statement: when the
 -- quota is used up nothing is inserted (no row returned); when the insert fails (a second repost
 -- of one post) the quota taken is rolled back with it. Counters are bumped in the same statement.
--- Returns the quota used so far today (with this post), for the Redis counter.
+-- Returns the quota used so far today (with this post), for the Redis counter, and the author's
+-- follower count as of the row lock taken here (whether the post is pushed to home timelines).
 -- Index: post_quota_pkey (quota), posts_one_repost_per_user_key (one repost each), posts_pkey and
 -- users_pkey (counters).
 WITH quota AS (
@@ -19,6 +20,7 @@ WITH quota AS (
     UPDATE users SET posts_count = posts_count + 1
     FROM inserted i
     WHERE users.id = i.user_id
+    RETURNING users.followers_count
 ), target AS (
     UPDATE posts
     SET repost_count = posts.repost_count + (i.type = 'repost')::int,
@@ -26,7 +28,7 @@ WITH quota AS (
     FROM inserted i
     WHERE posts.id = i.repost_id
 )
-SELECT i.id, i.created_at, q.used FROM inserted i CROSS JOIN quota q;
+SELECT i.id, i.created_at, q.used, a.followers_count FROM inserted i CROSS JOIN quota q CROSS JOIN author a;
 
 -- name: repost_exists :one
 -- Index: posts_one_repost_per_user_key.

@@ -1,9 +1,9 @@
 -- Home timelines (posterr/timelines.py keeps them in Redis; these read the truth they mirror).
 
 -- name: fanout_followers :many
--- Who gets a new post of user_id pushed into their home timeline: at most `limit` followers. When
--- `limit` rows come back the author has more followers than timelines fan out to, and their posts
--- are merged in at read time instead (see timeline_followees).
+-- The followers of user_id, at most `limit`: who gets a new post pushed into their home timeline,
+-- or, when an author crosses the fan-out limit, whose timelines are rebuilt (rule 2 and 6 of
+-- posterr/timelines.py).
 -- Index: follows_followee_created_idx (index-only).
 SELECT follower_id
 FROM follows

@@ -57,7 +57,9 @@ def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any 
             if post and record:
                 record(run, post)
             # Read while this transaction holds the author's row lock: see posterr/timelines.py, rule 2.
-            followers = run("fanout_followers", user_id=author, limit=ctx.settings.fanout_max_followers + 1) if post else []
+            # Nobody to read for an author with no followers, or with too many (merged at read time).
+            pushed = post and 0 < created["followers_count"] <= ctx.settings.fanout_max_followers
+            followers = run("fanout_followers", user_id=author, limit=created["followers_count"]) if pushed else []
     except psycopg.errors.UniqueViolation:
         raise Conflict(f"user {author} has already reposted post {target_id}") from None
     if created is None:  # PostgreSQL refused: the counter learns that the day is full
@@ -67,9 +69,9 @@ def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any 
     logs.event(log, "post_created", post_id=post["id"], user_id=author, type=kind, repost_id=target_id)
     # Before the answer: nobody may read a feed, profile or post that lacks this write.
     changed = [cache.FEEDS_KEY, cache.user_key(author)] + ([cache.post_key(target_id)] if target_id else [])
-    pushed = ctx.timelines.pushes(timelines.pushed_to(followers, ctx.settings.fanout_max_followers), author,
+    pushes = ctx.timelines.pushes([row["follower_id"] for row in followers], author,
                                   member(created["created_at"], created["id"]))
-    ctx.redis.before_answer(ctx.cache.deletes(*changed), pushed)
+    ctx.redis.before_answer(ctx.cache.deletes(*changed), pushes)
     return post
 
 

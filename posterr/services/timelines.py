@@ -34,11 +34,12 @@ def _build(ctx: Context, run, build: Build, cursor: str | None, count: int) -> S
     followees = run("timeline_followees", user_id=build.user_id, fanout_max=ctx.settings.fanout_max_followers)
     pushed = [row["followee_id"] for row in followees if not row["merged_at_read"]]
     merged = [row["followee_id"] for row in followees if row["merged_at_read"]]
-    rows = run("page_by_authors_latest", author_ids=pushed, limit=ctx.timelines.size, **_after(None)) if pushed else []
+    size = ctx.timelines.build_size
+    rows = run("page_by_authors_latest", author_ids=pushed, limit=size, **_after(None)) if pushed else []
     entries = [member(row["created_at"], row["id"]) for row in rows]
     ctx.timelines.store(build, entries, [row["followee_id"] for row in followees], merged)
     after_cursor = [entry for entry in entries if cursor is None or entry < cursor]
-    return Slice(after_cursor[:count], len(entries) < ctx.timelines.size, merged)
+    return Slice(after_cursor[:count], len(entries) < size, merged)
 
 
 def _pulled(run, user_id: int, after: tuple[datetime, int] | None, count: int) -> list[int]:
@@ -50,9 +51,3 @@ def _pulled(run, user_id: int, after: tuple[datetime, int] | None, count: int) -
 def _after(after: tuple[datetime, int] | None) -> dict:
     created_at, last_id = after or (None, None)
     return {"after_created_at": created_at, "after_id": last_id}
-
-
-def pushed_to(followers: list[dict], fanout_max: int) -> list[int]:
-    """The followers a new post is pushed to: all of them, unless the author has more than
-    fanout_max (fanout_followers reads at most fanout_max + 1), whose posts are merged at read time."""
-    return [] if len(followers) > fanout_max else [row["follower_id"] for row in followers]

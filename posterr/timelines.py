@@ -38,9 +38,10 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 BUILD_MARK_TTL = 30  # seconds a build may take before its mark expires
 PUSH_BATCH = 100  # followers per push script call
-# A build reads the newest BUILD_SIZE posts (20 pages of 10), pushes grow it to `size`: a reader who
-# never scrolls far costs a quarter of a full build (make bench's followed_by row reads cold ones).
-BUILD_SIZE = 200
+# A build reads the newest BUILD_SIZE posts (40 pages of 10; Mastodon fills 400 too), and pushes grow
+# it to `size`: a cold read costs half a full build (make bench's followed_by row reads cold ones).
+# Pages past its end come from PostgreSQL, at a cost that grows with the follows.
+BUILD_SIZE = 400
 
 _READ = """
 if redis.call('HGET', KEYS[1], 'ready') ~= '1' then return 0 end

@@ -61,7 +61,7 @@ class Change(NamedTuple):
 
 
 class Redis:
-    def __init__(self, url: str, *, timeout: float, retry_after: float, invalidation_deadline: float = 10.0):
+    def __init__(self, url: str, *, timeout: float, retry_after: float, invalidation_deadline: float):
         # One retry, on a new connection, when a pooled one turns out dead (Redis restarted); a
         # timeout is not retried: the deadline is the deadline.
         self.client = redis.Redis.from_url(

@@ -204,12 +204,10 @@ def client_address() -> str:
     environ = bottle.request.environ
     trusted = bottle.request.app.config["posterr.trusted_proxies"]
     peer = environ.get("REMOTE_ADDR", "")
-    if not trusted and len(peer) <= 64:
-        return peer  # what the loop below answers for a lone hop, address or not, without parsing it
-    hops = [peer]
-    if trusted:
-        forwarded = environ.get("HTTP_X_FORWARDED_FOR", "")
-        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()] + hops
+    if not trusted:
+        return peer[:64]  # no proxy to look behind (and no address is that long)
+    forwarded = environ.get("HTTP_X_FORWARDED_FOR", "")
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()] + [peer]
     for hop in reversed(hops):
         try:
             address = ip_address(hop)

@@ -43,14 +43,15 @@ PUSH_BATCH = 100  # followers per push script call
 # Pages past its end come from PostgreSQL, at a cost that grows with the follows.
 BUILD_SIZE = 400
 
+# ARGV: start, count, a new build token, its TTL. A hit: {1, complete, merged, entries}; a miss
+# marks the build (rule 4) in the same call: {0, the build's token}.
 _READ = """
-if redis.call('HGET', KEYS[1], 'ready') ~= '1' then return 0 end
-return {redis.call('HGET', KEYS[1], 'complete'), redis.call('HGET', KEYS[1], 'merged'),
-        redis.call('ZRANGE', KEYS[2], ARGV[1], '-', 'BYLEX', 'REV', 'LIMIT', 0, ARGV[2])}
-"""
-_MARK = """
-if redis.call('HSETNX', KEYS[1], '~gen', ARGV[1]) == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-return redis.call('HGET', KEYS[1], '~gen')
+if redis.call('HGET', KEYS[1], 'ready') == '1' then
+  return {1, redis.call('HGET', KEYS[1], 'complete'), redis.call('HGET', KEYS[1], 'merged'),
+          redis.call('ZRANGE', KEYS[2], ARGV[1], '-', 'BYLEX', 'REV', 'LIMIT', 0, ARGV[2])}
+end
+if redis.call('HSETNX', KEYS[1], '~gen', ARGV[3]) == 1 then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
+return {0, redis.call('HGET', KEYS[1], '~gen')}
 """
 # ARGV: token, ttl, complete, merged, number of entries, the entries, then the followees.
 _STORE = """
@@ -127,8 +128,7 @@ class HomeTimelines:
         self.build_size = min(size, BUILD_SIZE)
         self.ttl = ttl
         client = redis_.client
-        self._read, self._mark, self._store, self._push = (
-            client.register_script(script) for script in (_READ, _MARK, _STORE, _PUSH))
+        self._read, self._store, self._push = (client.register_script(script) for script in (_READ, _STORE, _PUSH))
 
     def read(self, user_id: int, after: str | None, count: int) -> Slice | Build | None:
         """`count` entries after the member `after`; on a miss, a Build to fill it; None when Redis
@@ -137,18 +137,14 @@ class HomeTimelines:
         if epoch is None:
             return None
         keys = timeline_keys(user_id, epoch)
-        start = f"({after}" if after else "+"
-        found = self.redis.run(lambda _: self._read(keys=keys[:2], args=[start, count]))
+        args = [f"({after}" if after else "+", count, os.urandom(8).hex(), BUILD_MARK_TTL]
+        found = self.redis.run(lambda _: self._read(keys=keys[:2], args=args))
         if found is None or self.redis.epoch != epoch:
             return None
-        if found != 0:
-            complete, merged, entries = found
-            return Slice([e.decode() for e in entries], complete == b"1", _ids(merged))
-        token = os.urandom(8).hex()
-        mark = self.redis.run(lambda _: self._mark(keys=keys[:1], args=[token, BUILD_MARK_TTL]))
-        if mark is None or self.redis.epoch != epoch:
-            return None
-        return Build(user_id, epoch, mark.decode())
+        if found[0] == 0:
+            return Build(user_id, epoch, found[1].decode())
+        _, complete, merged, entries = found
+        return Slice([e.decode() for e in entries], complete == b"1", _ids(merged))
 
     def store(self, build: Build, entries: list[str], followees: list[int], merged: list[int]) -> bool:
         """Keeps a built timeline (`entries`: the newest posts of the pushed followees, at most

@@ -18,9 +18,11 @@ The mechanisms, and the invariant each one keeps (each has a test in tests/integ
 4. Invalidation before the answer: a write is answered only after every cached copy that could hide
    it is deleted or unreachable to readers. Deletes are retried while Redis might come back with the
    same copies (a freeze, a pause, a timeout) until `POSTERR_CACHE_INVALIDATION_DEADLINE`; a refused
-   connection needs no retry, because whatever server starts next has another epoch. Past the
-   deadline (or on an error reply) the write is answered anyway: the copy then lives out its TTL,
-   and `cache_invalidation_failed` is logged and counted.
+   connection needs no retry, because whatever server starts next has another epoch. On an error
+   reply (OOM refuses a script that writes, not a DEL) what could not be updated, a home timeline
+   push, is deleted instead (`cache_updated_by_delete`). Past the deadline, or when that fails too,
+   the write is answered anyway: the copy then lives out its TTL, and `cache_invalidation_failed`
+   is logged and counted.
 5. Generation token: the first reader to miss puts a token in the hash, and stores what it computed
    only if that token is still there, so a slow reader cannot put back a page older than a write
    that deleted the hash meanwhile.
@@ -55,9 +57,12 @@ def rate_limit_key(client: str) -> str:
 
 
 class Change(NamedTuple):
-    """Commands a write must get to Redis before it is answered: queue(pipeline, epoch) adds them."""
+    """Commands a write must get to Redis before it is answered: queue(pipeline, epoch) adds them;
+    `instead` adds the deletes that make it safe when Redis refuses them with an error reply (under
+    OOM a script that writes is refused, a DEL is not). None: the commands are deletes already."""
     queue: Callable[[Any, str], None]
     what: list[str]  # for the log line when they cannot be delivered
+    instead: Callable[[Any, str], None] | None = None
 
 
 class Redis:
@@ -124,7 +129,7 @@ class Redis:
                     return
                 continue  # reconnected to another server meanwhile: run under its epoch too
             except redis.ResponseError as error:
-                return _give_up(changes, error)
+                return self._delete_instead(changes, error)
             except redis.RedisError as error:
                 if refused(error):
                     return
@@ -133,6 +138,18 @@ class Redis:
                     return _give_up(changes, error)
             time.sleep(pause)  # Redis is there but not answering: try again shortly
             pause = min(pause * 2, 0.5)
+
+    def _delete_instead(self, changes: tuple[Change, ...], error: redis.ResponseError) -> None:
+        """An error reply: what could not be updated is deleted (readers rebuild it), once."""
+        deletes = tuple(Change(change.instead or change.queue, change.what) for change in changes)
+        try:
+            if self._run_under_current_epoch(deletes):
+                logs.event(log, "cache_updated_by_delete", logging.WARNING, keys=_described(changes),
+                           error=f"{type(error).__name__}: {error}")
+                return
+        except redis.RedisError as second:
+            error = second
+        _give_up(changes, error)
 
     def _run_under_current_epoch(self, changes: tuple[Change, ...]) -> bool:
         if self.epoch is None:
@@ -249,7 +266,11 @@ class DocumentCache:
         return Change(delete, list(names))
 
 
+def _described(changes: tuple[Change, ...]) -> list[str]:
+    return [what for change in changes for what in change.what]
+
+
 def _give_up(changes: tuple[Change, ...], error: redis.RedisError) -> None:
     metrics.CACHE_INVALIDATION_FAILURES.inc()
-    logs.event(log, "cache_invalidation_failed", logging.ERROR, keys=[what for change in changes for what in change.what],
+    logs.event(log, "cache_invalidation_failed", logging.ERROR, keys=_described(changes),
                error=f"{type(error).__name__}: {error}", note="these copies may be stale until their TTL")

@@ -165,7 +165,7 @@ class HomeTimelines:
                         for key in timeline_keys(follower_id, epoch)]
                 self._push(keys=keys, args=[author_id, entry, self.size], client=pipe)
 
-        return Change(queue, [f"timelines of {len(follower_ids)} followers"])
+        return Change(queue, [f"timelines of {len(follower_ids)} followers"], self.drops(follower_ids).queue)
 
     @staticmethod
     def drops(user_ids: list[int]) -> Change:

@@ -231,6 +231,21 @@ def test_one_push_reaches_many_timelines(timelines):
     assert all(timelines.read(reader, None, 10).entries == entries(4, 3) for reader in readers)
 
 
+def test_a_push_refused_with_an_error_reply_drops_the_timeline(timelines, redis_client):
+    """Under OOM a script that writes is refused while DEL still works: the post must not be
+    missing from a timeline that stays readable (found by make soak SEED=9191)."""
+    built(timelines, 1, entries(3), followees=[5])
+    policy = redis_client.config_get("maxmemory-policy")["maxmemory-policy"]
+    redis_client.config_set("maxmemory-policy", "noeviction")
+    redis_client.config_set("maxmemory", 1)
+    try:
+        push(timelines, [1], 5, 4)
+    finally:
+        redis_client.config_set("maxmemory", 0)
+        redis_client.config_set("maxmemory-policy", policy)
+    assert isinstance(timelines.read(1, None, 10), Build)
+
+
 def test_a_dropped_timeline_is_built_again(timelines):
     built(timelines, 1, entries(3), followees=[5])
     build = timelines.read(2, None, 10)

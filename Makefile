@@ -114,17 +114,23 @@ loadtest: venv
 	  $(LOADTEST_ARGS)
 
 # Three gunicorn instances (ports 5001-5003) behind nginx on 127.0.0.1:5000, sharing the local
-# PostgreSQL and Redis (scripts/cluster.sh; logs in .data/cluster/logs). Foreground: Ctrl-C stops
-# it gracefully. `scripts/cluster.sh up` starts it detached; `make cluster-down` stops either.
+# PostgreSQL and Redis (scripts/cluster.sh; logs in .data/cluster/logs), reading from a streaming
+# replica of that PostgreSQL (port 54330; not with a DATABASE_URL of your own: give its replicas in
+# DATABASE_REPLICA_URLS). Foreground: Ctrl-C stops it gracefully. `scripts/cluster.sh up` starts it
+# detached; `make cluster-down` stops either; `make services-down` stops the databases and replica.
 cluster: venv migrate
-	@$(WITH_SERVICES) exec scripts/cluster.sh run
+	@$(if $(DATABASE_URL),,replica_env=$$($(SERVICES) replica-up) && eval "$$replica_env" &&) \
+	  $(WITH_SERVICES) exec scripts/cluster.sh run
 
 cluster-down:
 	@scripts/cluster.sh down
 
-# The cluster tests alone (they also run in `make test`): their own servers, ports and nginx.
+# The cluster and replica tests (they also run in `make test`), then the whole integration suite
+# again with every app reading from a streaming replica that applies commits 2 s late: their own
+# servers, ports and nginx.
 test-cluster: venv
-	@$(BIN)/python -m pytest tests/cluster $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest tests/cluster tests/integration/test_replicas.py $(PYTEST_ARGS)
+	@POSTERR_TEST_REPLICA_DELAY=2s $(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
 # A randomized fault soak (loadtests/soak.py): its own PostgreSQL, Redis, three gunicorn instances and
 # nginx on free ports, files and logs under .data/soak; MINUTES of mixed Locust load while Redis,

@@ -12,6 +12,7 @@ from posterr.context import Context
 from posterr.cursors import CursorCodec
 from posterr.db import Database, load_queries
 from posterr.limits import ClientRateLimit, DailyQuota
+from posterr.replicas import Replica, Replicas
 from posterr.routes import ops, posts, users
 from posterr.timelines import HomeTimelines
 from posterr.watchdog import Watchdog
@@ -22,11 +23,23 @@ log = logging.getLogger("posterr")
 def build_context(settings: Settings) -> Context:
     redis = cache.Redis(settings.redis_url, timeout=settings.redis_timeout, retry_after=settings.redis_retry_after,
                         invalidation_deadline=settings.cache_invalidation_deadline)
+    queries = load_queries()
+
+    def database(url: str, timeout: float) -> Database:
+        return Database(url, queries, min_size=settings.pool_min_size, max_size=settings.pool_max_size,
+                        timeout=timeout, statement_timeout_ms=settings.statement_timeout_ms)
+
+    db = database(settings.database_url, settings.pool_timeout)
+    if settings.replica_urls:
+        # A replica that cannot give a connection within a second is left for the primary.
+        db.replicas = Replicas(settings.database_url,
+                               [Replica(url, database(url, min(settings.pool_timeout, 1.0)))
+                                for url in settings.replica_urls],
+                               queries, redis, max_lag=settings.replica_max_lag,
+                               check_interval=settings.replica_check_interval)
     return Context(
         settings=settings,
-        db=Database(settings.database_url, load_queries(), min_size=settings.pool_min_size,
-                    max_size=settings.pool_max_size, timeout=settings.pool_timeout,
-                    statement_timeout_ms=settings.statement_timeout_ms),
+        db=db,
         redis=redis,
         cache=cache.DocumentCache(redis),
         timelines=HomeTimelines(redis, size=settings.timeline_size, ttl=settings.timeline_ttl),

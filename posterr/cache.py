@@ -56,6 +56,11 @@ def rate_limit_key(client: str) -> str:
     return f"{PREFIX}:rl:{client}"
 
 
+def write_position_key(client: str) -> str:
+    """The primary's WAL position after the client's last write (posterr/replicas.py)."""
+    return f"{PREFIX}:wrote:{client}"
+
+
 class Change(NamedTuple):
     """Commands a write must get to Redis before it is answered: queue(pipeline, epoch) adds them;
     `instead` adds the deletes that make it safe when Redis refuses them with an error reply (under
@@ -212,6 +217,7 @@ def timeline_keys(user_id: int, epoch: str) -> list[str]:
 KEY_PATTERNS = {  # pattern → what it holds (`python -m posterr cache stats` counts these)
     f"{PREFIX}:quota:*": "daily post counters",
     f"{PREFIX}:rl:*": "per-client rate limit state",
+    f"{PREFIX}:wrote:*": "each client's last write position (with read replicas)",
     f"{FEEDS_KEY}:*": "first pages of the global and author feeds",
     f"{PREFIX}:post:*": "post objects",
     f"{PREFIX}:user:*": "user profiles (without viewer)",

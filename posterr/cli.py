@@ -1,4 +1,4 @@
-"""Operator commands: `python -m posterr queries | explain NAME k=v… | cache stats|keys PATTERN|flush`."""
+"""Operator commands: `python -m posterr queries | explain NAME k=v… | replicas | cache stats|keys PATTERN|flush`."""
 
 from __future__ import annotations
 
@@ -8,13 +8,16 @@ import sys
 
 import psycopg
 import redis
+from psycopg.rows import dict_row
 
 from posterr.cache import KEY_PATTERNS, PREFIX
 from posterr.config import Settings
-from posterr.db import load_queries
+from posterr.db import Session, load_queries, server_name
+from posterr.replicas import lsn
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
-DOCUMENT_PATTERNS = [pattern for pattern in KEY_PATTERNS if ":quota:" not in pattern]
+# Not the daily counters, nor the clients' write positions (reads from replicas rely on them).
+DOCUMENT_PATTERNS = [pattern for pattern in KEY_PATTERNS if ":quota:" not in pattern and ":wrote:" not in pattern]
 
 
 def list_queries(_: Settings, out) -> None:
@@ -40,6 +43,39 @@ def explain(settings: Settings, out, name: str, assignments: list[str]) -> None:
         for (line,) in conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {queries[name].sql}", params):
             print(line, file=out)
         conn.rollback()
+
+
+def replicas(settings: Settings, out) -> int:
+    """Each replica's state and lag, checked now against the primary; 1 when one is not serving."""
+    if not settings.replica_urls:
+        print("no replicas configured (DATABASE_REPLICA_URLS is empty): every read goes to the primary", file=out)
+        return 0
+    queries = load_queries()
+
+    def ask(url: str, name: str) -> dict:
+        with psycopg.connect(url, autocommit=True, connect_timeout=3, row_factory=dict_row) as conn:
+            return Session(conn, queries)(name)
+
+    primary = ask(settings.database_url, "primary_position")["position"]
+    print(f"primary  {server_name(settings.database_url):<24} WAL written to {primary}", file=out)
+    healthy = True
+    for url in settings.replica_urls:
+        try:
+            row = ask(url, "replica_position")
+        except psycopg.Error as error:
+            healthy = False
+            print(f"replica  {server_name(url):<24} down      {str(error).strip().splitlines()[0]}", file=out)
+            continue
+        behind = max(0, lsn(primary) - lsn(row["position"]))
+        # Caught up: no lag, however long ago the last commit was. Behind: the last replayed commit's age.
+        lag = 0.0 if behind == 0 else row["replay_age"]
+        state = ("not a replica" if not row["in_recovery"] else
+                 "ok" if lag is not None and lag <= settings.replica_max_lag else "lagging")
+        healthy = healthy and state == "ok"
+        shown = "unknown" if lag is None else f"{lag:.3f} s"
+        print(f"replica  {server_name(url):<24} {state:<9} replayed to {row['position']}, {behind} bytes behind, "
+              f"lag {shown} (limit {settings.replica_max_lag:g} s)", file=out)
+    return 0 if healthy else 1
 
 
 def cache_stats(settings: Settings, out) -> None:
@@ -77,6 +113,7 @@ def main(argv: list[str] | None = None, out=sys.stdout) -> None:
     explain_parser = commands.add_parser("explain", help="EXPLAIN (ANALYZE, BUFFERS) a named query")
     explain_parser.add_argument("name")
     explain_parser.add_argument("params", nargs="*", metavar="key=value", help="unset parameters are NULL")
+    commands.add_parser("replicas", help="each read replica's state and lag, checked now")
     cache_parser = commands.add_parser("cache", help="inspect or flush the Redis cache")
     cache_commands = cache_parser.add_subparsers(dest="cache_command", required=True)
     cache_commands.add_parser("stats", help="hits, misses, memory and keys per pattern")
@@ -90,6 +127,9 @@ def main(argv: list[str] | None = None, out=sys.stdout) -> None:
     settings = Settings.from_env()
     if args.command == "explain":
         explain(settings, out, args.name, args.params)
+    elif args.command == "replicas":
+        if replicas(settings, out):
+            sys.exit(1)
     elif args.cache_command == "stats":
         cache_stats(settings, out)
     elif args.cache_command == "keys":

@@ -16,6 +16,9 @@ DEV_SECRET = "posterr-development-secret-change-me"
 class Settings:
     database_url: str
     redis_url: str
+    replica_urls: tuple[str, ...] = ()
+    replica_max_lag: float = 2.0
+    replica_check_interval: float = 0.25
     daily_post_limit: int = 5
     cors_origins: tuple[str, ...] = ("*",)
     secret_key: str = DEV_SECRET
@@ -48,6 +51,9 @@ class Settings:
         return cls(
             database_url=env["DATABASE_URL"],
             redis_url=env["REDIS_URL"],
+            replica_urls=tuple(url.strip() for url in env.get("DATABASE_REPLICA_URLS", "").split(",") if url.strip()),
+            replica_max_lag=_float(env, "POSTERR_REPLICA_MAX_LAG", 2.0),
+            replica_check_interval=_float(env, "POSTERR_REPLICA_CHECK_INTERVAL", 0.25),
             daily_post_limit=_int(env, "POSTERR_DAILY_POST_LIMIT", 5, minimum=1),
             cors_origins=tuple(o.strip() for o in env.get("POSTERR_CORS_ORIGINS", "*").split(",") if o.strip()),
             secret_key=env.get("POSTERR_SECRET_KEY") or DEV_SECRET,

@@ -26,7 +26,11 @@ class Context:
     def start(self) -> None:
         """Open the pool: after gunicorn forks, never in the master (sockets do not survive a fork)."""
         self.db.open()
+        if self.db.replicas:
+            self.db.replicas.start()
 
     def stop(self) -> None:
+        if self.db.replicas:
+            self.db.replicas.stop()
         self.db.close()
         self.redis.close()

@@ -10,24 +10,29 @@ import logging
 import re
 import select
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from posterr import logs
-from posterr.errors import ServiceUnavailable
+from posterr import logs, metrics
+from posterr.errors import DatabaseUnavailable, ServiceUnavailable
+
+if TYPE_CHECKING:
+    from posterr.replicas import Replicas
 
 log = logging.getLogger("posterr.db")
 FAST_FAIL_SECONDS = 1
 QUERIES_DIR = Path(__file__).resolve().parent.parent / "db" / "queries"
 _HEADER = re.compile(r"^--\s*name:\s*(?P<name>[a-z_][a-z0-9_]*)\s+:(?P<kind>one|many|exec)\s*$")
 _INDEX_NOTE = re.compile(r"^--\s*index:\s*(?P<index>.+?)\s*$", re.IGNORECASE)
+T = TypeVar("T")
 
 
 class QueryFileError(Exception):
@@ -45,6 +50,12 @@ def server_unreachable(error: Exception) -> bool:
         return True
     sqlstate = getattr(error, "sqlstate", None)
     return sqlstate is None or sqlstate.startswith("08") or sqlstate in _SERVER_GONE
+
+
+def server_name(url: str) -> str:
+    """host:port of a connection URL: how logs, metrics and /readyz name a server (no password)."""
+    parts = urlsplit(url)
+    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
 
 
 def _looks_dead(conn: psycopg.Connection) -> bool:
@@ -135,6 +146,7 @@ class Session:
 class Database:
     def __init__(self, url: str, queries: dict[str, Query], *, min_size: int, max_size: int,
                  timeout: float, statement_timeout_ms: int):
+        self.name = server_name(url)
         self.queries = queries
         self.pool = ConnectionPool(
             url,
@@ -154,6 +166,7 @@ class Database:
         # After PostgreSQL failed to give a connection, answer 503 at once for a moment instead of
         # making every request wait the pool timeout (no pile-up of waiting workers).
         self._down_until = 0.0
+        self.replicas: Replicas | None = None  # set by the app factory when DATABASE_REPLICA_URLS is
 
     def open(self) -> None:
         self.pool.open(wait=False)
@@ -169,8 +182,46 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        with self._unavailable_as_503(), self._connection() as conn, conn.transaction():
-            yield Session(conn, self.queries)
+        """One connection, one transaction; with replicas, the client's write position is kept once
+        it commits (posterr/replicas.py, guarantee 1)."""
+        with self._unavailable_as_503(), self._connection() as conn:
+            with conn.transaction():
+                yield Session(conn, self.queries)
+            position = self._write_position(conn) if self.replicas else None
+        if self.replicas:
+            self.replicas.remember_write(position)
+
+    def _write_position(self, conn: psycopg.Connection) -> str | None:
+        """Where the WAL ends after this connection's commit; None when that cannot be asked (the
+        write has committed, so this must not fail the request)."""
+        try:
+            return Session(conn, self.queries)("write_position")["position"]
+        except psycopg.Error as error:
+            logs.event(log, "write_position_unknown", logging.WARNING, error=str(error))
+            return None
+
+    def read(self, work: Callable[[Session], T]) -> T:
+        """work(run) on a replica that may serve the current client (posterr/replicas.py), else on
+        the primary; a replica that fails is left for the primary, with no error to the client. Not for
+        what is stored in Redis: that is read_primary."""
+        if self.replicas:
+            replica = self.replicas.choose()
+            if replica is not None:
+                try:
+                    with replica.db.session() as run:
+                        result = work(run)
+                    metrics.DB_READS.labels("replica").inc()
+                    return result
+                except DatabaseUnavailable as error:
+                    self.replicas.failed(replica, error)
+        result = self.read_primary(work)
+        metrics.DB_READS.labels("primary").inc()
+        return result
+
+    def read_primary(self, work: Callable[[Session], T]) -> T:
+        """work(run) on the primary: reads whose result is stored in Redis, or must be current."""
+        with self.session() as run:
+            return work(run)
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection]:
@@ -192,7 +243,7 @@ class Database:
     @contextmanager
     def _unavailable_as_503(self) -> Iterator[None]:
         if time.monotonic() < self._down_until:
-            raise ServiceUnavailable("PostgreSQL is unavailable", retry_after=FAST_FAIL_SECONDS)
+            raise DatabaseUnavailable("PostgreSQL is unavailable", retry_after=FAST_FAIL_SECONDS)
         try:
             yield
         except psycopg.errors.QueryCanceled:
@@ -203,11 +254,11 @@ class Database:
                 # failed, the server is fine, and the next request should not be refused.
                 logs.event(log, "postgres_transient_error", logging.WARNING, error=str(error),
                            sqlstate=getattr(error, "sqlstate", None))
-                raise ServiceUnavailable("the database could not complete the request; retry it",
-                                         retry_after=1) from None
+                raise DatabaseUnavailable("the database could not complete the request; retry it",
+                                          retry_after=1) from None
             self._down_until = time.monotonic() + FAST_FAIL_SECONDS
-            logs.event(log, "postgres_unavailable", logging.WARNING, error=str(error))
-            raise ServiceUnavailable("PostgreSQL is unavailable", retry_after=FAST_FAIL_SECONDS) from None
+            logs.event(log, "postgres_unavailable", logging.WARNING, error=str(error), server=self.name)
+            raise DatabaseUnavailable("PostgreSQL is unavailable", retry_after=FAST_FAIL_SECONDS) from None
 
     def __call__(self, name: str, **params: Any) -> Any:
         with self.session() as run:

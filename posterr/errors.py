@@ -69,3 +69,8 @@ class ServiceUnavailable(ApiError):
 
     def __init__(self, detail: str, *, retry_after: int = 5):
         super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """PostgreSQL could not be reached or could not complete the request (not: it took too long).
+    From a replica, the read is run again on the primary."""

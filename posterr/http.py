@@ -23,7 +23,7 @@ import bottle
 import orjson
 from gunicorn.http.errors import ParseException
 
-from posterr import logs, metrics, validation
+from posterr import logs, metrics, replicas, validation
 from posterr.context import Context
 from posterr.errors import (
     ApiError,
@@ -275,6 +275,7 @@ class EdgePlugin:
             rid = request_id()
             watchdog.begin(rid, rule)
             in_request = logs.REQUEST_ID.set(rid)
+            as_client = replicas.CLIENT.set(client_address()) if ctx.db.replicas else None
             try:
                 refusal = _rate_limit(ctx, rule)
                 if refusal:
@@ -294,6 +295,8 @@ class EdgePlugin:
             finally:
                 watchdog.end()
                 logs.REQUEST_ID.reset(in_request)
+                if as_client:
+                    replicas.CLIENT.reset(as_client)
             finish(result)
             _record(result, rule, started)
             return result

@@ -32,6 +32,12 @@ REQUEST_TIMEOUTS = Counter("posterr_request_timeouts_total",
                            "Requests that ran past POSTERR_REQUEST_TIMEOUT (their worker was replaced)")
 POOL = Gauge("posterr_db_pool_connections", "PostgreSQL pool connections per state (all workers)",
              ["state"], multiprocess_mode="livesum")
+DB_READS = Counter("posterr_db_reads_total", "Reads that a replica may serve, by the server that served "
+                   "them (replica, or primary: no replica fit the client, or one failed)", ["target"])
+REPLICA_LAG = Gauge("posterr_replica_lag_seconds", "How far behind the primary each replica may be "
+                    "(+Inf while unknown or unreachable)", ["replica"], multiprocess_mode="livemax")
+REPLICA_SERVING = Gauge("posterr_replica_serving", "1 while the replica is within POSTERR_REPLICA_MAX_LAG "
+                        "and reachable (it serves reads), else 0", ["replica"], multiprocess_mode="livemin")
 REFUSALS = Counter("posterr_limit_refusals_total", "Requests refused by a limit", ["limit"])
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -72,3 +78,8 @@ def observe_pool(pool) -> None:
     POOL.labels("size").set(stats.get("pool_size", 0))
     POOL.labels("idle").set(stats.get("pool_available", 0))
     POOL.labels("waiting").set(stats.get("requests_waiting", 0))
+
+
+def observe_replica(name: str, lag: float, serving: bool) -> None:
+    REPLICA_LAG.labels(name).set(lag)
+    REPLICA_SERVING.labels(name).set(1 if serving else 0)

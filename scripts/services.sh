@@ -11,10 +11,16 @@
 #                                 more faults, for `make soak`: SIGSTOP/SIGCONT of Redis, CLIENT PAUSE
 #                                 for MS milliseconds, FLUSHALL, stop+start, maxmemory (writes refused
 #                                 with OOM errors above it; 0 lifts it); pg_ctl -m immediate stop
+#   scripts/services.sh replica-up    a streaming replica of the local PostgreSQL (pg_basebackup -R on
+#                                 first use), started; prints the `export DATABASE_REPLICA_URLS` line
+#   scripts/services.sh replica-down | replica-pause | replica-resume
+#                                 stop it; stop and resume its WAL replay (a replica falling behind)
 #
 # DATABASE_URL / REDIS_URL, when set, name servers of your own: nothing is started for them.
 # POSTERR_DATA_DIR (default .data), POSTERR_PG_PORT (54329) and POSTERR_REDIS_PORT (63799) choose
 # where the local servers live, so the test suite can own a second pair beside `make run`'s.
+# POSTERR_REPLICA_PG_PORT (the primary's port + 1) is the replica's; POSTERR_REPLICA_APPLY_DELAY
+# (e.g. 2s; default 0) makes it apply each commit that long after the primary (recovery_min_apply_delay).
 # Everything the servers print goes to log files in the data folder; this script's own messages
 # go to stderr, so stdout carries only the `export` lines.
 set -euo pipefail
@@ -44,6 +50,10 @@ if [ $((${#pg_run} + 21)) -gt 107 ]; then
   pg_run=/tmp/posterr-pg-run-$(printf %s "$data" | cksum | cut -d' ' -f1)
 fi
 pg_log=$pg_home/postgres.log
+replica_port=${POSTERR_REPLICA_PG_PORT:-$((pg_port + 1))}
+replica_dir=$pg_home/postgres-replica
+replica_log=$pg_home/postgres-replica.log
+replica_slot=posterr_replica
 redis_dir=$data/redis
 
 say() { echo "services: $*" >&2; }
@@ -86,7 +96,31 @@ as_pg() {
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-pg_running() { [ -f "$pg_dir/PG_VERSION" ] && as_pg "$bindir/pg_ctl" -D "$pg_dir" status >/dev/null 2>&1; }
+server_running() { [ -f "$1/PG_VERSION" ] && as_pg "$bindir/pg_ctl" -D "$1" status >/dev/null 2>&1; }
+pg_running() { server_running "$pg_dir"; }
+
+# pg_start WHAT DIR PORT LOG PORT_SETTING [SERVER_OPTIONS]: start the primary or the replica.
+pg_start() {
+  local what=$1 dir=$2 port=$3 log=$4
+  if server_running "$dir"; then
+    say "$what already running on port $port"
+    return
+  fi
+  port_busy "$port" && die "port $port is taken by another program: stop it, or choose another port with $5"
+  mkdir -p "$pg_run"; touch "$log"
+  is_root && chown postgres: "$pg_run" "$log"
+  say "starting $what on port $port (log: $log)"
+  as_pg "$bindir/pg_ctl" -D "$dir" -l "$log" -o "-p $port -k $pg_run ${6:-}" -w -t 60 start >/dev/null \
+    || die "$what did not start; see $log"
+}
+
+pg_stop() {  # pg_stop WHAT DIR PORT
+  bindir=$(pg_bindir) || return 0
+  if server_running "$2"; then
+    say "stopping $1 on port $3"
+    as_pg "$bindir/pg_ctl" -D "$2" -m fast -w stop >/dev/null
+  fi
+}
 
 postgres_up() {
   bindir=$(pg_bindir) || { apt_install postgresql DATABASE_URL; bindir=$(pg_bindir) || die "PostgreSQL installed but initdb not found"; }
@@ -107,25 +141,45 @@ shared_buffers = 256MB
 CONF
     [ -n "${POSTERR_PG_EXTRA_CONF:-}" ] && printf '%s\n' "$POSTERR_PG_EXTRA_CONF" >>"$pg_dir/postgresql.conf"
   fi
-  if pg_running; then
-    say "PostgreSQL already running on port $pg_port"
-  else
-    port_busy "$pg_port" && die "port $pg_port is taken by another program: stop it, or choose another port with POSTERR_PG_PORT"
-    mkdir -p "$pg_run"; touch "$pg_log"
-    is_root && chown postgres: "$pg_run" "$pg_log"
-    say "starting PostgreSQL on port $pg_port (log: $pg_log)"
-    as_pg "$bindir/pg_ctl" -D "$pg_dir" -l "$pg_log" -o "-p $pg_port -k $pg_run" -w -t 60 start >/dev/null \
-      || die "PostgreSQL did not start; see $pg_log"
-  fi
+  pg_start PostgreSQL "$pg_dir" "$pg_port" "$pg_log" POSTERR_PG_PORT
 }
 
-postgres_down() {
-  bindir=$(pg_bindir) || return 0
-  if pg_running; then
-    say "stopping PostgreSQL on port $pg_port"
-    as_pg "$bindir/pg_ctl" -D "$pg_dir" -m fast -w stop >/dev/null
+postgres_down() { pg_stop PostgreSQL "$pg_dir" "$pg_port"; }
+
+system_id() { as_pg "$bindir/pg_controldata" -D "$1" 2>/dev/null | awk -F': *' '/system identifier/ {print $2}'; }
+replica_running() { server_running "$replica_dir"; }
+
+primary_sql() { psql -X -q -t -A -h 127.0.0.1 -p "$pg_port" -U posterr -d postgres -c "$1"; }
+
+# A hot standby streaming from the local primary: its data folder is a base backup taken with -R
+# (standby.signal plus primary_conninfo) and a replication slot, so that the primary keeps the WAL a
+# stopped replica has yet to replay. Made again when the primary was re-initialised since.
+replica_up() {
+  postgres_up
+  if [ -f "$replica_dir/PG_VERSION" ] && { [ "$(system_id "$replica_dir")" != "$(system_id "$pg_dir")" ] \
+       || ! grep -q "primary_slot_name = '$replica_slot'" "$replica_dir/postgresql.auto.conf"; }; then
+    replica_running && as_pg "$bindir/pg_ctl" -D "$replica_dir" -m immediate -w stop >/dev/null
+    say "the replica in $replica_dir does not follow this primary: taking a new base backup"
+    rm -rf "$replica_dir"
   fi
+  if [ ! -f "$replica_dir/PG_VERSION" ]; then
+    say "taking a base backup of the primary into $replica_dir (log: $replica_log)"
+    mkdir -p "$replica_dir"; touch "$replica_log"
+    is_root && chown postgres: "$replica_dir" "$replica_log"
+    chmod 700 "$replica_dir"
+    primary_sql "SELECT pg_drop_replication_slot('$replica_slot') FROM pg_replication_slots
+                 WHERE slot_name = '$replica_slot'" >/dev/null || die "could not reach the primary on port $pg_port"
+    as_pg "$bindir/pg_basebackup" -h 127.0.0.1 -p "$pg_port" -U posterr -D "$replica_dir" -R -X stream \
+      -C -S "$replica_slot" -c fast >>"$replica_log" 2>&1 || die "pg_basebackup failed; see $replica_log"
+  fi
+  local delay=${POSTERR_REPLICA_APPLY_DELAY:-0}
+  pg_start "the PostgreSQL replica (applying commits $delay late)" "$replica_dir" "$replica_port" "$replica_log" \
+    POSTERR_REPLICA_PG_PORT "-c hot_standby=on -c recovery_min_apply_delay=$delay"
 }
+
+replica_down() { pg_stop "the PostgreSQL replica" "$replica_dir" "$replica_port"; }
+
+replica_sql() { psql -X -q -t -A -h 127.0.0.1 -p "$replica_port" -U posterr -d postgres -c "$1" >/dev/null; }
 
 redis_cli() { redis-cli -h 127.0.0.1 -p "$redis_port" "$@"; }
 # Running, and ours: a server on our port with another data folder is someone else's.
@@ -181,12 +235,20 @@ case "$cmd" in
       echo "export REDIS_URL='$REDIS_URL'"
     fi
     ;;
-  down) redis_down; postgres_down ;;
+  down) redis_down; replica_down; postgres_down ;;
   status)
     bindir=$(pg_bindir || true)
     if [ -n "$bindir" ] && pg_running; then say "PostgreSQL: running on port $pg_port"; else say "PostgreSQL: stopped"; fi
+    if [ -n "$bindir" ] && replica_running; then say "PostgreSQL replica: running on port $replica_port"; fi
     if redis_running; then say "Redis: running on port $redis_port"; else say "Redis: stopped"; fi
     ;;
+  replica-up)
+    [ -z "${DATABASE_URL:-}" ] || die "DATABASE_URL names a server of your own: give its replicas in DATABASE_REPLICA_URLS"
+    replica_up
+    echo "export DATABASE_REPLICA_URLS='postgres://posterr@127.0.0.1:$replica_port/posterr?sslmode=disable'" ;;
+  replica-down) replica_down ;;
+  replica-pause) replica_sql "SELECT pg_wal_replay_pause()" ;;
+  replica-resume) replica_sql "SELECT pg_wal_replay_resume()" ;;
   stop-redis) redis_down ;;
   start-redis) redis_up ;;
   restart-postgres) postgres_down; postgres_up ;;
@@ -205,5 +267,5 @@ case "$cmd" in
   crash-postgres)  # no checkpoint, no goodbye to clients: the next start runs crash recovery
     bindir=$(pg_bindir) || die "PostgreSQL is not installed"
     if pg_running; then as_pg "$bindir/pg_ctl" -D "$pg_dir" -m immediate -w stop >/dev/null; fi ;;
-  *) die "unknown command '$cmd' (up, down, status, stop-redis, start-redis, stop-postgres, start-postgres, restart-postgres, freeze-redis, thaw-redis, pause-redis MS, flush-redis, restart-redis, cap-redis BYTES, crash-postgres)" ;;
+  *) die "unknown command '$cmd' (up, down, status, stop-redis, start-redis, stop-postgres, start-postgres, restart-postgres, freeze-redis, thaw-redis, pause-redis MS, flush-redis, restart-redis, cap-redis BYTES, crash-postgres, replica-up, replica-down, replica-pause, replica-resume)" ;;
 esac

@@ -1,14 +1,16 @@
 """Test set-up: real PostgreSQL and Redis, a freshly migrated test database, the app under gunicorn.
 
 Without DATABASE_URL / REDIS_URL the suite starts its own servers under .data/test (ports 54339 and
-63809; POSTERR_TEST_DATA_DIR, POSTERR_TEST_PG_PORT and POSTERR_TEST_REDIS_PORT move them) and stops
-them at the end; their output goes to log files there, never to the terminal.
+63809, and 24340 for the replica the replica tests grow; POSTERR_TEST_DATA_DIR, POSTERR_TEST_PG_PORT,
+POSTERR_TEST_REDIS_PORT and POSTERR_TEST_REPLICA_PG_PORT move them) and stops them at the end; their
+output goes to log files there, never to the terminal.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -26,14 +28,28 @@ import requests
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from posterr.cache import write_position_key
+from posterr.replicas import lsn
+
 ROOT = Path(__file__).resolve().parent.parent
 # Overridable so that two suites can run side by side on one machine.
 DATA = Path(os.environ.get("POSTERR_TEST_DATA_DIR", ROOT / ".data" / "test"))
 SERVICES_ENV = {"POSTERR_DATA_DIR": str(DATA),
                 "POSTERR_PG_PORT": os.environ.get("POSTERR_TEST_PG_PORT", "54339"),
                 "POSTERR_REDIS_PORT": os.environ.get("POSTERR_TEST_REDIS_PORT", "63809"),
+                # Below the kernel's ephemeral range (32768-60999): the replica is (re)started while
+                # the suite's apps and clients hold ports from that range, which may include any other.
+                "POSTERR_REPLICA_PG_PORT": os.environ.get("POSTERR_TEST_REPLICA_PG_PORT", "24340"),
                 "POSTERR_PG_EXTRA_CONF": "fsync = off\nsynchronous_commit = off\nfull_page_writes = off"}
 TABLES = "users, posts, follows, post_quota, idempotency_keys"
+# `make test-cluster` runs the integration suite again with every app reading from a streaming
+# replica that applies the primary's commits this late (recovery_min_apply_delay), e.g. "2s".
+REPLICA_DELAY = os.environ.get("POSTERR_TEST_REPLICA_DELAY", "")
+# Then the apps allow the replica this much lag: more than its delay, so that it serves reads (2 s
+# behind) instead of being set aside after every commit.
+REPLICA_MAX_LAG_MS = 5000
+# Filled by the tests, printed at the end of the run (what the cluster and replica tests sent and saw).
+RESULTS: list[str] = []
 
 
 @dataclass
@@ -42,12 +58,31 @@ class Servers:
     redis_url: str
     owned: bool  # started by this suite, so it may stop and restart them
 
-    def _services(self, command: str) -> None:
+    replica_url: str | None = None  # set by start_replica
+
+    def _services(self, command: str, **extra_env: str) -> str:
         DATA.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
         with open(DATA / "services.log", "a") as log:
-            subprocess.run([str(ROOT / "scripts" / "services.sh"), command], env={**env, **SERVICES_ENV},
-                           stdout=log, stderr=log, check=True)
+            return subprocess.run([str(ROOT / "scripts" / "services.sh"), command],
+                                  env={**env, **SERVICES_ENV, **extra_env}, stdout=subprocess.PIPE, stderr=log,
+                                  check=True, text=True).stdout
+
+    def start_replica(self, apply_delay: str) -> str:
+        """A streaming replica of the suite's PostgreSQL (its URL, for the suite's database)."""
+        exported = self._services("replica-up", POSTERR_REPLICA_APPLY_DELAY=apply_delay)
+        url = exported.split("=", 1)[1].strip().strip("'")
+        self.replica_url = _test_database_url(url)
+        return self.replica_url
+
+    def stop_replica(self) -> None:
+        self._services("replica-down")
+
+    def pause_replica(self) -> None:
+        self._services("replica-pause")
+
+    def resume_replica(self) -> None:
+        self._services("replica-resume")
 
     def freeze_redis(self) -> None:
         """SIGSTOP: Redis keeps its connections but answers nothing (a stalled host, a long fork)."""
@@ -97,6 +132,9 @@ def servers():
     with open(DATA / "migrate.log", "w") if DATA.exists() else open(os.devnull, "w") as log:
         subprocess.run([*dbmate, "drop"], stdout=log, stderr=log, check=False)  # absent is fine
         subprocess.run([*dbmate, "--wait", "up"], stdout=log, stderr=log, check=True)
+    if REPLICA_DELAY:
+        assert found.owned, "POSTERR_TEST_REPLICA_DELAY needs the suite's own servers (unset DATABASE_URL)"
+        found.start_replica(REPLICA_DELAY)
     try:
         yield found
     finally:
@@ -111,7 +149,10 @@ def running_app(servers, log_name: str, **settings: str):
     env = {**os.environ, "DATABASE_URL": servers.database_url, "REDIS_URL": servers.redis_url,
            "PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": "2", "POSTERR_THREADS": "8",
            "POSTERR_DAILY_POST_LIMIT": "5", "POSTERR_SECRET_KEY": "test-secret", "POSTERR_POOL_TIMEOUT": "3",
-           "POSTERR_REDIS_RETRY_AFTER": "0.5", "POSTERR_RATE_LIMIT": "off", **settings}
+           "POSTERR_REDIS_RETRY_AFTER": "0.5", "POSTERR_RATE_LIMIT": "off",
+           **({"DATABASE_REPLICA_URLS": servers.replica_url,
+               "POSTERR_REPLICA_MAX_LAG": str(REPLICA_MAX_LAG_MS / 1000)} if servers.replica_url else {}),
+           **settings}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     DATA.mkdir(parents=True, exist_ok=True)
     with open(DATA / log_name, "a") as log:
@@ -132,6 +173,11 @@ def app_server(servers):
     rate limit here (every test request comes from 127.0.0.1): test_rate_limit.py runs its own."""
     with running_app(servers, "gunicorn.log") as base:
         yield base
+        if servers.replica_url:
+            reads = re.findall(r'^posterr_db_reads_total\{target="(\w+)"\} (\S+)$',
+                               requests.get(base + "/metrics", timeout=5).text, re.MULTILINE)
+            RESULTS.append(f"the suite against a replica applying commits {REPLICA_DELAY} late: reads that a "
+                           f"replica may serve went to {', '.join(f'{t} {float(n):.0f}' for t, n in reads)}")
 
 
 def log_records(log_name: str, request_ids: set[str]) -> list[dict]:
@@ -166,19 +212,36 @@ def _wait_until_serving(base: str, process: subprocess.Popen) -> None:
 
 class Sql:
     """A direct connection to the test database, to check what the API wrote. It reconnects once
-    when a fault test has restarted PostgreSQL under it."""
+    when a fault test has restarted PostgreSQL under it.
 
-    def __init__(self, url: str):
+    With a replica (POSTERR_TEST_REPLICA_DELAY), what a test writes here is the test client's write
+    like any other: its WAL position is kept in Redis as the app keeps a client's (posterr/replicas.py),
+    so the app does not answer the test's next read from a replica that lacks it."""
+
+    def __init__(self, url: str, redis_url: str | None = None):
         self.url = url
         self.conn = psycopg.connect(url, autocommit=True)
+        self.positions = redis.Redis.from_url(redis_url, retry=Retry(NoBackoff(), 3),
+                                              retry_on_error=[redis.ConnectionError]) if redis_url else None
 
     def execute(self, query, params=None):
         try:
-            return self.conn.execute(query, params)
+            cursor = self.conn.execute(query, params)
         except psycopg.OperationalError:
             self.conn.close()
             self.conn = psycopg.connect(self.url, autocommit=True)
-            return self.conn.execute(query, params)
+            cursor = self.conn.execute(query, params)
+        if self.positions is not None and not str(query).lstrip().upper().startswith(("SELECT", "EXPLAIN", "SET")):
+            self._keep_position()
+        return cursor
+
+    def _keep_position(self) -> None:
+        (position,) = self.conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
+        value = f"{lsn(position):016X}"
+        try:
+            self.positions.set(write_position_key("127.0.0.1"), value, px=REPLICA_MAX_LAG_MS + 1000)
+        except redis.ConnectionError:
+            pass  # a fault test stopped Redis: the app then reads from the primary anyway
 
     def close(self):
         self.conn.close()
@@ -186,7 +249,7 @@ class Sql:
 
 @pytest.fixture(scope="session")
 def sql(servers):
-    connection = Sql(servers.database_url)
+    connection = Sql(servers.database_url, servers.redis_url if REPLICA_DELAY else None)
     yield connection
     connection.close()
 
@@ -198,3 +261,10 @@ def redis_client(servers):
                                   retry_on_error=[redis.ConnectionError])
     yield client
     client.close()
+
+
+def pytest_terminal_summary(terminalreporter):
+    if RESULTS:
+        terminalreporter.section("measured by the tests")
+        for line in RESULTS:
+            terminalreporter.write_line(line)

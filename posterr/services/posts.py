@@ -137,30 +137,36 @@ def list_posts(ctx: Context, params: dict[str, str | None], *, keyword_required:
     if keyword_required and keyword is None:
         return Page(b"[]", None)
 
-    def load() -> Page:
-        with ctx.db.session() as run:
-            for user_id in (author_id, followed_by):
-                if user_id is not None:
-                    existing_user(run, user_id)
-            filters = {"author_id": author_id, "followed_by": followed_by,
-                       "pattern": validation.like_pattern(keyword) if keyword else None,
-                       "since": _day_start(start), "until": _day_after(end), "limit": size + 1, **after}
-            if followed_by and order == "latest" and not any((author_id, keyword, start, end)):
-                last = (after["after_created_at"], after["after_id"]) if after["after_id"] else None
-                ids = timelines.page_ids(ctx, run, followed_by, last, size + 1)
-            else:
-                ids = _page_ids(ctx, run, order, filters)
-            # Two short statements beat one: the page is planned with its values (cheap, one table),
-            # the posts' joins are read through a statement prepared once per connection.
-            posts_by_id = {row["id"]: row for row in run("posts_by_ids", ids=ids)} if ids else {}
+    home_timeline = followed_by and order == "latest" and not any((author_id, keyword, start, end))
+
+    def load(run) -> Page:
+        for user_id in (author_id, followed_by):
+            if user_id is not None:
+                existing_user(run, user_id)
+        filters = {"author_id": author_id, "followed_by": followed_by,
+                   "pattern": validation.like_pattern(keyword) if keyword else None,
+                   "since": _day_start(start), "until": _day_after(end), "limit": size + 1, **after}
+        if home_timeline:
+            last = (after["after_created_at"], after["after_id"]) if after["after_id"] else None
+            ids = timelines.page_ids(ctx, run, followed_by, last, size + 1)
+        else:
+            ids = _page_ids(ctx, run, order, filters)
+        # Two short statements beat one: the page is planned with its values (cheap, one table),
+        # the posts' joins are read through a statement prepared once per connection.
+        posts_by_id = {row["id"]: row for row in run("posts_by_ids", ids=ids)} if ids else {}
         return cut([posts_by_id[post_id] for post_id in ids], size, ctx.cursors, kind, _position(order),
                    presenters.post)
 
+    # A home timeline is built from, and its ids read against, the primary: a replica may lack a
+    # post that a push has already put in the timeline.
+    if home_timeline:
+        return ctx.db.read_primary(load)
     # Cached: the first page of the global feed and of author feeds, in either order.
     if any((followed_by, keyword, start, end, after["after_id"])):
-        return load()
+        return ctx.db.read(load)
     field = cache.feed_field(order, size, author_id)
-    return Page.unpack(ctx.cache.fetch(cache.FEEDS_KEY, field, ctx.settings.feed_cache_ttl, lambda: load().pack()))
+    return Page.unpack(ctx.cache.fetch(cache.FEEDS_KEY, field, ctx.settings.feed_cache_ttl,
+                                       lambda: ctx.db.read_primary(load).pack()))
 
 
 _PAGE_QUERIES = {("latest", False): "page_latest", ("trending", False): "page_trending",

@@ -36,7 +36,7 @@ def list_users(ctx: Context, *, limit: str | None, cursor: str | None, username:
     after_id = None
     if cursor:
         (after_id,) = ctx.cursors.decode("users", cursor)
-    rows = ctx.db("users_page", after_id=after_id, username=username or None, limit=size + 1)
+    rows = ctx.db.read(lambda run: run("users_page", after_id=after_id, username=username or None, limit=size + 1))
     return cut(rows, size, ctx.cursors, "users", lambda row: [row["id"]], presenters.user)
 
 
@@ -46,11 +46,13 @@ def get_user(ctx: Context, user_id: int, viewer_id: str | None = None) -> bytes 
     if viewer is None:
         return ctx.cache.fetch(cache.user_key(user_id), "json", ctx.settings.object_cache_ttl,
                                lambda: orjson.dumps(presenters.user(existing_user(ctx.db, user_id))))
-    with ctx.db.session() as run:
+    def load(run) -> dict:
         row = existing_user(run, user_id)
         existing_user(run, viewer, "viewer")
         following = run("follow_exists", follower_id=viewer, followee_id=user_id)["following"]
-    return presenters.user(row, followed_by_viewer=following)
+        return presenters.user(row, followed_by_viewer=following)
+
+    return ctx.db.read(load)
 
 
 def follow(ctx: Context, follower_id: int, followee_id: int) -> None:
@@ -96,10 +98,12 @@ def _follow_list(ctx: Context, kind: str, user_id: int, limit: str | None, curso
     if cursor:
         stamp, after_id = ctx.cursors.decode(kind, cursor)
         after_followed_at = moment(stamp)
-    with ctx.db.session() as run:
+    def load(run) -> list[dict]:
         existing_user(run, user_id)
-        rows = run(f"{kind}_page", user_id=user_id, after_followed_at=after_followed_at,
+        return run(f"{kind}_page", user_id=user_id, after_followed_at=after_followed_at,
                    after_id=after_id, limit=size + 1)
+
+    rows = ctx.db.read(load)
     return cut(rows, size, ctx.cursors, kind,
                lambda row: [row["followed_at"].isoformat(), row["id"]], presenters.user)
 

@@ -27,8 +27,6 @@ CLUSTER_DIR = DATA / "cluster"
 INSTANCES = 3
 SECRET = "cluster-test-secret"  # one key on every instance: a cursor made by one is read by another
 
-# Filled by the tests, printed at the end of the run (what the cluster tests sent and checked).
-RESULTS: list[str] = []
 
 
 def wait_for(condition, seconds: float, what: str, pause: float = 0.02):
@@ -222,10 +220,3 @@ def clean_state(sql, redis_client):
     """Empty tables and an empty Redis (like the integration tests)."""
     sql.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
     redis_client.flushdb()
-
-
-def pytest_terminal_summary(terminalreporter):
-    if RESULTS:
-        terminalreporter.section("cluster results")
-        for line in RESULTS:
-            terminalreporter.write_line(line)

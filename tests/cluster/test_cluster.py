@@ -26,8 +26,8 @@ import psycopg
 import pytest
 import requests
 
-from tests.cluster.conftest import CLUSTER_DIR, RESULTS, Cluster, Instance, healthy, wait_for
-from tests.conftest import ROOT, _free_port
+from tests.cluster.conftest import CLUSTER_DIR, Cluster, Instance, healthy, wait_for
+from tests.conftest import RESULTS, ROOT, _free_port
 from tests.integration.pglocks import waiting_behind
 from tests.integration.workers import fresh_request, until_several_workers
 

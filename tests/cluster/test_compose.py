@@ -35,7 +35,7 @@ def test_compose_file_is_valid():
         return done.stdout
 
     compose("config", "-q")
-    assert set(compose("config", "--services").split()) == {"postgres", "redis", "migrate", "app", "nginx"}
+    assert set(compose("config", "--services").split()) == {"postgres", "postgres-replica", "redis", "migrate", "app", "nginx"}
     rendered = compose("config")
     for expected in ("init.sql:/docker-entrypoint-initdb.d/init.sql", "appendonly", "service_completed_successfully",
                      "replicas: 3", "nginx.compose.conf:/etc/nginx/nginx.conf", "5000"):

@@ -53,3 +53,19 @@ def test_cache_stats_keys_and_flush(run, api, redis_client):
     assert "deleted 2 cached documents" in run("cache", "flush")
     assert list(redis_client.scan_iter("posterr:user:*")) == []
     assert len(list(redis_client.scan_iter("posterr:quota:*"))) == 1
+
+
+def test_replicas_reports_each_replica_and_fails_when_one_is_not_serving(run, servers, monkeypatch):
+    monkeypatch.delenv("DATABASE_REPLICA_URLS", raising=False)
+    assert "no replicas configured" in run("replicas")
+    unreachable = "postgres://posterr@127.0.0.1:9/posterr?sslmode=disable&connect_timeout=1"
+    monkeypatch.setenv("DATABASE_REPLICA_URLS", unreachable)
+    with pytest.raises(SystemExit) as exit_:
+        run("replicas")
+    assert exit_.value.code == 1
+    monkeypatch.setenv("DATABASE_REPLICA_URLS", servers.database_url)  # the primary itself: not a replica
+    out = io.StringIO()
+    with pytest.raises(SystemExit):
+        main(["replicas"], out=out)
+    assert "127.0.0.1:9" not in out.getvalue() and "not a replica" in out.getvalue()
+    assert out.getvalue().startswith("primary  127.0.0.1:")

@@ -32,8 +32,9 @@ def app():
     app = bottle.Bottle()
     app.config["posterr.cors_origins"] = ("https://posterr.example",)
     app.config["posterr.trusted_proxies"] = ()
-    # The plugin reads the rate limiter and pool statistics from the context: none here.
-    app.config["posterr.context"] = SimpleNamespace(rate_limit=None, db=SimpleNamespace(pool=SimpleNamespace(get_stats=dict)))
+    # The plugin reads the rate limiter, pool statistics and replicas from the context: none here.
+    app.config["posterr.context"] = SimpleNamespace(rate_limit=None, db=SimpleNamespace(
+        pool=SimpleNamespace(get_stats=dict), replicas=None))
     app.install(http.EdgePlugin(Watchdog(timeout=30)))
     http.install_error_handlers(app)
 

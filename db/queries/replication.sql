@@ -1,0 +1,18 @@
+-- name: write_position :one
+-- Where the primary's WAL ends, taken just after a write commits: a replica that has replayed this
+-- far shows that write. The insert position, not the write position: with synchronous_commit off
+-- the commit record may not be written out yet when COMMIT returns.
+-- Index: none needed (no table is read).
+SELECT pg_current_wal_insert_lsn()::text AS position;
+
+-- name: primary_position :one
+-- How far the primary's WAL has been written out, sampled to measure each replica's staleness (an
+-- idle primary's insert position can sit past a page header that no replica ever replays).
+-- Index: none needed (no table is read).
+SELECT pg_current_wal_lsn()::text AS position;
+
+-- name: replica_position :one
+-- How far a replica has replayed the primary's WAL, and how late its last replayed commit was.
+-- Index: none needed (no table is read).
+SELECT pg_is_in_recovery() AS in_recovery, pg_last_wal_replay_lsn()::text AS position,
+       extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 AS replay_age;

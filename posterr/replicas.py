@@ -1,0 +1,238 @@
+"""Read replicas (DATABASE_REPLICA_URLS): which server may answer a read.
+
+The guarantees, in order of importance, and what keeps each:
+
+1. Read-your-writes per client. When a write transaction commits, the primary's WAL insert position
+   is kept in Redis for the client (the address the rate limit counts: the socket peer, or the first
+   untrusted X-Forwarded-For hop). A read goes to a replica only if that replica has replayed past
+   the client's position. When Redis cannot say (down, timed out), the read goes to the primary.
+2. Bounded staleness for everyone: a replica serves reads only while it is provably at most
+   POSTERR_REPLICA_MAX_LAG behind. Each worker samples the primary's WAL position every
+   POSTERR_REPLICA_CHECK_INTERVAL; a replica that has replayed up to a sample taken at time t holds
+   every write acknowledged before t. If the primary cannot be sampled nothing can be proved, and the
+   replicas stop serving once the bound runs out. So a client's position is needed for only that
+   long (plus a second): afterwards every replica allowed to serve has it.
+3. Nothing read from a replica reaches Redis: cached documents and home timelines are filled from
+   the primary (`Database.read_primary`), so a lagging replica's page is never served from the cache
+   to anybody, and the cache's own rules (invalidation before the answer) hold as without replicas.
+
+A replica that fails a read (unreachable, a recovery conflict) is skipped until its next good
+check, and the read runs again on the primary: the client sees no error.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import threading
+import time
+from collections import deque
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+import psycopg
+from psycopg.rows import dict_row
+
+from posterr import cache, logs, metrics
+from posterr.db import Database, Query, Session
+
+log = logging.getLogger("posterr.replicas")
+
+# The client of the request being served (set by the HTTP edge); None outside a request.
+CLIENT: ContextVar[str | None] = ContextVar("posterr_client", default=None)
+
+_REMEMBER = """
+local known = redis.call('GET', KEYS[1])
+if not known or known < ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+return 1
+"""
+
+
+def lsn(text: str | None) -> int:
+    """A WAL position ('16/B374D848') as a number that orders like it; none (NULL) is 0."""
+    if not text:
+        return 0
+    high, _, low = text.partition("/")
+    return int(high, 16) << 32 | int(low, 16)
+
+
+class PrimaryHistory:
+    """The primary's WAL position sampled over the last `keep` seconds: when was it last at or
+    behind a given position? (guarantee 2)."""
+
+    def __init__(self, keep: float):
+        self.keep = keep
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def add(self, at: float, position: int) -> None:
+        self._samples.append((at, position))
+        while len(self._samples) > 1 and self._samples[0][0] < at - self.keep:
+            self._samples.popleft()
+
+    def current_at(self, replayed: int) -> float | None:
+        """The time of the newest sample the position `replayed` covers: a replica that has replayed
+        this far holds every write acknowledged before then. None: older than every sample kept."""
+        for at, position in reversed(self._samples):
+            if position <= replayed:
+                return at
+        return None
+
+
+@dataclass(frozen=True)
+class Status:
+    replayed: int = 0
+    current_at: float | None = None  # monotonic; see PrimaryHistory.current_at
+    error: str | None = "not checked yet"
+
+
+class Replica:
+    def __init__(self, url: str, db: Database):
+        self.url = url
+        self.name = db.name
+        self.db = db
+        self.status = Status()  # replaced whole by the checker thread, read by request threads
+
+    def lag(self, now: float) -> float:
+        """How far behind it may be, in seconds; infinite while unknown or unreachable."""
+        status = self.status
+        return math.inf if status.error or status.current_at is None else max(0.0, now - status.current_at)
+
+    def describe(self, now: float, max_lag: float) -> dict:
+        lag = self.lag(now)
+        state = "down" if self.status.error else "ok" if lag <= max_lag else "lagging"
+        found = {"name": self.name, "state": state, "lag_seconds": None if math.isinf(lag) else round(lag, 3)}
+        if self.status.error:
+            found["error"] = self.status.error
+        return found
+
+
+class Replicas:
+    """The replicas of one worker: their pools, their checked state, and the choice of one per read."""
+
+    def __init__(self, primary_url: str, replicas: list[Replica], queries: dict[str, Query], redis: cache.Redis, *,
+                 max_lag: float, check_interval: float):
+        self.primary_url = primary_url
+        self.replicas = replicas
+        self.queries = queries
+        self.redis = redis
+        self.max_lag = max_lag
+        self.check_interval = check_interval
+        self.history = PrimaryHistory(keep=max_lag + 2 * check_interval)
+        self.position_ttl_ms = int(max_lag * 1000) + 1000
+        self._remember = redis.client.register_script(_REMEMBER)
+        self._checker_connections: dict[str, psycopg.Connection] = {}
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- the per-read choice -----------------------------------------------------------------
+
+    def choose(self) -> Replica | None:
+        """A replica that may answer the current client's read now, or None for the primary."""
+        client = CLIENT.get()
+        if client is None:
+            return None
+        now = time.monotonic()
+        usable = [replica for replica in self.replicas if replica.lag(now) <= self.max_lag]
+        if not usable:
+            return None
+        key = cache.write_position_key(client)
+        found = self.redis.run(lambda redis_: (redis_.get(key),))
+        if found is None:  # Redis cannot say what this client wrote: only the primary surely has it
+            return None
+        required = int(found[0], 16) if found[0] else 0
+        fit = [replica for replica in usable if replica.status.replayed >= required]
+        return random.choice(fit) if fit else None
+
+    def failed(self, replica: Replica, error: Exception) -> None:
+        """A read failed on `replica`: no more reads there until a check finds it well again."""
+        replica.status = Status(replica.status.replayed, replica.status.current_at, f"a read failed: {error}")
+        logs.event(log, "replica_read_failed", logging.WARNING, replica=replica.name, error=str(error))
+
+    def remember_write(self, position: str | None) -> None:
+        """The current client's writes are at or before `position` (guarantee 1); kept for as long
+        as a replica allowed to serve could still lack them. None (unknown): no replica may serve
+        this client meanwhile."""
+        client = CLIENT.get()
+        if client is None:
+            return
+        value = f"{lsn(position):016X}" if position else "F" * 16  # fixed width: Redis compares strings
+        key = cache.write_position_key(client)
+        if self.redis.run_now(lambda _: self._remember(keys=[key], args=[value, self.position_ttl_ms])) is None:
+            logs.event(log, "write_position_not_kept", logging.WARNING, client=client, position=position,
+                       note="this client may read from a replica that lacks its write")
+
+    # --- the checker -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for replica in self.replicas:
+            replica.db.open()
+        self._thread = threading.Thread(target=self._check_forever, name="posterr-replica-check", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+        for replica in self.replicas:
+            replica.db.close()
+        for conn in self._checker_connections.values():
+            conn.close()
+
+    def _check_forever(self) -> None:
+        while not self._stopping.wait(self.check_interval):
+            try:
+                self.check()
+            except Exception:  # a bug here must not end the checks: the replicas would serve stale reads
+                log.exception("replica_check_crashed", extra={"event": "replica_check_crashed"})
+                for replica in self.replicas:
+                    replica.status = Status(error="the check failed; see the log")
+
+    def check(self) -> None:
+        """Sample the primary, then each replica (a sample must come first: see PrimaryHistory)."""
+        at = time.monotonic()
+        try:
+            self.history.add(at, lsn(self._checker(self.primary_url)("primary_position")["position"]))
+        except psycopg.Error as error:
+            self._drop_checker(self.primary_url)
+            logs.event(log, "replica_check_failed", logging.WARNING, server="primary", error=str(error))
+        for replica in self.replicas:
+            replica.status = self._checked(replica)
+        now = time.monotonic()
+        for replica in self.replicas:
+            metrics.observe_replica(replica.name, replica.lag(now), replica.lag(now) <= self.max_lag)
+
+    def _checked(self, replica: Replica) -> Status:
+        try:
+            row = self._checker(replica.url)("replica_position")
+        except psycopg.Error as error:
+            self._drop_checker(replica.url)
+            if not replica.status.error:
+                logs.event(log, "replica_down", logging.WARNING, replica=replica.name, error=str(error))
+            return Status(replica.status.replayed, replica.status.current_at, f"unreachable: {error}")
+        if not row["in_recovery"]:
+            return Status(error="not a replica (promoted?): it no longer follows the primary")
+        replayed = max(lsn(row["position"]), replica.status.replayed)
+        current_at = self.history.current_at(replayed)
+        if replica.status.current_at is not None and (current_at is None or current_at < replica.status.current_at):
+            current_at = replica.status.current_at
+        if replica.status.error and current_at is not None:
+            logs.event(log, "replica_up", replica=replica.name)
+        return Status(replayed, current_at, None)
+
+    def _checker(self, url: str) -> Session:
+        conn = self._checker_connections.get(url)
+        if conn is None or conn.closed:
+            conn = psycopg.connect(url, autocommit=True, connect_timeout=2, row_factory=dict_row,
+                                   options="-c statement_timeout=2000")
+            self._checker_connections[url] = conn
+        return Session(conn, self.queries)
+
+    def _drop_checker(self, url: str) -> None:
+        conn = self._checker_connections.pop(url, None)
+        if conn is not None:
+            conn.close()
+
+    def describe(self) -> list[dict]:
+        now = time.monotonic()
+        return [replica.describe(now, self.max_lag) for replica in self.replicas]

@@ -1,0 +1,187 @@
+"""Reads from a streaming replica that applies every commit 2 s late (recovery_min_apply_delay), through
+three app instances: read-your-writes per client, bounded staleness, and the primary taking over when
+the replica stops or falls behind (posterr/replicas.py). Clients are told apart by X-Forwarded-For
+(the instances trust 127.0.0.1 as a proxy), as the rate limit tells them apart."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import re
+import string
+import time
+from contextlib import ExitStack
+
+import pytest
+import requests
+
+from tests.cluster.conftest import wait_for
+from tests.conftest import REPLICA_DELAY, RESULTS, running_app
+
+APPLY_DELAY = 2.0  # seconds: the replica's recovery_min_apply_delay
+# POSTERR_REPLICA_MAX_LAG here: above the apply delay, so that the replica serves throughout (2 s
+# behind after every write) instead of flickering between `ok` and `lagging` around each commit.
+MAX_LAG = 4.0
+_clients = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def replica(servers):
+    if not servers.owned:
+        pytest.skip("needs the suite's own PostgreSQL (DATABASE_URL is set): it grows a replica of it")
+    started_here = servers.replica_url is None
+    servers.start_replica(f"{APPLY_DELAY:g}s") if started_here else None
+    if REPLICA_DELAY and REPLICA_DELAY != f"{APPLY_DELAY:g}s":
+        pytest.skip(f"the suite's replica applies commits {REPLICA_DELAY} late; these tests need {APPLY_DELAY:g}s")
+    yield servers
+    if started_here:
+        servers.stop_replica()
+        servers.replica_url = None
+
+
+@pytest.fixture(scope="module")
+def instances(replica):
+    with ExitStack() as stack:
+        yield [stack.enter_context(running_app(replica, f"replica-app-{n}.log", POSTERR_TRUSTED_PROXIES="127.0.0.1",
+                                               DATABASE_REPLICA_URLS=replica.replica_url,
+                                               POSTERR_REPLICA_MAX_LAG=str(MAX_LAG)))
+               for n in (1, 2, 3)]
+
+
+class Client:
+    """One client of the service (its own X-Forwarded-For address), on fresh connections."""
+
+    def __init__(self):
+        number = next(_clients)
+        self.address = f"10.9.{number // 250}.{number % 250 + 1}"
+
+    def call(self, method: str, base: str, path: str, **kwargs) -> requests.Response:
+        headers = {"X-Forwarded-For": self.address, "Connection": "close"}
+        return requests.request(method, base + path, headers=headers, timeout=10, **kwargs)
+
+    def get(self, base: str, path: str) -> requests.Response:
+        response = self.call("GET", base, path)
+        assert response.status_code == 200, response.text
+        return response
+
+    def create(self, base: str, path: str, body: dict) -> dict:
+        response = self.call("POST", base, path, json=body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+
+def reads(base: str) -> dict[str, float]:
+    """This instance's reads that a replica may serve, by target (all its workers)."""
+    text = requests.get(base + "/metrics", timeout=5).text
+    return {target: float(value) for target, value in
+            re.findall(r'^posterr_db_reads_total\{target="(\w+)"\} (\S+)$', text, re.MULTILINE)}
+
+
+def replica_state(base: str) -> str:
+    return requests.get(base + "/readyz", timeout=5).json()["replicas"][0]["state"]
+
+
+def wait_until_serving(instances) -> None:
+    """Every instance's replica check says `ok` (fresh connections reach both workers in turn)."""
+    for base in instances:
+        wait_for(lambda b=base: all(replica_state(b) == "ok" for _ in range(4)), 30, f"the replica serving at {base}")
+
+
+def word() -> str:
+    """A keyword no other test wrote."""
+    return "".join(random.choice(string.ascii_lowercase) for _ in range(12))
+
+
+def post_ids(response: requests.Response) -> set[int]:
+    return {post["id"] for post in response.json()}
+
+
+def test_a_client_reads_its_writes_through_every_instance_at_once(instances):
+    first, second, third = instances
+    writer, other = Client(), Client()
+    keyword = word()
+    wait_until_serving(instances)
+    author = writer.create(first, "/api/users", {"username": word()})
+    post = writer.create(first, "/api/posts", {"user_id": author["id"], "content": f"replicated {keyword}"})
+    written_at = time.monotonic()
+
+    # Another client's read in between is served by the replica, which lacks the post for 2 s.
+    before = reads(second)
+    assert post["id"] not in post_ids(other.get(second, f"/api/posts?keyword={keyword}"))
+    assert reads(second).get("replica", 0) == before.get("replica", 0) + 1
+    # The writer, through the two other instances, sees everything it wrote.
+    search = f"/api/posts?author_id={author['id']}&keyword={keyword}"
+    for base in (second, third):
+        before = reads(base)
+        assert post["id"] in post_ids(writer.get(base, search))
+        assert post["id"] in post_ids(writer.get(base, "/api/posts"))
+        assert post["id"] in post_ids(writer.get(base, f"/api/posts?author_id={author['id']}"))
+        assert writer.get(base, f"/api/users/{author['id']}").json()["posts_count"] == 1
+        found = writer.get(base, f"/api/users?username={author['username']}").json()
+        assert [user["id"] for user in found] == [author["id"]]
+        after = reads(base)
+        assert after.get("primary", 0) == before.get("primary", 0) + 2, (before, after)  # search, lookup
+    assert time.monotonic() - written_at < APPLY_DELAY, "too slow to show anything: the replica caught up meanwhile"
+
+    # The other client sees the post once the replica has applied it: 2 s, plus a margin.
+    seen = wait_for(lambda: post["id"] in post_ids(other.get(third, f"/api/posts?keyword={keyword}")) and time.monotonic(),
+                    APPLY_DELAY + 2, "the other client to see the post")
+    assert seen - written_at <= APPLY_DELAY + 1.0
+    totals = [reads(base) for base in instances]
+    RESULTS.append(f"replica {APPLY_DELAY:g} s late: the writer read its post at once through 2 other instances "
+                   f"(10 reads, stale: 0); another client saw it after {seen - written_at:.2f} s; reads by target "
+                   f"so far, per instance: {totals}")
+
+
+def test_a_client_that_wrote_nothing_is_served_by_the_replica(instances):
+    wait_until_serving(instances)
+    reader = Client()
+    for base in instances:
+        before = reads(base)
+        reader.get(base, "/api/posts?keyword=anything")
+        reader.get(base, "/api/users?limit=5")
+        after = reads(base)
+        assert after.get("replica", 0) == before.get("replica", 0) + 2, (before, after)
+        assert after.get("primary", 0) == before.get("primary", 0)
+
+
+def test_a_stopped_replica_leaves_every_read_to_the_primary_until_it_is_back(replica, instances):
+    wait_until_serving(instances)
+    writer, reader = Client(), Client()
+    author = writer.create(instances[0], "/api/users", {"username": word()})
+    replica.stop_replica()
+    try:
+        post = writer.create(instances[0], "/api/posts", {"user_id": author["id"], "content": "while it is down"})
+        for base in instances:
+            before = reads(base)
+            # Current for everyone, with no error: the primary answers.
+            assert post["id"] in post_ids(reader.get(base, f"/api/posts?author_id={author['id']}&keyword=down"))
+            assert reads(base).get("primary", 0) == before.get("primary", 0) + 1
+    finally:
+        replica.start_replica(f"{APPLY_DELAY:g}s")
+    wait_until_serving(instances)
+    before = reads(instances[1])
+    reader.get(instances[1], "/api/posts?keyword=down")
+    assert reads(instances[1]).get("replica", 0) == before.get("replica", 0) + 1
+
+
+def test_a_replica_behind_the_limit_gets_no_reads_until_it_catches_up(replica, instances):
+    wait_until_serving(instances)
+    writer, reader = Client(), Client()
+    author = writer.create(instances[0], "/api/users", {"username": word()})
+    replica.pause_replica()
+    try:
+        post = writer.create(instances[0], "/api/posts", {"user_id": author["id"], "content": "replay is paused"})
+        for base in instances:
+            wait_for(lambda b=base: all(replica_state(b) == "lagging" for _ in range(4)), 10,
+                     f"{base} to see the replica fall behind")
+        for base in instances:
+            before = reads(base)
+            assert post["id"] in post_ids(reader.get(base, f"/api/posts?author_id={author['id']}&keyword=paused"))
+            assert reads(base).get("primary", 0) == before.get("primary", 0) + 1
+    finally:
+        replica.resume_replica()
+    wait_until_serving(instances)
+    before = reads(instances[2])
+    assert post["id"] in post_ids(reader.get(instances[2], f"/api/posts?author_id={author['id']}&keyword=paused"))
+    assert reads(instances[2]).get("replica", 0) == before.get("replica", 0) + 1

@@ -1,0 +1,80 @@
+"""The pure parts of replica routing (posterr/replicas.py): WAL positions, the staleness rule."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from posterr.config import Settings
+from posterr.replicas import PrimaryHistory, Replica, Status, lsn
+
+
+@pytest.mark.parametrize("text, expected", [
+    (None, 0), ("", 0), ("0/0", 0), ("0/3015FE0", 0x3015FE0), ("16/B374D848", (0x16 << 32) | 0xB374D848),
+])
+def test_wal_positions_become_numbers(text, expected):
+    assert lsn(text) == expected
+
+
+@pytest.mark.parametrize("earlier, later", [("9/FFFFFFFF", "10/0"), ("0/FFFFFFF", "0/10000000")])
+def test_wal_positions_order_like_the_wal_where_their_text_does_not(earlier, later):
+    assert lsn(earlier) < lsn(later)
+    assert max(earlier, later) == earlier
+
+
+@pytest.mark.parametrize("replayed, expected", [
+    (99, None),     # behind every sample kept: staler than we can say
+    (100, 1.0),     # the primary was here at 1.0
+    (150, 1.0),     # past 1.0's position, short of 2.0's: current as of 1.0 only
+    (200, 2.0),
+    (300, 3.0),
+    (10**9, 3.0),   # nothing newer than the newest sample can be claimed
+])
+def test_a_replica_is_current_as_of_the_newest_sample_it_has_replayed(replayed, expected):
+    history = PrimaryHistory(keep=10)
+    for at, position in ((1.0, 100), (2.0, 200), (3.0, 300)):
+        history.add(at, position)
+    assert history.current_at(replayed) == expected
+
+
+def test_old_samples_are_dropped_but_the_newest_is_always_kept():
+    history = PrimaryHistory(keep=2)
+    history.add(1.0, 100)
+    history.add(2.0, 200)
+    history.add(10.0, 200)  # an idle primary: the position did not move
+    assert history.current_at(100) is None  # 1.0 is older than the window
+    assert history.current_at(200) == 10.0
+
+
+class _NoDatabase:
+    name = "replica:5432"
+
+
+def _replica(status: Status) -> Replica:
+    replica = Replica("postgres://replica:5432/posterr", _NoDatabase())
+    replica.status = status
+    return replica
+
+
+@pytest.mark.parametrize("status, now, lag, state", [
+    (Status(), 5.0, math.inf, "down"),                                   # never checked
+    (Status(100, 4.0, None), 5.0, 1.0, "ok"),
+    (Status(100, 4.0, None), 6.0, 2.0, "ok"),                            # at the limit
+    (Status(100, 4.0, None), 6.5, 2.5, "lagging"),                       # the bound grows until a check
+    (Status(100, None, None), 6.5, math.inf, "lagging"),                 # behind every sample
+    (Status(100, 4.0, "unreachable: refused"), 4.5, math.inf, "down"),  # whatever it replayed before
+])
+def test_a_replica_serves_only_while_its_lag_is_known_and_within_the_limit(status, now, lag, state):
+    replica = _replica(status)
+    assert replica.lag(now) == pytest.approx(lag)
+    assert replica.describe(now, max_lag=2.0)["state"] == state
+
+
+def test_replica_settings():
+    settings = Settings.from_env({"DATABASE_URL": "postgres://p/x", "REDIS_URL": "redis://r",
+                                  "DATABASE_REPLICA_URLS": " postgres://a/x, ,postgres://b/x ",
+                                  "POSTERR_REPLICA_MAX_LAG": "0.5"})
+    assert settings.replica_urls == ("postgres://a/x", "postgres://b/x")
+    assert settings.replica_max_lag == 0.5
+    assert Settings.from_env({"DATABASE_URL": "postgres://p/x", "REDIS_URL": "redis://r"}).replica_urls == ()

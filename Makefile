@@ -113,24 +113,28 @@ loadtest: venv
 	  --run-time $(LOCUST_TIME) --p95-ms $(LOADTEST_P95_MS) --posts $(LOADTEST_POSTS) --seed-users $(LOADTEST_USERS) \
 	  $(LOADTEST_ARGS)
 
-# Three gunicorn instances (ports 5001-5003) behind nginx on 127.0.0.1:5000, sharing the local
-# PostgreSQL and Redis (scripts/cluster.sh; logs in .data/cluster/logs), reading from a streaming
-# replica of that PostgreSQL (port 54330; not with a DATABASE_URL of your own: give its replicas in
-# DATABASE_REPLICA_URLS). Foreground: Ctrl-C stops it gracefully. `scripts/cluster.sh up` starts it
-# detached; `make cluster-down` stops either; `make services-down` stops the databases and replica.
+# Three gunicorn instances (ports 5001-5003) behind nginx on 127.0.0.1:5000 (scripts/cluster.sh;
+# logs in .data/cluster/logs), sharing the local PostgreSQL, reading from a streaming replica of it
+# (port 54330), and a 3-master Redis Cluster (ports 7001-7003). A DATABASE_URL or REDIS_URL of your
+# own is used as it is (give its replicas in DATABASE_REPLICA_URLS). Foreground: Ctrl-C stops it
+# gracefully. `scripts/cluster.sh up` starts it detached; `make cluster-down` stops either; `make
+# services-down` stops the databases, the replica and the Redis Cluster.
 cluster: venv migrate
 	@$(if $(DATABASE_URL),,replica_env=$$($(SERVICES) replica-up) && eval "$$replica_env" &&) \
+	  $(if $(REDIS_URL),,redis_env=$$($(SERVICES) redis-cluster-up) && eval "$$redis_env" &&) \
 	  $(WITH_SERVICES) exec scripts/cluster.sh run
 
 cluster-down:
 	@scripts/cluster.sh down
 
-# The cluster and replica tests (they also run in `make test`), then the whole integration suite
-# again with every app reading from a streaming replica that applies commits 2 s late: their own
-# servers, ports and nginx.
+# The cluster, replica and Redis Cluster tests (they also run in `make test`), then the whole
+# integration suite twice more: with every app reading from a streaming replica that applies commits
+# 2 s late, and against a 3-master Redis Cluster. Their own servers, ports and nginx.
 test-cluster: venv
-	@$(BIN)/python -m pytest tests/cluster tests/integration/test_replicas.py $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest tests/cluster tests/integration/test_replicas.py tests/integration/test_redis_cluster.py \
+	  $(PYTEST_ARGS)
 	@POSTERR_TEST_REPLICA_DELAY=2s $(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+	@POSTERR_TEST_REDIS_CLUSTER=1 $(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
 # A randomized fault soak (loadtests/soak.py): its own PostgreSQL, Redis, three gunicorn instances and
 # nginx on free ports, files and logs under .data/soak; MINUTES of mixed Locust load while Redis,

@@ -11,10 +11,10 @@ The mechanisms, and the invariant each one keeps (each has a test in tests/integ
    one runs, so a Redis that hangs costs a request at most a few timeouts, never a stuck thread.
 2. Breaker: after a failure, reads and limits skip Redis for `POSTERR_REDIS_RETRY_AFTER` seconds,
    so an outage costs one timeout per process per interval instead of one per request.
-3. Epoch: document keys end with the Redis server's run_id (learnt on every connection) and a value
-   is used only if the run_id did not change during the call, so copies written to an earlier
-   server process (reloaded from its append-only file, perhaps missing deletes it never received)
-   are never read.
+3. Epoch: document keys end with the run_id of the Redis server that holds them (learnt on every
+   connection; on a Redis Cluster, the master serving the key's slot) and a value is used only if
+   that run_id did not change during the call, so copies written to an earlier server process
+   (reloaded from its append-only file, perhaps missing deletes it never received) are never read.
 4. Invalidation before the answer: a write is answered only after every cached copy that could hide
    it is deleted or unreachable to readers. Deletes are retried while Redis might come back with the
    same copies (a freeze, a pause, a timeout) until `POSTERR_CACHE_INVALIDATION_DEADLINE`; a refused
@@ -39,6 +39,8 @@ from typing import Any, NamedTuple
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster, key_slot
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from posterr import logs, metrics
@@ -46,10 +48,12 @@ from posterr import logs, metrics
 log = logging.getLogger("posterr.cache")
 
 PREFIX = "posterr"
+# What a Redis call may raise: a cluster's own failures (no node for a slot, say) are not RedisErrors.
+REDIS_ERRORS = (redis.RedisError, RedisClusterException)
 
 
 def daily_quota_key(user_id: int, day: date) -> str:
-    return f"{PREFIX}:quota:{user_id}:{day.isoformat()}"
+    return f"{PREFIX}:quota:{{{user_id}}}:{day.isoformat()}"
 
 
 def rate_limit_key(client: str) -> str:
@@ -61,36 +65,103 @@ def write_position_key(client: str) -> str:
     return f"{PREFIX}:wrote:{client}"
 
 
+EpochOf = Callable[[str], str]  # a key name (its hash tag) -> the epoch its keys carry now
+
+
 class Change(NamedTuple):
-    """Commands a write must get to Redis before it is answered: queue(pipeline, epoch) adds them;
-    `instead` adds the deletes that make it safe when Redis refuses them with an error reply (under
-    OOM a script that writes is refused, a DEL is not). None: the commands are deletes already."""
-    queue: Callable[[Any, str], None]
+    """Commands a write must get to Redis before it is answered: queue(target, epoch_of) adds them
+    to a pipeline (or, on a Redis Cluster, runs them); `instead` adds the deletes that make it safe
+    when Redis refuses them with an error reply (under OOM a script that writes is refused, a DEL is
+    not). None: the commands are deletes already."""
+    queue: Callable[[Any, EpochOf], None]
     what: list[str]  # for the log line when they cannot be delivered
-    instead: Callable[[Any, str], None] | None = None
+    instead: Callable[[Any, EpochOf], None] | None = None
+
+
+def connect(url: str, **options: Any) -> redis.Redis | RedisCluster:
+    """A client for REDIS_URL as it is, a standalone server or a cluster (for the CLI and tests)."""
+    return RedisCluster.from_url(url, **options) if is_cluster(url, 2.0) else redis.Redis.from_url(url, **options)
+
+
+def is_cluster(url: str, timeout: float) -> bool | None:
+    """Whether REDIS_URL names a node of a Redis Cluster (`INFO cluster`); None when it cannot be asked."""
+    probe = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    try:
+        return bool(probe.info("cluster").get("cluster_enabled"))
+    except redis.RedisError:
+        return None
+    finally:
+        probe.close()
 
 
 class Redis:
     def __init__(self, url: str, *, timeout: float, retry_after: float, invalidation_deadline: float):
-        # One retry, on a new connection, when a pooled one turns out dead (Redis restarted); a
-        # timeout is not retried: the deadline is the deadline.
-        self.client = redis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False,
-            retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
-            redis_connect_func=self._on_connect,
-        )
         self.retry_after = retry_after
         self.invalidation_deadline = invalidation_deadline
         self._down_until = 0.0
-        self.epoch: str | None = None  # the server's run_id, see the module docstring
+        self.epoch: str | None = None  # the (standalone) server's run_id, see the module docstring
+        self._epochs: dict[tuple[str, int], str] = {}  # a cluster's: (host, port) -> run_id
+        # One retry, on a new connection, when a pooled one turns out dead (Redis restarted); a
+        # timeout is not retried: the deadline is the deadline.
+        options = {"socket_timeout": timeout, "socket_connect_timeout": timeout, "retry_on_timeout": False,
+                   "retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+                   "redis_connect_func": self._on_connect}
+        self.cluster = is_cluster(url, timeout)
+        if self.cluster:
+            try:  # a master that is down leaves its slots dark without failing the others'
+                self.client = RedisCluster.from_url(url, require_full_coverage=False, **options)
+            except Exception as error:  # noqa: BLE001 (redis-py fails an empty cluster with an IndexError)
+                self.cluster = None
+                problem = f"the cluster could not be read ({type(error).__name__}: {error})"
+        else:
+            problem = "Redis did not answer INFO cluster"
+        if not self.cluster:
+            self.client = redis.Redis.from_url(url, **options)
+        if self.cluster is None:
+            # Then a cluster's nodes answer MOVED or CLUSTERDOWN, which counts as Redis being down: the
+            # cache is skipped, never stale. A restart once Redis answers sees the cluster.
+            logs.event(log, "redis_mode_unknown", logging.WARNING,
+                       note=f"{problem} at start: used as a standalone server until the next start")
 
     def _on_connect(self, connection) -> None:
         connection.on_connect()
         connection.send_command("INFO", "server")
         info = connection.read_response()
         info = info.decode() if isinstance(info, bytes) else info
-        self.epoch = next(line.split(":", 1)[1].strip()[:12] for line in info.splitlines()
-                          if line.startswith("run_id:"))
+        run_id = next(line.split(":", 1)[1].strip()[:12] for line in info.splitlines() if line.startswith("run_id:"))
+        if self.cluster:
+            self._epochs[connection.host, connection.port] = run_id
+        else:
+            self.epoch = run_id
+
+    def epoch_of(self, name: str) -> str | None:
+        """The epoch that `name`'s keys carry now (see the module docstring); None when Redis is
+        unavailable (the breaker) or cannot say."""
+        try:
+            return self.run(lambda _: self._epoch_now(name))
+        except RedisClusterException:
+            return None
+
+    def _epoch_now(self, name: str) -> str:
+        """As epoch_of, connecting first if need be; raises what Redis raises."""
+        if not self.cluster:
+            if self.epoch is None:
+                self.client.ping()  # learn the epoch: other processes may have written under it
+            return self.epoch
+        node = self.client.get_node_from_key(name)
+        if (node.host, node.port) not in self._epochs:
+            self.client.ping(target_nodes=node)
+        return self._epochs[node.host, node.port]
+
+    def same_slot(self, items: list, name_of: Callable[[Any], str]) -> list[list]:
+        """`items` in groups whose keys (name_of(item)) share a Redis Cluster slot, so that one script
+        call may touch a group's keys (all in one group on a standalone server)."""
+        if not self.cluster:
+            return [items] if items else []
+        groups: dict[int, list] = {}
+        for item in items:
+            groups.setdefault(key_slot(name_of(item).encode()), []).append(item)
+        return list(groups.values())
 
     @property
     def available(self) -> bool:
@@ -110,13 +181,13 @@ class Redis:
         """operation(client) even while the breaker is open; a success closes it, a failure opens it."""
         try:
             result = operation(self.client)
-        except redis.RedisError as error:
+        except REDIS_ERRORS as error:
             self.failed(error)
             return None
         self._down_until = 0.0
         return result
 
-    def failed(self, error: redis.RedisError) -> None:
+    def failed(self, error: Exception) -> None:
         if self.available:
             logs.event(log, "redis_degraded", logging.WARNING, error=f"{type(error).__name__}: {error}",
                        skip_seconds=self.retry_after)
@@ -135,7 +206,7 @@ class Redis:
                 continue  # reconnected to another server meanwhile: run under its epoch too
             except redis.ResponseError as error:
                 return self._delete_instead(changes, error)
-            except redis.RedisError as error:
+            except REDIS_ERRORS as error:
                 if refused(error):
                     return
                 self.failed(error)
@@ -152,37 +223,39 @@ class Redis:
                 logs.event(log, "cache_updated_by_delete", logging.WARNING, keys=_described(changes),
                            error=f"{type(error).__name__}: {error}")
                 return
-        except redis.RedisError as second:
+        except REDIS_ERRORS as second:
             error = second
         _give_up(changes, error)
 
     def _run_under_current_epoch(self, changes: tuple[Change, ...]) -> bool:
-        if self.epoch is None:
-            self.client.ping()  # learn the epoch: other processes may have written under it
-        epoch = self.epoch
-        pipe = self.client.pipeline(transaction=False)  # keys may be in other slots
-        for change in changes:
-            change.queue(pipe, epoch)
-        pipe.execute()
-        return self.epoch == epoch
+        used: dict[str, str] = {}
 
-    def learn_epoch(self) -> str | None:
-        """The current server's epoch, connecting first if this process never has."""
-        if self.epoch is None:
-            self.run(lambda client: client.ping())
-        return self.epoch
+        def epoch_of(name: str) -> str:
+            used[name] = self._epoch_now(name)
+            return used[name]
+
+        # One round trip on a standalone server. redis-py's cluster pipeline refuses scripts, so on
+        # a cluster each command goes on its own (a push is one call per slot of its readers).
+        target = self.client if self.cluster else self.client.pipeline(transaction=False)
+        for change in changes:
+            change.queue(target, epoch_of)
+        if not self.cluster:
+            target.execute()
+        return all(self._epoch_now(name) == epoch for name, epoch in used.items())
 
     def close(self) -> None:
         self.client.close()
 
 
 def refused(error: BaseException) -> bool:
-    """Whether nothing listens where Redis should be (a stopped server), as opposed to a server that
-    is there but slow, paused or answering errors."""
+    """Whether nothing listens where Redis should be (a stopped server, a cluster slot whose master
+    is down), as opposed to a server that is there but slow, paused or answering errors."""
     seen: BaseException | None = error
     while seen is not None:
-        if isinstance(seen, (ConnectionRefusedError, redis.BusyLoadingError)):
-            return True  # LOADING: a server process just started, so it has a new epoch
+        if isinstance(seen, (ConnectionRefusedError, redis.BusyLoadingError, redis.exceptions.ClusterDownError,
+                             redis.exceptions.SlotNotCoveredError)):
+            return True  # LOADING: a server process just started, so it has a new epoch; a dark slot's
+            # master likewise comes back as a new process (or its replica, under its own run_id)
         seen = seen.__cause__ or seen.__context__
     return False
 
@@ -208,9 +281,14 @@ def user_key(user_id: int) -> str:
     return f"{PREFIX}:user:{{{user_id}}}"
 
 
+def timeline_name(user_id: int) -> str:
+    """What a home timeline's keys start with (its hash tag: the reader's id)."""
+    return f"{PREFIX}:timeline:{{{user_id}}}"
+
+
 def timeline_keys(user_id: int, epoch: str) -> list[str]:
     """A home timeline's state hash, entries (sorted set) and followees (set), in one slot."""
-    base = f"{PREFIX}:timeline:{{{user_id}}}"
+    base = timeline_name(user_id)
     return [f"{base}:state:{epoch}", f"{base}:entries:{epoch}", f"{base}:followees:{epoch}"]
 
 
@@ -245,13 +323,13 @@ class DocumentCache:
 
     def fetch(self, name: str, field: str, ttl: int, compute: Callable[[], bytes]) -> bytes:
         """The cached bytes of `field` in hash `name`, or compute() stored for the next reader."""
-        epoch = self.redis.learn_epoch()
+        epoch = self.redis.epoch_of(name)
         if epoch is None:
             return compute()
         key = f"{name}:{epoch}"
         token = os.urandom(8).hex()
         found = self.redis.run(lambda _: self._read(keys=[key], args=[field, token, ttl]))
-        if found is None or self.redis.epoch != epoch:
+        if found is None or self.redis.epoch_of(name) != epoch:
             return compute()  # Redis failed, or it reconnected to a new server and `key` is a past one's
         hit, value = found
         if hit:
@@ -265,9 +343,9 @@ class DocumentCache:
     @staticmethod
     def deletes(*names: str) -> Change:
         """The documents a write changed, to delete before it is answered (Redis.before_answer)."""
-        def delete(pipe, epoch: str) -> None:
+        def delete(pipe, epoch_of: EpochOf) -> None:
             for name in names:
-                pipe.delete(f"{name}:{epoch}")
+                pipe.delete(f"{name}:{epoch_of(name)}")
 
         return Change(delete, list(names))
 

@@ -7,10 +7,9 @@ import re
 import sys
 
 import psycopg
-import redis
 from psycopg.rows import dict_row
 
-from posterr.cache import KEY_PATTERNS, PREFIX
+from posterr.cache import KEY_PATTERNS, PREFIX, connect
 from posterr.config import Settings
 from posterr.db import Session, load_queries, server_name
 from posterr.replicas import lsn
@@ -79,7 +78,7 @@ def replicas(settings: Settings, out) -> int:
 
 
 def cache_stats(settings: Settings, out) -> None:
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = connect(settings.redis_url, decode_responses=True)
     stats, memory = client.info("stats"), client.info("memory")
     hits, misses = stats["keyspace_hits"], stats["keyspace_misses"]
     ratio = hits / (hits + misses) if hits + misses else 0.0
@@ -91,14 +90,14 @@ def cache_stats(settings: Settings, out) -> None:
 
 
 def cache_keys(settings: Settings, out, pattern: str) -> None:
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = connect(settings.redis_url, decode_responses=True)
     for key in sorted(client.scan_iter(match=pattern, count=1000)):
         print(f"{client.type(key):<7} ttl {client.ttl(key):>6}  {key}", file=out)
 
 
 def cache_flush(settings: Settings, out) -> None:
     """Deletes every cached document (feeds, posts, users); the daily counters stay."""
-    client = redis.Redis.from_url(settings.redis_url)
+    client = connect(settings.redis_url)
     deleted = 0
     for pattern in DOCUMENT_PATTERNS:
         for key in client.scan_iter(match=pattern, count=1000):

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from posterr.cache import Change, Redis, timeline_keys
+from posterr.cache import Change, EpochOf, Redis, timeline_keys, timeline_name
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -133,13 +133,13 @@ class HomeTimelines:
     def read(self, user_id: int, after: str | None, count: int) -> Slice | Build | None:
         """`count` entries after the member `after`; on a miss, a Build to fill it; None when Redis
         is unavailable (the caller reads PostgreSQL)."""
-        epoch = self.redis.learn_epoch()
+        epoch = self.redis.epoch_of(timeline_name(user_id))
         if epoch is None:
             return None
         keys = timeline_keys(user_id, epoch)
         args = [f"({after}" if after else "+", count, os.urandom(8).hex(), BUILD_MARK_TTL]
         found = self.redis.run(lambda _: self._read(keys=keys[:2], args=args))
-        if found is None or self.redis.epoch != epoch:
+        if found is None or self.redis.epoch_of(timeline_name(user_id)) != epoch:
             return None
         if found[0] == 0:
             return Build(user_id, epoch, found[1].decode())
@@ -158,21 +158,22 @@ class HomeTimelines:
         """A new post for its author's followers' timelines, to deliver before the post is answered:
         one script call per PUSH_BATCH followers (a call per follower cost the app 40 µs each; a call
         for all of them would hold Redis for as long as a thousand timelines take). A batch holds
-        several readers' keys, so on a Redis Cluster it would have to be grouped by slot."""
-        def queue(pipe, epoch: str) -> None:
-            for first in range(0, len(follower_ids), PUSH_BATCH):
-                keys = [key for follower_id in follower_ids[first:first + PUSH_BATCH]
-                        for key in timeline_keys(follower_id, epoch)]
-                self._push(keys=keys, args=[author_id, entry, self.size], client=pipe)
+        several readers' keys: on a Redis Cluster only readers whose timelines share a slot."""
+        def queue(pipe, epoch_of: EpochOf) -> None:
+            for group in self.redis.same_slot(follower_ids, timeline_name):
+                for first in range(0, len(group), PUSH_BATCH):
+                    keys = [key for follower_id in group[first:first + PUSH_BATCH]
+                            for key in timeline_keys(follower_id, epoch_of(timeline_name(follower_id)))]
+                    self._push(keys=keys, args=[author_id, entry, self.size], client=pipe)
 
         return Change(queue, [f"timelines of {len(follower_ids)} followers"], self.drops(follower_ids).queue)
 
     @staticmethod
     def drops(user_ids: list[int]) -> Change:
         """These readers' timelines (their followees changed), to delete before the change is answered."""
-        def queue(pipe, epoch: str) -> None:
+        def queue(pipe, epoch_of: EpochOf) -> None:
             for user_id in user_ids:
-                pipe.delete(*timeline_keys(user_id, epoch))
+                pipe.delete(*timeline_keys(user_id, epoch_of(timeline_name(user_id))))
 
         return Change(queue, [f"timelines of {len(user_ids)} readers"])
 

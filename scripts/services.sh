@@ -15,12 +15,18 @@
 #                                 first use), started; prints the `export DATABASE_REPLICA_URLS` line
 #   scripts/services.sh replica-down | replica-pause | replica-resume
 #                                 stop it; stop and resume its WAL replay (a replica falling behind)
+#   scripts/services.sh redis-cluster-up   a 3-master Redis Cluster on loopback (created on first use);
+#                                 prints the `export REDIS_URL` line naming its first node
+#   scripts/services.sh redis-cluster-down | redis-cluster-kill PORT | redis-cluster-start PORT
+#                                 stop it; SIGKILL one master (its slots go dark); start it again
 #
 # DATABASE_URL / REDIS_URL, when set, name servers of your own: nothing is started for them.
 # POSTERR_DATA_DIR (default .data), POSTERR_PG_PORT (54329) and POSTERR_REDIS_PORT (63799) choose
 # where the local servers live, so the test suite can own a second pair beside `make run`'s.
 # POSTERR_REPLICA_PG_PORT (the primary's port + 1) is the replica's; POSTERR_REPLICA_APPLY_DELAY
 # (e.g. 2s; default 0) makes it apply each commit that long after the primary (recovery_min_apply_delay).
+# POSTERR_REDIS_CLUSTER_PORTS ("7001 7002 7003" by default) are the Redis Cluster's masters (each also
+# listens on its port + 100 for the cluster bus).
 # Everything the servers print goes to log files in the data folder; this script's own messages
 # go to stderr, so stdout carries only the `export` lines.
 set -euo pipefail
@@ -55,6 +61,7 @@ replica_dir=$pg_home/postgres-replica
 replica_log=$pg_home/postgres-replica.log
 replica_slot=posterr_replica
 redis_dir=$data/redis
+read -r -a cluster_ports <<<"${POSTERR_REDIS_CLUSTER_PORTS:-7001 7002 7003}"
 
 say() { echo "services: $*" >&2; }
 die() { echo "services: error: $*" >&2; exit 1; }
@@ -219,6 +226,57 @@ redis_down() {
   fi
 }
 
+# --- a Redis Cluster of three masters (no replicas: a killed master's slots stay dark until it is back) ---
+
+node_dir() { echo "$data/redis-cluster/$1"; }
+node_running() { [ "$(redis-cli -h 127.0.0.1 -p "$1" config get dir 2>/dev/null | tail -n 1)" = "$(node_dir "$1")" ]; }
+
+node_up() {  # node_up PORT
+  local port=$1 dir
+  dir=$(node_dir "$port")
+  mkdir -p "$dir"
+  node_running "$port" && return 0
+  port_busy "$port" && die "port $port is taken by another program: choose others with POSTERR_REDIS_CLUSTER_PORTS"
+  # cluster-require-full-coverage no: while one master is down the others keep serving their slots.
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --dir "$dir" --pidfile "$dir/redis.pid" \
+    --logfile "$dir/redis.log" --appendonly yes --save "" --cluster-enabled yes \
+    --cluster-config-file nodes.conf --cluster-port $((port + 100)) --cluster-node-timeout 2000 \
+    --cluster-require-full-coverage no >/dev/null
+  for _ in $(seq 1 300); do [ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ] && return 0; sleep 0.1; done
+  die "the Redis Cluster node on port $port did not start; see $dir/redis.log"
+}
+
+cluster_state() { redis-cli -h 127.0.0.1 -p "${cluster_ports[0]}" cluster info 2>/dev/null | tr -d '\r' | awk -F: '/^cluster_state/ {print $2}'; }
+
+redis_cluster_up() {
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server REDIS_URL
+  local port nodes=()
+  for port in "${cluster_ports[@]}"; do node_up "$port"; nodes+=("127.0.0.1:$port"); done
+  if [ "$(redis-cli -h 127.0.0.1 -p "${cluster_ports[0]}" cluster info | tr -d '\r' | awk -F: '/^cluster_known_nodes/ {print $2}')" != "${#cluster_ports[@]}" ]; then
+    say "creating a Redis Cluster of ${#cluster_ports[@]} masters on ports ${cluster_ports[*]} (log: $data/redis-cluster/create.log)"
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >>"$data/redis-cluster/create.log" 2>&1 \
+      || die "redis-cli --cluster create failed; see $data/redis-cluster/create.log"
+  fi
+  for _ in $(seq 1 100); do [ "$(cluster_state)" = ok ] && return 0; sleep 0.1; done
+  die "the Redis Cluster on ports ${cluster_ports[*]} did not reach cluster_state:ok"
+}
+
+redis_cluster_down() {
+  local port
+  for port in "${cluster_ports[@]}"; do
+    node_running "$port" && { say "stopping the Redis Cluster node on port $port"; redis-cli -h 127.0.0.1 -p "$port" shutdown nosave >/dev/null 2>&1 || true; }
+  done
+  return 0
+}
+
+node_kill() {  # SIGKILL, by the pid file: a crash, not a shutdown
+  local pid
+  pid=$(cat "$(node_dir "$1")/redis.pid" 2>/dev/null) || die "no Redis Cluster node on port $1"
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q redis-server || die "pid $pid is not our Redis"
+  kill -KILL "$pid"
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || { rm -f "$(node_dir "$1")/redis.pid"; return 0; }; sleep 0.05; done
+}
+
 cmd=${1:-up}
 case "$cmd" in
   up)
@@ -235,7 +293,7 @@ case "$cmd" in
       echo "export REDIS_URL='$REDIS_URL'"
     fi
     ;;
-  down) redis_down; replica_down; postgres_down ;;
+  down) redis_down; redis_cluster_down; replica_down; postgres_down ;;
   status)
     bindir=$(pg_bindir || true)
     if [ -n "$bindir" ] && pg_running; then say "PostgreSQL: running on port $pg_port"; else say "PostgreSQL: stopped"; fi
@@ -247,6 +305,13 @@ case "$cmd" in
     replica_up
     echo "export DATABASE_REPLICA_URLS='postgres://posterr@127.0.0.1:$replica_port/posterr?sslmode=disable'" ;;
   replica-down) replica_down ;;
+  redis-cluster-up)
+    [ -z "${REDIS_URL:-}" ] || die "REDIS_URL names a server of your own: point it at any node of your cluster instead"
+    redis_cluster_up
+    echo "export REDIS_URL='redis://127.0.0.1:${cluster_ports[0]}/0'" ;;
+  redis-cluster-down) redis_cluster_down ;;
+  redis-cluster-kill) [[ "${2:-}" =~ ^[0-9]+$ ]] || die "redis-cluster-kill needs a node's port"; node_kill "$2" ;;
+  redis-cluster-start) [[ "${2:-}" =~ ^[0-9]+$ ]] || die "redis-cluster-start needs a node's port"; node_up "$2" ;;
   replica-pause) replica_sql "SELECT pg_wal_replay_pause()" ;;
   replica-resume) replica_sql "SELECT pg_wal_replay_resume()" ;;
   stop-redis) redis_down ;;
@@ -267,5 +332,5 @@ case "$cmd" in
   crash-postgres)  # no checkpoint, no goodbye to clients: the next start runs crash recovery
     bindir=$(pg_bindir) || die "PostgreSQL is not installed"
     if pg_running; then as_pg "$bindir/pg_ctl" -D "$pg_dir" -m immediate -w stop >/dev/null; fi ;;
-  *) die "unknown command '$cmd' (up, down, status, stop-redis, start-redis, stop-postgres, start-postgres, restart-postgres, freeze-redis, thaw-redis, pause-redis MS, flush-redis, restart-redis, cap-redis BYTES, crash-postgres, replica-up, replica-down, replica-pause, replica-resume)" ;;
+  *) die "unknown command '$cmd' (up, down, status, stop-redis, start-redis, stop-postgres, start-postgres, restart-postgres, freeze-redis, thaw-redis, pause-redis MS, flush-redis, restart-redis, cap-redis BYTES, crash-postgres, replica-up, replica-down, replica-pause, replica-resume, redis-cluster-up, redis-cluster-down, redis-cluster-kill PORT, redis-cluster-start PORT)" ;;
 esac

@@ -26,6 +26,7 @@ import pytest
 import redis
 import requests
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
 from redis.retry import Retry
 
 from posterr.cache import write_position_key
@@ -40,6 +41,8 @@ SERVICES_ENV = {"POSTERR_DATA_DIR": str(DATA),
                 # Below the kernel's ephemeral range (32768-60999): the replica is (re)started while
                 # the suite's apps and clients hold ports from that range, which may include any other.
                 "POSTERR_REPLICA_PG_PORT": os.environ.get("POSTERR_TEST_REPLICA_PG_PORT", "24340"),
+                # Idem for the Redis Cluster's masters (their cluster bus listens 100 ports higher).
+                "POSTERR_REDIS_CLUSTER_PORTS": os.environ.get("POSTERR_TEST_REDIS_CLUSTER_PORTS", "24351 24352 24353"),
                 "POSTERR_PG_EXTRA_CONF": "fsync = off\nsynchronous_commit = off\nfull_page_writes = off"}
 TABLES = "users, posts, follows, post_quota, idempotency_keys"
 # `make test-cluster` runs the integration suite again with every app reading from a streaming
@@ -48,6 +51,8 @@ REPLICA_DELAY = os.environ.get("POSTERR_TEST_REPLICA_DELAY", "")
 # Then the apps allow the replica this much lag: more than its delay, so that it serves reads (2 s
 # behind) instead of being set aside after every commit.
 REPLICA_MAX_LAG_MS = 5000
+# `make test-cluster` also runs the integration suite against a 3-master Redis Cluster of its own.
+REDIS_CLUSTER = os.environ.get("POSTERR_TEST_REDIS_CLUSTER") == "1"
 # Filled by the tests, printed at the end of the run (what the cluster and replica tests sent and saw).
 RESULTS: list[str] = []
 
@@ -60,11 +65,11 @@ class Servers:
 
     replica_url: str | None = None  # set by start_replica
 
-    def _services(self, command: str, **extra_env: str) -> str:
+    def _services(self, command: str, *args: str, **extra_env: str) -> str:
         DATA.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
         with open(DATA / "services.log", "a") as log:
-            return subprocess.run([str(ROOT / "scripts" / "services.sh"), command],
+            return subprocess.run([str(ROOT / "scripts" / "services.sh"), command, *args],
                                   env={**env, **SERVICES_ENV, **extra_env}, stdout=subprocess.PIPE, stderr=log,
                                   check=True, text=True).stdout
 
@@ -75,6 +80,16 @@ class Servers:
         self.replica_url = _test_database_url(url)
         return self.replica_url
 
+    def start_redis_cluster(self) -> str:
+        """A 3-master Redis Cluster (its first node's URL); starts again a node killed meanwhile."""
+        return self._services("redis-cluster-up").split("=", 1)[1].strip().strip("'")
+
+    def stop_redis_cluster(self) -> None:
+        self._services("redis-cluster-down")
+
+    def kill_redis_node(self, port: int) -> None:
+        self._services("redis-cluster-kill", str(port))
+
     def stop_replica(self) -> None:
         self._services("replica-down")
 
@@ -84,21 +99,26 @@ class Servers:
     def resume_replica(self) -> None:
         self._services("replica-resume")
 
+    # On a Redis Cluster (POSTERR_TEST_REDIS_CLUSTER) the Redis faults strike every master.
+
     def freeze_redis(self) -> None:
         """SIGSTOP: Redis keeps its connections but answers nothing (a stalled host, a long fork)."""
-        os.kill(self._redis_pid(), signal.SIGSTOP)
+        for pid in self._redis_pids():
+            os.kill(pid, signal.SIGSTOP)
 
     def thaw_redis(self) -> None:
-        os.kill(self._redis_pid(), signal.SIGCONT)
+        for pid in self._redis_pids():
+            os.kill(pid, signal.SIGCONT)
 
-    def _redis_pid(self) -> int:
-        return int((DATA / "redis" / "redis.pid").read_text())
+    def _redis_pids(self) -> list[int]:
+        files = DATA.glob("redis-cluster/*/redis.pid") if REDIS_CLUSTER else [DATA / "redis" / "redis.pid"]
+        return [int(path.read_text()) for path in files]
 
     def stop_redis(self) -> None:
-        self._services("stop-redis")
+        self._services("redis-cluster-down" if REDIS_CLUSTER else "stop-redis")
 
     def start_redis(self) -> None:
-        self._services("start-redis")
+        self._services("redis-cluster-up" if REDIS_CLUSTER else "start-redis")
 
     def restart_postgres(self) -> None:
         self._services("restart-postgres")
@@ -127,6 +147,8 @@ def servers():
         found = Servers(f"postgres://posterr@127.0.0.1:{pg}/posterr_test?sslmode=disable",
                         f"redis://127.0.0.1:{rd}/0", owned=True)
         found._services("up")
+        if REDIS_CLUSTER:
+            found.redis_url = found.start_redis_cluster()
     dbmate = [str(ROOT / ".venv" / "bin" / "dbmate"), "--url", found.database_url,
               "--migrations-dir", str(ROOT / "db" / "migrations"), "--no-dump-schema"]
     with open(DATA / "migrate.log", "w") if DATA.exists() else open(os.devnull, "w") as log:
@@ -254,11 +276,24 @@ def sql(servers):
     connection.close()
 
 
+class EveryMaster(RedisCluster):
+    """The suite's client of a Redis Cluster: what a test tells "the" Redis server (CONFIG SET, CLIENT
+    PAUSE) every master is told, as FLUSHDB and SCAN already go to every master."""
+
+    def execute_command(self, *args, **kwargs):
+        if str(args[0]).upper() in ("CONFIG SET", "CLIENT") and "target_nodes" not in kwargs:
+            kwargs["target_nodes"] = self.PRIMARIES
+        return super().execute_command(*args, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def redis_client(servers):
     # Fault tests restart this Redis: a stale pooled connection is retried on a fresh one.
-    client = redis.Redis.from_url(servers.redis_url, retry=Retry(NoBackoff(), 3),
-                                  retry_on_error=[redis.ConnectionError])
+    if REDIS_CLUSTER:
+        client = EveryMaster.from_url(servers.redis_url)
+    else:
+        client = redis.Redis.from_url(servers.redis_url, retry=Retry(NoBackoff(), 3),
+                                      retry_on_error=[redis.ConnectionError])
     yield client
     client.close()
 

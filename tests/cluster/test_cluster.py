@@ -26,6 +26,7 @@ import psycopg
 import pytest
 import requests
 
+from posterr.cache import daily_quota_key
 from tests.cluster.conftest import CLUSTER_DIR, Cluster, Instance, healthy, wait_for
 from tests.conftest import RESULTS, ROOT, _free_port
 from tests.integration.pglocks import waiting_behind
@@ -84,7 +85,7 @@ def test_daily_limit_is_exact_under_simultaneous_requests_spread_over_instances(
         assert sql.execute("SELECT count(*) FROM posts WHERE user_id = %s", (user_id,)).fetchone()[0] == LIMIT
         assert sql.execute("SELECT used FROM post_quota WHERE user_id = %s AND day = %s",
                            (user_id, day)).fetchone()[0] == LIMIT
-        assert int(redis_client.get(f"posterr:quota:{user_id}:{day.isoformat()}")) == LIMIT
+        assert int(redis_client.get(daily_quota_key(user_id, day))) == LIMIT
     for _, _, refused in (r for r in results if r[2].status_code == 429):
         assert refused.headers["Content-Type"].startswith("application/problem+json")
         assert int(refused.headers["Retry-After"]) >= 1

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
+from posterr.cache import daily_quota_key
 from tests.integration.conftest import assert_problem, row_count
 from tests.integration.workers import sessions_on_several_workers
 
@@ -24,7 +25,7 @@ def wait_for(condition, seconds: float = 10) -> None:
 
 
 def quota_key(user_id: int) -> str:
-    return f"posterr:quota:{user_id}:{datetime.now(UTC).date().isoformat()}"
+    return daily_quota_key(user_id, datetime.now(UTC).date())
 
 
 def simultaneous_creations(base: str, user_id: int, count: int) -> list[requests.Response]:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
+from posterr.cache import daily_quota_key
 from tests.conftest import running_app
 from tests.integration.conftest import Api, assert_problem, row_count
 from tests.integration.pglocks import waiting_behind
@@ -239,7 +240,7 @@ def test_simultaneous_duplicate_reposts_create_one_and_give_the_quota_back(patie
     assert api.get(f"/api/posts/{original['id']}").json()["repost_count"] == 1
     day = datetime.now(UTC).date()
     assert sql.execute("SELECT used FROM post_quota WHERE user_id = %s AND day = %s", (bob, day)).fetchone()[0] == 1
-    assert int(redis_client.get(f"posterr:quota:{bob}:{day.isoformat()}")) == 1
+    assert int(redis_client.get(daily_quota_key(bob, day))) == 1
     for n in range(4):  # the day's remaining creations, and not one more
         api.new_post(bob, f"after the race {n}")
     assert_problem(api.post("/api/posts", {"user_id": bob, "content": "sixth"}), 429)

@@ -15,7 +15,7 @@ from itertools import chain
 import pytest
 import requests
 
-from posterr.cache import Redis, timeline_keys
+from posterr.cache import Redis, timeline_keys, timeline_name
 from posterr.db import load_queries
 from posterr.timelines import PUSH_BATCH, Build, HomeTimelines, member, post_id
 from tests.conftest import running_app
@@ -219,7 +219,7 @@ def test_a_push_from_an_account_not_followed_is_ignored(timelines):
 def test_a_push_into_a_timeline_built_empty_expires_with_it(timelines, redis_client):
     built(timelines, 1, [], followees=[5])
     push(timelines, [1], 5, 4)
-    state, entries_key, _ = timeline_keys(1, timelines.redis.epoch)
+    state, entries_key, _ = timeline_keys(1, timelines.redis.epoch_of(timeline_name(1)))
     state_ttl = redis_client.pttl(state)  # first: both run down while we ask, the later answer is lower
     assert 0 < redis_client.pttl(entries_key) <= state_ttl
 

@@ -141,8 +141,11 @@ test-cluster: venv
 # PostgreSQL and app faults are injected from a schedule drawn from SEED (random unless given; printed
 # at the start and the end, so `make soak SEED=…` replays it). Prints the tables, writes
 # loadtests/results/soak-<timestamp>-seed<seed>.json, exits non-zero on any violation.
+# TOPOLOGY=replicated: reads also from a streaming PostgreSQL replica, Redis is a 3-master Redis
+# Cluster, and replica stops, replay pauses and Redis master kills join the schedule.
 MINUTES ?= 5
 SEED ?=
+TOPOLOGY ?= single
 .PHONY: soak
 soak: venv
-	@$(BIN)/python -m loadtests.soak --minutes $(MINUTES) $(if $(SEED),--seed $(SEED))
+	@$(BIN)/python -m loadtests.soak --minutes $(MINUTES) --topology $(TOPOLOGY) $(if $(SEED),--seed $(SEED))

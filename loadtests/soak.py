@@ -39,7 +39,7 @@ from locust.env import Environment
 from loadtests import harness, soak_report
 from loadtests.harness import say
 from loadtests.soak_checks import Checker
-from loadtests.soak_faults import CATEGORIES, KINDS, Fault, Injector, plan
+from loadtests.soak_faults import CATEGORIES, KINDS, REPLICATED_CATEGORIES, Fault, Injector, plan
 from loadtests.soak_load import LOAD_TIMEOUT, Shared, SoakMember
 from loadtests.soak_servers import INSTANCES, SoakServers
 from loadtests.soak_state import RECOVERY_SECONDS, Clock, FaultWindows, Ledger, Verdict
@@ -52,6 +52,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                                      epilog="Make variables: MINUTES, SEED.")
     parser.add_argument("--minutes", type=float, default=5, help="minutes of load (default 5)")
     parser.add_argument("--seed", type=int, default=None, help="the fault schedule's seed (default: random)")
+    parser.add_argument("--topology", choices=("single", "replicated"), default="single",
+                        help="single: one PostgreSQL and one Redis (default); replicated: reads also from a "
+                             "streaming replica, and a 3-master Redis Cluster, with their faults in the schedule")
     parser.add_argument("--users", type=int, default=40, help="Locust users (default 40)")
     parser.add_argument("--data-dir", type=Path, default=harness.ROOT / ".data" / "soak",
                         help="servers' files and logs (default .data/soak)")
@@ -69,14 +72,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 class Soak:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.servers = SoakServers(args.data_dir)
+        self.servers = SoakServers(args.data_dir, args.topology)
         self.injector = Injector(self.servers)
-        self.faults = plan(args.seed, args.minutes * 60, INSTANCES)
+        replicated = args.topology == "replicated"
+        self.faults = plan(args.seed, args.minutes * 60, INSTANCES, replicated=replicated)
+        self.always = len(REPLICATED_CATEGORIES if replicated else CATEGORIES)  # faults injected whatever the time
         self.clock = Clock()
         self.windows = FaultWindows()
         self.verdict = Verdict(self.clock, self.windows)
         self.ledger = Ledger()
         self.done: list[dict] = []  # the faults injected, for the report
+        self.reads_by_target: dict[str, int] = {}  # with a replica: posterr_db_reads_total of every instance
 
     def run(self) -> None:
         say(f"starting the servers: {self.servers.describe()}")
@@ -95,6 +101,9 @@ class Soak:
             say("stopping the load")
             runner.stop()
             checker.checkpoint("the end of the load", time.monotonic() + RECOVERY_SECONDS, final=True)
+            if self.servers.replicated:
+                self.reads_by_target = self.servers.reads_by_target()
+                say(f"reads a replica may serve, by where they went (all instances): {self.reads_by_target}")
         finally:
             checker.pool.kill()
             runner.quit()
@@ -103,7 +112,7 @@ class Soak:
         """The faults one after the other, with load alone before each; the first three (one of each
         category) always run, the others only when they fit in the time left."""
         for index, fault in enumerate(self.faults):
-            if index >= len(CATEGORIES) and time.monotonic() + fault.expected_seconds > ends:
+            if index >= self.always and time.monotonic() + fault.expected_seconds > ends:
                 say(f"{fault.label} and later: not injected, no time left for them")
                 break
             time.sleep(fault.gap)  # load without a fault
@@ -156,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         soak.servers.down()
     report = soak_report.build(seed=args.seed, minutes=args.minutes, users=args.users,
                                servers=soak.servers.describe(), faults=soak.done, verdict=soak.verdict,
-                               seconds=time.monotonic() - started, error=error)
+                               seconds=time.monotonic() - started, error=error, topology=args.topology,
+                               reads_by_target=soak.reads_by_target)
     print(soak_report.table(report), flush=True)
     path = soak_report.write(report, args.results, stamp)
     say(f"report: {path}")

@@ -77,11 +77,14 @@ class Checker:
 
     # --- plumbing -----------------------------------------------------------------------------------
 
-    def fetch(self, url: str, route: str, *, timeout: float = READ_TIMEOUT, must_answer: bool = True):
-        """GET over a fresh connection, recorded and judged like the load's requests; None: no answer."""
+    def fetch(self, url: str, route: str, *, timeout: float = READ_TIMEOUT, must_answer: bool = True,
+              client: str | None = None):
+        """GET over a fresh connection (as `client`, an X-Forwarded-For address, when given), recorded
+        and judged like the load's requests; None: no answer."""
         started = time.monotonic()
+        headers = {"Connection": "close", **({"X-Forwarded-For": client} if client else {})}
         try:
-            response = requests.get(url, timeout=timeout, headers={"Connection": "close"})
+            response = requests.get(url, timeout=timeout, headers=headers)
         except requests.RequestException as error:
             self.verdict.response(route, 0, "", started, time.monotonic(), timed_out=isinstance(error, requests.Timeout),
                                   must_answer=must_answer, what=url)
@@ -90,14 +93,14 @@ class Checker:
                               time.monotonic(), must_answer=must_answer, what=url)
         return response
 
-    def read(self, url: str, route: str):
+    def read(self, url: str, route: str, client: str | None = None):
         """fetch; while the answer is lost (502/503/504, none), polled again until the app's time to
         recover is over (and twice at least). Raises GaveUp once MAX_UNANSWERED reads went unanswered."""
         tries = 0
         while True:
             if self.unanswered >= MAX_UNANSWERED:
                 raise GaveUp
-            response = self.fetch(url, route)
+            response = self.fetch(url, route, client=client)
             tries += 1
             if response is None:
                 self.unanswered += 1
@@ -264,7 +267,9 @@ class Checker:
         found: set[int] = set()
         url: str | None = f"{base}/api/posts?author_id={author}&limit=100"
         for _ in range(MAX_PAGES):
-            response = self.read(url, "check: GET /api/posts?author_id")
+            # As the author's own client: its posts were acknowledged to it (with read replicas,
+            # another client may be shown a page up to POSTERR_REPLICA_MAX_LAG old).
+            response = self.read(url, "check: GET /api/posts?author_id", self.ledger.clients.get(author))
             if response is None or response.status_code != 200:
                 self.verdict.check("read your writes", False, f"author feed {url} answered "
                                    f"{response.status_code if response is not None else 'nothing'}")

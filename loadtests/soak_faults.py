@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from loadtests.soak_servers import SoakServers
 
 CATEGORIES = ("redis", "postgres", "app")
+REPLICATED_CATEGORIES = (*CATEGORIES, "replica")  # with a PostgreSQL replica and a Redis Cluster
 MIN_SECONDS_PER_FAULT = 10  # the least a fault takes: load before it, the fault, recovery, the checks
 GAP_SECONDS = (3.0, 6.0)  # plain load before each fault
 CHECK_SECONDS = 10  # what recovery and a checkpoint take, roughly: a fault is not started without it
@@ -23,6 +24,7 @@ class Kind:
     category: str
     hold: tuple[float, float]  # how long the fault lasts before it is healed (0: at once)
     what: str
+    replicated_only: bool = False  # a fault of the replica or of one Redis Cluster master
 
 
 KINDS = {
@@ -39,6 +41,12 @@ KINDS = {
     "app-kill-worker": Kind("app", (0, 0), "SIGKILL of one gunicorn worker (its master starts another)"),
     "app-kill-instance": Kind("app", (0.5, 2), "SIGKILL of one instance (master and workers), restarted after "
                                                "the hold with scripts/cluster.sh restart"),
+    "redis-node-kill": Kind("redis", (1, 4), "SIGKILL of one Redis Cluster master (its slots go dark), started "
+                                             "after the hold", replicated_only=True),
+    "replica-stop": Kind("replica", (2, 5), "the PostgreSQL replica stopped, started after the hold",
+                         replicated_only=True),
+    "replica-pause": Kind("replica", (3, 6), "the replica's WAL replay paused (it falls behind the lag limit), "
+                                             "resumed after the hold", replicated_only=True),
 }
 
 
@@ -60,17 +68,20 @@ class Fault:
         return self.gap + self.hold + CHECK_SECONDS
 
 
-def plan(seed: int, seconds: float, instances: int) -> list[Fault]:
+def plan(seed: int, seconds: float, instances: int, *, replicated: bool = False) -> list[Fault]:
     """More faults than a run of `seconds` has time for (the run injects them in order while they
-    fit). The first three are one of each category (Redis, PostgreSQL, the app) in a seeded order, and
-    are always injected, so every run covers all three; the others draw a category, then a kind of it."""
+    fit). The first ones are one of each category (Redis, PostgreSQL, the app, and the replica when
+    replicated) in a seeded order, and are always injected, so every run covers all of them; the
+    others draw a category, then a kind of it."""
     rng = random.Random(seed)
-    first = list(CATEGORIES)
+    categories = REPLICATED_CATEGORIES if replicated else CATEGORIES
+    first = list(categories)
     rng.shuffle(first)
     faults = []
-    for number in range(1, len(CATEGORIES) + int(seconds // MIN_SECONDS_PER_FAULT) + 1):
-        category = first[number - 1] if number <= len(first) else rng.choice(CATEGORIES)
-        kind = rng.choice([name for name, found in KINDS.items() if found.category == category])
+    for number in range(1, len(categories) + int(seconds // MIN_SECONDS_PER_FAULT) + 1):
+        category = first[number - 1] if number <= len(first) else rng.choice(categories)
+        kind = rng.choice([name for name, found in KINDS.items()
+                           if found.category == category and (replicated or not found.replicated_only)])
         low, high = KINDS[kind].hold
         faults.append(Fault(number, kind, gap=round(rng.uniform(*GAP_SECONDS), 1), hold=round(rng.uniform(low, high), 1),
                             instance=rng.randrange(instances), worker=rng.randrange(2)))
@@ -113,6 +124,14 @@ class Injector:
                 return f"SIGKILL to worker {victim} of :{port}"
             case "app-kill-instance":
                 return f"SIGKILL to the instance on :{port} (master {self.servers.kill_instance(port)} and workers)"
+            case "redis-node-kill":
+                node = self._redis_node(fault)
+                services("redis-cluster-kill", str(node))
+                return f"SIGKILL to the Redis Cluster master on :{node}"
+            case "replica-stop":
+                services("replica-down")
+            case "replica-pause":
+                services("replica-pause")
         return KINDS[fault.kind].what
 
     def heal(self, fault: Fault) -> str:
@@ -133,4 +152,17 @@ class Injector:
             case "app-kill-instance":
                 self.servers.cluster("restart", str(port))
                 return f"instance on :{port} restarted and back in nginx"
+            case "redis-node-kill":
+                services("redis-cluster-up")
+                return f"the Redis Cluster master on :{self._redis_node(fault)} started (its append-only file reloaded)"
+            case "replica-stop":
+                services("replica-up")
+                return "the replica started"
+            case "replica-pause":
+                services("replica-resume")
+                return "the replica's replay resumed"
         return "nothing to undo" if fault.hold == 0 else "over (it ends by itself)"
+
+    def _redis_node(self, fault: Fault) -> int:
+        ports = self.servers.redis_cluster_ports
+        return ports[fault.instance % len(ports)]

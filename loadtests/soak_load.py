@@ -65,6 +65,9 @@ class SoakMember(HttpUser):
     shared: ClassVar[Shared]  # set by loadtests/soak.py before the runner starts
 
     def on_start(self) -> None:
+        # Each member is a client of its own (the instances trust 127.0.0.1, nginx included, as a
+        # proxy): read-your-writes is per client, and with read replicas that is what it promises.
+        self.address = f"10.{random.randrange(256)}.{random.randrange(256)}.{random.randrange(1, 255)}"
         self.account: int | None = None
         self.following: set[int] = set()
         self.reposted: set[int] = set()
@@ -77,8 +80,8 @@ class SoakMember(HttpUser):
         """One request, recorded and judged (server errors, problem+json) by the verdict. A relative
         URL goes to nginx over this user's keep-alive connection."""
         started = time.monotonic()
-        response = self.client.request(method, url, name=route, json=body, timeout=LOAD_TIMEOUT,
-                                       headers={"Connection": "close"} if fresh else None)
+        headers = {"X-Forwarded-For": self.address, **({"Connection": "close"} if fresh else {})}
+        response = self.client.request(method, url, name=route, json=body, timeout=LOAD_TIMEOUT, headers=headers)
         self.shared.verdict.response(route, response.status_code, response.headers.get("Content-Type", ""),
                                      started, time.monotonic(), what=url,
                                      timed_out=isinstance(getattr(response, "error", None), requests.Timeout))
@@ -100,7 +103,7 @@ class SoakMember(HttpUser):
                                  body={"username": "s" + secrets.token_hex(6)})
             if response.status_code == 201:
                 self.account = response.json()["id"]
-                self.shared.ledger.add_user(self.account)
+                self.shared.ledger.add_user(self.account, self.address)
                 self.following, self.reposted = set(), set()
                 return
             if response.status_code != 409:

@@ -14,10 +14,12 @@ SHOWN_PER_INVARIANT = 10
 
 
 def build(*, seed: int, minutes: float, users: int, servers: str, faults: list[dict], verdict: Verdict,
-          seconds: float, error: str | None) -> dict:
+          seconds: float, error: str | None, topology: str = "single", reads_by_target: dict | None = None) -> dict:
     return {
         "seed": seed,
         "minutes": minutes,
+        "topology": topology,
+        "reads_by_target": reads_by_target or {},
         "load_users": users,
         "seconds": round(seconds, 1),
         "servers": servers,
@@ -63,6 +65,7 @@ def table(report: dict) -> str:
     if report["error"]:
         lines += ["", f"the soak itself failed: {report['error']}"]
     verdict = "passed" if report["passed"] else "FAILED"
-    replay = f"make soak MINUTES={report['minutes']:g} SEED={report['seed']} replays its schedule"
+    topology = f" TOPOLOGY={report['topology']}" if report.get("topology", "single") != "single" else ""
+    replay = f"make soak MINUTES={report['minutes']:g}{topology} SEED={report['seed']} replays its schedule"
     lines += ["", f"soak {verdict} (seed {report['seed']}: {replay})"]
     return "\n".join(lines)

@@ -8,7 +8,9 @@ must be its own.
 from __future__ import annotations
 
 import os
+import re
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -32,6 +34,25 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
+def cluster_ports() -> list[int]:
+    """Three ports for Redis Cluster masters whose cluster bus ports (+100) are free too."""
+    ports: list[int] = []
+    while len(ports) < 3:
+        port = harness.free_port()
+        if port not in ports and port + 100 < 65536 and _free(port + 100):
+            ports.append(port)
+    return ports
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def processes() -> list[tuple[int, str, int, int]]:
     """(pid, state, parent pid, process group) of every process, from /proc."""
     found = []
@@ -49,20 +70,31 @@ def group_alive(pgid: int) -> bool:
 
 
 class SoakServers:
-    def __init__(self, data: Path) -> None:
+    def __init__(self, data: Path, topology: str = "single") -> None:
+        """topology: `single` (one PostgreSQL, one Redis) or `replicated` (reads also from a streaming
+        replica of PostgreSQL, and a 3-master Redis Cluster instead of the one Redis)."""
         self.data = data
-        self.pg_port, self.redis_port, self.nginx_port, *self.app_ports = free_ports(3 + INSTANCES)
+        self.replicated = topology == "replicated"
+        self.pg_port, self.redis_port, self.nginx_port, self.replica_port, *self.app_ports = free_ports(4 + INSTANCES)
+        self.redis_cluster_ports = cluster_ports() if self.replicated else []
         self.cluster_dir = data / "cluster"
         self.database_url = f"postgres://posterr@127.0.0.1:{self.pg_port}/{DATABASE}?sslmode=disable"
-        self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+        self.replica_url = f"postgres://posterr@127.0.0.1:{self.replica_port}/{DATABASE}?sslmode=disable"
+        port = self.redis_cluster_ports[0] if self.replicated else self.redis_port
+        self.redis_url = f"redis://127.0.0.1:{port}/0"
         inherited = {name: value for name, value in os.environ.items()
                      if name not in ("DATABASE_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR", "POSTERR_SECRET_KEY",
-                                     "POSTERR_CLUSTER_DOWN_PORTS")}
+                                     "POSTERR_CLUSTER_DOWN_PORTS", "DATABASE_REPLICA_URLS")}
         self.services_env = {**inherited, "POSTERR_DATA_DIR": str(data), "POSTERR_PG_PORT": str(self.pg_port),
-                             "POSTERR_REDIS_PORT": str(self.redis_port)}
-        # The app in its production configuration, but no per-client rate limit (every request of
-        # the load comes from 127.0.0.1) and no gunicorn control socket (nothing uses it).
+                             "POSTERR_REDIS_PORT": str(self.redis_port),
+                             "POSTERR_REPLICA_PG_PORT": str(self.replica_port),
+                             **({"POSTERR_REDIS_TOPOLOGY": "cluster",
+                                 "POSTERR_REDIS_CLUSTER_PORTS": " ".join(map(str, self.redis_cluster_ports))}
+                                if self.replicated else {})}
+        # The app in its production configuration, but no per-client rate limit and no gunicorn
+        # control socket (nothing uses it).
         self.cluster_env = {**inherited, "DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url,
+                            **({"DATABASE_REPLICA_URLS": self.replica_url} if self.replicated else {}),
                             "POSTERR_CLUSTER_DIR": str(self.cluster_dir),
                             "POSTERR_CLUSTER_PORT": str(self.nginx_port),
                             "POSTERR_CLUSTER_APP_PORTS": " ".join(map(str, self.app_ports)),
@@ -79,7 +111,10 @@ class SoakServers:
         return [self.nginx_base] + [f"http://127.0.0.1:{port}" for port in self.app_ports]
 
     def describe(self) -> str:
-        return (f"PostgreSQL :{self.pg_port}, Redis :{self.redis_port}, nginx :{self.nginx_port} → gunicorn "
+        data_tier = (f"PostgreSQL :{self.pg_port} and its replica :{self.replica_port}, Redis Cluster "
+                     f"{', '.join(f':{port}' for port in self.redis_cluster_ports)}" if self.replicated else
+                     f"PostgreSQL :{self.pg_port}, Redis :{self.redis_port}")
+        return (f"{data_tier}, nginx :{self.nginx_port} → gunicorn "
                 f"{', '.join(f':{port}' for port in self.app_ports)} (2 workers each); logs under {self.data}")
 
     # --- the scripts ------------------------------------------------------------------------------
@@ -111,6 +146,9 @@ class SoakServers:
         self.services("down")
         self.services("up")
         self.fresh_database()
+        if self.replicated:
+            self.services("replica-up")
+            self.services("redis-cluster-up")
         self.services("flush-redis")
         self.cluster("up")
 
@@ -132,6 +170,16 @@ class SoakServers:
                 harness.say(f"warning: {type(error).__name__}: {error}")
 
     # --- the app's processes ----------------------------------------------------------------------
+
+    def reads_by_target(self) -> dict[str, int]:
+        """posterr_db_reads_total summed over the instances (since each last started)."""
+        totals: dict[str, int] = {}
+        for base in self.bases[1:]:
+            _, _, body = harness.http_get(f"{base}/metrics")
+            for target, value in re.findall(r'^posterr_db_reads_total\{target="(\w+)"\} (\S+)$', body.decode(),
+                                            re.MULTILINE):
+                totals[target] = totals.get(target, 0) + int(float(value))
+        return totals
 
     def master_pid(self, port: int) -> int:
         return int((self.cluster_dir / f"app-{port}.pid").read_text())

@@ -77,6 +77,7 @@ class Ledger:
     """Every write the app acknowledged, and what the daily-limit check needs to know."""
 
     users: dict[int, float] = field(default_factory=dict)  # id → when the 201 came
+    clients: dict[int, str] = field(default_factory=dict)  # id → the address its member sends as X-Forwarded-For
     user_ids: list[int] = field(default_factory=list)  # the same ids in order, for choices and samples
     posts: dict[int, AckPost] = field(default_factory=dict)
     post_ids: list[int] = field(default_factory=list)  # idem
@@ -87,8 +88,9 @@ class Ledger:
     # a killed worker may have kept its unit of the day's quota, so a later 429 proves nothing.
     uncertain_creators: set[int] = field(default_factory=set)
 
-    def add_user(self, user_id: int) -> None:
+    def add_user(self, user_id: int, client: str) -> None:
         self.users[user_id] = time.monotonic()
+        self.clients[user_id] = client
         self.user_ids.append(user_id)
 
     def add_post(self, body: dict) -> AckPost:

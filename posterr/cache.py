@@ -205,13 +205,16 @@ class Redis:
                     return
                 continue  # reconnected to another server meanwhile: run under its epoch too
             except redis.ResponseError as error:
-                return self._delete_instead(changes, error)
+                if not isinstance(error, BETWEEN_STATES):
+                    return self._delete_instead(changes, error)
+                failure = error
             except REDIS_ERRORS as error:
                 if refused(error):
                     return
-                self.failed(error)
-                if time.monotonic() + pause > give_up_at:
-                    return _give_up(changes, error)
+                failure = error
+            self.failed(failure)
+            if time.monotonic() + pause > give_up_at:
+                return _give_up(changes, failure)
             time.sleep(pause)  # Redis is there but not answering: try again shortly
             pause = min(pause * 2, 0.5)
 
@@ -236,7 +239,7 @@ class Redis:
 
         # One round trip on a standalone server. redis-py's cluster pipeline refuses scripts, so on
         # a cluster each command goes on its own (a push is one call per slot of its readers).
-        target = self.client if self.cluster else self.client.pipeline(transaction=False)
+        target = EachCommand(self.client) if self.cluster else self.client.pipeline(transaction=False)
         for change in changes:
             change.queue(target, epoch_of)
         if not self.cluster:
@@ -247,15 +250,45 @@ class Redis:
         self.client.close()
 
 
+# Error replies of a cluster node that is there but not serving yet (rejoining after a restart, say):
+# not refusals, since that very process and its keys serve again shortly, so they are retried.
+BETWEEN_STATES = (redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError)
+
+
+class EachCommand:
+    """On a Redis Cluster, in place of a pipeline: each command runs at once, and one whose master is
+    gone (connection refused) is skipped rather than failing the rest: that master's next process has
+    a new epoch, so what it held is never read again, while the other masters must get theirs."""
+
+    def __init__(self, client: RedisCluster):
+        self.client = client
+
+    def delete(self, *keys: str) -> Any:
+        return self._unless_refused(self.client.delete, *keys)
+
+    def evalsha(self, *args: Any) -> Any:  # what a Script runs (redis.commands.core.Script.__call__)
+        return self._unless_refused(self.client.evalsha, *args)
+
+    def script_load(self, script: str) -> str:
+        return self.client.script_load(script)
+
+    @staticmethod
+    def _unless_refused(command: Callable, *args: Any) -> Any:
+        try:
+            return command(*args)
+        except REDIS_ERRORS as error:
+            if refused(error):
+                return None
+            raise
+
+
 def refused(error: BaseException) -> bool:
-    """Whether nothing listens where Redis should be (a stopped server, a cluster slot whose master
-    is down), as opposed to a server that is there but slow, paused or answering errors."""
+    """Whether nothing listens where Redis should be (a stopped server, a dead cluster master), as
+    opposed to a server that is there but slow, paused, rejoining or answering errors."""
     seen: BaseException | None = error
     while seen is not None:
-        if isinstance(seen, (ConnectionRefusedError, redis.BusyLoadingError, redis.exceptions.ClusterDownError,
-                             redis.exceptions.SlotNotCoveredError)):
-            return True  # LOADING: a server process just started, so it has a new epoch; a dark slot's
-            # master likewise comes back as a new process (or its replica, under its own run_id)
+        if isinstance(seen, (ConnectionRefusedError, redis.BusyLoadingError)):
+            return True  # LOADING: a server process just started, so it has a new epoch
         seen = seen.__cause__ or seen.__context__
     return False
 

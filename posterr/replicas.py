@@ -122,6 +122,7 @@ class Replicas:
         self.position_ttl_ms = int(max_lag * 1000) + 1000
         self._remember = redis.client.register_script(_REMEMBER)
         self._checker_connections: dict[str, psycopg.Connection] = {}
+        self._primary_failing = False
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -193,9 +194,13 @@ class Replicas:
         at = time.monotonic()
         try:
             self.history.add(at, lsn(self._checker(self.primary_url)("primary_position")["position"]))
+            self._primary_failing = False
         except psycopg.Error as error:
             self._drop_checker(self.primary_url)
-            logs.event(log, "replica_check_failed", logging.WARNING, server="primary", error=str(error))
+            if not self._primary_failing:  # once per outage, not at every check
+                logs.event(log, "replica_check_failed", logging.WARNING, server="primary", error=str(error),
+                           note="no replica serves once POSTERR_REPLICA_MAX_LAG has passed without a sample")
+            self._primary_failing = True
         for replica in self.replicas:
             replica.status = self._checked(replica)
         now = time.monotonic()

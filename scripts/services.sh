@@ -19,6 +19,7 @@
 #                                 prints the `export REDIS_URL` line naming its first node
 #   scripts/services.sh redis-cluster-down | redis-cluster-kill PORT | redis-cluster-start PORT
 #                                 stop it; SIGKILL one master (its slots go dark); start it again
+#   With POSTERR_REDIS_TOPOLOGY=cluster the Redis faults above strike every master of the cluster.
 #
 # DATABASE_URL / REDIS_URL, when set, name servers of your own: nothing is started for them.
 # POSTERR_DATA_DIR (default .data), POSTERR_PG_PORT (54329) and POSTERR_REDIS_PORT (63799) choose
@@ -180,8 +181,11 @@ replica_up() {
       -C -S "$replica_slot" -c fast >>"$replica_log" 2>&1 || die "pg_basebackup failed; see $replica_log"
   fi
   local delay=${POSTERR_REPLICA_APPLY_DELAY:-0}
+  # primary_conninfo here, not only in the backup's postgresql.auto.conf: the primary's port may have
+  # changed since the backup (make soak picks free ports), and a replica that cannot stream never catches up.
   pg_start "the PostgreSQL replica (applying commits $delay late)" "$replica_dir" "$replica_port" "$replica_log" \
-    POSTERR_REPLICA_PG_PORT "-c hot_standby=on -c recovery_min_apply_delay=$delay"
+    POSTERR_REPLICA_PG_PORT "-c hot_standby=on -c recovery_min_apply_delay=$delay \
+    -c primary_conninfo='host=127.0.0.1 port=$pg_port user=posterr application_name=posterr_replica'"
 }
 
 replica_down() { pg_stop "the PostgreSQL replica" "$replica_dir" "$replica_port"; }
@@ -212,10 +216,22 @@ redis_up() {
 # SIGSTOP/SIGCONT by the pid file: a frozen Redis accepts connections but never answers, so
 # redis_running (a redis-cli round trip) would wait forever.
 redis_signal() {  # redis_signal STOP|CONT
-  local pid
-  pid=$(cat "$redis_dir/redis.pid" 2>/dev/null) || die "no Redis pid file in $redis_dir"
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q redis-server || die "pid $pid is not our Redis"
-  kill "-$1" "$pid"
+  local pid dir
+  for dir in $(redis_dirs); do
+    pid=$(cat "$dir/redis.pid" 2>/dev/null) || die "no Redis pid file in $dir"
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q redis-server || die "pid $pid is not our Redis"
+    kill "-$1" "$pid"
+  done
+}
+
+# The Redis faults (stop, start, freeze, pause, flush, restart, cap) strike the standalone server, or
+# with POSTERR_REDIS_TOPOLOGY=cluster every master of the Redis Cluster (as `make soak` uses it).
+on_cluster() { [ "${POSTERR_REDIS_TOPOLOGY:-}" = cluster ]; }
+redis_dirs() { if on_cluster; then for port in "${cluster_ports[@]}"; do node_dir "$port"; done; else echo "$redis_dir"; fi; }
+each_redis() {  # each_redis COMMAND...: redis-cli on the server, or on every master
+  local port
+  if ! on_cluster; then redis_cli "$@"; return; fi
+  for port in "${cluster_ports[@]}"; do redis-cli -h 127.0.0.1 -p "$port" "$@"; done
 }
 
 redis_down() {
@@ -314,8 +330,8 @@ case "$cmd" in
   redis-cluster-start) [[ "${2:-}" =~ ^[0-9]+$ ]] || die "redis-cluster-start needs a node's port"; node_up "$2" ;;
   replica-pause) replica_sql "SELECT pg_wal_replay_pause()" ;;
   replica-resume) replica_sql "SELECT pg_wal_replay_resume()" ;;
-  stop-redis) redis_down ;;
-  start-redis) redis_up ;;
+  stop-redis) if on_cluster; then redis_cluster_down; else redis_down; fi ;;
+  start-redis) if on_cluster; then redis_cluster_up; else redis_up; fi ;;
   restart-postgres) postgres_down; postgres_up ;;
   stop-postgres) postgres_down ;;
   start-postgres) postgres_up ;;
@@ -323,12 +339,12 @@ case "$cmd" in
   thaw-redis) redis_signal CONT ;;
   pause-redis)
     [[ "${2:-}" =~ ^[0-9]+$ ]] || die "pause-redis needs the pause in milliseconds"
-    redis_cli client pause "$2" all >/dev/null ;;
-  flush-redis) redis_cli flushall >/dev/null ;;
-  restart-redis) redis_down; redis_up ;;
+    each_redis client pause "$2" all >/dev/null ;;
+  flush-redis) each_redis flushall >/dev/null ;;
+  restart-redis) if on_cluster; then redis_cluster_down; redis_cluster_up; else redis_down; redis_up; fi ;;
   cap-redis)
     [[ "${2:-}" =~ ^[0-9]+$ ]] || die "cap-redis needs the maxmemory in bytes (0: no cap)"
-    redis_cli config set maxmemory "$2" >/dev/null ;;
+    each_redis config set maxmemory "$2" >/dev/null ;;
   crash-postgres)  # no checkpoint, no goodbye to clients: the next start runs crash recovery
     bindir=$(pg_bindir) || die "PostgreSQL is not installed"
     if pg_running; then as_pg "$bindir/pg_ctl" -D "$pg_dir" -m immediate -w stop >/dev/null; fi ;;

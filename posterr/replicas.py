@@ -36,6 +36,7 @@ from psycopg.rows import dict_row
 
 from posterr import cache, logs, metrics
 from posterr.db import Database, Query, Session
+from posterr.errors import ServiceUnavailable
 
 log = logging.getLogger("posterr.replicas")
 
@@ -221,8 +222,15 @@ class Replicas:
         current_at = self.history.current_at(replayed)
         if replica.status.current_at is not None and (current_at is None or current_at < replica.status.current_at):
             current_at = replica.status.current_at
-        if replica.status.error and current_at is not None:
-            logs.event(log, "replica_up", replica=replica.name)
+        if replica.status.error:
+            # Back: but the reads' pool may still be waiting out its reconnection backoff, and a read
+            # sent there would wait for a connection before falling back. Serve once the pool answers.
+            try:
+                replica.db("ping")
+            except ServiceUnavailable:
+                return Status(replayed, current_at, "reachable; its connection pool is reconnecting")
+            if current_at is not None:
+                logs.event(log, "replica_up", replica=replica.name)
         return Status(replayed, current_at, None)
 
     def _checker(self, url: str) -> Session:

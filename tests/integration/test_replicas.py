@@ -6,6 +6,7 @@ the replica stops or falls behind (posterr/replicas.py). Clients are told apart 
 from __future__ import annotations
 
 import itertools
+import os
 import random
 import re
 import string
@@ -16,7 +17,8 @@ import pytest
 import requests
 
 from tests.cluster.conftest import wait_for
-from tests.conftest import REPLICA_DELAY, RESULTS, running_app
+from tests.conftest import REPLICA_DELAY, RESULTS, log_records, running_app
+from tests.integration.conftest import APP_WORKERS
 
 APPLY_DELAY = 2.0  # seconds: the replica's recovery_min_apply_delay
 # POSTERR_REPLICA_MAX_LAG here: above the apply delay, so that the replica serves throughout (2 s
@@ -77,14 +79,25 @@ def reads(base: str) -> dict[str, float]:
             re.findall(r'^posterr_db_reads_total\{target="(\w+)"\} (\S+)$', text, re.MULTILINE)}
 
 
-def replica_state(base: str) -> str:
-    return requests.get(base + "/readyz", timeout=5).json()["replicas"][0]["state"]
+def every_worker_says(base: str, log_name: str, state: str) -> bool:
+    """Whether 8 /readyz on fresh connections all say the replica is in `state`, and both workers
+    answered some of them (by the pid of their access lines): each worker checks on its own."""
+    request_ids = {f"replica-state-{os.urandom(6).hex()}" for _ in range(8)}
+    for request_id in request_ids:
+        answer = requests.get(base + "/readyz", timeout=5, headers={"Connection": "close", "X-Request-ID": request_id})
+        if answer.json()["replicas"][0]["state"] != state:
+            return False
+    return len({record["pid"] for record in log_records(log_name, request_ids)}) == APP_WORKERS
+
+
+def wait_until_every_worker_says(instances, state: str) -> None:
+    for number, base in enumerate(instances, 1):
+        wait_for(lambda b=base, n=number: every_worker_says(b, f"replica-app-{n}.log", state), 30,
+                 f"every worker of {base} to find the replica {state}")
 
 
 def wait_until_serving(instances) -> None:
-    """Every instance's replica check says `ok` (fresh connections reach both workers in turn)."""
-    for base in instances:
-        wait_for(lambda b=base: all(replica_state(b) == "ok" for _ in range(4)), 30, f"the replica serving at {base}")
+    wait_until_every_worker_says(instances, "ok")
 
 
 def word() -> str:
@@ -189,9 +202,7 @@ def test_a_replica_behind_the_limit_gets_no_reads_until_it_catches_up(replica, i
     replica.pause_replica()
     try:
         post = writer.create(instances[0], "/api/posts", {"user_id": author["id"], "content": "replay is paused"})
-        for base in instances:
-            wait_for(lambda b=base: all(replica_state(b) == "lagging" for _ in range(4)), 10,
-                     f"{base} to see the replica fall behind")
+        wait_until_every_worker_says(instances, "lagging")
         current_from_the_primary(instances, reader, f"/api/posts?author_id={author['id']}&keyword=paused", post["id"])
     finally:
         replica.resume_replica()

@@ -6,6 +6,7 @@ the replica stops or falls behind (posterr/replicas.py). Clients are told apart 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import random
 import re
@@ -16,6 +17,7 @@ from contextlib import ExitStack
 import pytest
 import requests
 
+from posterr.routes.ops import OPENAPI_FILE
 from tests.cluster.conftest import wait_for
 from tests.conftest import REPLICA_DELAY, RESULTS, log_records, running_app
 from tests.integration.conftest import APP_WORKERS
@@ -165,6 +167,17 @@ def test_another_client_sees_a_post_once_the_replica_applies_it(instances):
     totals = [reads(base) for base in instances]
     RESULTS.append(f"replica {APPLY_DELAY:g} s late: another client saw a new post after {seen - written_at:.2f} s; "
                    f"reads by target so far, per instance: {totals}")
+
+
+def test_readiness_lists_the_replica_as_the_openapi_document_says(instances):
+    wait_until_serving(instances)
+    schema = json.loads(OPENAPI_FILE.read_text())["components"]["schemas"]["Readiness"]["properties"]["replicas"]
+    described = schema["items"]["properties"]
+    for base in instances:
+        (replica,) = requests.get(base + "/readyz", timeout=5).json()["replicas"]
+        assert set(schema["items"]["required"]) <= replica.keys() <= described.keys()
+        assert replica["state"] in described["state"]["enum"]
+        assert replica["state"] == "ok" and 0 <= replica["lag_seconds"] <= MAX_LAG
 
 
 def test_a_client_that_wrote_nothing_is_served_by_the_replica(instances):

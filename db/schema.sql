@@ -74,11 +74,14 @@ CREATE TABLE public.posts (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     repost_count integer DEFAULT 0 NOT NULL,
     quote_count integer DEFAULT 0 NOT NULL,
+    reply_to_id bigint,
+    reply_count integer DEFAULT 0 NOT NULL,
     CONSTRAINT posts_content_length CHECK (((char_length(content) >= 1) AND (char_length(content) <= 777))),
     CONSTRAINT posts_quote_count_check CHECK ((quote_count >= 0)),
+    CONSTRAINT posts_reply_count_check CHECK ((reply_count >= 0)),
     CONSTRAINT posts_repost_count_check CHECK ((repost_count >= 0)),
-    CONSTRAINT posts_shape CHECK ((((type = 'post'::text) AND (repost_id IS NULL) AND (content IS NOT NULL)) OR ((type = 'repost'::text) AND (repost_id IS NOT NULL) AND (content IS NULL)) OR ((type = 'quote'::text) AND (repost_id IS NOT NULL) AND (content IS NOT NULL)))),
-    CONSTRAINT posts_type_known CHECK ((type = ANY (ARRAY['post'::text, 'repost'::text, 'quote'::text])))
+    CONSTRAINT posts_shape CHECK ((((type = 'post'::text) AND (repost_id IS NULL) AND (reply_to_id IS NULL) AND (content IS NOT NULL)) OR ((type = 'repost'::text) AND (repost_id IS NOT NULL) AND (reply_to_id IS NULL) AND (content IS NULL)) OR ((type = 'quote'::text) AND (repost_id IS NOT NULL) AND (reply_to_id IS NULL) AND (content IS NOT NULL)) OR ((type = 'reply'::text) AND (repost_id IS NULL) AND (reply_to_id IS NOT NULL) AND (content IS NOT NULL)))),
+    CONSTRAINT posts_type_known CHECK ((type = ANY (ARRAY['post'::text, 'repost'::text, 'quote'::text, 'reply'::text])))
 );
 
 
@@ -274,6 +277,13 @@ CREATE INDEX posts_quotes_idx ON public.posts USING btree (repost_id) WHERE (typ
 
 
 --
+-- Name: posts_replies_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX posts_replies_idx ON public.posts USING btree (reply_to_id, created_at, id) WHERE (reply_to_id IS NOT NULL);
+
+
+--
 -- Name: posts_trending_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -326,6 +336,14 @@ ALTER TABLE ONLY public.post_quota
 
 
 --
+-- Name: posts posts_reply_to_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.posts
+    ADD CONSTRAINT posts_reply_to_id_fkey FOREIGN KEY (reply_to_id) REFERENCES public.posts(id);
+
+
+--
 -- Name: posts posts_repost_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -358,4 +376,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261126080200'),
     ('20261126080300'),
     ('20261126090000'),
-    ('20261130060000');
+    ('20261130060000'),
+    ('20261130100000');

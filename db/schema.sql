@@ -122,12 +122,18 @@ CREATE VIEW public.post_details AS
     ou.username AS original_username,
     o.type AS original_type,
     COALESCE(o.content, oo.content) AS original_content,
-    o.created_at AS original_created_at
-   FROM ((((public.posts p
+    o.created_at AS original_created_at,
+    p.reply_to_id,
+    p.reply_count,
+    rp.user_id AS reply_to_user_id,
+    ru.username AS reply_to_username
+   FROM ((((((public.posts p
      JOIN public.users u ON ((u.id = p.user_id)))
      LEFT JOIN public.posts o ON ((o.id = p.repost_id)))
      LEFT JOIN public.users ou ON ((ou.id = o.user_id)))
-     LEFT JOIN public.posts oo ON ((oo.id = o.repost_id)));
+     LEFT JOIN public.posts oo ON ((oo.id = o.repost_id)))
+     LEFT JOIN public.posts rp ON ((rp.id = p.reply_to_id)))
+     LEFT JOIN public.users ru ON ((ru.id = rp.user_id)));
 
 
 --
@@ -377,4 +383,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261126080300'),
     ('20261126090000'),
     ('20261130060000'),
-    ('20261130100000');
+    ('20261130100000'),
+    ('20261130101000');

@@ -52,6 +52,9 @@ def post(row: dict) -> dict:
             "content": row["original_content"],
             "created_at": timestamp(row["original_created_at"]),
         }
+    reply_to = None
+    if row["reply_to_id"] is not None:
+        reply_to = {"id": row["reply_to_id"], "user_id": row["reply_to_user_id"], "username": row["reply_to_username"]}
     return {
         "id": row["id"],
         "user_id": row["user_id"],
@@ -60,7 +63,10 @@ def post(row: dict) -> dict:
         "content": row["content"],
         "repost_id": row["repost_id"],
         "original": original,
+        "reply_to_id": row["reply_to_id"],
+        "reply_to": reply_to,
         "repost_count": row["repost_count"],
         "quote_count": row["quote_count"],
+        "reply_count": row["reply_count"],
         "created_at": timestamp(row["created_at"]),
     }

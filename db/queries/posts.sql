@@ -41,7 +41,7 @@ SELECT EXISTS (
 -- Index: posts_pkey (and users_pkey, posts_pkey for the joins in post_details).
 SELECT id, user_id, username, type, content, repost_id, repost_count, quote_count, created_at,
        original_id, original_user_id, original_username, original_type, original_content,
-       original_created_at
+       original_created_at, reply_to_id, reply_count, reply_to_user_id, reply_to_username
 FROM post_details
 WHERE id = ANY(%(ids)s);
 
@@ -49,7 +49,7 @@ WHERE id = ANY(%(ids)s);
 -- Index: posts_pkey (and users_pkey, posts_pkey for the joins in post_details).
 SELECT id, user_id, username, type, content, repost_id, repost_count, quote_count, created_at,
        original_id, original_user_id, original_username, original_type, original_content,
-       original_created_at
+       original_created_at, reply_to_id, reply_count, reply_to_user_id, reply_to_username
 FROM post_details
 WHERE id = %(id)s;
 

@@ -80,7 +80,8 @@ def _new_post(created: dict, user: dict, kind: str, text: str | None, target: di
     return presenters.post({
         "id": created["id"], "user_id": user["id"], "username": user["username"], "type": kind,
         "content": text if kind != "repost" else target["content"], "repost_id": target["id"] if target else None,
-        "repost_count": 0, "quote_count": 0, "created_at": created["created_at"],
+        "repost_count": 0, "quote_count": 0, "reply_count": 0, "created_at": created["created_at"],
+        "reply_to_id": None, "reply_to_user_id": None, "reply_to_username": None,
         **{f"original_{column}": target[column] if target else None
            for column in ("id", "user_id", "username", "type", "content", "created_at")}})
 

@@ -41,7 +41,8 @@ def test_create_post(api, alice):
     assert response.headers["Location"] == f"/api/posts/{post['id']}"
     assert post == {"id": post["id"], "user_id": alice, "username": "alice", "type": "post",
                     "content": "  Hello,\tworld  ", "repost_id": None, "original": None,
-                    "repost_count": 0, "quote_count": 0, "created_at": post["created_at"]}
+                    "reply_to_id": None, "reply_to": None, "repost_count": 0, "quote_count": 0, "reply_count": 0,
+                    "created_at": post["created_at"]}
     assert TIMESTAMP.match(post["created_at"])
     assert api.get(f"/api/posts/{post['id']}").json() == post
     assert api.get(f"/api/users/{alice}").json()["posts_count"] == 1

@@ -107,14 +107,13 @@ class Redis:
                    "retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
                    "redis_connect_func": self._on_connect}
         self.cluster = is_cluster(url, timeout)
+        problem = "Redis did not answer INFO cluster"  # when self.cluster is None
         if self.cluster:
             try:  # a master that is down leaves its slots dark without failing the others'
                 self.client = RedisCluster.from_url(url, require_full_coverage=False, **options)
             except Exception as error:  # noqa: BLE001 (redis-py fails an empty cluster with an IndexError)
                 self.cluster = None
                 problem = f"the cluster could not be read ({type(error).__name__}: {error})"
-        else:
-            problem = "Redis did not answer INFO cluster"
         if not self.cluster:
             self.client = redis.Redis.from_url(url, **options)
         if self.cluster is None:
@@ -137,6 +136,8 @@ class Redis:
     def epoch_of(self, name: str) -> str | None:
         """The epoch that `name`'s keys carry now (see the module docstring); None when Redis is
         unavailable (the breaker) or cannot say."""
+        if not self.cluster and self.epoch is not None:
+            return self.epoch  # the one server's, already known: no call (twice per cached read)
         try:
             return self.run(lambda _: self._epoch_now(name))
         except RedisClusterException:

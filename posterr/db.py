@@ -166,7 +166,7 @@ class Database:
         # After PostgreSQL failed to give a connection, answer 503 at once for a moment instead of
         # making every request wait the pool timeout (no pile-up of waiting workers).
         self._down_until = 0.0
-        self.replicas: Replicas | None = None  # set by the app factory when DATABASE_REPLICA_URLS is
+        self.replicas: Replicas | None = None  # set by the app factory when DATABASE_REPLICA_URLS is set
 
     def open(self) -> None:
         self.pool.open(wait=False)

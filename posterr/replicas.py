@@ -206,7 +206,8 @@ class Replicas:
             replica.status = self._checked(replica)
         now = time.monotonic()
         for replica in self.replicas:
-            metrics.observe_replica(replica.name, replica.lag(now), replica.lag(now) <= self.max_lag)
+            lag = replica.lag(now)
+            metrics.observe_replica(replica.name, lag, lag <= self.max_lag)
 
     def _checked(self, replica: Replica) -> Status:
         try:

@@ -43,6 +43,12 @@ Rows:
   cannot be made are left out, with a note under the table. A feed shorter than 20 pages gives its
   last page, with a warning (as the deep page does). These rows also check that the page is not
   empty before measuring.
+- context_deep_root, context_deep_middle, context_deep_leaf, context_wide: GET /api/posts/{id}/context
+  in the two threads db/seed/seed.sql makes (at 1M posts, one 1,000 replies deep and one 10,000
+  wide): the deep thread's root (200 descendants, no ancestors), its middle reply (40 ancestors and
+  200 descendants), its last reply (40 ancestors, no descendants), and the wide thread's root
+  (the first 200 of its 10,000 replies). replies_wide: GET /api/posts/{id}/replies, the first page
+  of the wide thread's root. Left out, with a note, when the seed has no such threads.
 - profile: GET /api/users/{id} of one seeded user.
 - create post: POST /api/posts, the author drawn at random among the seeded users per request.
 - post_fans_10, post_fans_1000, post_fans_100000: POST /api/posts, always by the same author, one
@@ -177,6 +183,15 @@ class Following:
 
 
 @dataclass
+class Threads:
+    """The post ids of the seeded threads (db/seed/seed.sql's `threads` step)."""
+    deep_root: int
+    deep_middle: int
+    deep_leaf: int
+    wide_root: int
+
+
+@dataclass
 class Author:
     """A post_fans_N row's author, followed by exactly `fans` users (fan1 … fanN)."""
     fans: int  # its followers
@@ -269,8 +284,8 @@ def following_path(reader: int) -> str:
     return f"/api/posts?followed_by={reader}"
 
 
-def rows_for(low: int, high: int, deep: str, split_search: bool,
-             following: list[Following] | None = None, authors: list[Author] | None = None) -> list[Row]:
+def rows_for(low: int, high: int, deep: str, split_search: bool, following: list[Following] | None = None,
+             authors: list[Author] | None = None, threads: Threads | None = None) -> list[Row]:
     profile = low + PROFILE_OFFSET % (high - low + 1)
     words = [word for group in ("rare", "medium", "common") for word in KEYWORDS[group]]
     rows = [
@@ -296,6 +311,14 @@ def rows_for(low: int, high: int, deep: str, split_search: bool,
             Row(f"following_{reader.count}_p{FOLLOWING_PAGE}",
                 f"Following feed page {reader.pages_followed + 1} by cursor, {reader.count:,} follows",
                 reader.deep, nonempty=True),
+        ]
+    if threads:
+        rows += [
+            Row("context_deep_root", "context: deep thread's root", f"/api/posts/{threads.deep_root}/context"),
+            Row("context_deep_middle", "context: deep thread's middle", f"/api/posts/{threads.deep_middle}/context"),
+            Row("context_deep_leaf", "context: deep thread's last reply", f"/api/posts/{threads.deep_leaf}/context"),
+            Row("context_wide", "context: wide thread's root", f"/api/posts/{threads.wide_root}/context"),
+            Row("replies_wide", "replies page 1 of the wide thread", f"/api/posts/{threads.wide_root}/replies"),
         ]
     rows += [
         Row("profile", f"profile (GET /api/users/{profile})", f"/api/users/{profile}"),
@@ -446,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     only = {name.strip() for name in args.only.split(",") if name.strip()}
     names = [row.name for row in rows_for(1, 2, "/", args.split_search, [Following(n, 1) for n in FOLLOWING],
-                                          [Author(n, 1) for n in FANS])]
+                                          [Author(n, 1) for n in FANS], Threads(1, 1, 1, 1))]
     if only - set(names):
         harness.fail(f"--only: no row named {', '.join(sorted(only - set(names)))} (rows: {', '.join(names)})")
     harness.stop_on_sigterm()
@@ -465,7 +488,11 @@ def main(argv: list[str] | None = None) -> int:
     authors = [Author(n, found[n][0]) for n in FANS if found.get(n, (0, 0))[1] == n]
     fans_left_out = [f"post_fans_{n}: not measured, user author{n} has {found.get(n, (0, 0))[1]:,} followers, "
                      f"not {n:,} (see db/seed/fans.sql)" for n in FANS if found.get(n, (0, 0))[1] != n]
-    for note in [*left_out.values(), *fans_left_out]:
+    found_threads = harness.find_threads(bench_db)
+    threads = Threads(*found_threads) if found_threads else None
+    threads_left_out = [] if threads else [
+        "context_*, replies_wide: not measured, the seed has no threads (seeded before db/seed/seed.sql made them)"]
+    for note in [*left_out.values(), *fans_left_out, *threads_left_out]:
         say(f"warning: {note}")
     load_before = os.getloadavg()
     if load_before[0] > (os.cpu_count() or 1) / 2:
@@ -503,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
             if failed:
                 say(f"warning: {failed} followers' Following feeds did not answer 200: their authors' rows "
                     "push into fewer timelines than they have followers")
-        rows = [row for row in rows_for(low, high, deep, args.split_search, following, authors)
+        rows = [row for row in rows_for(low, high, deep, args.split_search, following, authors, threads)
                 if not only or row.name in only or row.name == "healthz"]
         fanned = {f"post_fans_{author.fans}" for author in authors if author.timelines}
         if args.peer_url:
@@ -571,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
           f"on {os.cpu_count()} CPUs; load average {report['load_average']['before']:.1f} before, "
           f"{report['load_average']['after']:.1f} after\n")
     print(table(rows))
-    for note in [*left_out.values(), *fans_left_out]:
+    for note in [*left_out.values(), *fans_left_out, *threads_left_out]:
         print(f"\n{note}")
     restarts = sum(r.result.get("worker_restarts", 0) for r in rows)
     if restarts:

@@ -34,7 +34,7 @@ RESULTS = ROOT / "loadtests" / "results"
 BENCH_DATABASE = "posterr_bench"
 BENCH_TEMPLATE = "posterr_bench_seed"  # seeded once, never served: each run copies it to BENCH_DATABASE
 BENCH_REDIS_DB = 11
-SEED_MARK = "posterr seed: users={users} posts={posts} follows_per_user={follows}"
+SEED_MARK = "posterr seed 2 (with replies): users={users} posts={posts} follows_per_user={follows}"
 READERS_FILE = ROOT / "db" / "seed" / "readers.sql"
 FANS_FILE = ROOT / "db" / "seed" / "fans.sql"
 
@@ -202,6 +202,24 @@ def find_fans(database_url: str, counts: tuple[int, ...]) -> dict[int, tuple[int
         rows = conn.execute("SELECT n, u.id, u.followers_count FROM unnest(%s::int[]) AS n "
                             "JOIN users AS u ON lower(u.username) = 'author' || n", (list(counts),)).fetchall()
     return {n: (user_id, followers) for n, user_id, followers in rows}
+
+
+def find_threads(database_url: str) -> tuple[int, int, int, int] | None:
+    """The seeded threads (db/seed/seed.sql's `threads` step): the deep one's root, middle reply and
+    last reply, and the wide one's root; None when the seed has none. (Read once per run, by content:
+    no index serves it, and none is needed.)"""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        found = conn.execute("""
+            SELECT (SELECT max(id) FROM posts WHERE content = 'seed: a deep thread'),
+                   (SELECT max(id) FROM posts WHERE reply_count = 0 AND content LIKE 'seed: deep reply %'),
+                   (SELECT max(id) FROM posts WHERE content = 'seed: a wide thread')""").fetchone()
+        if None in found:
+            return None
+        length = conn.execute("SELECT count(*) FROM posts WHERE content LIKE 'seed: deep reply %'").fetchone()[0]
+        middle = conn.execute("SELECT max(id) FROM posts WHERE content = %s",
+                              (f"seed: deep reply {max(length // 2, 1)}",)).fetchone()[0]
+    deep_root, deep_leaf, wide_root = found
+    return deep_root, middle, deep_leaf, wide_root
 
 
 def follower_ids(database_url: str, user_id: int) -> list[int]:

@@ -1,5 +1,6 @@
 """A realistic mix for locust: every simulated user signs up, then scrolls the feed by its Link
-headers, opens profiles, follows and unfollows, posts, reposts, quotes and searches.
+headers, opens profiles (and their "Posts and Replies"), follows and unfollows, posts, reposts,
+quotes, replies, opens threads and searches.
 
 Run it with `make loadtest` (loadtests/loadtest.py starts the app and passes the settings below), or
 by hand: `locust -f loadtests/locustfile.py --host http://127.0.0.1:5000`.
@@ -35,7 +36,7 @@ WAIT_MAX = float(os.environ.get("LOADTEST_WAIT_MAX", "2.0"))
 KEYWORDS = ["#996", "#501", "axolotl", "zebra", "picture", "kitten", "the", "an", "mother", "water"]
 WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "posterr", "kitten", "zebra", "quokka",
          "hello", "world", "today"]
-SEEN_LIMIT = 200  # posts remembered per user (candidates for reposts and quotes)
+SEEN_LIMIT = 200  # posts remembered per user (candidates for reposts, quotes and replies)
 
 
 def problem(response) -> str:
@@ -118,7 +119,27 @@ class Member(HttpUser):
             if response.status_code != 200:
                 response.failure(problem(response))
                 return
-        self._read_pages(f"/api/posts?author_id={target}", "/api/posts?author_id=[id]", random.randint(1, 2))
+        if random.random() < 0.3:
+            self._read_pages(f"/api/posts?author_id={target}&include_replies=true",
+                             "/api/posts?author_id=[id]&include_replies=true", random.randint(1, 2))
+        else:
+            self._read_pages(f"/api/posts?author_id={target}", "/api/posts?author_id=[id]", random.randint(1, 2))
+
+    @task(3)
+    def open_thread(self) -> None:
+        """A post's conversation, and sometimes the first pages of its direct replies."""
+        if not self.seen:
+            return
+        target = random.choice(self.seen)["id"]
+        with self.client.get(f"/api/posts/{target}/context", name="/api/posts/[id]/context",
+                             catch_response=True) as response:
+            if response.status_code != 200:
+                response.failure(problem(response))
+                return
+            thread = response.json()
+            self._remember(thread["ancestors"] + thread["descendants"])
+        if random.random() < 0.3:
+            self._read_pages(f"/api/posts/{target}/replies", "/api/posts/[id]/replies", random.randint(1, 2))
 
     @task(3)
     def search(self) -> None:
@@ -176,6 +197,19 @@ class Member(HttpUser):
             return
         body = {"user_id": self.user_id, "content": sentence(), "repost_id": random.choice(candidates)["id"]}
         self._create("/api/posts", body, "/api/posts [quote]")
+
+    @task(2)
+    def reply(self) -> None:
+        candidates = [p for p in self.seen if p["type"] != "repost"]
+        if self.user_id is None or not candidates:
+            return
+        target = random.choice(candidates)["id"]
+        if random.random() < 0.5:
+            self._create(f"/api/posts/{target}/replies", {"user_id": self.user_id, "content": sentence()},
+                         "/api/posts/[id]/replies [reply]")
+        else:
+            self._create("/api/posts", {"user_id": self.user_id, "content": sentence(), "reply_to_id": target},
+                         "/api/posts [reply]")
 
 
 @events.quitting.add_listener

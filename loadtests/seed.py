@@ -35,7 +35,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="make seed", description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=positive, default=1000, help="seed users (default 1000)")
     parser.add_argument("--posts", type=positive, default=10_000,
-                        help="posts of all types: 80%% posts, 10%% reposts, 10%% quotes (default 10000)")
+                        help="posts of all types: 75%% posts, 10%% reposts, 10%% quotes, 5%% replies (default 10000)")
     parser.add_argument("--follows-per-user", type=int, default=20, help="follows made by each user (default 20)")
     parser.add_argument("--reset", action="store_true", help="empty the tables first")
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"), help="default: DATABASE_URL")

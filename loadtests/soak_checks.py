@@ -64,6 +64,7 @@ class Checker:
                 self.counters(conn)
                 self.daily_limit(conn)
         authors = self.author_feeds(posts)
+        self.threads(posts)
         readers = self.following_feeds(users[:FOLLOWING_READERS] if not final else users)
         self.global_feeds()
         if self.skipped:
@@ -194,13 +195,14 @@ class Checker:
 
     def posts_kept(self, conn: psycopg.Connection, posts: list[AckPost], *, quiescent: bool) -> None:
         rows = {row[0]: row[1:] for row in conn.execute(
-            "SELECT id, user_id, type, repost_id, repost_count, quote_count FROM posts WHERE id = ANY(%s)",
-            ([p.id for p in posts],))}
+            "SELECT id, user_id, type, repost_id, reply_to_id, repost_count, quote_count, reply_count FROM posts "
+            "WHERE id = ANY(%s)", ([p.id for p in posts],))}
         for post in posts:
             stored = rows.get(post.id)
-            self.verdict.check("writes kept", stored is not None and stored[:3] == (post.user_id, post.type, post.repost_id),
+            acked = (post.user_id, post.type, post.repost_id, post.reply_to_id)
+            self.verdict.check("writes kept", stored is not None and stored[:4] == acked,
                                f"{post.type} {post.id} of user {post.user_id} (201 at t={self.t(post.acked_at)}) "
-                               f"{'is not in PostgreSQL' if stored is None else f'is stored as {stored[:3]}'}")
+                               f"{'is not in PostgreSQL' if stored is None else f'is stored as {stored[:4]}'}")
 
         def read_back(numbered: tuple[int, AckPost]) -> None:
             index, post = numbered
@@ -211,9 +213,9 @@ class Checker:
                                f"{post.type} {post.id} (201 at t={self.t(post.acked_at)}): {url} answered "
                                f"{response.status_code if response is not None else 'nothing'}")
             if quiescent and body is not None and post.id in rows:
-                shown, stored = (body["repost_count"], body["quote_count"]), rows[post.id][3:]
+                shown, stored = (body["repost_count"], body["quote_count"], body["reply_count"]), rows[post.id][4:]
                 self.verdict.check("counters", shown == stored,
-                                   f"post {post.id}: {url} shows repost/quote counts {shown}, the tables {stored}")
+                                   f"post {post.id}: {url} shows repost/quote/reply counts {shown}, the tables {stored}")
 
         self.each(enumerate(posts), read_back)
 
@@ -255,7 +257,8 @@ class Checker:
     # --- read your writes ---------------------------------------------------------------------------
 
     def author_feeds(self, posts: list[AckPost]) -> int:
-        """Every acknowledged post of each sampled author is in that author's feed on every base."""
+        """Every acknowledged post of each sampled author is in that author's Posts and Replies feed
+        on every base."""
         authors = sorted({post.user_id for post in posts})
         self.each([(author, base) for author in authors for base in self.bases], self.author_feed)
         return len(authors)
@@ -265,11 +268,11 @@ class Checker:
         asked = time.monotonic()
         expected = {post.id for post in list(self.ledger.by_author[author]) if post.acked_at < asked}
         found: set[int] = set()
-        url: str | None = f"{base}/api/posts?author_id={author}&limit=100"
+        url: str | None = f"{base}/api/posts?author_id={author}&include_replies=true&limit=100"
         for _ in range(MAX_PAGES):
             # As the author's own client: its posts were acknowledged to it (with read replicas,
             # another client may be shown a page up to POSTERR_REPLICA_MAX_LAG old).
-            response = self.read(url, "check: GET /api/posts?author_id", self.ledger.clients.get(author))
+            response = self.read(url, "check: GET /api/posts?author_id&include_replies", self.ledger.clients.get(author))
             if response is None or response.status_code != 200:
                 self.verdict.check("read your writes", False, f"author feed {url} answered "
                                    f"{response.status_code if response is not None else 'nothing'}")
@@ -280,6 +283,26 @@ class Checker:
         missing = sorted(expected - found)
         self.verdict.check("read your writes", not missing,
                            f"user {author}'s feed on {base} lacks acknowledged posts {missing}", count=len(expected))
+
+    def threads(self, posts: list[AckPost]) -> None:
+        """Each acknowledged reply is among its parent's replies, on any base, as its author reads."""
+        def check(numbered: tuple[int, AckPost]) -> None:
+            index, post = numbered
+            found: set[int] = set()
+            url: str | None = f"{self.spread(index)}/api/posts/{post.reply_to_id}/replies?limit=100"
+            for _ in range(MAX_PAGES):
+                response = self.read(url, "check: GET /api/posts/{id}/replies", self.ledger.clients.get(post.user_id))
+                if response is None or response.status_code != 200:
+                    self.verdict.check("read your writes", False, f"replies {url} answered "
+                                       f"{response.status_code if response is not None else 'nothing'}")
+                    return
+                found |= {p["id"] for p in response.json()}
+                if post.id in found or not (url := next_page(response)):
+                    break
+            self.verdict.check("read your writes", post.id in found,
+                               f"reply {post.id} of user {post.user_id} is not among post {post.reply_to_id}'s replies")
+
+        self.each(enumerate(post for post in posts if post.type == "reply"), check)
 
     def following_feeds(self, readers: list[int]) -> int:
         """Each reader's Following feed (its home timeline) on every base shows only posts of accounts
@@ -304,16 +327,21 @@ class Checker:
                                f"{response.status_code if response is not None else 'nothing'}")
             return
         page = response.json()
+        self.replies_left_out(page, f"user {reader}'s Following feed on {base}")
         strangers = sorted({p["id"] for p in page if p["user_id"] not in followees})
         self.verdict.check("read your writes", not strangers,
                            f"user {reader}'s Following feed on {base} shows posts {strangers} of accounts it does not follow")
         oldest = min(((p["created_at"], p["id"]) for p in page), default=None) if len(page) == GLOBAL_PAGE else None
         expected = [post for followee in followees for post in list(self.ledger.by_author[followee])
-                    if post.acked_at < asked and (oldest is None or post.feed_key >= oldest)]
+                    if post.type != "reply" and post.acked_at < asked and (oldest is None or post.feed_key >= oldest)]
         missing = sorted({post.id for post in expected} - {p["id"] for p in page})
         self.verdict.check("read your writes", not missing,
                            f"user {reader}'s Following feed on {base} lacks acknowledged posts {missing} of accounts "
                            f"it follows, newer than its last entry", count=len(expected))
+
+    def replies_left_out(self, page: list[dict], where: str) -> None:
+        replies = sorted(p["id"] for p in page if p["type"] == "reply")
+        self.verdict.check("replies left out", not replies, f"{where} shows replies {replies} (no include_replies)")
 
     @staticmethod
     def followees(conn: psycopg.Connection, reader: int) -> set[int]:
@@ -331,9 +359,10 @@ class Checker:
                                    f"{response.status_code if response is not None else 'nothing'}")
                 return
             page = response.json()
+            self.replies_left_out(page, f"global feed on {base}")
             oldest = min(((p["created_at"], p["id"]) for p in page), default=None) if len(page) == GLOBAL_PAGE else None
             expected = [post for post in list(self.ledger.posts.values())
-                        if post.acked_at < asked and (oldest is None or post.feed_key >= oldest)]
+                        if post.type != "reply" and post.acked_at < asked and (oldest is None or post.feed_key >= oldest)]
             missing = sorted({post.id for post in expected} - {p["id"] for p in page})
             self.verdict.check("read your writes", not missing,
                                f"global feed on {base} lacks acknowledged posts {missing} newer than its last entry",
@@ -356,13 +385,18 @@ class Checker:
             self.verdict.check("counters", counts[:3] == counts[3:],
                                f"user {user}: posts/followers/following counts {tuple(counts[:3])}, rows {tuple(counts[3:])}")
         posts = conn.execute("""
-            SELECT p.id, p.repost_count, p.quote_count,
-                   count(*) FILTER (WHERE r.type = 'repost'), count(*) FILTER (WHERE r.type = 'quote')
-            FROM posts p LEFT JOIN posts r ON r.repost_id = p.id
-            GROUP BY p.id""").fetchall()
+            SELECT p.id, p.repost_count, p.quote_count, p.reply_count,
+                   coalesce(shared.reposts, 0), coalesce(shared.quotes, 0), coalesce(answers.replies, 0)
+            FROM posts p
+            LEFT JOIN (SELECT repost_id, count(*) FILTER (WHERE type = 'repost') AS reposts,
+                              count(*) FILTER (WHERE type = 'quote') AS quotes
+                       FROM posts WHERE repost_id IS NOT NULL GROUP BY repost_id) shared ON shared.repost_id = p.id
+            LEFT JOIN (SELECT reply_to_id, count(*) AS replies
+                       FROM posts WHERE reply_to_id IS NOT NULL GROUP BY reply_to_id) answers ON answers.reply_to_id = p.id
+            """).fetchall()
         for post, *counts in posts:
-            self.verdict.check("counters", counts[:2] == counts[2:],
-                               f"post {post}: repost/quote counts {tuple(counts[:2])}, rows {tuple(counts[2:])}")
+            self.verdict.check("counters", counts[:3] == counts[3:],
+                               f"post {post}: repost/quote/reply counts {tuple(counts[:3])}, rows {tuple(counts[3:])}")
 
     def daily_limit(self, conn: psycopg.Connection) -> None:
         """At most DAILY_POST_LIMIT creations per user per UTC day, in `posts` and in `post_quota`; and

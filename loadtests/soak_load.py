@@ -3,10 +3,11 @@
 Reads go through nginx over the user's keep-alive connection, and over fresh connections
 (`Connection: close`) to nginx or straight to one instance, so that every gunicorn worker is
 reached (a keep-alive connection only ever reaches one). Writes (sign-ups, posts, reposts, quotes,
-follows, unfollows) go through nginx; every acknowledged one goes into the ledger for the checks.
+replies, follows, unfollows) go through nginx; every acknowledged one goes into the ledger for the checks.
 A user whose account has used its 5 creations of the day gets 429s; half the time it then signs up
 a fresh account, so writes keep flowing while some accounts stay at their limit. Right after some
-201s the writer reads its own author feed (fresh connection, any instance) and must see the post.
+201s the writer reads its own "Posts and Replies" feed (fresh connection, any instance) and must see
+the post.
 
 Every request has a timeout (LOAD_TIMEOUT): a hang shows up as a violation, never as a stuck soak.
 """
@@ -31,7 +32,7 @@ from loadtests.soak_state import AckPost, Ledger, Verdict
 LOAD_TIMEOUT = 20.0
 OWN_READ_SHARE = 0.5  # of the 201s, how many the writer reads back at once
 SWITCH_ACCOUNT_SHARE = 0.5  # of the 429s, how many make the user sign up a fresh account
-SEEN_LIMIT = 100  # posts remembered per user (candidates for reposts and quotes)
+SEEN_LIMIT = 100  # posts remembered per user (candidates for reposts, quotes and replies)
 MAX_PAGES = 10
 WORDS = ["soak", "fault", "redis", "postgres", "nginx", "worker", "kill", "pause", "freeze", "crash", "hello",
          "world", "quokka", "zebra", "today"]
@@ -145,6 +146,17 @@ class SoakMember(HttpUser):
             post_id = random.choice(self.shared.ledger.post_ids)
             self.call("GET", f"{self.any_base()}/api/posts/{post_id}", "GET /api/posts/{id} (fresh)", fresh=True)
 
+    @task(2)
+    def read_thread(self) -> None:
+        """A post's conversation (its replies become candidates for replies of their own)."""
+        if self.seen:
+            post_id = random.choice(self.seen)["id"]
+            response = self.call("GET", f"{self.any_base()}/api/posts/{post_id}/context",
+                                 "GET /api/posts/{id}/context (fresh)", fresh=True)
+            if response.status_code == 200:
+                thread = response.json()
+                self.remember(thread["ancestors"] + thread["descendants"])
+
     @task(1)
     def read_following_feed(self) -> None:
         if self.account is not None:
@@ -172,6 +184,13 @@ class SoakMember(HttpUser):
             body = {"user_id": self.account, "content": sentence(), "repost_id": random.choice(candidates)}
             self.create("/api/posts", body, "POST /api/posts (quote)")
 
+    @task(2)
+    def reply(self) -> None:
+        candidates = [p["id"] for p in self.seen if p["type"] != "repost"]
+        if self.has_account() and candidates:
+            body = {"user_id": self.account, "content": sentence(), "reply_to_id": random.choice(candidates)}
+            self.create("/api/posts", body, "POST /api/posts (reply)")
+
     def has_account(self) -> bool:
         if self.account is None:
             self.sign_up()
@@ -192,10 +211,10 @@ class SoakMember(HttpUser):
             ledger.uncertain_creators.add(self.account)
 
     def read_own_post(self, post: AckPost) -> None:
-        """Read-your-writes at once: the author's feed, over a fresh connection to nginx or any
-        instance, must hold the post its 201 just acknowledged."""
+        """Read-your-writes at once: the author's Posts and Replies feed, over a fresh connection to
+        nginx or any instance, must hold the post its 201 just acknowledged."""
         base = self.any_base()
-        url: str | None = f"{base}/api/posts?author_id={post.user_id}&limit=100"
+        url: str | None = f"{base}/api/posts?author_id={post.user_id}&include_replies=true&limit=100"
         for _ in range(MAX_PAGES):
             response = self.call("GET", url, "GET /api/posts?author_id (own, fresh)", fresh=True)
             if response.status_code != 200:

@@ -25,12 +25,14 @@ INVARIANTS = {
     "problem+json": "every 4xx/5xx response is application/problem+json",
     "writes kept": "every 201 post and user and every acknowledged follow/unfollow is in PostgreSQL, "
                    "and every post and user reads back through the API",
-    "read your writes": "acknowledged posts are in their author's feed and the global feed's first page "
-                        "on nginx and every instance (fresh connections), and in the writer's own read "
-                        "right after the 201",
+    "read your writes": "acknowledged posts are in their author's Posts and Replies feed on nginx and "
+                        "every instance (fresh connections), and so are those that are not replies in the "
+                        "global feed's first page; acknowledged replies are among their parent's replies; "
+                        "in the writer's own read right after the 201",
+    "replies left out": "no feed read without include_replies (global, Following) shows a reply",
     "daily limit": "at most 5 creations per user per UTC day; a 429 only when the user has made 5",
-    "counters": "posts_count, followers_count, following_count, repost_count and quote_count equal "
-                "what the tables hold (and, at the end, what the API shows)",
+    "counters": "posts_count, followers_count, following_count, repost_count, quote_count and "
+                "reply_count equal what the tables hold (and, at the end, what the API shows)",
 }
 MAX_DETAILS = 200  # violations kept per invariant (the count is always exact)
 
@@ -52,6 +54,7 @@ class AckPost:
     user_id: int
     type: str
     repost_id: int | None
+    reply_to_id: int | None
     created_at: str  # as the API wrote it: RFC 3339 with microseconds, so it sorts as text
     acked_at: float
 
@@ -94,8 +97,8 @@ class Ledger:
         self.user_ids.append(user_id)
 
     def add_post(self, body: dict) -> AckPost:
-        post = AckPost(body["id"], body["user_id"], body["type"], body.get("repost_id"), body["created_at"],
-                       time.monotonic())
+        post = AckPost(body["id"], body["user_id"], body["type"], body.get("repost_id"), body.get("reply_to_id"),
+                       body["created_at"], time.monotonic())
         self.posts[post.id] = post
         self.post_ids.append(post.id)
         self.by_author[post.user_id].append(post)

@@ -303,8 +303,9 @@ def refused(error: BaseException) -> bool:
 FEEDS_KEY = f"{PREFIX}:{{feeds}}"  # every cached first page of the global and author feeds
 
 
-def feed_field(order: str, limit: int, author_id: int | None) -> str:
-    return f"author:{author_id}:{order}:{limit}" if author_id else f"all:{order}:{limit}"
+def feed_field(order: str, limit: int, author_id: int | None, with_replies: bool) -> str:
+    field = f"author:{author_id}:{order}:{limit}" if author_id else f"all:{order}:{limit}"
+    return field + ":replies" if with_replies else field
 
 
 def post_key(post_id: int) -> str:

@@ -55,6 +55,24 @@ def content(value: Any, field: str = "content") -> str:
     return value
 
 
+def creation(content_value: Any, repost_id: int | None, reply_to_id: int | None) -> tuple[str, str | None]:
+    """What a creation is, from which of its fields are given, and its clean content: a post (neither
+    id), a repost (repost_id, no content), a quote (repost_id and content) or a reply (reply_to_id)."""
+    if reply_to_id is not None:
+        if repost_id is not None:
+            raise ValidationFailed.of("reply_to_id", "cannot be given with repost_id: a reply reposts nothing")
+        if content_value is None:
+            raise ValidationFailed.of("content", "is required for a reply")
+        return "reply", content(content_value)
+    if repost_id is None:
+        if content_value is None:
+            raise ValidationFailed.of("content", "is required for a post")
+        return "post", content(content_value)
+    if content_value is None or content_value == "":
+        return "repost", None
+    return "quote", content(content_value)
+
+
 def query_id(field: str, text: str | None) -> int | None:
     """An id in the query string; empty means absent."""
     if not text:
@@ -79,6 +97,15 @@ def sort_order(text: str | None) -> str:
     if text not in SORT_ORDERS:
         raise ValidationFailed.of("sort_by", f"must be one of: {', '.join(SORT_ORDERS)}")
     return text
+
+
+def flag(field: str, text: str | None) -> bool:
+    """A true/false query parameter; absent (or empty) is false."""
+    if not text or text == "false":
+        return False
+    if text != "true":
+        raise ValidationFailed.of(field, "must be true or false")
+    return True
 
 
 def day(field: str, text: str | None) -> date | None:

@@ -1,7 +1,8 @@
 -- name: insert_post :one
--- Takes one unit of the author's daily quota and inserts the post in one statement: when the
+-- Takes one unit of the author's daily quota and inserts the post (of any type) in one statement: when the
 -- quota is used up nothing is inserted (no row returned); when the insert fails (a second repost
--- of one post) the quota taken is rolled back with it. Counters are bumped in the same statement.
+-- of one post) the quota taken is rolled back with it. Counters are bumped in the same statement:
+-- the author's posts_count, and the repost_count, quote_count or reply_count of the post it targets.
 -- Returns the quota used so far today (with this post), for the Redis counter, and the author's
 -- follower count as of the row lock taken here (whether the post is pushed to home timelines).
 -- Index: post_quota_pkey (quota), posts_one_repost_per_user_key (one repost each), posts_pkey and
@@ -13,9 +14,9 @@ WITH quota AS (
     WHERE q.used < %(daily_limit)s
     RETURNING q.used
 ), inserted AS (
-    INSERT INTO posts (user_id, type, content, repost_id)
-    SELECT %(user_id)s, %(type)s, %(content)s, %(repost_id)s FROM quota
-    RETURNING id, user_id, type, repost_id, created_at
+    INSERT INTO posts (user_id, type, content, repost_id, reply_to_id)
+    SELECT %(user_id)s, %(type)s, %(content)s, %(repost_id)s, %(reply_to_id)s FROM quota
+    RETURNING id, user_id, type, repost_id, reply_to_id, created_at
 ), author AS (
     UPDATE users SET posts_count = posts_count + 1
     FROM inserted i
@@ -24,9 +25,10 @@ WITH quota AS (
 ), target AS (
     UPDATE posts
     SET repost_count = posts.repost_count + (i.type = 'repost')::int,
-        quote_count = posts.quote_count + (i.type = 'quote')::int
+        quote_count = posts.quote_count + (i.type = 'quote')::int,
+        reply_count = posts.reply_count + (i.type = 'reply')::int
     FROM inserted i
-    WHERE posts.id = i.repost_id
+    WHERE posts.id = coalesce(i.repost_id, i.reply_to_id)
 )
 SELECT i.id, i.created_at, q.used, a.followers_count FROM inserted i CROSS JOIN quota q CROSS JOIN author a;
 
@@ -56,13 +58,14 @@ WHERE id = %(id)s;
 -- name: page_latest :many
 -- Plan: per call (planned with the values, so each filter left NULL folds away)
 -- The ids of one feed page (posts_by_ids reads the posts), newest first, every filter optional
--- (a NULL parameter disables it), after a keyset cursor on (created_at, id). For followed_by:
--- page_followed_latest.
+-- (a NULL parameter disables it), replies only when include_replies, after a keyset cursor on
+-- (created_at, id). For followed_by: page_followed_latest.
 -- Index: posts_created_at_id_idx (global), posts_user_id_created_at_id_idx (author_id),
 -- posts_content_trgm_idx (rare keywords).
 SELECT p.id
 FROM posts p
 WHERE (%(author_id)s::bigint IS NULL OR p.user_id = %(author_id)s)
+  AND (%(include_replies)s::boolean OR p.type <> 'reply')
   AND (%(pattern)s::text IS NULL OR (p.type <> 'repost' AND p.content ILIKE %(pattern)s))
   AND (%(since)s::timestamptz IS NULL OR p.created_at >= %(since)s)
   AND (%(until)s::timestamptz IS NULL OR p.created_at < %(until)s)
@@ -83,6 +86,7 @@ FROM (
     SELECT p.id, p.created_at, p.type, p.content
     FROM posts p
     WHERE (%(author_id)s::bigint IS NULL OR p.user_id = %(author_id)s)
+      AND (%(include_replies)s::boolean OR p.type <> 'reply')
       AND (%(since)s::timestamptz IS NULL OR p.created_at >= %(since)s)
       AND (%(until)s::timestamptz IS NULL OR p.created_at < %(until)s)
       AND (%(after_created_at)s::timestamptz IS NULL
@@ -108,6 +112,7 @@ SELECT greatest(reltuples, 0)::bigint AS posts FROM pg_class WHERE oid = 'posts'
 SELECT p.id
 FROM posts p
 WHERE (%(author_id)s::bigint IS NULL OR p.user_id = %(author_id)s)
+  AND (%(include_replies)s::boolean OR p.type <> 'reply')
   AND (%(pattern)s::text IS NULL OR (p.type <> 'repost' AND p.content ILIKE %(pattern)s))
   AND (%(since)s::timestamptz IS NULL OR p.created_at >= %(since)s)
   AND (%(until)s::timestamptz IS NULL OR p.created_at < %(until)s)
@@ -132,7 +137,8 @@ CROSS JOIN LATERAL (
     FROM posts p
     WHERE p.user_id = f.followee_id
       AND (%(author_id)s::bigint IS NULL OR p.user_id = %(author_id)s)
-      AND (%(pattern)s::text IS NULL OR (p.type <> 'repost' AND p.content ILIKE %(pattern)s))
+      AND (%(include_replies)s::boolean OR p.type <> 'reply')
+  AND (%(pattern)s::text IS NULL OR (p.type <> 'repost' AND p.content ILIKE %(pattern)s))
       AND (%(since)s::timestamptz IS NULL OR p.created_at >= %(since)s)
       AND (%(until)s::timestamptz IS NULL OR p.created_at < %(until)s)
       AND (%(after_created_at)s::timestamptz IS NULL
@@ -159,7 +165,8 @@ CROSS JOIN LATERAL (
     FROM posts p
     WHERE p.user_id = f.followee_id
       AND (%(author_id)s::bigint IS NULL OR p.user_id = %(author_id)s)
-      AND (%(pattern)s::text IS NULL OR (p.type <> 'repost' AND p.content ILIKE %(pattern)s))
+      AND (%(include_replies)s::boolean OR p.type <> 'reply')
+  AND (%(pattern)s::text IS NULL OR (p.type <> 'repost' AND p.content ILIKE %(pattern)s))
       AND (%(since)s::timestamptz IS NULL OR p.created_at >= %(since)s)
       AND (%(until)s::timestamptz IS NULL OR p.created_at < %(until)s)
       AND (%(after_created_at)s::timestamptz IS NULL

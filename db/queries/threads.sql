@@ -10,8 +10,8 @@ ORDER BY p.created_at, p.id
 LIMIT %(limit)s;
 
 -- name: thread_ancestors :many
--- The ids of the posts that a post answers, nearest first (the API shows them root first), at
--- most %(limit)s of them.
+-- The post itself (depth 0; no row when it does not exist), then the posts it answers, nearest
+-- first (the API shows them root first), at most %(limit)s of them.
 -- Index: posts_pkey, one lookup per step up.
 WITH RECURSIVE up (id, reply_to_id, depth) AS (
     SELECT p.id, p.reply_to_id, 0 FROM posts p WHERE p.id = %(post_id)s
@@ -20,7 +20,11 @@ WITH RECURSIVE up (id, reply_to_id, depth) AS (
     FROM up JOIN posts parent ON parent.id = up.reply_to_id
     WHERE up.depth < %(limit)s
 )
-SELECT id FROM up WHERE depth > 0 ORDER BY depth;
+SELECT id, depth FROM up ORDER BY depth;
+
+-- name: post_exists :one
+-- Index: posts_pkey.
+SELECT EXISTS (SELECT 1 FROM posts WHERE id = %(id)s) AS found;
 
 -- name: thread_descendants :many
 -- The ids of every reply under a post, depth first (after each post its own replies, oldest first,

@@ -22,8 +22,8 @@ WHERE f.follower_id = %(user_id)s;
 -- name: page_by_authors_latest :many
 -- Plan: per call
 -- The newest posts of any of author_ids, after a keyset cursor on (created_at, id): at most `limit`
--- from each author (one index range each), merged and cut to `limit`. Builds a home timeline (the
--- authors that fan out), and merges the others into a page.
+-- from each author (one index range each), merged and cut to `limit`; never a reply (home timelines
+-- leave them out). Builds a home timeline (the authors that fan out), and merges the others into a page.
 -- Index: posts_user_id_created_at_id_idx (a range per author).
 SELECT p.id, p.created_at
 FROM unnest(%(author_ids)s::bigint[]) AS a(id)
@@ -31,6 +31,7 @@ CROSS JOIN LATERAL (
     SELECT p.id, p.created_at
     FROM posts p
     WHERE p.user_id = a.id
+      AND p.type <> 'reply'
       AND (%(after_created_at)s::timestamptz IS NULL
            OR (p.created_at, p.id) < (%(after_created_at)s, %(after_id)s::bigint))
     ORDER BY p.created_at DESC, p.id DESC

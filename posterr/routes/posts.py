@@ -1,4 +1,4 @@
-"""/api/posts: create (post, repost, quote), read one, the feed and search."""
+"""/api/posts: create (post, repost, quote, reply), read one, the feed and search, and threads."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import bottle
 
 from posterr import http
 from posterr.context import Context
-from posterr.services import posts
+from posterr.services import posts, threads
 
-FEED_PARAMS = ("author_id", "followed_by", "keyword", "start_date", "end_date", "sort_by", "limit", "cursor")
+FEED_PARAMS = ("author_id", "followed_by", "keyword", "start_date", "end_date", "include_replies", "sort_by", "limit",
+               "cursor")
 
 
 def install(app: bottle.Bottle, ctx: Context) -> None:
@@ -16,7 +17,8 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
     def create_post():
         body = http.json_body()
         return http.created_once(ctx, body, "/api/posts/", lambda record: posts.create_post(
-            ctx, body.get("user_id"), body.get("content"), body.get("repost_id"), record=record))
+            ctx, body.get("user_id"), body.get("content"), body.get("repost_id"), body.get("reply_to_id"),
+            record=record))
 
     @app.post("/api/posts/<post_id>/repost")
     def repost(post_id):
@@ -24,6 +26,23 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         body = http.json_body()
         return http.created_once(ctx, body, "/api/posts/", lambda record: posts.create_post(
             ctx, body.get("user_id"), repost_id=target_id, record=record))
+
+    @app.post("/api/posts/<post_id>/replies")
+    def reply(post_id):
+        target_id = http.path_id(post_id, "post")
+        body = http.json_body()
+        return http.created_once(ctx, body, "/api/posts/", lambda record: posts.create_post(
+            ctx, body.get("user_id"), body.get("content"), reply_to_id=target_id, record=record))
+
+    @app.get("/api/posts/<post_id>/replies")
+    def replies(post_id):
+        target_id = http.path_id(post_id, "post")
+        params = http.query_params("limit", "cursor")
+        return http.page_response(threads.list_replies(ctx, target_id, params), params)
+
+    @app.get("/api/posts/<post_id>/context")
+    def context(post_id):
+        return http.json_response(threads.thread_context(ctx, http.path_id(post_id, "post")))
 
     @app.get("/api/posts")
     def feed():

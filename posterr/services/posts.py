@@ -1,4 +1,4 @@
-"""Posts, reposts and quotes: creating them under the daily limit, and reading the feeds."""
+"""Posts, reposts, quotes and replies: creating them under the daily limit, and reading the feeds."""
 
 from __future__ import annotations
 
@@ -27,19 +27,14 @@ KEYWORD_SCAN = 20_000
 _estimate = {"posts": 0, "until": 0.0}  # per process
 
 
-def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any = None, *,
-                record: Record | None = None) -> dict:
-    """A post (no repost_id), a repost (repost_id, no content) or a quote (both)."""
+def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any = None, reply_to_id: Any = None,
+                *, record: Record | None = None) -> dict:
+    """A post (no repost_id), a repost (repost_id, no content), a quote (both) or a reply (reply_to_id)."""
     author = validation.body_id("user_id", user_id)
-    target_id = validation.body_id("repost_id", repost_id, required=False)
-    if target_id is None:
-        if content is None:
-            raise ValidationFailed.of("content", "is required for a post")
-        kind, text = "post", validation.content(content)
-    elif content is None or content == "":
-        kind, text = "repost", None
-    else:
-        kind, text = "quote", validation.content(content)
+    reposted_id = validation.body_id("repost_id", repost_id, required=False)
+    answered_id = validation.body_id("reply_to_id", reply_to_id, required=False)
+    kind, text = validation.creation(content, reposted_id, answered_id)
+    target_id = reposted_id or answered_id
 
     day = utc_today()
     try:
@@ -51,14 +46,15 @@ def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any 
             # From here the transaction holds row locks: no Redis call until it ends. Concurrent
             # creations of one user queue on the quota row; a duplicate repost then fails on the
             # unique index, and the quota it took rolls back with it.
-            created = run("insert_post", user_id=author, type=kind, content=text, repost_id=target_id,
-                          day=day, daily_limit=ctx.settings.daily_post_limit)
+            created = run("insert_post", user_id=author, type=kind, content=text, repost_id=reposted_id,
+                          reply_to_id=answered_id, day=day, daily_limit=ctx.settings.daily_post_limit)
             post = _new_post(created, user, kind, text, target) if created else None
             if post and record:
                 record(run, post)
             # Read while this transaction holds the author's row lock: see posterr/timelines.py, rule 2.
-            # Nobody to read for an author with no followers, or with too many (merged at read time).
-            pushed = post and 0 < created["followers_count"] <= ctx.settings.fanout_max_followers
+            # Nobody to read for an author with no followers, or with too many (merged at read time);
+            # a reply is in no home timeline.
+            pushed = post and kind != "reply" and 0 < created["followers_count"] <= ctx.settings.fanout_max_followers
             followers = run("fanout_followers", user_id=author, limit=created["followers_count"]) if pushed else []
     except psycopg.errors.UniqueViolation:
         raise Conflict(f"user {author} has already reposted post {target_id}") from None
@@ -66,8 +62,10 @@ def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any 
         ctx.quota.remember(author, day, ctx.settings.daily_post_limit)
         raise _limit_reached(ctx)
     ctx.quota.remember(author, day, created["used"])
-    logs.event(log, "post_created", post_id=post["id"], user_id=author, type=kind, repost_id=target_id)
-    # Before the answer: nobody may read a feed, profile or post that lacks this write.
+    logs.event(log, "post_created", post_id=post["id"], user_id=author, type=kind, repost_id=reposted_id,
+               reply_to_id=answered_id)
+    # Before the answer: nobody may read a feed, profile or post that lacks this write (cached feed
+    # pages hold the target's counters too).
     changed = [cache.FEEDS_KEY, cache.user_key(author)] + ([cache.post_key(target_id)] if target_id else [])
     pushes = ctx.timelines.pushes([row["follower_id"] for row in followers], author,
                                   member(created["created_at"], created["id"]))
@@ -77,17 +75,19 @@ def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any 
 
 def _new_post(created: dict, user: dict, kind: str, text: str | None, target: dict | None) -> dict:
     """The new post as post_by_id would read it, from what is known already (no read back)."""
+    reposted = target if kind in ("repost", "quote") else None
+    answered = target if kind == "reply" else None
     return presenters.post({
         "id": created["id"], "user_id": user["id"], "username": user["username"], "type": kind,
-        "content": text if kind != "repost" else target["content"], "repost_id": target["id"] if target else None,
+        "content": text if kind != "repost" else target["content"], "repost_id": reposted and reposted["id"],
         "repost_count": 0, "quote_count": 0, "reply_count": 0, "created_at": created["created_at"],
-        "reply_to_id": None, "reply_to_user_id": None, "reply_to_username": None,
-        **{f"original_{column}": target[column] if target else None
+        **{f"reply_to_{column}": answered and answered[column] for column in ("id", "user_id", "username")},
+        **{f"original_{column}": reposted and reposted[column]
            for column in ("id", "user_id", "username", "type", "content", "created_at")}})
 
 
 def _checked_target(run, kind: str, author: int, target_id: int) -> dict:
-    """The post to repost or quote, once it is known to be a valid target for `kind`."""
+    """The post to repost, quote or answer, once it is known to be a valid target for `kind`."""
     target = run("post_by_id", id=target_id)
     if target is None:
         raise NotFound(f"there is no post {target_id}")
@@ -95,6 +95,8 @@ def _checked_target(run, kind: str, author: int, target_id: int) -> dict:
         raise ValidationFailed.of("repost_id", "a repost cannot be reposted; repost the original post")
     if kind == "quote" and target["type"] == "quote":
         raise ValidationFailed.of("repost_id", "a quote cannot be quoted")
+    if kind == "reply" and target["type"] == "repost":
+        raise ValidationFailed.of("reply_to_id", "a repost cannot be replied to; reply to the original post")
     if kind == "repost" and run("repost_exists", repost_id=target_id, user_id=author)["reposted"]:
         raise Conflict(f"user {author} has already reposted post {target_id}")
     return target
@@ -102,7 +104,7 @@ def _checked_target(run, kind: str, author: int, target_id: int) -> dict:
 
 def _limit_reached(ctx: Context) -> DailyLimitReached:
     limit = ctx.settings.daily_post_limit
-    return DailyLimitReached(f"the daily limit of {limit} posts, reposts and quotes is reached; "
+    return DailyLimitReached(f"the daily limit of {limit} posts, reposts, quotes and replies is reached; "
                              "it resets at midnight UTC", retry_after=seconds_to_utc_midnight())
 
 
@@ -118,12 +120,14 @@ def get_post(ctx: Context, post_id: int) -> bytes:
 
 def list_posts(ctx: Context, params: dict[str, str | None], *, keyword_required: bool = False) -> Page:
     """The feed: filters `author_id`, `followed_by`, `keyword`, `start_date`, `end_date`, combined
-    with AND, ordered by `sort_by` (latest | trending), one keyset page of `limit` after `cursor`."""
+    with AND, replies only with `include_replies`, ordered by `sort_by` (latest | trending), one
+    keyset page of `limit` after `cursor`."""
     author_id = validation.query_id("author_id", params.get("author_id"))
     followed_by = validation.query_id("followed_by", params.get("followed_by"))
     keyword = validation.keyword(params.get("keyword"))
     start, end = validation.date_range(validation.day("start_date", params.get("start_date")),
                                        validation.day("end_date", params.get("end_date")))
+    with_replies = validation.flag("include_replies", params.get("include_replies"))
     order = validation.sort_order(params.get("sort_by"))
     size = validation.limit(params.get("limit"))
     kind = f"posts:{order}"
@@ -138,7 +142,7 @@ def list_posts(ctx: Context, params: dict[str, str | None], *, keyword_required:
     if keyword_required and keyword is None:
         return Page(b"[]", None)
 
-    home_timeline = followed_by and order == "latest" and not any((author_id, keyword, start, end))
+    home_timeline = followed_by and order == "latest" and not any((author_id, keyword, start, end, with_replies))
 
     def load(run) -> Page:
         for user_id in (author_id, followed_by):
@@ -146,7 +150,8 @@ def list_posts(ctx: Context, params: dict[str, str | None], *, keyword_required:
                 existing_user(run, user_id)
         filters = {"author_id": author_id, "followed_by": followed_by,
                    "pattern": validation.like_pattern(keyword) if keyword else None,
-                   "since": _day_start(start), "until": _day_after(end), "limit": size + 1, **after}
+                   "since": _day_start(start), "until": _day_after(end), "include_replies": with_replies,
+                   "limit": size + 1, **after}
         if home_timeline:
             last = (after["after_created_at"], after["after_id"]) if after["after_id"] else None
             ids = timelines.page_ids(ctx, run, followed_by, last, size + 1)
@@ -165,7 +170,7 @@ def list_posts(ctx: Context, params: dict[str, str | None], *, keyword_required:
     # Cached: the first page of the global feed and of author feeds, in either order.
     if any((followed_by, keyword, start, end, after["after_id"])):
         return ctx.db.read(load)
-    field = cache.feed_field(order, size, author_id)
+    field = cache.feed_field(order, size, author_id, with_replies)
     return Page.unpack(ctx.cache.fetch(cache.FEEDS_KEY, field, ctx.settings.feed_cache_ttl,
                                        lambda: ctx.db.read_primary(load).pack()))
 

@@ -43,7 +43,8 @@ def _build(ctx: Context, run, build: Build, cursor: str | None, count: int) -> S
 
 
 def _pulled(run, user_id: int, after: tuple[datetime, int] | None, count: int) -> list[int]:
-    filters = {"author_id": None, "pattern": None, "since": None, "until": None, "after_score": None}
+    filters = {"author_id": None, "pattern": None, "since": None, "until": None, "include_replies": False,
+               "after_score": None}
     rows = run("page_followed_latest", followed_by=user_id, limit=count, **filters, **_after(after))
     return [row["id"] for row in rows]
 

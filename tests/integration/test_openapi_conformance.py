@@ -110,19 +110,24 @@ def seeded(app_server, clean_state):
     quote = create(users[3], repost_id=first, content="quoting hello")
     quote_of_repost = create(users[4], repost_id=repost, content="a quote of a repost")
     repost_of_quote = create(users[1], repost_id=quote)
+    answer = create(users[2], content="a reply to hello", reply_to_id=first)
+    second_answer = create(users[3], content="and another reply", reply_to_id=first)
+    reply_to_reply = create(users[4], content="a reply to a reply", reply_to_id=answer)
     for n in range(5):  # users[5] has used the day's quota: their creations are 429
         create(users[5], content=f"post {n} of the day")
 
     cursors = []
     for path in ("/api/users?limit=2", "/api/posts?limit=2", "/api/posts?limit=2&sort_by=trending",
                  "/api/posts/search?keyword=posterr&limit=1", f"/api/users/{users[0]}/following?limit=2",
+                 "/api/posts?include_replies=true&limit=2", f"/api/posts/{first}/replies?limit=1",
                  f"/api/users/{users[5]}/followers?limit=2"):
         link = call("GET", path, 200).links["next"]["url"]
         cursors += parse_qs(urlsplit(link).query)["cursor"]
 
     unknown = 10**6  # a well-formed id that names nothing: the 404 paths
     SEEDED.update(users=[*users, unknown],
-                  posts=[first, second, repost, quote, quote_of_repost, repost_of_quote, unknown],
+                  posts=[first, second, repost, quote, quote_of_repost, repost_of_quote, answer, second_answer,
+                         reply_to_reply, unknown],
                   cursors=cursors)
     yield SEEDED
     SEEDED.clear()
@@ -146,8 +151,8 @@ def _slots(case) -> list[tuple[str, str, str]]:
     slots += [("query", name, "users") for name in USER_IDS_IN_QUERY if name in query]
     slots += [("query", "cursor", "cursors")] if "cursor" in query else []
     if isinstance(case.body, dict):
-        slots += [("body", name, pool) for name, pool in (("user_id", "users"), ("repost_id", "posts"))
-                  if name in case.body]
+        slots += [("body", name, pool) for name, pool in (("user_id", "users"), ("repost_id", "posts"),
+                                                          ("reply_to_id", "posts")) if name in case.body]
     return slots
 
 

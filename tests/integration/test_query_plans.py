@@ -15,7 +15,8 @@ from tests.conftest import TABLES
 QUERIES = load_queries()
 NOW = datetime.now(UTC)
 AFTER = {"after_score": None, "after_created_at": None, "after_id": None}
-FEED = {"author_id": None, "followed_by": None, "pattern": None, "since": None, "until": None, "limit": 11, **AFTER}
+FEED = {"author_id": None, "followed_by": None, "pattern": None, "since": None, "until": None,
+        "include_replies": False, "limit": 11, **AFTER}
 
 # One or more parameter sets per named query: (label, parameters).
 CASES = {
@@ -37,11 +38,14 @@ CASES = {
                      ("next", {"post_id": 10, "after_created_at": NOW - timedelta(days=1), "after_id": 9, "limit": 11})],
     "thread_ancestors": [("reply", {"post_id": 10, "limit": 40})],
     "thread_descendants": [("post", {"post_id": 10, "limit": 200})],
+    "post_exists": [("one", {"id": 10})],
     "write_position": [("now", {})],
     "primary_position": [("now", {})],
     "replica_position": [("now", {})],
-    "insert_post": [("post", {"user_id": 1, "type": "post", "content": "x", "repost_id": None,
-                              "day": date.today(), "daily_limit": 5})],
+    "insert_post": [("post", {"user_id": 1, "type": "post", "content": "x", "repost_id": None, "reply_to_id": None,
+                              "day": date.today(), "daily_limit": 5}),
+                    ("reply", {"user_id": 1, "type": "reply", "content": "x", "repost_id": None, "reply_to_id": 10,
+                               "day": date.today(), "daily_limit": 5})],
     "repost_exists": [("one", {"repost_id": 10, "user_id": 3})],
     "post_by_id": [("one", {"id": 10})],
     "posts_by_ids": [("page", {"ids": list(range(100, 111))})],
@@ -60,13 +64,17 @@ CASES = {
 }
 FEED_CASES = [
     ("global", {}),
+    ("global with replies", {"include_replies": True}),
     ("global deep page", {"after_created_at": NOW - timedelta(days=90), "after_id": 25000, "after_score": 0}),
     ("author", {"author_id": 7}),
+    ("author with replies (Posts and Replies)", {"author_id": 7, "include_replies": True}),
     ("author deep page", {"author_id": 7, "after_created_at": NOW - timedelta(days=90), "after_id": 25000,
                           "after_score": 0}),
     ("followed_by", {"followed_by": 7}),
+    ("followed_by with replies", {"followed_by": 7, "include_replies": True}),
     ("followed_by and author", {"followed_by": 7, "author_id": 8}),
     ("rare keyword", {"pattern": "%axolotl%"}),
+    ("keyword with replies", {"pattern": "%axolotl%", "include_replies": True}),
     ("common keyword", {"pattern": "%the%"}),
     ("absent keyword", {"pattern": "%nothing-like-this%"}),
     ("two-letter keyword", {"pattern": "%ok%"}),

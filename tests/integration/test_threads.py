@@ -72,14 +72,16 @@ def test_thread_queries_never_scan_posts(threads, sql, name, params, thread):
 def test_ancestors_are_the_nearest_forty_nearest_first(threads, sql):
     deep_root, deep_leaf, _, _ = threads
     chain = ids(sql, "thread_ancestors", post_id=deep_leaf, limit=DEEP + 1)
-    assert len(chain) == DEEP and chain[-1] == deep_root  # the whole chain, up to the root
-    assert ids(sql, "thread_ancestors", post_id=deep_leaf, limit=40) == chain[:40]
-    assert ids(sql, "thread_ancestors", post_id=deep_root, limit=40) == []
+    assert chain[0] == deep_leaf  # the post itself comes first: it exists
+    assert len(chain) == DEEP + 1 and chain[-1] == deep_root  # the whole chain, up to the root
+    assert ids(sql, "thread_ancestors", post_id=deep_leaf, limit=40) == chain[:41]
+    assert ids(sql, "thread_ancestors", post_id=deep_root, limit=40) == [deep_root]
+    assert ids(sql, "thread_ancestors", post_id=10**12, limit=40) == []
 
 
 def test_descendants_come_depth_first_and_stop_at_the_limit(threads, sql):
     deep_root, deep_leaf, wide_root, wide = threads
-    chain = list(reversed(ids(sql, "thread_ancestors", post_id=deep_leaf, limit=DEEP + 1)))[1:] + [deep_leaf]
+    chain = list(reversed(ids(sql, "thread_ancestors", post_id=deep_leaf, limit=DEEP + 1)))[1:]
     assert ids(sql, "thread_descendants", post_id=deep_root, limit=200) == chain[:200]
     assert ids(sql, "thread_descendants", post_id=wide_root, limit=200) == wide[:200]
     assert ids(sql, "thread_descendants", post_id=deep_leaf, limit=200) == []

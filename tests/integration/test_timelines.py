@@ -25,8 +25,8 @@ from tests.integration.test_feed import walk
 FANOUT_MAX = 3
 SIZE = 6
 PULL = load_queries()["page_followed_latest"].sql
-NO_FILTERS = {"author_id": None, "pattern": None, "since": None, "until": None, "after_score": None,
-              "after_created_at": None, "after_id": None}
+NO_FILTERS = {"author_id": None, "pattern": None, "since": None, "until": None, "include_replies": False,
+              "after_score": None, "after_created_at": None, "after_id": None}
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,7 @@ def test_an_author_past_the_fanout_limit_is_merged_at_read_time(app, sql):
         assert post["id"] in served(app, reader, 5)
 
 
-ACTIONS = {"post": 20, "repost": 6, "quote": 6, "follow": 16, "unfollow": 8, "read": 30, "flush": 2,
+ACTIONS = {"post": 20, "repost": 6, "quote": 6, "reply": 8, "follow": 16, "unfollow": 8, "read": 30, "flush": 2,
            "restart": 1, "lost push": 1}
 
 
@@ -118,9 +118,11 @@ def test_random_graphs_and_writes_match_the_pull_query(app, sql, servers, redis_
         truth = pulled(sql, reader)
         assert served(app, reader, limit) == truth, f"seed {seed}, reader {reader}, limit {limit}, after {steps[-12:]}"
 
-    def create(author: int, content: str | None, target: int | None) -> None:
-        response = app.post("/api/posts", {"user_id": author, "content": content, "repost_id": target})
-        assert response.status_code in (201, 409, 422), response.text  # a second repost, a quote of a quote
+    def create(author: int, content: str | None, target: int | None, reply_to: int | None = None) -> None:
+        response = app.post("/api/posts", {"user_id": author, "content": content, "repost_id": target,
+                                           "reply_to_id": reply_to})
+        # 409 and 422: a second repost, a quote of a quote, a reply to a repost
+        assert response.status_code in (201, 409, 422), response.text
         if response.status_code == 201:
             posts.append(response.json())
 
@@ -132,6 +134,8 @@ def test_random_graphs_and_writes_match_the_pull_query(app, sql, servers, redis_
             create(actor, f"step {step}", None)
         elif action in ("repost", "quote") and posts:
             create(actor, f"step {step}" if action == "quote" else None, rng.choice(posts)["id"])
+        elif action == "reply" and posts:  # never in a timeline: the pull query leaves replies out too
+            create(actor, f"step {step}", None, rng.choice(posts)["id"])
         elif action == "follow":
             assert app.put(f"/api/users/{actor}/following/{other}").status_code == 204
         elif action == "unfollow":
@@ -148,7 +152,7 @@ def test_random_graphs_and_writes_match_the_pull_query(app, sql, servers, redis_
         # Read-your-writes: the reader a write concerns reads next (a follower of the author, or
         # the follower); and a random reader at random.
         concerned = [row[0] for row in sql.execute("SELECT follower_id FROM follows WHERE followee_id = %s",
-                                                   (actor,))] if action in ("post", "repost", "quote") else [actor]
+                                                   (actor,))] if action in ("post", "repost", "quote", "reply") else [actor]
         if action == "read" or (concerned and rng.random() < 0.6):
             check(rng.choice(concerned) if action != "read" and concerned else rng.choice(users))
     for reader in users:

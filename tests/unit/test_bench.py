@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loadtests.bench import FANS, FOLLOWING, Author, Following, combine, rows_for
+from loadtests.bench import FANS, FOLLOWING, Author, Following, Threads, combine, rows_for
 
 
 def run(rps: float, cpu: float | None, p50: int, requests: int = 1000, **extra) -> dict:
@@ -63,3 +63,12 @@ def test_each_author_gets_a_post_row_of_its_own_after_create_post():
 
 def test_without_authors_there_are_no_post_fans_rows():
     assert not [row for row in rows_for(1, 1000, "/", False) if row.name.startswith("post_fans_")]
+
+
+def test_the_seeded_threads_get_context_and_replies_rows():
+    rows = {row.name: row for row in rows_for(1, 1000, "/", False, None, None, Threads(11, 12, 13, 14))}
+    assert {name: row.path for name, row in rows.items() if "context" in name or "replies" in name} == {
+        "context_deep_root": "/api/posts/11/context", "context_deep_middle": "/api/posts/12/context",
+        "context_deep_leaf": "/api/posts/13/context", "context_wide": "/api/posts/14/context",
+        "replies_wide": "/api/posts/14/replies"}
+    assert not [name for name in (row.name for row in rows_for(1, 1000, "/", False)) if "context" in name]

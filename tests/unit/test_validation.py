@@ -96,3 +96,44 @@ def test_date_range_must_not_be_reversed():
                                               ("back\\slash", "%back\\\\slash%")])
 def test_like_patterns_take_wildcards_literally(keyword, pattern):
     assert validation.like_pattern(keyword) == pattern
+
+
+@pytest.mark.parametrize("content, repost_id, reply_to_id, expected", [
+    ("hi", None, None, ("post", "hi")),
+    (None, 3, None, ("repost", None)),
+    ("", 3, None, ("repost", None)),
+    ("my take", 3, None, ("quote", "my take")),
+    ("agreed", None, 4, ("reply", "agreed")),
+    (" agreed ", None, 4, ("reply", " agreed ")),
+])
+def test_what_a_creation_is(content, repost_id, reply_to_id, expected):
+    assert validation.creation(content, repost_id, reply_to_id) == expected
+
+
+@pytest.mark.parametrize("content, repost_id, reply_to_id, field", [
+    (None, None, None, "content"),
+    ("  ", None, None, "content"),
+    (" ", 3, None, "content"),
+    (None, None, 4, "content"),
+    ("", None, 4, "content"),
+    ("\u3000", None, 4, "content"),
+    ("a" * 778, None, 4, "content"),
+    ("both", 3, 4, "reply_to_id"),
+    (None, 3, 4, "reply_to_id"),
+])
+def test_creations_that_are_refused(content, repost_id, reply_to_id, field):
+    with pytest.raises(ValidationFailed) as caught:
+        validation.creation(content, repost_id, reply_to_id)
+    assert caught.value.errors[0]["field"] == field
+
+
+@pytest.mark.parametrize("text, expected", [(None, False), ("", False), ("false", False), ("true", True)])
+def test_flags(text, expected):
+    assert validation.flag("include_replies", text) is expected
+
+
+@pytest.mark.parametrize("text", ["True", "FALSE", "1", "0", "yes", "no", " true", "on"])
+def test_bad_flags(text):
+    with pytest.raises(ValidationFailed) as caught:
+        validation.flag("include_replies", text)
+    assert caught.value.errors[0]["field"] == "include_replies"

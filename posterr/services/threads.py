@@ -1,0 +1,58 @@
+"""Threads: a post's direct replies, and its conversation (what it answers, and every reply under it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from posterr import presenters, validation
+from posterr.context import Context
+from posterr.errors import NotFound
+from posterr.services.pagination import Page, cut, moment
+
+# The contract's caps: the nearest ancestors (then the root is left out), and the first descendants
+# in depth-first order.
+MAX_ANCESTORS = 40
+MAX_DESCENDANTS = 200
+REPLIES_CURSOR = "replies"
+
+
+def list_replies(ctx: Context, post_id: int, params: dict[str, str | None]) -> Page:
+    """The direct replies to post_id, oldest first (created_at, then id), one keyset page."""
+    size = validation.limit(params.get("limit"))
+    after_created_at, after_id = None, None
+    if params.get("cursor"):
+        stamp, after_id = ctx.cursors.decode(REPLIES_CURSOR, params["cursor"])
+        after_created_at = moment(stamp)
+
+    def load(run) -> Page:
+        ids = [row["id"] for row in run("replies_page", post_id=post_id, after_created_at=after_created_at,
+                                        after_id=after_id, limit=size + 1)]
+        if not ids and not run("post_exists", id=post_id)["found"]:  # a post with replies exists
+            raise NotFound(f"there is no post {post_id}")
+        rows = _posts_in_order(run, ids)
+        return cut(rows, size, ctx.cursors, REPLIES_CURSOR,
+                   lambda row: [row["created_at"].isoformat(), row["id"]], presenters.post)
+
+    return ctx.db.read(load)
+
+
+def thread_context(ctx: Context, post_id: int) -> dict[str, list[dict]]:
+    """What post_id answers, root first (at most the nearest MAX_ANCESTORS), and the replies under it
+    in depth-first order (at most MAX_DESCENDANTS). A repost answers nothing and has no replies."""
+    def load(run) -> dict[str, list[dict]]:
+        chain = [row["id"] for row in run("thread_ancestors", post_id=post_id, limit=MAX_ANCESTORS)]
+        if not chain:  # the chain starts with the post itself
+            raise NotFound(f"there is no post {post_id}")
+        ancestors = chain[:0:-1]
+        descendants = [row["id"] for row in run("thread_descendants", post_id=post_id, limit=MAX_DESCENDANTS)]
+        rows = _posts_in_order(run, ancestors + descendants)
+        return {"ancestors": [presenters.post(row) for row in rows[:len(ancestors)]],
+                "descendants": [presenters.post(row) for row in rows[len(ancestors):]]}
+
+    return ctx.db.read(load)
+
+
+def _posts_in_order(run, ids: list[int]) -> list[dict[str, Any]]:
+    """The rows of post_details for `ids`, in the order of `ids`."""
+    by_id = {row["id"]: row for row in run("posts_by_ids", ids=ids)} if ids else {}
+    return [by_id[post_id] for post_id in ids]

@@ -30,17 +30,21 @@ SELECT EXISTS (SELECT 1 FROM posts WHERE id = %(id)s) AS found;
 -- The ids of every reply under a post, depth first (after each post its own replies, oldest first,
 -- each followed by its own), the first %(limit)s in that order. Each step down reads at most
 -- %(limit)s replies of each post, and no branch goes deeper than %(limit)s: nothing past the first
--- %(limit)s can be needed. The path of (created_at µs, id) keys, one number per level, sorts depth first.
+-- %(limit)s can be needed. A reply's path is the ranks of it and its ancestors among their siblings
+-- (below 32,768), two big-endian bytes each, so that sorting the paths as bytes is depth first and
+-- building them costs little at any depth (numeric keys made a thread 1,000 deep three times slower).
 -- Index: posts_replies_idx, one range per post visited.
 WITH RECURSIVE down (id, path) AS (
-    SELECT c.id, ARRAY[(extract(epoch FROM c.created_at) * 1000000) * 10000000000000000000 + c.id]
-    FROM (SELECT r.id, r.created_at FROM posts r WHERE r.reply_to_id = %(post_id)s
-          ORDER BY r.created_at, r.id LIMIT %(limit)s) c
+    SELECT c.id, int2send(c.rank::smallint)
+    FROM (SELECT r.id, row_number() OVER (ORDER BY r.created_at, r.id) AS rank
+          FROM (SELECT r.id, r.created_at FROM posts r WHERE r.reply_to_id = %(post_id)s
+                ORDER BY r.created_at, r.id LIMIT %(limit)s) r) c
   UNION ALL
-    SELECT c.id, down.path || ((extract(epoch FROM c.created_at) * 1000000) * 10000000000000000000 + c.id)
+    SELECT c.id, down.path || int2send(c.rank::smallint)
     FROM down
-    CROSS JOIN LATERAL (SELECT r.id, r.created_at FROM posts r WHERE r.reply_to_id = down.id
-                        ORDER BY r.created_at, r.id LIMIT %(limit)s) c
-    WHERE cardinality(down.path) < %(limit)s
+    CROSS JOIN LATERAL (SELECT r.id, row_number() OVER (ORDER BY r.created_at, r.id) AS rank
+                        FROM (SELECT r.id, r.created_at FROM posts r WHERE r.reply_to_id = down.id
+                              ORDER BY r.created_at, r.id LIMIT %(limit)s) r) c
+    WHERE length(down.path) < 2 * %(limit)s
 )
 SELECT id FROM down ORDER BY path LIMIT %(limit)s;

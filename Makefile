@@ -1,4 +1,5 @@
-# Posterr — `make run` serves on PORT (5000), `make test` runs the whole suite.
+# Posterr — `make run` serves the app (settings: posterr/config.py, the README's configuration table),
+# `make test` runs the whole suite.
 # Both work on a fresh clone: they make .venv, install requirements and, unless DATABASE_URL /
 # REDIS_URL are set, start project-local PostgreSQL and Redis under .data/ (logs there too).
 
@@ -16,7 +17,7 @@ PYTEST_ARGS ?=
         queries explain cache-stats cache-keys cache-flush seed bench loadtest cluster cluster-down test-cluster
 
 run: venv migrate
-	@$(WITH_SERVICES) echo "posterr: serving on port $${PORT:-5000} (Ctrl-C stops; 'make services-down' stops the databases)" && \
+	@$(WITH_SERVICES) echo "posterr: starting gunicorn (Ctrl-C stops; 'make services-down' stops the databases)" && \
 	  exec $(BIN)/gunicorn -c posterr/gunicorn_conf.py
 
 test: venv
@@ -61,7 +62,7 @@ lint: venv
 queries: venv
 	@$(BIN)/python -m posterr queries
 
-explain: venv  # make explain Q=posts_latest ARGS="author_id=7 limit=11"
+explain: venv  # make explain Q=page_latest ARGS="author_id=7 limit=11"
 	@$(WITH_SERVICES) $(BIN)/python -m posterr explain $(Q) $(ARGS)
 
 cache-stats: venv

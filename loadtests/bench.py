@@ -28,7 +28,7 @@ Rows:
 - feed, cached: GET /api/posts, the same URL all the time (the first page the cache serves).
 - feed, uncached: GET /api/posts?start_date=2000-01-01. Every seeded post is newer, so the page
   is the same as the one above, but a date filter is not a cacheable first page: it measures the
-  query (posts_latest over posts_created_at_id_idx) and the rendering behind the cache.
+  query (page_latest over posts_created_at_id_idx) and the rendering behind the cache.
 - deep page: the URL the Link headers lead to 50 pages down the global feed (a keyset cursor).
 - search: /api/posts/search?keyword=… rotating over rare, medium and common words (a wrk Lua
   script); --split-search adds one row per group.

@@ -23,7 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -35,6 +35,7 @@ BENCH_DATABASE = "posterr_bench"
 BENCH_TEMPLATE = "posterr_bench_seed"  # seeded once, never served: each run copies it to BENCH_DATABASE
 BENCH_REDIS_DB = 11
 SEED_MARK = "posterr seed 2 (with replies): users={users} posts={posts} follows_per_user={follows}"
+SEED_FILE = ROOT / "db" / "seed" / "seed.sql"
 READERS_FILE = ROOT / "db" / "seed" / "readers.sql"
 FANS_FILE = ROOT / "db" / "seed" / "fans.sql"
 
@@ -117,10 +118,19 @@ def set_seed_mark(conn: psycopg.Connection, mark: str | None) -> None:
         sql.Identifier(name), sql.Literal(mark) if mark is not None else sql.SQL("NULL")))
 
 
+def seed(database_url: str, *, users: int, posts: int, follows_per_user: int = 20, progress=sys.stderr) -> None:
+    """Bulk seed with db/seed/seed.sql (adds to what is there), step by step with progress."""
+    params = {"users": users, "posts": posts, "follows_per_user": follows_per_user}
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for name, body in sql_steps(SEED_FILE):
+            started = time.monotonic()
+            print(f"seed: {name} …", end="", file=progress, flush=True)
+            run_statements(conn, body, params)
+            print(f" done in {time.monotonic() - started:.1f}s", file=progress, flush=True)
+
+
 def run_seed(database_url: str, *, users: int, posts: int, follows: int) -> float:
     """Seed (adds to what is there) and record the mark; returns the seconds it took."""
-    from posterr.seed import seed
-
     started = time.monotonic()
     with psycopg.connect(database_url, autocommit=True) as conn:
         set_seed_mark(conn, None)  # an interrupted seed is never taken for a finished one
@@ -166,15 +176,24 @@ def ensure_steps(database_url: str, path: Path, params: dict, what: str) -> None
     started = time.monotonic()
     with psycopg.connect(database_url, autocommit=True) as conn:
         for _name, body in sql_steps(path):
-            for statement in filter(None, (part.strip() for part in body.split(";\n"))):
-                cursor = conn.execute(statement, params if "%(" in statement else None)
-                if cursor.description:
-                    recounted = cursor.fetchone()[0]
+            recounted = run_statements(conn, body, params) or recounted
         if recounted:
             say(f"{what}: follows written, counters of {recounted} users recounted in "
                 f"{time.monotonic() - started:.1f}s; vacuuming and analyzing users and follows")
             for table in ("users", "follows"):
                 conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(table)))
+
+
+def run_statements(conn: psycopg.Connection, body: str, params: dict) -> Any:
+    """The statements of one step, one by one (split at ";" + newline, so a DO block keeps its inner
+    semicolons inside a line; parameters only where a statement names one, so `%` is literal
+    elsewhere); the first value of the last statement that returned rows."""
+    last = None
+    for statement in filter(None, (part.strip() for part in body.split(";\n"))):
+        cursor = conn.execute(statement, params if "%(" in statement else None)
+        if cursor.description:
+            last = cursor.fetchone()[0]
+    return last
 
 
 def sql_steps(path: Path) -> list[tuple[str, str]]:

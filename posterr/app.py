@@ -6,11 +6,13 @@ import logging
 
 import bottle
 
-from posterr import cache, http, logs
+from posterr import cache, logs
 from posterr.config import DEV_SECRET, Settings
 from posterr.context import Context
 from posterr.cursors import CursorCodec
 from posterr.db import Database, load_queries
+from posterr.edge.cors import preflight
+from posterr.edge.plugin import EdgePlugin, install_error_handlers
 from posterr.limits import ClientRateLimit, DailyQuota
 from posterr.replicas import Replica, Replicas
 from posterr.routes import ops, posts, users
@@ -63,14 +65,14 @@ def create_app(settings: Settings | None = None, *, start: bool = False) -> bott
     app.config["posterr.cors_origins"] = settings.cors_origins
     app.config["posterr.trusted_proxies"] = settings.trusted_proxies
     app.config["posterr.watchdog"] = watchdog = Watchdog(settings.request_timeout)
-    app.install(http.EdgePlugin(watchdog))
-    http.install_error_handlers(app)
+    app.install(EdgePlugin(watchdog))
+    install_error_handlers(app)
     ops.install(app, ctx)
     users.install(app, ctx)
     posts.install(app, ctx)
     # CORS preflight on every /api route, and only there: unknown paths stay 404, not 405.
     for rule in sorted({route.rule for route in app.routes if route.rule.startswith("/api/")}):
-        app.route(rule, "OPTIONS", http.preflight)
+        app.route(rule, "OPTIONS", preflight)
     if start:
         ctx.start()
     return app

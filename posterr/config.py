@@ -1,79 +1,71 @@
-"""Settings: the one module that reads the environment (documented in the README's table)."""
+"""Settings: the one module that reads the environment (documented in the README's table).
+
+Each setting is one field of Settings, which names its variable, its default and its parser, once. A
+variable that is unset or empty takes the default; any other value must parse, or the start stops
+with a ConfigError naming the variable and what it expects.
+"""
 
 from __future__ import annotations
 
+import math
+import multiprocessing
 import os
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from ipaddress import IPv4Network, IPv6Network, ip_network
+from typing import Any
 
 from posterr.errors import ConfigError
 
-_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 DEV_SECRET = "posterr-development-secret-change-me"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+# prometheus_client's own variable, not a Settings field: the client reads it when it is imported
+# (it is what switches on its multiprocess mode), so gunicorn_conf.py hands it to the workers by
+# setting it, and metrics.py must see the same folder the client writes to.
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
-@dataclass(frozen=True)
-class Settings:
-    database_url: str
-    redis_url: str
-    replica_urls: tuple[str, ...] = ()
-    replica_max_lag: float = 2.0
-    replica_check_interval: float = 0.25
-    daily_post_limit: int = 5
-    cors_origins: tuple[str, ...] = ("*",)
-    secret_key: str = DEV_SECRET
-    pool_min_size: int = 2
-    pool_max_size: int = 10
-    pool_timeout: float = 5.0
-    statement_timeout_ms: int = 5000
-    redis_timeout: float = 0.25
-    redis_retry_after: float = 2.0
-    cache_invalidation_deadline: float = 10.0
-    request_timeout: float = 30.0
-    feed_cache_ttl: int = 60
-    object_cache_ttl: int = 300
-    timeline_size: int = 800
-    timeline_ttl: int = 900
-    fanout_max_followers: int = 1000
-    rate_limit: tuple[int, int] | None = None  # (requests, seconds); None = off
-    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
-    log_level: str = "INFO"
+class Invalid(ValueError):
+    """A variable's text does not parse; the message says what it should be."""
 
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
-        missing = [name for name in ("DATABASE_URL", "REDIS_URL") if not env.get(name)]
-        if missing:
-            raise ConfigError(
-                f"{' and '.join(missing)} not set: run through `make run` (which starts local "
-                "servers and sets them) or export the URL of your own server"
-            )
-        return cls(
-            database_url=env["DATABASE_URL"],
-            redis_url=env["REDIS_URL"],
-            replica_urls=tuple(url.strip() for url in env.get("DATABASE_REPLICA_URLS", "").split(",") if url.strip()),
-            replica_max_lag=_float(env, "POSTERR_REPLICA_MAX_LAG", 2.0),
-            replica_check_interval=_float(env, "POSTERR_REPLICA_CHECK_INTERVAL", 0.25),
-            daily_post_limit=_int(env, "POSTERR_DAILY_POST_LIMIT", 5, minimum=1),
-            cors_origins=tuple(o.strip() for o in env.get("POSTERR_CORS_ORIGINS", "*").split(",") if o.strip()),
-            secret_key=env.get("POSTERR_SECRET_KEY") or DEV_SECRET,
-            pool_min_size=_int(env, "POSTERR_POOL_MIN_SIZE", 2, minimum=0),
-            pool_max_size=_int(env, "POSTERR_POOL_MAX_SIZE", 10, minimum=1),
-            pool_timeout=_float(env, "POSTERR_POOL_TIMEOUT", 5.0),
-            statement_timeout_ms=_int(env, "POSTERR_STATEMENT_TIMEOUT_MS", 5000, minimum=1),
-            redis_timeout=_float(env, "POSTERR_REDIS_TIMEOUT", 0.25),
-            redis_retry_after=_float(env, "POSTERR_REDIS_RETRY_AFTER", 2.0),
-            cache_invalidation_deadline=_float(env, "POSTERR_CACHE_INVALIDATION_DEADLINE", 10.0),
-            request_timeout=_float(env, "POSTERR_REQUEST_TIMEOUT", 30.0),
-            feed_cache_ttl=_int(env, "POSTERR_FEED_CACHE_TTL", 60, minimum=1),
-            object_cache_ttl=_int(env, "POSTERR_OBJECT_CACHE_TTL", 300, minimum=1),
-            timeline_size=_int(env, "POSTERR_TIMELINE_SIZE", 800, minimum=1),
-            timeline_ttl=_int(env, "POSTERR_TIMELINE_TTL", 900, minimum=1),
-            fanout_max_followers=_int(env, "POSTERR_FANOUT_MAX_FOLLOWERS", 1000, minimum=0),
-            rate_limit=parse_rate(env.get("POSTERR_RATE_LIMIT", "600/minute")),
-            trusted_proxies=parse_networks(env.get("POSTERR_TRUSTED_PROXIES", "")),
-            log_level=_choice(env, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
-        )
+
+def parse_list(text: str) -> tuple[str, ...]:
+    """Comma-separated items; blanks are dropped."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    expected = (f"a whole number of at least {minimum}" if maximum is None
+                else f"a whole number from {minimum} to {maximum}")
+
+    def parse(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            raise Invalid(expected) from None
+        if number < minimum or (maximum is not None and number > maximum):
+            raise Invalid(expected)
+        return number
+
+    return parse
+
+
+def parse_seconds(text: str) -> float:
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not 0 < number < math.inf:
+        raise Invalid("a positive number of seconds")
+    return number
+
+
+def parse_log_level(text: str) -> str:
+    level = text.upper()
+    if level not in LOG_LEVELS:
+        raise Invalid(f"one of {', '.join(LOG_LEVELS)}")
+    return level
 
 
 def parse_rate(text: str) -> tuple[int, int] | None:
@@ -83,43 +75,123 @@ def parse_rate(text: str) -> tuple[int, int] | None:
         return None
     count, _, unit = text.partition("/")
     if not count.isdigit() or int(count) < 1 or unit not in _PERIODS:
-        raise ConfigError(f"POSTERR_RATE_LIMIT={text!r}: expected N/second|minute|hour|day, or off")
+        raise Invalid("N/second|minute|hour|day, or off")
     return int(count), _PERIODS[unit]
 
 
 def parse_networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:
     try:
-        return tuple(ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
+        return tuple(ip_network(part, strict=False) for part in parse_list(text))
     except ValueError as error:
-        raise ConfigError(f"POSTERR_TRUSTED_PROXIES: {error} (expected comma-separated addresses or CIDRs)") from None
+        raise Invalid(f"comma-separated addresses or CIDRs ({error})") from None
 
 
-def _choice(env, name: str, default: str, choices: tuple[str, ...]) -> str:
-    value = (env.get(name) or default).upper()
-    if value not in choices:
-        raise ConfigError(f"{name}={value!r}: expected one of {', '.join(choices)}")
-    return value
+def parse_folder(text: str) -> str:
+    if not os.path.isdir(text):
+        raise Invalid("an existing folder")
+    return text
 
 
-def _int(env, name: str, default: int, minimum: int) -> int:
-    value = _number(env, name, default, int, "a whole number")
-    if value < minimum:
-        raise ConfigError(f"{name}={value!r} must be at least {minimum}")
-    return value
+def _setting(variable: str, parse: Callable[[str], Any], default: Any = MISSING, *,
+             default_factory: Any = MISSING) -> Any:
+    """A Settings field read from `variable` by `parse`; no default makes the variable required."""
+    return field(default=default, default_factory=default_factory, metadata={"variable": variable, "parse": parse})
 
 
-def _float(env, name: str, default: float) -> float:
-    value = _number(env, name, default, float, "a number")
-    if value <= 0:
-        raise ConfigError(f"{name}={value!r} must be positive")
-    return value
-
-
-def _number(env, name: str, default, parse, kind: str):
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
+def _parse(variable: str, text: str, parse: Callable[[str], Any]) -> Any:
     try:
-        return parse(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not {kind}") from None
+        return parse(text)
+    except Invalid as error:
+        raise ConfigError(f"{variable}={text!r}: expected {error}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = _setting("DATABASE_URL", str)
+    redis_url: str = _setting("REDIS_URL", str)
+    replica_urls: tuple[str, ...] = _setting("DATABASE_REPLICA_URLS", parse_list, ())
+    replica_max_lag: float = _setting("POSTERR_REPLICA_MAX_LAG", parse_seconds, 2.0)
+    replica_check_interval: float = _setting("POSTERR_REPLICA_CHECK_INTERVAL", parse_seconds, 0.25)
+    # gunicorn (posterr/gunicorn_conf.py); the worker's threads also size its connection pools.
+    host: str = _setting("HOST", str, "0.0.0.0")
+    port: int = _setting("PORT", whole_number(1, 65535), 5000)
+    workers: int = _setting("WEB_CONCURRENCY", whole_number(1), default_factory=multiprocessing.cpu_count)
+    threads: int = _setting("POSTERR_THREADS", whole_number(1), 4)
+    max_requests: int = _setting("POSTERR_MAX_REQUESTS", whole_number(0), 100_000)
+    max_requests_jitter: int = _setting("POSTERR_MAX_REQUESTS_JITTER", whole_number(0), 10_000)
+    keepalive: int = _setting("POSTERR_KEEPALIVE", whole_number(0), 10)
+    # A path, `off`, or unset: one socket per port in runtime_dir (see __post_init__).
+    control_socket: str = _setting("POSTERR_CONTROL_SOCKET", str, "")
+    # Not a posterr setting: systemd-logind sets it to the user's folder for sockets and the like.
+    runtime_dir: str = _setting("XDG_RUNTIME_DIR", str, "~/.gunicorn")
+    daily_post_limit: int = _setting("POSTERR_DAILY_POST_LIMIT", whole_number(1), 5)
+    cors_origins: tuple[str, ...] = _setting("POSTERR_CORS_ORIGINS", parse_list, ("*",))
+    secret_key: str = _setting("POSTERR_SECRET_KEY", str, DEV_SECRET)
+    pool_min_size: int = _setting("POSTERR_POOL_MIN_SIZE", whole_number(0), 2)
+    # None: the worker's thread count (see __post_init__).
+    pool_max_size: int | None = _setting("POSTERR_POOL_MAX_SIZE", whole_number(1), None)
+    pool_timeout: float = _setting("POSTERR_POOL_TIMEOUT", parse_seconds, 5.0)
+    statement_timeout_ms: int = _setting("POSTERR_STATEMENT_TIMEOUT_MS", whole_number(1), 5000)
+    redis_timeout: float = _setting("POSTERR_REDIS_TIMEOUT", parse_seconds, 0.25)
+    redis_retry_after: float = _setting("POSTERR_REDIS_RETRY_AFTER", parse_seconds, 2.0)
+    cache_invalidation_deadline: float = _setting("POSTERR_CACHE_INVALIDATION_DEADLINE", parse_seconds, 10.0)
+    request_timeout: float = _setting("POSTERR_REQUEST_TIMEOUT", parse_seconds, 30.0)
+    feed_cache_ttl: int = _setting("POSTERR_FEED_CACHE_TTL", whole_number(1), 60)
+    object_cache_ttl: int = _setting("POSTERR_OBJECT_CACHE_TTL", whole_number(1), 300)
+    timeline_size: int = _setting("POSTERR_TIMELINE_SIZE", whole_number(1), 800)
+    timeline_ttl: int = _setting("POSTERR_TIMELINE_TTL", whole_number(1), 900)
+    fanout_max_followers: int = _setting("POSTERR_FANOUT_MAX_FOLLOWERS", whole_number(0), 1000)
+    # (requests, seconds); None = off.
+    rate_limit: tuple[int, int] | None = _setting("POSTERR_RATE_LIMIT", parse_rate, parse_rate("600/minute"))
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = _setting("POSTERR_TRUSTED_PROXIES", parse_networks, ())
+    log_level: str = _setting("LOG_LEVEL", parse_log_level, "INFO")
+
+    def __post_init__(self) -> None:
+        # Defaults that follow other settings. A pool as large as the threads that use it: the
+        # connections beyond that would only sit idle on PostgreSQL.
+        if self.pool_max_size is None:
+            object.__setattr__(self, "pool_max_size", self.threads)
+        # gunicorn's own default (~/.gunicorn/gunicorn.ctl) is one per OS user, so instances on one
+        # host would take it from each other and stopping one would remove another's: one per port.
+        if not self.control_socket:
+            object.__setattr__(self, "control_socket",
+                               os.path.join(os.path.expanduser(self.runtime_dir), f"posterr-{self.port}.ctl"))
+        check_pool(self.pool_min_size, self.pool_max_size, self.threads)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        given: dict[str, Any] = {}
+        missing: list[str] = []
+        for setting in fields(cls):
+            variable = setting.metadata["variable"]
+            if env.get(variable):
+                given[setting.name] = _parse(variable, env[variable], setting.metadata["parse"])
+            elif setting.default is MISSING and setting.default_factory is MISSING:
+                missing.append(variable)
+        if missing:
+            raise ConfigError(
+                f"{' and '.join(missing)} not set: run through `make run` (which starts local "
+                "servers and sets them) or export the URL of your own server"
+            )
+        return cls(**given)
+
+
+def check_pool(min_size: int, max_size: int, threads: int) -> None:
+    """Each of a worker's threads needs a connection at once (one without waits, then answers 503
+    after POSTERR_POOL_TIMEOUT); the pool keeps min_size of its max_size open."""
+    if max_size < threads:
+        raise ConfigError(f"POSTERR_POOL_MAX_SIZE={max_size} is less than POSTERR_THREADS={threads}, so threads "
+                          "would wait for connections: raise it, unset it (it then follows POSTERR_THREADS) or "
+                          "lower POSTERR_THREADS")
+    if min_size > max_size:
+        raise ConfigError(f"POSTERR_POOL_MIN_SIZE={min_size} is more than the pool's max size {max_size} "
+                          "(POSTERR_POOL_MAX_SIZE, by default POSTERR_THREADS): lower POSTERR_POOL_MIN_SIZE or "
+                          "raise the max size")
+
+
+def metrics_dir(environ: Mapping[str, str] | None = None) -> str | None:
+    """The folder where every gunicorn worker writes its metric samples; None: not under gunicorn."""
+    env = os.environ if environ is None else environ
+    text = env.get(METRICS_DIR_VARIABLE)
+    return _parse(METRICS_DIR_VARIABLE, text, parse_folder) if text else None

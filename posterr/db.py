@@ -22,7 +22,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from posterr import logs, metrics
-from posterr.errors import DatabaseUnavailable, ServiceUnavailable
+from posterr.errors import DatabaseUnavailable, DuplicateRow, ServiceUnavailable
 
 if TYPE_CHECKING:
     from posterr.replicas import Replicas
@@ -131,7 +131,8 @@ class Session:
 
     def __call__(self, name: str, **params: Any) -> Any:
         query = self._queries[name]
-        # Prepared at once (a generic plan, planned once per connection) unless the query must be
+        # Prepared at once, once per connection (PostgreSQL's plan_cache_mode `auto` then settles on
+        # a generic plan when it costs no more than the custom ones), unless the query must be
         # planned with its values: an unnamed statement always gets a plan for its parameters.
         # Results come in PostgreSQL's binary format: the same Python values as text, at less CPU
         # on both sides (a timestamptz is 8 bytes to copy instead of a string to print and parse).
@@ -171,20 +172,23 @@ class Database:
     def open(self) -> None:
         self.pool.open(wait=False)
 
+    def pool_stats(self) -> dict[str, int]:
+        return self.pool.get_stats()
+
     def close(self) -> None:
         self.pool.close()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """One pooled connection; each named query commits on its own (autocommit)."""
-        with self._unavailable_as_503(), self._connection() as conn:
+        with self._driver_errors_translated(), self._connection() as conn:
             yield Session(conn, self.queries)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One connection, one transaction; with replicas, the client's write position is kept once
         it commits (posterr/replicas.py, guarantee 1)."""
-        with self._unavailable_as_503(), self._connection() as conn:
+        with self._driver_errors_translated(), self._connection() as conn:
             with conn.transaction():
                 yield Session(conn, self.queries)
             position = self._write_position(conn) if self.replicas else None
@@ -241,11 +245,15 @@ class Database:
             self.pool.putconn(conn)
 
     @contextmanager
-    def _unavailable_as_503(self) -> Iterator[None]:
+    def _driver_errors_translated(self) -> Iterator[None]:
+        """The one place where psycopg's errors become the project's: a broken unique constraint is
+        a DuplicateRow for the service to explain; an unreachable or failing server is a 503."""
         if time.monotonic() < self._down_until:
             raise DatabaseUnavailable("PostgreSQL is unavailable", retry_after=FAST_FAIL_SECONDS)
         try:
             yield
+        except psycopg.errors.UniqueViolation as error:
+            raise DuplicateRow(error.diag.constraint_name) from None
         except psycopg.errors.QueryCanceled:
             raise ServiceUnavailable("the database took too long to answer") from None
         except (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError) as error:

@@ -1,4 +1,4 @@
-"""Domain errors. Each carries its HTTP status; `posterr.http` turns them into problem+json."""
+"""Domain errors. Each carries its HTTP status; posterr/edge/problems.py renders them as problem+json."""
 
 from __future__ import annotations
 
@@ -7,10 +7,19 @@ class ConfigError(Exception):
     """The environment is incomplete or wrong; raised at start-up with the fix in the message."""
 
 
+class DuplicateRow(Exception):
+    """A write broke a unique constraint (posterr.db raises it for the driver's error): the service
+    that wrote says what that means, as a Conflict."""
+
+    def __init__(self, constraint: str | None):
+        super().__init__(f"duplicate row (constraint {constraint})")
+        self.constraint = constraint
+
+
 class ApiError(Exception):
     status = 500
     title = "Internal Server Error"
-    type_slug = "internal-error"
+    type_slug = "internal-server-error"
 
     def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None):
         super().__init__(detail or self.title)
@@ -27,6 +36,13 @@ class BadRequest(ApiError):
 
 class NotFound(ApiError):
     status, title, type_slug = 404, "Not Found", "not-found"
+
+
+class MethodNotAllowed(ApiError):
+    status, title, type_slug = 405, "Method Not Allowed", "method-not-allowed"
+
+    def __init__(self, detail: str, *, allowed: str):
+        super().__init__(detail, headers={"Allow": allowed})
 
 
 class Conflict(ApiError):

@@ -1,45 +1,50 @@
-"""gunicorn settings for `make run` (and the Docker image): `gunicorn -c posterr/gunicorn_conf.py`."""
+"""gunicorn settings for `make run` (and the Docker image): `gunicorn -c posterr/gunicorn_conf.py`.
+Every value that can be set comes from posterr/config.py (the README's configuration table)."""
 
-import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 
 from gunicorn.glogging import Logger
 
 from posterr import logs
+from posterr.config import METRICS_DIR_VARIABLE, Settings, metrics_dir
+from posterr.errors import ConfigError
 
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+# The master checks every setting before it starts a worker: a mistake stops it with one line that
+# names the variable, instead of each worker failing to boot with a traceback.
+try:
+    settings = Settings.from_env()
+    _metrics_dir = metrics_dir()
+except ConfigError as error:
+    sys.exit(f"posterr: {error}")
+
+bind = f"{settings.host}:{settings.port}"
+workers = settings.workers
 worker_class = "gthread"
-threads = int(os.environ.get("POSTERR_THREADS", "4"))
+threads = settings.threads
 wsgi_app = "posterr.app:create_app()"
 graceful_timeout = 20
 timeout = 30
 # Recycle a worker after about this many requests (bounds slow leaks); the jitter keeps the workers
 # of an instance from restarting together. A recycled worker drains like on SIGTERM, and the master
 # and its siblings keep the listening socket open meanwhile, so no connection is refused.
-max_requests = int(os.environ.get("POSTERR_MAX_REQUESTS", "100000"))
-max_requests_jitter = int(os.environ.get("POSTERR_MAX_REQUESTS_JITTER", "10000"))
+max_requests = settings.max_requests
+max_requests_jitter = settings.max_requests_jitter
 # Idle keep-alive connections are kept longer than a client's think time (and than a load
 # balancer's idle timeout): with gunicorn's 2 s default, a client reusing a connection just as the
 # server closes it sees "connection closed without response" (0.1-0.6% of a Locust run).
-keepalive = int(os.environ.get("POSTERR_KEEPALIVE", "10"))
+keepalive = settings.keepalive
 # The worker heartbeat file in memory: on a container's overlay filesystem a slow write could get a
 # healthy worker killed for "timeout".
 if os.path.isdir("/dev/shm"):
     worker_tmp_dir = "/dev/shm"
-# gunicorn's control socket (for `gunicornc`) defaults to one path per OS user
-# (~/.gunicorn/gunicorn.ctl), so instances on one host would take it from each other and stopping
-# one would remove another's: one per port instead. POSTERR_CONTROL_SOCKET names a path; "off"
-# disables it.
-_control_socket = os.environ.get("POSTERR_CONTROL_SOCKET", "")
-if _control_socket == "off":
+# gunicorn's control socket (for `gunicornc`): one per port unless named (see config.py).
+if settings.control_socket == "off":
     control_socket_disable = True
 else:
-    control_socket = _control_socket or os.path.join(
-        os.environ.get("XDG_RUNTIME_DIR") or os.path.join(os.path.expanduser("~"), ".gunicorn"),
-        f"posterr-{os.environ.get('PORT', '5000')}.ctl")
+    control_socket = settings.control_socket
 limit_request_line = 8190
 limit_request_fields = 100
 limit_request_field_size = 8190
@@ -61,19 +66,20 @@ class _Logger(Logger):
 
 logger_class = _Logger
 
-loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+loglevel = settings.log_level.lower()
 logconfig_dict = logs.gunicorn_config(loglevel)
 
 # Prometheus multiprocess mode: every worker writes its samples here, /metrics adds them up. A
 # fresh folder per start, so a restarted server does not count its predecessor's requests.
-_own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+# prometheus_client learns the folder only from this variable, read when a worker imports it.
+_own_metrics_dir = _metrics_dir is None
 if _own_metrics_dir:
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="posterr-metrics-")
+    _metrics_dir = os.environ[METRICS_DIR_VARIABLE] = tempfile.mkdtemp(prefix="posterr-metrics-")
 
 
 def on_exit(server):
     if _own_metrics_dir:
-        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+        shutil.rmtree(_metrics_dir, ignore_errors=True)
 
 
 def child_exit(server, worker):

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-import os
 import time
+from collections.abc import Callable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -16,6 +16,12 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+from posterr import config
+
+# Read once, like prometheus_client, which chose its mode from the same variable when imported
+# (above); checked before the first metric below writes its samples there.
+_SAMPLES_DIR = config.metrics_dir()
 
 REQUESTS = Counter("posterr_http_requests_total", "HTTP requests by route template and status",
                    ["method", "route", "status"])
@@ -45,9 +51,9 @@ _next_pool_sample = 0.0
 
 
 def render() -> bytes:
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if _SAMPLES_DIR:
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry, path=_SAMPLES_DIR)
         return generate_latest(registry)
     return generate_latest(REGISTRY)
 
@@ -67,14 +73,15 @@ def observe_request(method: str, route: str, status: int, elapsed: float) -> Non
     samples[1].observe(elapsed)
 
 
-def observe_pool(pool) -> None:
-    """Pool gauges, sampled at most once a second per process (not worth a lock on every request)."""
+def observe_pool(stats_of: Callable[[], dict]) -> None:
+    """Pool gauges from stats_of() (psycopg_pool's statistics), sampled at most once a second per
+    process (not worth the pool's lock on every request)."""
     global _next_pool_sample
     now = time.monotonic()
     if now < _next_pool_sample:
         return
     _next_pool_sample = now + 1.0
-    stats = pool.get_stats()
+    stats = stats_of()
     POOL.labels("size").set(stats.get("pool_size", 0))
     POOL.labels("idle").set(stats.get("pool_available", 0))
     POOL.labels("waiting").set(stats.get("requests_waiting", 0))

@@ -1,4 +1,4 @@
-"""Rows to API objects: field names and formats of the contract, in one place."""
+"""Rows to API objects: the field names and formats of the API (docs/api.md), in one place."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@
 -- `follows`, as db/seed/seed.sql's `counters` step does for all users. 100,000 fans: about 5 s the
 -- first time, under 1 s after. One transaction; it ends by returning how many users' counters were
 -- recounted (0: nothing changed).
--- (loadtests/harness.py runs one statement per ";" + newline, as posterr/seed.py does.)
+-- (loadtests/harness.py runs one statement per ";" + newline, as for db/seed/seed.sql.)
 
 -- step: fans
 BEGIN;

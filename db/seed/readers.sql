@@ -7,7 +7,7 @@
 -- that plan, and the counters (users.followers_count, following_count) of every user whose follows
 -- changed are recounted from `follows`, as db/seed/seed.sql's `counters` step does for all users.
 -- One transaction; it ends by returning how many users' counters were recounted (0: nothing changed).
--- (loadtests/harness.py runs one statement per ";" + newline, as posterr/seed.py does.)
+-- (loadtests/harness.py runs one statement per ";" + newline, as for db/seed/seed.sql.)
 
 -- step: readers
 BEGIN;

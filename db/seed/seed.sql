@@ -6,7 +6,7 @@
 -- step adds one thread posts/1,000 replies deep and one posts/100 replies wide (at 1M posts: 1,000
 -- and 10,000, the threads `make bench` reads the context of).
 -- The whole seed is one transaction (BEGIN in `users`, COMMIT in `indexes`): an interrupted seed
--- leaves the tables, and their indexes, as they were. (posterr/seed.py runs one statement per
+-- leaves the tables, and their indexes, as they were. (loadtests/harness.py runs one statement per
 -- ";" + newline, so the DO blocks below keep their inner semicolons inside a line.)
 
 -- step: users

@@ -6,7 +6,7 @@ import bottle
 
 from posterr import http
 from posterr.context import Context
-from posterr.services import posts, threads
+from posterr.services import idempotency, posts, threads
 
 FEED_PARAMS = ("author_id", "followed_by", "keyword", "start_date", "end_date", "include_replies", "sort_by", "limit",
                "cursor")
@@ -16,23 +16,26 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
     @app.post("/api/posts")
     def create_post():
         body = http.json_body()
-        return http.created_once(ctx, body, "/api/posts/", lambda record: posts.create_post(
+        attempt = http.attempt(body, "/api/posts/")
+        return http.created(idempotency.create_once(ctx, attempt, lambda record: posts.create_post(
             ctx, body.get("user_id"), body.get("content"), body.get("repost_id"), body.get("reply_to_id"),
-            record=record))
+            record=record)))
 
     @app.post("/api/posts/<post_id>/repost")
     def repost(post_id):
         target_id = http.path_id(post_id, "post")
         body = http.json_body()
-        return http.created_once(ctx, body, "/api/posts/", lambda record: posts.create_post(
-            ctx, body.get("user_id"), repost_id=target_id, record=record))
+        attempt = http.attempt(body, "/api/posts/")
+        return http.created(idempotency.create_once(ctx, attempt, lambda record: posts.create_post(
+            ctx, body.get("user_id"), repost_id=target_id, record=record)))
 
     @app.post("/api/posts/<post_id>/replies")
     def reply(post_id):
         target_id = http.path_id(post_id, "post")
         body = http.json_body()
-        return http.created_once(ctx, body, "/api/posts/", lambda record: posts.create_post(
-            ctx, body.get("user_id"), body.get("content"), reply_to_id=target_id, record=record))
+        attempt = http.attempt(body, "/api/posts/")
+        return http.created(idempotency.create_once(ctx, attempt, lambda record: posts.create_post(
+            ctx, body.get("user_id"), body.get("content"), reply_to_id=target_id, record=record)))
 
     @app.get("/api/posts/<post_id>/replies")
     def replies(post_id):

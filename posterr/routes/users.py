@@ -6,15 +6,16 @@ import bottle
 
 from posterr import http
 from posterr.context import Context
-from posterr.services import users
+from posterr.services import idempotency, users
 
 
 def install(app: bottle.Bottle, ctx: Context) -> None:
     @app.post("/api/users")
     def create_user():
         body = http.json_body()
-        return http.created_once(ctx, body, "/api/users/", lambda record: users.create_user(
-            ctx, body.get("username"), record=record))
+        attempt = http.attempt(body, "/api/users/")
+        return http.created(idempotency.create_once(ctx, attempt, lambda record: users.create_user(
+            ctx, body.get("username"), record=record)))
 
     @app.get("/api/users")
     def list_users():

@@ -23,6 +23,18 @@ Record = Callable[[Session, dict], None]
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """One creating request, as its idempotency is judged: its route (`POST /api/posts`), the
+    Idempotency-Key header as sent (None without one), its path and body, and where what it creates
+    will live (`/api/posts/` + id)."""
+    scope: str
+    key_header: str | None
+    path: str
+    body: dict
+    location_prefix: str
+
+
+@dataclass(frozen=True)
 class Created:
     body: bytes
     location: str
@@ -37,18 +49,19 @@ def _valid_key(value: str | None) -> str | None:
     return value
 
 
-def create_once(ctx: Context, *, scope: str, key_header: str | None, path: str, body: dict,
-                create: Callable[[Record | None], dict], location_prefix: str) -> Created:
+def create_once(ctx: Context, attempt: Attempt, create: Callable[[Record | None], dict]) -> Created:
     """Run create() once per (scope, user, key). The first request claims the key; a retry with the
     same request gets the stored 201; the same key with another request is 422; a retry while the
     first is still running is 409. Only a completed creation is kept: a failed one frees the key.
     The result is recorded in the creation's own transaction (create calls the Record it is given)."""
-    key = _valid_key(key_header)
+    key = _valid_key(attempt.key_header)
+    location_prefix = attempt.location_prefix
     if key is None:
         created = create(None)
         return Created(orjson.dumps(created), f"{location_prefix}{created['id']}")
-    record_key = {"scope": scope, "user_id": _acting_user(body), "key": key}
-    fingerprint = hashlib.sha256(orjson.dumps({"path": path, "body": body}, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    record_key = {"scope": attempt.scope, "user_id": _acting_user(attempt.body), "key": key}
+    fingerprint = hashlib.sha256(orjson.dumps({"path": attempt.path, "body": attempt.body},
+                                              option=orjson.OPT_SORT_KEYS)).hexdigest()
     record = None
     for _ in range(3):  # no row: a concurrent first claim committed between our two looks
         record = ctx.db("claim_idempotency_key", fingerprint=fingerprint, **record_key)

@@ -8,11 +8,10 @@ from time import monotonic
 from typing import Any
 
 import orjson
-import psycopg
 
 from posterr import cache, logs, presenters, validation
 from posterr.context import Context
-from posterr.errors import Conflict, DailyLimitReached, NotFound, ValidationFailed
+from posterr.errors import Conflict, DailyLimitReached, DuplicateRow, NotFound, ValidationFailed
 from posterr.limits import seconds_to_utc_midnight, utc_today
 from posterr.services import timelines
 from posterr.services.idempotency import Record
@@ -56,7 +55,7 @@ def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any 
             # a reply is in no home timeline.
             pushed = post and kind != "reply" and 0 < created["followers_count"] <= ctx.settings.fanout_max_followers
             followers = run("fanout_followers", user_id=author, limit=created["followers_count"]) if pushed else []
-    except psycopg.errors.UniqueViolation:
+    except DuplicateRow:
         raise Conflict(f"user {author} has already reposted post {target_id}") from None
     if created is None:  # PostgreSQL refused: the counter learns that the day is full
         ctx.quota.remember(author, day, ctx.settings.daily_post_limit)

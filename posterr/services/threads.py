@@ -9,7 +9,7 @@ from posterr.context import Context
 from posterr.errors import NotFound
 from posterr.services.pagination import Page, cut, moment
 
-# The contract's caps: the nearest ancestors (then the root is left out), and the first descendants
+# The API's caps: the nearest ancestors (then the root is left out), and the first descendants
 # in depth-first order.
 MAX_ANCESTORS = 40
 MAX_DESCENDANTS = 200

@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 
 import orjson
-import psycopg
 
 from posterr import cache, logs, presenters, validation
 from posterr.context import Context
-from posterr.errors import Conflict, NotFound, ValidationFailed
+from posterr.errors import Conflict, DuplicateRow, NotFound, ValidationFailed
 from posterr.services.idempotency import Record
 from posterr.services.pagination import Page, cut, moment
 
@@ -23,7 +22,7 @@ def create_user(ctx: Context, username: object, *, record: Record | None = None)
             user = presenters.user(run("insert_user", username=name))
             if record:
                 record(run, user)
-    except psycopg.errors.UniqueViolation:
+    except DuplicateRow:
         raise Conflict(f"the username {name!r} is taken") from None
     logs.event(log, "user_created", user_id=user["id"], username=name)
     return user
@@ -85,14 +84,14 @@ def _change_follow(ctx: Context, query: str, follower_id: int, followee_id: int)
 
 
 def followers(ctx: Context, user_id: int, *, limit: str | None, cursor: str | None) -> Page:
-    return _follow_list(ctx, "followers", user_id, limit, cursor)
+    return _follow_list(ctx, "followers", "followers_page", user_id, limit, cursor)
 
 
 def following(ctx: Context, user_id: int, *, limit: str | None, cursor: str | None) -> Page:
-    return _follow_list(ctx, "following", user_id, limit, cursor)
+    return _follow_list(ctx, "following", "following_page", user_id, limit, cursor)
 
 
-def _follow_list(ctx: Context, kind: str, user_id: int, limit: str | None, cursor: str | None) -> Page:
+def _follow_list(ctx: Context, kind: str, query: str, user_id: int, limit: str | None, cursor: str | None) -> Page:
     size = validation.limit(limit)
     after_followed_at = after_id = None
     if cursor:
@@ -100,7 +99,7 @@ def _follow_list(ctx: Context, kind: str, user_id: int, limit: str | None, curso
         after_followed_at = moment(stamp)
     def load(run) -> list[dict]:
         existing_user(run, user_id)
-        return run(f"{kind}_page", user_id=user_id, after_followed_at=after_followed_at,
+        return run(query, user_id=user_id, after_followed_at=after_followed_at,
                    after_id=after_id, limit=size + 1)
 
     rows = ctx.db.read(load)

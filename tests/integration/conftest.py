@@ -67,7 +67,7 @@ def row_count(sql, table: str) -> int:
 
 
 def assert_problem(response: requests.Response, status: int) -> dict:
-    """The contract's error shape: problem+json with type, title, status, detail and error."""
+    """The API's error shape: problem+json with type, title, status, detail and error."""
     assert response.status_code == status, response.text
     assert response.headers["Content-Type"].startswith("application/problem+json")
     body = response.json()

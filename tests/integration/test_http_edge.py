@@ -68,7 +68,8 @@ def test_openapi_document_describes_every_route(api, app_server):
               ("/api/users/{id}/following/{target_id}", "put"), ("/api/users/{id}/following/{target_id}", "delete"),
               ("/api/users/{id}/followers", "get"), ("/api/users/{id}/following", "get"),
               ("/api/posts", "post"), ("/api/posts", "get"), ("/api/posts/search", "get"),
-              ("/api/posts/{id}", "get"), ("/api/posts/{id}/repost", "post"), ("/healthz", "get"),
+              ("/api/posts/{id}", "get"), ("/api/posts/{id}/repost", "post"), ("/api/posts/{id}/replies", "post"),
+              ("/api/posts/{id}/replies", "get"), ("/api/posts/{id}/context", "get"), ("/healthz", "get"),
               ("/readyz", "get"), ("/api/openapi.json", "get")}
     documented = {(path, method) for path, item in document["paths"].items() for method in item
                   if method in ("get", "post", "put", "delete")}

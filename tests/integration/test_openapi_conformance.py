@@ -4,7 +4,7 @@ Every operation of `posterr/openapi.json` (what GET /api/openapi.json serves, ch
 generated requests, valid and invalid (schemathesis' examples, coverage and fuzzing phases), and every
 response must: not be a 5xx; have a documented status code, content type and headers; match the
 documented schema; and, when it is an error, be problem+json with `error` equal to `detail`, as the
-contract says. Some generated ids and cursors are swapped for ones that exist, so that the success
+API says (docs/api.md). Some generated ids and cursors are swapped for ones that exist, so that the success
 paths and second pages are reached as well as the 404s and 422s.
 
 One pytest test per operation. Bounded and reproducible: a fixed seed, derandomized generation, no
@@ -54,7 +54,7 @@ CONFIG = {
 
 
 def problem_json_errors(ctx, response, case) -> None:
-    """The contract's error form and headers: every 4xx/5xx is application/problem+json with `status`,
+    """The API's error form and headers: every 4xx/5xx is application/problem+json with `status`,
     `error` == `detail` and no stack trace; every response has X-Request-ID; a 405 has Allow."""
     assert response.headers.get("x-request-id"), "every response carries X-Request-ID"
     if response.status_code < 400:

@@ -1,4 +1,4 @@
-"""The Posts section of the contract: creating posts, reposts and quotes, and reading one."""
+"""Posts in the API (docs/api.md): creating posts, reposts and quotes, and reading one."""
 
 from __future__ import annotations
 

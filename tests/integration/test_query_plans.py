@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from loadtests.harness import seed
 from posterr.db import load_queries
-from posterr.seed import seed
 from tests.conftest import TABLES
 
 QUERIES = load_queries()

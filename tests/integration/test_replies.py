@@ -128,7 +128,7 @@ def test_the_replies_route_needs_a_json_body(api, alice):
     assert_problem(api.post(f"/api/posts/{parent['id']}/replies", {"content": "who?"}), 422)
 
 
-def test_checks_come_in_the_contracts_order(api, sql, alice):
+def test_checks_come_in_the_documented_order(api, sql, alice):
     """400 → 422 → 404 → 429: with the day used up, an unknown or repost target still says so."""
     parent = api.new_post(alice)
     repost = api.new_post(alice, None, repost_id=parent["id"])

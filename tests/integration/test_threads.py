@@ -9,8 +9,8 @@ import io
 import psycopg
 import pytest
 
+from loadtests.harness import seed
 from posterr.db import load_queries
-from posterr.seed import seed
 from tests.conftest import TABLES
 from tests.integration.test_query_plans import sequential_scans
 

@@ -1,4 +1,4 @@
-"""The Users section of the contract, over HTTP against the real app."""
+"""Users in the API (docs/api.md), over HTTP against the real app."""
 
 from __future__ import annotations
 

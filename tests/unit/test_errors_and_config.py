@@ -1,4 +1,5 @@
-"""The error edge without servers: a bug becomes a 500 problem without a stack trace."""
+"""The error edge without servers: a bug becomes a 500 problem without a stack trace. (Settings and
+their start-up errors: test_config.py.)"""
 
 from __future__ import annotations
 
@@ -9,9 +10,8 @@ import bottle
 import orjson
 import pytest
 
-from posterr import http
-from posterr.config import Settings
-from posterr.errors import ConfigError, Conflict
+from posterr.edge.plugin import EdgePlugin, install_error_handlers
+from posterr.errors import Conflict
 from posterr.watchdog import Watchdog
 
 
@@ -34,9 +34,9 @@ def app():
     app.config["posterr.trusted_proxies"] = ()
     # The plugin reads the rate limiter, pool statistics and replicas from the context: none here.
     app.config["posterr.context"] = SimpleNamespace(rate_limit=None, db=SimpleNamespace(
-        pool=SimpleNamespace(get_stats=dict), replicas=None))
-    app.install(http.EdgePlugin(Watchdog(timeout=30)))
-    http.install_error_handlers(app)
+        pool_stats=dict, replicas=None))
+    app.install(EdgePlugin(Watchdog(timeout=30)))
+    install_error_handlers(app)
 
     @app.get("/api/bug")
     def bug():
@@ -68,23 +68,3 @@ def test_domain_errors_carry_their_status(app):
 def test_unlisted_origin_gets_no_cors_grant(app):
     _, headers, _ = call(app, "/api/conflict")
     assert "access-control-allow-origin" not in headers
-
-
-@pytest.mark.parametrize("env, message", [
-    ({}, "DATABASE_URL and REDIS_URL not set"),
-    ({"DATABASE_URL": "postgres://x"}, "REDIS_URL not set"),
-    ({"DATABASE_URL": "x", "REDIS_URL": "y", "POSTERR_DAILY_POST_LIMIT": "five"}, "not a whole number"),
-    ({"DATABASE_URL": "x", "REDIS_URL": "y", "POSTERR_DAILY_POST_LIMIT": "0"}, "at least 1"),
-    ({"DATABASE_URL": "x", "REDIS_URL": "y", "POSTERR_REDIS_TIMEOUT": "-1"}, "positive"),
-    ({"DATABASE_URL": "x", "REDIS_URL": "y", "POSTERR_TIMELINE_SIZE": "0"}, "POSTERR_TIMELINE_SIZE=0 must be at least 1"),
-    ({"DATABASE_URL": "x", "REDIS_URL": "y", "POSTERR_FANOUT_MAX_FOLLOWERS": "-1"}, "at least 0"),
-])
-def test_start_up_errors_name_the_missing_piece(env, message):
-    with pytest.raises(ConfigError, match=message):
-        Settings.from_env(env)
-
-
-def test_settings_defaults():
-    settings = Settings.from_env({"DATABASE_URL": "x", "REDIS_URL": "y", "POSTERR_CORS_ORIGINS": "a, b"})
-    assert settings.daily_post_limit == 5 and settings.cors_origins == ("a", "b")
-    assert (settings.timeline_size, settings.timeline_ttl, settings.fanout_max_followers) == (800, 900, 1000)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from posterr.db import QUERIES_DIR, QueryFileError, load_queries
@@ -46,3 +48,26 @@ def test_duplicate_names_stop_the_start(tmp_path):
 def test_an_empty_folder_stops_the_start(tmp_path):
     with pytest.raises(QueryFileError):
         load_queries(tmp_path)
+
+
+# The feed's page queries repeat one block of optional filters (each keeps its own text, for its
+# plan): a filter added to some of them and not the others would be ignored on some feeds.
+PAGE_FILTERS = {"author_id", "pattern", "since", "until", "include_replies", "after_created_at", "after_id", "limit"}
+PAGE_QUERIES = {
+    "page_latest": set(),
+    "page_latest_scan": {"scan"},
+    "page_trending": {"after_score"},
+    "page_followed_latest": {"followed_by"},
+    "page_followed_trending": {"followed_by", "after_score"},
+}
+
+
+@pytest.mark.parametrize("name, own", PAGE_QUERIES.items())
+def test_every_page_query_takes_the_same_filters(name, own):
+    assert set(re.findall(r"%\((\w+)\)s", load_queries(QUERIES_DIR)[name].sql)) == PAGE_FILTERS | own
+
+
+def test_the_feed_page_queries_are_all_listed_above():
+    queries = load_queries(QUERIES_DIR).values()
+    assert {query.name for query in queries if query.path == "posts.sql" and query.name.startswith("page_")} \
+        == PAGE_QUERIES.keys()

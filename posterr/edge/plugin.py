@@ -1,0 +1,117 @@
+"""The edge around every route (`EdgePlugin`) and around what Bottle refuses by itself
+(`install_error_handlers`): the rate limit, errors as problem+json, the headers every answer
+carries, the access log line and the request metrics. Bottle runs neither hooks nor plugins on its
+own refusals, and drops headers set in hooks on a 500, so both paths call `finish` themselves."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import bottle
+
+from posterr import logs, metrics, replicas
+from posterr.edge import rate_limit
+from posterr.edge.clients import client_address
+from posterr.edge.cors import add_cors_headers
+from posterr.edge.problems import bug, from_bottle, render_problem
+from posterr.edge.request_id import request_id
+from posterr.errors import ApiError
+from posterr.watchdog import Watchdog
+
+log = logging.getLogger("posterr.http")
+access_log = logging.getLogger("posterr.access")
+
+
+class EdgePlugin:
+    name = "posterr_edge"
+    api = 2
+
+    def __init__(self, watchdog: Watchdog):
+        self.watchdog = watchdog
+
+    def apply(self, callback: Callable, route: bottle.Route) -> Callable:
+        rule = route.rule
+        watchdog = self.watchdog
+
+        def wrapper(*args, **kwargs):
+            started = time.perf_counter()
+            ctx = bottle.request.app.config["posterr.context"]
+            rid = request_id()
+            watchdog.begin(rid, rule)
+            in_request = logs.REQUEST_ID.set(rid)
+            as_client = replicas.CLIENT.set(client_address()) if ctx.db.replicas else None
+            try:
+                refused = rate_limit.refusal(ctx, rule)
+                if refused:
+                    raise refused
+                result = callback(*args, **kwargs)
+            except ApiError as error:
+                result = render_problem(error)
+            except bottle.HTTPError as error:
+                result = render_problem(from_bottle(error))
+            except bottle.HTTPResponse as response:
+                result = response
+            except Exception:  # noqa: BLE001 -- bug() logs it, with its traceback
+                result = render_problem(bug())
+            finally:
+                watchdog.end()
+                logs.REQUEST_ID.reset(in_request)
+                if as_client:
+                    replicas.CLIENT.reset(as_client)
+            finish(result)
+            _record(result, rule, started)
+            return result
+        return wrapper
+
+
+def install_error_handlers(app: bottle.Bottle) -> None:
+    """What Bottle itself refuses (no route, wrong method, its own failures), as problem+json with
+    the usual headers, counted against the client's rate limit like any /api request."""
+    def handle(error: bottle.HTTPError) -> bytes:
+        started = time.perf_counter()
+        response = bottle.response
+        try:
+            ctx = bottle.request.app.config["posterr.context"]
+            refused = rate_limit.refusal(ctx, "/api/(unmatched)") if bottle.request.path.startswith("/api") else None
+            rendered = render_problem(refused or from_bottle(error))
+            _copy(rendered, response)
+            finish(response)
+            _record(response, "(unmatched)", started)
+        except Exception:  # noqa: BLE001 -- never Bottle's HTML page; bug() logs it
+            _copy(render_problem(bug()), response)
+        return response.body
+
+    for status in (400, 404, 405, 413, 500):
+        app.error_handler[status] = handle
+
+
+def finish(response: bottle.BaseResponse) -> None:
+    """Headers every answer carries, success or error."""
+    response.set_header("X-Request-ID", request_id())
+    response.set_header("X-Content-Type-Options", "nosniff")
+    add_cors_headers(response)
+    rate_limit.add_rate_headers(response)
+
+
+def _copy(rendered: bottle.HTTPResponse, response: bottle.BaseResponse) -> None:
+    response.status = rendered.status_code
+    for name, value in rendered.headerlist:
+        response.set_header(name, value)
+    response.body = rendered.body
+
+
+def _record(response: bottle.BaseResponse, route_rule: str, started: float) -> None:
+    """The access log line and the request metrics."""
+    request = bottle.request
+    elapsed = time.perf_counter() - started
+    status = response.status_code
+    metrics.observe_request(request.method, route_rule, status, elapsed)
+    metrics.observe_pool(request.app.config["posterr.context"].db.pool_stats)
+    fields = {"request_id": request_id(), "method": request.method, "route": route_rule, "path": request.path,
+              "status": status, "duration_ms": round(elapsed * 1000, 2), "client": client_address()}
+    user_id = request.environ.get("posterr.user_id") or request.environ.get("route.url_args", {}).get("user_id")
+    if user_id:
+        fields["user_id"] = user_id
+    access_log.info("request", extra=fields)

@@ -42,7 +42,7 @@ COPY db/ db/
 USER posterr:posterr
 EXPOSE 5000
 STOPSIGNAL SIGTERM
-# Liveness only (no dependency checks), as the contract defines /healthz; /readyz is for the load
+# Liveness only (no dependency checks), as the API defines /healthz (docs/api.md); /readyz is for the load
 # balancer or orchestrator that wants to know about PostgreSQL.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
   CMD ["python", "-c", "import os, sys, urllib.request; r = urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('PORT', '5000')}/healthz\", timeout=2); sys.exit(r.status != 200)"]

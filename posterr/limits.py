@@ -4,7 +4,7 @@ The statement that inserts a post takes the quota in `post_quota` (db/queries/po
 insert_post), so the limit is exact under concurrency and whatever happens to Redis. The Redis
 counter only remembers PostgreSQL's committed count for the day, so that a user with nothing left
 is refused without a PostgreSQL write. It is set from PostgreSQL and never above it, so it can make
-a refusal faster but never wrong. The README explains the algorithm. The per-client rate limit
+a refusal faster but never wrong. docs/architecture.md explains the algorithm. The per-client rate limit
 (below) lives in Redis alone and fails open when Redis is down.
 """
 

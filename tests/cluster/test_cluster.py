@@ -411,7 +411,7 @@ def test_a_rolling_restart_behind_nginx_fails_no_request(cluster, sql):
     (reload, old nginx workers finish), then SIGTERM (it drains), start, and back in. A SIGTERM
     alone is not enough behind nginx: until the draining instance exits, the kernel still queues
     connections on its listening socket, which nobody accepts; nginx's requests there wait and are
-    then reset, and a POST among them cannot be resent (see deploy/README-deployment.md)."""
+    then reset, and a POST among them cannot be resent (see docs/deployment.md)."""
     load = Load(cluster.base, threads=8, keepalive=False)
     load.start()
     restarted = []

@@ -327,15 +327,32 @@ def timeline_keys(user_id: int, epoch: str) -> list[str]:
     return [f"{base}:state:{epoch}", f"{base}:entries:{epoch}", f"{base}:followees:{epoch}"]
 
 
-KEY_PATTERNS = {  # pattern → what it holds (`python -m posterr cache stats` counts these)
-    f"{PREFIX}:quota:*": "daily post counters",
-    f"{PREFIX}:rl:*": "per-client rate limit state",
-    f"{PREFIX}:wrote:*": "each client's last write position (with read replicas)",
-    f"{FEEDS_KEY}:*": "first pages of the global and author feeds",
-    f"{PREFIX}:post:*": "post objects",
-    f"{PREFIX}:user:*": "user profiles (without viewer)",
-    f"{PREFIX}:timeline:*": "home timelines: state, entries and followees of each reader",
-}
+class KeyFamily(NamedTuple):
+    """Keys of one kind (`python -m posterr cache stats` shows each family's keys, memory and lookups)."""
+    name: str  # for a document family, also its `family` label on posterr_cache_lookups_total
+    pattern: str  # matches every key of the family (SCAN MATCH)
+    holds: str
+
+
+KEY_FAMILIES = (
+    KeyFamily("feeds", f"{FEEDS_KEY}:*", "first pages of the global and author feeds"),
+    KeyFamily("posts", f"{PREFIX}:post:*", "post objects"),
+    KeyFamily("users", f"{PREFIX}:user:*", "user profiles (without viewer)"),
+    KeyFamily("timelines", f"{PREFIX}:timeline:*", "home timelines: state, entries and followees of each reader"),
+    KeyFamily("quota", f"{PREFIX}:quota:*", "daily post counters"),
+    KeyFamily("rate_limit", f"{PREFIX}:rl:*", "per-client rate limit state"),
+    KeyFamily("wrote", f"{PREFIX}:wrote:*", "each client's last write position (with read replicas)"),
+)
+
+
+def _stem(name: str) -> str:
+    """A document name up to its hash tag: what every name of one family shares."""
+    return name.partition("{")[0]
+
+
+# The document cache's families by the stem of their names, taken from the builders above so that
+# each name's shape is written once.
+DOCUMENT_FAMILIES = {_stem(FEEDS_KEY): "feeds", _stem(post_key(0)): "posts", _stem(user_key(0)): "users"}
 
 _READ = """
 local hit = redis.call('HGET', KEYS[1], ARGV[1])
@@ -355,6 +372,9 @@ class DocumentCache:
         self.redis = redis_
         self._read = redis_.client.register_script(_READ)
         self._store = redis_.client.register_script(_STORE)
+        # Each family's (hit, miss) counters, looked up once: `labels()` takes a lock on every call.
+        self._lookups = {stem: (metrics.CACHE.labels(family, "hit"), metrics.CACHE.labels(family, "miss"))
+                         for stem, family in DOCUMENT_FAMILIES.items()}
 
     def fetch(self, name: str, field: str, ttl: int, compute: Callable[[], bytes]) -> bytes:
         """The cached bytes of `field` in hash `name`, or compute() stored for the next reader."""
@@ -367,10 +387,11 @@ class DocumentCache:
         if found is None or self.redis.epoch_of(name) != epoch:
             return compute()  # Redis failed, or it reconnected to a new server and `key` is a past one's
         hit, value = found
+        hits, misses = self._lookups[_stem(name)]
         if hit:
-            metrics.CACHE.labels("hit").inc()
+            hits.inc()
             return value
-        metrics.CACHE.labels("miss").inc()
+        misses.inc()
         body = compute()
         self.redis.run(lambda _: self._store(keys=[key], args=[field, value, body]))
         return body

@@ -79,6 +79,19 @@ def parse_rate(text: str) -> tuple[int, int] | None:
     return int(count), _PERIODS[unit]
 
 
+def parse_threshold_ms(text: str) -> int | None:
+    """`250` → 250 milliseconds; `off` or `0` → None (no threshold)."""
+    if text.strip().lower() == "off":
+        return None
+    try:
+        number = int(text)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise Invalid("a whole number of milliseconds, or off")
+    return number or None
+
+
 def parse_networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:
     try:
         return tuple(ip_network(part, strict=False) for part in parse_list(text))
@@ -145,6 +158,9 @@ class Settings:
     rate_limit: tuple[int, int] | None = _setting("POSTERR_RATE_LIMIT", parse_rate, parse_rate("600/minute"))
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = _setting("POSTERR_TRUSTED_PROXIES", parse_networks, ())
     log_level: str = _setting("LOG_LEVEL", parse_log_level, "INFO")
+    # A request slower than this many milliseconds logs a slow_request line with the time of each
+    # named query it ran; None (`off` or 0): none is logged, and queries are not timed.
+    slow_request_ms: int | None = _setting("POSTERR_SLOW_MS", parse_threshold_ms, 100)
 
     def __post_init__(self) -> None:
         # Defaults that follow other settings. A pool as large as the threads that use it: the

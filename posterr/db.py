@@ -12,6 +12,7 @@ import select
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -33,6 +34,9 @@ QUERIES_DIR = Path(__file__).resolve().parent.parent / "db" / "queries"
 _HEADER = re.compile(r"^--\s*name:\s*(?P<name>[a-z_][a-z0-9_]*)\s+:(?P<kind>one|many|exec)\s*$")
 _INDEX_NOTE = re.compile(r"^--\s*index:\s*(?P<index>.+?)\s*$", re.IGNORECASE)
 T = TypeVar("T")
+
+
+NAME_TAG = "posterr:"  # in the comment that starts every named query's text: /* posterr:page_latest */
 
 
 class QueryFileError(Exception):
@@ -119,7 +123,27 @@ def _build(path: Path, header: re.Match, lines: list[str]) -> Query:
     note = " ".join([_INDEX_NOTE.match(comments[starts[0]])["index"]] +
                     [line.lstrip("-").strip() for line in comments[starts[0] + 1:]])
     per_call = any(line.lower().startswith("-- plan: per call") for line in comments)
-    return Query(name, header["kind"], sql, path.name, note, per_call)
+    # The name travels with the statement, so pg_stat_statements, pg_stat_activity and the server's
+    # slow-statement log say which named query each one is (`python -m posterr top` and `activity`).
+    return Query(name, header["kind"], f"{name_comment(name)} {sql}", path.name, note, per_call)
+
+
+def name_comment(name: str) -> str:
+    return f"/* {NAME_TAG}{name} */"
+
+
+_NAMED = re.compile(r"\s*/\* " + re.escape(NAME_TAG) + r"(\w+) \*/")
+
+
+def query_name_of(statement: str) -> str | None:
+    """The named query a statement's text is (as PostgreSQL shows it), or None for any other."""
+    found = _NAMED.match(statement)
+    return found[1] if found else None
+
+
+# The named queries the current request has run, in order, as (name, seconds), while the HTTP edge
+# times them for its slow_request line (posterr/edge/plugin.py); None: nobody is timing them.
+QUERY_TIMES: ContextVar[list[tuple[str, float]] | None] = ContextVar("posterr_query_times", default=None)
 
 
 class Session:
@@ -130,7 +154,16 @@ class Session:
         self._queries = queries
 
     def __call__(self, name: str, **params: Any) -> Any:
-        query = self._queries[name]
+        times = QUERY_TIMES.get()
+        if times is None:
+            return self._run(self._queries[name], params)
+        started = time.perf_counter()
+        try:
+            return self._run(self._queries[name], params)
+        finally:  # a failed or cancelled query too: it may be what made the request slow
+            times.append((name, time.perf_counter() - started))
+
+    def _run(self, query: Query, params: dict[str, Any]) -> Any:
         # Prepared at once, once per connection (PostgreSQL's plan_cache_mode `auto` then settles on
         # a generic plan when it costs no more than the custom ones), unless the query must be
         # planned with its values: an unnamed statement always gets a plan for its parameters.

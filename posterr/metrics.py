@@ -28,7 +28,8 @@ REQUESTS = Counter("posterr_http_requests_total", "HTTP requests by route templa
 LATENCY = Histogram("posterr_http_request_duration_seconds", "Time to answer, by route template",
                     ["method", "route"],
                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
-CACHE = Counter("posterr_cache_lookups_total", "Document cache lookups", ["result"])  # hit | miss
+CACHE = Counter("posterr_cache_lookups_total", "Document cache lookups by key family (feeds, posts, users) "
+                "and result (hit, miss)", ["family", "result"])
 TIMELINE_READS = Counter("posterr_timeline_reads_total", "Pages of the Following feed (newest first) by "
                          "source: hit (home timeline), built (timeline rebuilt from PostgreSQL), "
                          "pulled (PostgreSQL only: Redis unavailable, or past the timeline's end)", ["source"])

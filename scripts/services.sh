@@ -107,7 +107,9 @@ port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 server_running() { [ -f "$1/PG_VERSION" ] && as_pg "$bindir/pg_ctl" -D "$1" status >/dev/null 2>&1; }
 pg_running() { server_running "$pg_dir"; }
 
-# pg_start WHAT DIR PORT LOG PORT_SETTING [SERVER_OPTIONS]: start the primary or the replica.
+# pg_start WHAT DIR PORT LOG PORT_SETTING [SERVER_OPTIONS]: start the primary or the replica, with
+# pg_stat_statements loaded (what `python -m posterr top` reads; given at each start, so a data folder
+# made before it was added gets it too).
 pg_start() {
   local what=$1 dir=$2 port=$3 log=$4
   if server_running "$dir"; then
@@ -118,7 +120,8 @@ pg_start() {
   mkdir -p "$pg_run"; touch "$log"
   is_root && chown postgres: "$pg_run" "$log"
   say "starting $what on port $port (log: $log)"
-  as_pg "$bindir/pg_ctl" -D "$dir" -l "$log" -o "-p $port -k $pg_run ${6:-}" -w -t 60 start >/dev/null \
+  as_pg "$bindir/pg_ctl" -D "$dir" -l "$log" \
+    -o "-p $port -k $pg_run -c shared_preload_libraries=pg_stat_statements ${6:-}" -w -t 60 start >/dev/null \
     || die "$what did not start; see $log"
 }
 

@@ -1,17 +1,18 @@
 """The edge around every route (`EdgePlugin`) and around what Bottle refuses by itself
 (`install_error_handlers`): the rate limit, errors as problem+json, the headers every answer
 carries, the access log line and the request metrics. Bottle runs neither hooks nor plugins on its
-own refusals, and drops headers set in hooks on a 500, so both paths call `finish` themselves."""
+own refusals, and drops headers set in hooks on a 500, so both paths call `finish` themselves.
+A request slower than POSTERR_SLOW_MS also logs a slow_request line with its named queries' times."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import bottle
 
-from posterr import logs, metrics, replicas
+from posterr import db, logs, metrics, replicas
 from posterr.edge import rate_limit
 from posterr.edge.clients import client_address
 from posterr.edge.cors import add_cors_headers
@@ -42,6 +43,8 @@ class EdgePlugin:
             watchdog.begin(rid, rule)
             in_request = logs.REQUEST_ID.set(rid)
             as_client = replicas.CLIENT.set(client_address()) if ctx.db.replicas else None
+            query_times: list[tuple[str, float]] = []
+            timing_queries = db.QUERY_TIMES.set(query_times) if ctx.settings.slow_request_ms else None
             try:
                 refused = rate_limit.refusal(ctx, rule)
                 if refused:
@@ -60,8 +63,10 @@ class EdgePlugin:
                 logs.REQUEST_ID.reset(in_request)
                 if as_client:
                     replicas.CLIENT.reset(as_client)
+                if timing_queries:
+                    db.QUERY_TIMES.reset(timing_queries)
             finish(result)
-            _record(result, rule, started)
+            _record(result, rule, started, query_times)
             return result
         return wrapper
 
@@ -102,16 +107,38 @@ def _copy(rendered: bottle.HTTPResponse, response: bottle.BaseResponse) -> None:
     response.body = rendered.body
 
 
-def _record(response: bottle.BaseResponse, route_rule: str, started: float) -> None:
-    """The access log line and the request metrics."""
+def _record(response: bottle.BaseResponse, route_rule: str, started: float,
+            query_times: Sequence[tuple[str, float]] = ()) -> None:
+    """The access log line, the request metrics, and the slow_request line of a slow request."""
     request = bottle.request
+    ctx = request.app.config["posterr.context"]
     elapsed = time.perf_counter() - started
     status = response.status_code
     metrics.observe_request(request.method, route_rule, status, elapsed)
-    metrics.observe_pool(request.app.config["posterr.context"].db.pool_stats)
+    metrics.observe_pool(ctx.db.pool_stats)
     fields = {"request_id": request_id(), "method": request.method, "route": route_rule, "path": request.path,
-              "status": status, "duration_ms": round(elapsed * 1000, 2), "client": client_address()}
+              "status": status, "duration_ms": milliseconds(elapsed), "client": client_address()}
     user_id = request.environ.get("posterr.user_id") or request.environ.get("route.url_args", {}).get("user_id")
     if user_id:
         fields["user_id"] = user_id
     access_log.info("request", extra=fields)
+    if is_slow(elapsed, ctx.settings.slow_request_ms):
+        logs.event(log, "slow_request", logging.WARNING,
+                   **{name: fields[name] for name in ("request_id", "route", "method", "status", "duration_ms")},
+                   **database_time(query_times))
+
+
+def is_slow(elapsed: float, slow_request_ms: int | None) -> bool:
+    """Whether a request that took `elapsed` seconds is over the threshold (None: there is none)."""
+    return slow_request_ms is not None and elapsed * 1000 > slow_request_ms
+
+
+def database_time(query_times: Sequence[tuple[str, float]]) -> dict:
+    """Each named query run, in order, with its time, and their sum: what of a slow request was the
+    database's (the rest went to Redis, Python, or waiting for a pooled connection)."""
+    return {"queries": [{"name": name, "ms": milliseconds(seconds)} for name, seconds in query_times],
+            "db_ms": milliseconds(sum(seconds for _, seconds in query_times))}
+
+
+def milliseconds(seconds: float) -> float:
+    return round(seconds * 1000, 2)

@@ -164,7 +164,7 @@ def test_metrics_count_every_workers_requests_on_every_worker(api, app_server):
                      status="429") == 1, pid
         assert delta(after, before, "posterr_limit_refusals_total", limit="daily_posts") == 1, pid
         # One profile read missed the cache, the others (on both workers) were served from it.
-        lookups = {result: delta(after, before, "posterr_cache_lookups_total", result=result)
+        lookups = {result: delta(after, before, "posterr_cache_lookups_total", family="users", result=result)
                    for result in ("hit", "miss")}
         assert lookups == {"hit": sent - 1, "miss": 1}, (pid, lookups)
         assert after[("posterr_db_pool_connections", frozenset({"state": "size"}.items()))] >= 1

@@ -34,6 +34,8 @@ CASES = {
     "following_page": [("first", {"user_id": 3, "after_followed_at": None, "after_id": None, "limit": 11}),
                        ("next", {"user_id": 3, "after_followed_at": NOW - timedelta(days=1), "after_id": 9, "limit": 11})],
     "ping": [("ping", {})],
+    "statement_stats": [("all", {})],
+    "running_statements": [("all", {})],
     "replies_page": [("first", {"post_id": 10, "after_created_at": None, "after_id": None, "limit": 11}),
                      ("next", {"post_id": 10, "after_created_at": NOW - timedelta(days=1), "after_id": 9, "limit": 11})],
     "thread_ancestors": [("reply", {"post_id": 10, "limit": 40})],

@@ -63,6 +63,7 @@ def test_unset_or_empty_variables_take_the_defaults_written_in_settings():
     ("rate_limit", (600, 60)),
     ("trusted_proxies", ()),
     ("log_level", "INFO"),
+    ("slow_request_ms", 100),
 ])
 def test_documented_defaults(attribute, default):
     assert getattr(Settings.from_env(REQUIRED), attribute) == default
@@ -82,6 +83,9 @@ def test_documented_defaults(attribute, default):
     ({"PORT": "5001", "XDG_RUNTIME_DIR": "/run/user/7"}, "control_socket", "/run/user/7/posterr-5001.ctl"),
     ({"POSTERR_CONTROL_SOCKET": "/tmp/g.ctl", "PORT": "5001"}, "control_socket", "/tmp/g.ctl"),
     ({"POSTERR_CONTROL_SOCKET": "off"}, "control_socket", "off"),
+    ({"POSTERR_SLOW_MS": "250"}, "slow_request_ms", 250),
+    ({"POSTERR_SLOW_MS": " Off "}, "slow_request_ms", None),
+    ({"POSTERR_SLOW_MS": "0"}, "slow_request_ms", None),
 ])
 def test_given_values(env, attribute, value):
     assert getattr(Settings.from_env(REQUIRED | env), attribute) == value
@@ -102,6 +106,8 @@ def test_given_values(env, attribute, value):
     (REQUIRED | {"POSTERR_THREADS": "0"}, "POSTERR_THREADS='0': expected a whole number of at least 1"),
     (REQUIRED | {"POSTERR_MAX_REQUESTS": "-1"}, "POSTERR_MAX_REQUESTS='-1': expected a whole number of at least 0"),
     (REQUIRED | {"LOG_LEVEL": "verbose"}, "LOG_LEVEL='verbose': expected one of DEBUG, INFO, WARNING, ERROR"),
+    (REQUIRED | {"POSTERR_SLOW_MS": "0.5"}, "POSTERR_SLOW_MS='0.5': expected a whole number of milliseconds, or off"),
+    (REQUIRED | {"POSTERR_SLOW_MS": "-1"}, "POSTERR_SLOW_MS='-1': expected a whole number of milliseconds, or off"),
     (REQUIRED | {"POSTERR_RATE_LIMIT": "10/fortnight"}, "POSTERR_RATE_LIMIT='10/fortnight': expected N/second"),
     (REQUIRED | {"POSTERR_TRUSTED_PROXIES": "10.0.0.0/8,proxy"}, "PROXIES='10.0.0.0/8,proxy': expected comma-sep"),
     (REQUIRED | {"POSTERR_POOL_MAX_SIZE": "3"}, "POSTERR_POOL_MAX_SIZE=3 is less than POSTERR_THREADS=4"),

@@ -33,8 +33,8 @@ def app():
     app.config["posterr.cors_origins"] = ("https://posterr.example",)
     app.config["posterr.trusted_proxies"] = ()
     # The plugin reads the rate limiter, pool statistics and replicas from the context: none here.
-    app.config["posterr.context"] = SimpleNamespace(rate_limit=None, db=SimpleNamespace(
-        pool_stats=dict, replicas=None))
+    app.config["posterr.context"] = SimpleNamespace(
+        rate_limit=None, settings=SimpleNamespace(slow_request_ms=None), db=SimpleNamespace(pool_stats=dict, replicas=None))
     app.install(EdgePlugin(Watchdog(timeout=30)))
     install_error_handlers(app)
 

@@ -21,7 +21,7 @@ def test_blocks_are_split_by_name_with_kind_and_index(tmp_path):
     write(tmp_path, "a.sql", "-- name: one_thing :one\n-- Index: things_pkey.\nSELECT 1;\n\n"
                              "-- name: all_things :many\n-- Index: none\nSELECT 2\n")
     queries = load_queries(tmp_path)
-    assert queries["one_thing"].kind == "one" and queries["one_thing"].sql == "SELECT 1"
+    assert queries["one_thing"].kind == "one" and queries["one_thing"].sql == "/* posterr:one_thing */ SELECT 1"
     assert queries["all_things"].index == "none"
 
 
@@ -71,3 +71,9 @@ def test_the_feed_page_queries_are_all_listed_above():
     queries = load_queries(QUERIES_DIR).values()
     assert {query.name for query in queries if query.path == "posts.sql" and query.name.startswith("page_")} \
         == PAGE_QUERIES.keys()
+
+
+def test_every_statement_starts_with_its_name():
+    """What pg_stat_statements and pg_stat_activity show begins with the query's name."""
+    for name, query in load_queries(QUERIES_DIR).items():
+        assert query.sql.startswith(f"/* posterr:{name} */ "), name

@@ -18,8 +18,9 @@ WHERE s.dbid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_databa
 -- Index: none: pg_stat_activity is a view over the server's shared memory.
 SELECT a.pid, a.state, a.wait_event_type, a.wait_event, a.query, a.application_name,
        host(a.client_addr) AS client,
-       extract(epoch FROM now() - coalesce(CASE WHEN a.state = 'active' THEN a.query_start END,
-                                           a.state_change))::float8 AS seconds,
+       -- at least 0: a statement may have started after this one's transaction took now()
+       greatest(0, extract(epoch FROM now() - coalesce(CASE WHEN a.state = 'active' THEN a.query_start END,
+                                                       a.state_change)))::float8 AS seconds,
        pg_blocking_pids(a.pid) AS blocked_by
 FROM pg_stat_activity a
 WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND a.backend_type = 'client backend'

@@ -13,29 +13,29 @@ FEED_PARAMS = ("author_id", "followed_by", "keyword", "start_date", "end_date", 
 
 
 def install(app: bottle.Bottle, ctx: Context) -> None:
+    def created_post(body: dict, **what) -> bottle.HTTPResponse:
+        """201 for posts.create_post (what it creates: content, repost_id, reply_to_id), once per
+        Idempotency-Key."""
+        attempt = http.attempt(body, "/api/posts/")
+        return http.created(idempotency.create_once(ctx, attempt, lambda record: posts.create_post(
+            ctx, body.get("user_id"), record=record, **what)))
+
     @app.post("/api/posts")
     def create_post():
         body = http.json_body()
-        attempt = http.attempt(body, "/api/posts/")
-        return http.created(idempotency.create_once(ctx, attempt, lambda record: posts.create_post(
-            ctx, body.get("user_id"), body.get("content"), body.get("repost_id"), body.get("reply_to_id"),
-            record=record)))
+        return created_post(body, content=body.get("content"), repost_id=body.get("repost_id"),
+                            reply_to_id=body.get("reply_to_id"))
 
     @app.post("/api/posts/<post_id>/repost")
     def repost(post_id):
         target_id = http.path_id(post_id, "post")
-        body = http.json_body()
-        attempt = http.attempt(body, "/api/posts/")
-        return http.created(idempotency.create_once(ctx, attempt, lambda record: posts.create_post(
-            ctx, body.get("user_id"), repost_id=target_id, record=record)))
+        return created_post(http.json_body(), repost_id=target_id)
 
     @app.post("/api/posts/<post_id>/replies")
     def reply(post_id):
         target_id = http.path_id(post_id, "post")
         body = http.json_body()
-        attempt = http.attempt(body, "/api/posts/")
-        return http.created(idempotency.create_once(ctx, attempt, lambda record: posts.create_post(
-            ctx, body.get("user_id"), body.get("content"), reply_to_id=target_id, record=record)))
+        return created_post(body, content=body.get("content"), reply_to_id=target_id)
 
     @app.get("/api/posts/<post_id>/replies")
     def replies(post_id):

@@ -54,6 +54,17 @@ def api(app_server) -> Api:
     return Api(app_server)
 
 
+@pytest.fixture
+def alice(api) -> int:
+    """The id of a new user, alice."""
+    return api.new_user("alice")["id"]
+
+
+@pytest.fixture
+def bob(api) -> int:
+    return api.new_user("bob")["id"]
+
+
 @pytest.fixture(autouse=True)
 def clean_state(sql, redis_client):
     """Every integration test starts from empty tables and an empty Redis (emptied first: with a

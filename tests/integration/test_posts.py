@@ -20,16 +20,6 @@ from tests.integration.workers import sessions_on_several_workers
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 
 
-@pytest.fixture
-def alice(api):
-    return api.new_user("alice")["id"]
-
-
-@pytest.fixture
-def bob(api):
-    return api.new_user("bob")["id"]
-
-
 def nothing_written(sql) -> bool:
     return row_count(sql, "posts") == 0 and row_count(sql, "post_quota") == 0
 

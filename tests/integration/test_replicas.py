@@ -5,6 +5,7 @@ the replica stops or falls behind (posterr/replicas.py). Clients are told apart 
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import os
@@ -17,6 +18,7 @@ from contextlib import ExitStack
 import pytest
 import requests
 
+from posterr.cli import main
 from posterr.routes.ops import OPENAPI_FILE
 from tests.cluster.conftest import wait_for
 from tests.conftest import REPLICA_DELAY, RESULTS, log_records, running_app
@@ -223,3 +225,20 @@ def test_a_replica_behind_the_limit_gets_no_reads_until_it_catches_up(replica, i
     before = reads(instances[2])
     assert post["id"] in post_ids(reader.get(instances[2], f"/api/posts?author_id={author['id']}&keyword=paused"))
     assert reads(instances[2]).get("replica", 0) == before.get("replica", 0) + 1
+
+
+def test_top_shows_the_replica_in_a_section_of_its_own(replica, instances, monkeypatch, tmp_path):
+    """The replica's own pg_stat_statements: the named queries it served (it loads the library and
+    has the extension, which the primary's migration made and streaming copied)."""
+    wait_until_serving(instances)
+    reader = Client()
+    reader.get(instances[0], "/api/posts?keyword=sections")  # a read a replica may serve
+    monkeypatch.setenv("DATABASE_URL", replica.database_url)
+    monkeypatch.setenv("REDIS_URL", replica.redis_url)
+    monkeypatch.setenv("DATABASE_REPLICA_URLS", replica.replica_url)
+    out = io.StringIO()
+    main(["top", "--json", "--limit", "100", "--mark-dir", str(tmp_path)], out=out)
+    sections = json.loads(out.getvalue())["servers"]
+    assert [section["role"] for section in sections] == ["primary", "replica"]
+    assert "error" not in sections[1], sections[1]
+    assert "page_latest" in {query["name"] for query in sections[1]["queries"]}

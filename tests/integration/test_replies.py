@@ -12,16 +12,6 @@ from tests.integration.conftest import Api, assert_problem, row_count
 from tests.integration.test_feed import ids, next_url, walk
 
 
-@pytest.fixture
-def alice(api):
-    return api.new_user("alice")["id"]
-
-
-@pytest.fixture
-def bob(api):
-    return api.new_user("bob")["id"]
-
-
 def reply(api, user_id: int, target_id: int, content: str = "a reply") -> dict:
     response = api.post("/api/posts", {"user_id": user_id, "content": content, "reply_to_id": target_id})
     assert response.status_code == 201, response.text

@@ -65,6 +65,13 @@ def write_position_key(client: str) -> str:
     return f"{PREFIX}:wrote:{client}"
 
 
+# Whether Redis still holds every client's write position (posterr/replicas.py, guarantee 1): `kept`
+# lives for as long as Redis keeps its data; `settling` (a TTL) is the time after a loss during which
+# a position may be missing. One hash tag, so a script can set both on a Redis Cluster.
+POSITIONS_KEPT_KEY = f"{PREFIX}:{{positions}}:kept"
+POSITIONS_SETTLING_KEY = f"{PREFIX}:{{positions}}:settling"
+
+
 EpochOf = Callable[[str], str]  # a key name (its hash tag) -> the epoch its keys carry now
 
 

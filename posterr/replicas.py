@@ -5,7 +5,11 @@ The guarantees, in order of importance, and what keeps each:
 1. Read-your-writes per client. When a write transaction commits, the primary's WAL insert position
    is kept in Redis for the client (the address the rate limit counts: the socket peer, or the first
    untrusted X-Forwarded-For hop). A read goes to a replica only if that replica has replayed past
-   the client's position. When Redis cannot say (down, timed out), the read goes to the primary.
+   the client's position. When Redis cannot say (down, timed out), the read goes to the primary. So
+   does every read for a while after Redis lost its data (FLUSHALL, a restart without the keys): a
+   missing position then proves nothing, until every write before the loss is on every replica
+   allowed to serve (POSTERR_REPLICA_MAX_LAG, plus a second). A key that lives as long as the data
+   tells a loss (cache.POSITIONS_KEPT_KEY).
 2. Bounded staleness for everyone: a replica serves reads only while it is provably at most
    POSTERR_REPLICA_MAX_LAG behind. Each worker samples the primary's WAL position every
    POSTERR_REPLICA_CHECK_INTERVAL; a replica that has replayed up to a sample taken at time t holds
@@ -46,6 +50,11 @@ CLIENT: ContextVar[str | None] = ContextVar("posterr_client", default=None)
 _REMEMBER = """
 local known = redis.call('GET', KEYS[1])
 if not known or known < ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+return 1
+"""
+# KEYS: kept, settling; ARGV: the settling time (ms). Only the first to find `kept` missing starts it.
+_POSITIONS_LOST = """
+if redis.call('SET', KEYS[1], '1', 'NX') then redis.call('SET', KEYS[2], '1', 'PX', ARGV[1]) end
 return 1
 """
 
@@ -122,6 +131,7 @@ class Replicas:
         self.history = PrimaryHistory(keep=max_lag + 2 * check_interval)
         self.position_ttl_ms = int(max_lag * 1000) + 1000
         self._remember = redis.client.register_script(_REMEMBER)
+        self._positions_lost = redis.client.register_script(_POSITIONS_LOST)
         self._checker_connections: dict[str, psycopg.Connection] = {}
         self._primary_failing = False
         self._stopping = threading.Event()
@@ -138,11 +148,17 @@ class Replicas:
         usable = [replica for replica in self.replicas if replica.lag(now) <= self.max_lag]
         if not usable:
             return None
-        key = cache.write_position_key(client)
-        found = self.redis.run(lambda redis_: (redis_.get(key),))
+        keys = [cache.write_position_key(client), cache.POSITIONS_KEPT_KEY, cache.POSITIONS_SETTLING_KEY]
+        found = self.redis.run(lambda redis_: redis_.mget_nonatomic(keys) if self.redis.cluster else redis_.mget(keys))
         if found is None:  # Redis cannot say what this client wrote: only the primary surely has it
             return None
-        required = int(found[0], 16) if found[0] else 0
+        position, kept, settling = found
+        if not kept:  # Redis lost its data, the client's position perhaps with it
+            self.redis.run(lambda _: self._positions_lost(keys=keys[1:], args=[self.position_ttl_ms]))
+            return None
+        if settling:
+            return None
+        required = int(position, 16) if position else 0
         fit = [replica for replica in usable if replica.status.replayed >= required]
         return random.choice(fit) if fit else None
 

@@ -18,6 +18,7 @@ from contextlib import ExitStack
 import pytest
 import requests
 
+from posterr.cache import POSITIONS_SETTLING_KEY
 from posterr.cli import main
 from posterr.routes.ops import OPENAPI_FILE
 from tests.cluster.conftest import wait_for
@@ -242,3 +243,27 @@ def test_top_shows_the_replica_in_a_section_of_its_own(replica, instances, monke
     assert [section["role"] for section in sections] == ["primary", "replica"]
     assert "error" not in sections[1], sections[1]
     assert "page_latest" in {query["name"] for query in sections[1]["queries"]}
+
+
+def test_after_redis_loses_its_data_a_writer_still_reads_its_writes(replica, instances, redis_client):
+    """A flush drops the writer's position: until every write before it is on every replica allowed
+    to serve, reads go to the primary (POSITIONS_KEPT_KEY tells the loss); then the replica serves."""
+    wait_until_serving(instances)
+    writer, other = Client(), Client()
+    keyword = word()
+    replica.pause_replica()  # the replica surely lacks what comes next
+    try:
+        author = writer.create(instances[0], "/api/users", {"username": word()})
+        post = writer.create(instances[0], "/api/posts", {"user_id": author["id"], "content": f"flushed {keyword}"})
+        redis_client.flushdb()
+        for base in instances[1:]:
+            before = reads(base)
+            assert post["id"] in post_ids(writer.get(base, f"/api/posts?keyword={keyword}"))
+            assert reads(base).get("primary", 0) == before.get("primary", 0) + 1
+    finally:
+        replica.resume_replica()
+    wait_for(lambda: not redis_client.exists(POSITIONS_SETTLING_KEY), 15, "the settling time to end")
+    wait_until_serving(instances)
+    before = reads(instances[2])
+    assert post["id"] in post_ids(other.get(instances[2], f"/api/posts?keyword={keyword}"))
+    assert reads(instances[2]).get("replica", 0) == before.get("replica", 0) + 1

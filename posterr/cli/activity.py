@@ -9,7 +9,7 @@ import time
 import psycopg
 from psycopg.rows import dict_row
 
-from posterr.cli.top import watch
+from posterr.cli.refresh import CLEAR_SCREEN, refreshed
 from posterr.config import Settings
 from posterr.db import Session, load_queries, query_name_of, server_name
 
@@ -24,7 +24,8 @@ def register(commands) -> None:
 
 
 def activity(settings: Settings, args, out) -> int:
-    return watch(lambda clear: _frame(settings.database_url, args, out, clear=clear), args, out)
+    return refreshed(lambda clear: _frame(settings.database_url, args, out, clear=clear), args.watch, args.iterations,
+                     out)
 
 
 def _frame(url: str, args, out, *, clear: bool) -> int:
@@ -40,7 +41,7 @@ def _frame(url: str, args, out, *, clear: bool) -> int:
                           "connections": shown}), file=out)
     else:
         if clear:
-            print("\x1b[H\x1b[2J", end="", file=out)
+            print(CLEAR_SCREEN, end="", file=out)
         print(render(server_name(url), shown, idle_left_out=len(rows) - len(shown)), file=out)
     out.flush()
     return 0

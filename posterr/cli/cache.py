@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import itertools
 import time
 import urllib.error
 import urllib.request
@@ -15,6 +14,7 @@ from datetime import datetime
 from prometheus_client.parser import text_string_to_metric_families
 
 from posterr.cache import DOCUMENT_FAMILIES, KEY_FAMILIES, PREFIX, REDIS_ERRORS, KeyFamily, connect
+from posterr.cli.refresh import CLEAR_SCREEN, refreshed
 from posterr.config import Settings
 
 # Not the daily counters, nor the clients' write positions (reads from replicas rely on them).
@@ -25,7 +25,6 @@ MEMORY_SAMPLE = 200  # keys per family whose MEMORY USAGE is asked
 METRICS_TIMEOUT = 2.0  # seconds
 WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]"}  # the app listens on all, ask locally
 BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
-CLEAR_SCREEN = "\033[H\033[2J"
 
 STATS_EPILOG = f"""\
 columns (one row per key family, posterr/cache.py KEY_FAMILIES, and a total):
@@ -300,29 +299,20 @@ def cache_stats(settings: Settings, args, out) -> int:
     url = args.metrics_url or metrics_url(settings)
     try:
         client = connect(settings.redis_url, decode_responses=True)
-        if args.watch:
-            watch(client, url, args.watch, args.frames, out)
-        else:
-            print("\n".join(frame(snapshot(client, url), None, watching=False)), file=out)
+        shown: list[Snapshot] = []  # the frames' snapshots, for the rates between the last two
+
+        def show(clear: bool) -> int:
+            shown[:] = [*shown[-1:], snapshot(client, url)]
+            if clear:
+                out.write(CLEAR_SCREEN)
+            lines = frame(shown[-1], shown[0] if len(shown) == 2 else None, watching=bool(args.watch))
+            print("\n".join(lines) + ("\n" if args.watch else ""), file=out, flush=True)
+            return 0
+
+        refreshed(show, args.watch, args.frames, out)
     except REDIS_ERRORS as error:
         raise SystemExit(f"Redis could not be read ({type(error).__name__}: {error})") from None
     return 0
-
-
-def watch(client, url: str, seconds: float, frames: int | None, out) -> None:
-    """A frame every `seconds`, until Ctrl-C or the `frames`th."""
-    previous = None
-    try:
-        for number in range(frames) if frames else itertools.count():
-            if number:
-                time.sleep(seconds)
-            current = snapshot(client, url)
-            if out.isatty():  # like top; piped or captured, the frames follow each other
-                out.write(CLEAR_SCREEN)
-            print("\n".join(frame(current, previous, watching=True)) + "\n", file=out, flush=True)
-            previous = current
-    except KeyboardInterrupt:
-        pass  # how a watch is meant to end
 
 
 def cache_keys(settings: Settings, args, out) -> None:

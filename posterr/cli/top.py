@@ -19,6 +19,7 @@ from pathlib import Path
 import psycopg
 from psycopg.rows import dict_row
 
+from posterr.cli.refresh import CLEAR_SCREEN, refreshed
 from posterr.config import Settings
 from posterr.db import Session, load_queries, query_name_of, server_name
 
@@ -67,7 +68,7 @@ def top(settings: Settings, args, out) -> int:
     if args.mark:
         for role, url in servers:
             try:
-                (args.mark_dir / _mark_file(url)).parent.mkdir(parents=True, exist_ok=True)
+                args.mark_dir.mkdir(parents=True, exist_ok=True)
                 (args.mark_dir / _mark_file(url)).write_text(json.dumps(_counters(read_statements(url))))
                 print(f"{role} {server_name(url)}: reset point set; `top --since` shows what happens from now",
                       file=out)
@@ -76,21 +77,7 @@ def top(settings: Settings, args, out) -> int:
                 if role == "primary":
                     return 2
         return 0
-    return watch(lambda clear: _frame(servers, args, out, clear=clear), args, out)
-
-
-def watch(show, args, out) -> int:
-    """show(clear) once, or with --watch every N seconds until --iterations or Ctrl-C; its status."""
-    frame = 0
-    try:
-        while True:
-            status = show(args.watch is not None and out.isatty())
-            frame += 1
-            if status or args.watch is None or (args.iterations and frame >= args.iterations):
-                return status
-            time.sleep(args.watch)  # the refresh interval the operator asked for
-    except KeyboardInterrupt:
-        return 0
+    return refreshed(lambda clear: _frame(servers, args, out, clear=clear), args.watch, args.iterations, out)
 
 
 def _frame(servers: list[tuple[str, str]], args, out, *, clear: bool) -> int:
@@ -114,7 +101,7 @@ def _frame(servers: list[tuple[str, str]], args, out, *, clear: bool) -> int:
         print(json.dumps({"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "servers": sections}), file=out)
     else:
         if clear:
-            print("\x1b[H\x1b[2J", end="", file=out)
+            print(CLEAR_SCREEN, end="", file=out)
         for section in sections:
             print(render(section), file=out)
     out.flush()

@@ -3,9 +3,12 @@ named query, figures since a reset point, and how a connection is described."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from posterr.cli.activity import described
+from posterr.cli.refresh import refreshed
 from posterr.cli.top import OTHER, ranked
 
 
@@ -64,3 +67,20 @@ def test_a_connection_is_named_by_its_query(row, query, wait, blocked):
     base = {"pid": 7, "state": "active", "seconds": 0.25, "client": "127.0.0.1", "application_name": ""}
     shown = described({**base, **row})
     assert (shown["query"], shown["wait"], shown["blocked_by"], shown["seconds"]) == (query, wait, blocked, 0.25)
+
+
+@pytest.mark.parametrize("every, frames, statuses, shown, status", [
+    (None, None, [0], 1, 0),  # no --watch: one frame
+    (None, 3, [0], 1, 0),  # a frame count alone changes nothing
+    (0.0, 3, [0, 0, 0, 0], 3, 0),  # --watch with a count: that many frames
+    (0.0, None, [0, 2], 2, 2),  # a failing frame ends the watch with its status
+])
+def test_a_view_is_refreshed_until_its_count_or_a_failure(every, frames, statuses, shown, status):
+    calls = []
+
+    def show(clear: bool) -> int:
+        calls.append(clear)
+        return statuses[len(calls) - 1]
+
+    assert refreshed(show, every, frames, io.StringIO()) == status
+    assert calls == [False] * shown  # not a terminal: never cleared

@@ -57,7 +57,9 @@ class DailyQuota:
 # clock (so every app host agrees). A request is allowed when TAT - now <= period - interval,
 # i.e. at most `limit` requests in any `period`, refilling one every `interval` (no edge bursts).
 # KEYS[1] = client key; ARGV = interval ms, period ms.
-# Returns {allowed, remaining, seconds to full reset, seconds to retry}.
+# Returns {allowed, remaining, seconds to full reset, seconds to retry}. An interval below the
+# precision of a TAT near 2^40 ms adds nothing, so the key's expiry is at least a millisecond (0 is
+# refused by SET, an error reply that would open the breaker for every Redis use).
 _GCRA = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
@@ -67,7 +69,7 @@ local new_tat = tat + interval
 if new_tat - now > period then
   return {0, 0, math.ceil((tat - now) / 1000), math.ceil((new_tat - now - period) / 1000)}
 end
-redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now))
+redis.call('SET', KEYS[1], new_tat, 'PX', math.max(math.ceil(new_tat - now), 1))
 return {1, math.floor((period - (new_tat - now)) / interval), math.ceil((new_tat - now) / 1000), 0}
 """
 

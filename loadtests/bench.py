@@ -102,6 +102,7 @@ FOLLOWING_PAGE = 20  # the deeper of the pair: this page of the reader's feed, b
 PROFILE_OFFSET = 41  # which seeded user's profile (low id + this, wrapped)
 FANS = (10, 1000, 100_000)  # followers of each post_fans_N row's author
 TIMELINE_THREADS = 8  # concurrent GETs when giving the fans their home timelines
+ALWAYS = ("floor_hello", "floor_feed", "healthz")  # rows measured even with --only: the yardsticks
 
 LUA_REPORT = r"""
 local thread_count = 0
@@ -170,7 +171,16 @@ class Row:
     body: dict | None = None
     expect: int = 200
     nonempty: bool = False  # check() also wants a non-empty JSON list (a page with posts)
+    base: str = "app"  # the server it is sent to: app, floor (loadtests/floor.py) or peer (a full URL)
     result: dict = field(default_factory=dict)
+
+
+@dataclass
+class Pages:
+    """Paths of uncached pages, reached by following Link headers as a client would."""
+    deep: str  # the global feed, DEEP_PAGES pages down
+    author: str  # an author's feed, page 2
+    trending: str  # the global feed by trending, page 2
 
 
 @dataclass
@@ -212,7 +222,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=32, help="wrk -c (default 32)")
     parser.add_argument("--threads", type=int, default=2, help="wrk -t (default 2)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gunicorn workers (default: CPUs)")
-    parser.add_argument("--only", default="", help="comma-separated row names to run (healthz always runs)")
+    parser.add_argument("--only", default="", help="comma-separated row names to run (healthz and the floor's "
+                        "always run)")
     parser.add_argument("--split-search", action="store_true", help="also one search row per word group")
     parser.add_argument("--pause", type=float, default=1.0, help="seconds between rows (default 1)")
     parser.add_argument("--rounds", type=int, default=3,
@@ -284,15 +295,24 @@ def following_path(reader: int) -> str:
     return f"/api/posts?followed_by={reader}"
 
 
-def rows_for(low: int, high: int, deep: str, split_search: bool, following: list[Following] | None = None,
+def profile_user(low: int, high: int) -> int:
+    """The seeded user whose profile and author feed are measured."""
+    return low + PROFILE_OFFSET % (high - low + 1)
+
+
+def rows_for(low: int, high: int, pages: Pages, split_search: bool, following: list[Following] | None = None,
              authors: list[Author] | None = None, threads: Threads | None = None) -> list[Row]:
-    profile = low + PROFILE_OFFSET % (high - low + 1)
+    profile = profile_user(low, high)
     words = [word for group in ("rare", "medium", "common") for word in KEYWORDS[group]]
     rows = [
+        Row("floor_hello", "floor: a bare Bottle app's GET /hello", "/hello", base="floor"),
+        Row("floor_feed", "floor: 10 newest posts, one prepared statement", "/feed", base="floor"),
         Row("healthz", "GET /healthz", "/healthz"),
         Row("feed_cached", "feed page 1, cached (GET /api/posts)", "/api/posts"),
         Row("feed_uncached", "feed page 1, uncached (?start_date=2000-01-01)", "/api/posts?start_date=2000-01-01"),
-        Row("deep_page", f"feed page {DEEP_PAGES + 1} by cursor", deep),
+        Row("deep_page", f"feed page {DEEP_PAGES + 1} by cursor", pages.deep),
+        Row("author_page2", "author feed page 2 by cursor", pages.author),
+        Row("trending_page2", "trending feed page 2 by cursor", pages.trending),
         Row("search", "search, rare/medium/common words", search_path(words[0]),
             LUA_ROTATE % {"paths": lua_strings([search_path(w) for w in words])}),
     ]
@@ -454,6 +474,46 @@ def table(rows: list[Row]) -> str:
     return "\n".join(out)
 
 
+# The performance targets, each a row's CPU per request against another row's in the same run: (what,
+# row, yardstick row, the most the ratio may be). Rows left out of a run leave their targets out.
+UNCACHED_PAGES = ("feed_uncached", "deep_page", "author_page2", "trending_page2",
+                  *(f"following_{n}_p{FOLLOWING_PAGE}" for n in FOLLOWING))
+CPU_TARGETS = [
+    ("the edge: /healthz against a bare app's /hello", "healthz", "floor_hello", 1.3),
+    ("cached first page against /healthz", "feed_cached", "healthz", 1.4),
+    ("cached profile against /healthz", "profile", "healthz", 1.4),
+    *((f"uncached page {name} against the floor's one-statement page", name, "floor_feed", 1.3)
+      for name in UNCACHED_PAGES),
+    ("POST /api/posts against /healthz", "create_post", "healthz", 4.0),
+    ("a post pushed to 1,000 timelines against one pushed to 10", "post_fans_1000", "post_fans_10", 2.0),
+]
+# Keyword search latency at the bench's concurrency: (what, the result's key, the most in ms).
+SEARCH_TARGETS = [("search p50", "p50_us", 50), ("search p99", "p99_us", 200)]
+
+
+def targets(rows: list[Row]) -> list[dict]:
+    """Each target this run could measure, with its figure and whether it held."""
+    measured = {row.name: row.result for row in rows if row.result.get("cpu_ms_per_request")}
+    found = []
+    for what, name, yardstick, most in CPU_TARGETS:
+        if name in measured and yardstick in measured:
+            ratio = measured[name]["cpu_ms_per_request"] / measured[yardstick]["cpu_ms_per_request"]
+            found.append({"target": f"{what}: CPU {name} / {yardstick} <= {most}", "value": round(ratio, 2),
+                          "limit": most, "held": ratio <= most})
+    if "search" in measured:
+        for what, key, most in SEARCH_TARGETS:
+            value = measured["search"][key] / 1000
+            found.append({"target": f"{what} <= {most} ms", "value": round(value, 1), "limit": most,
+                          "held": value <= most})
+    return found
+
+
+def targets_table(found: list[dict]) -> str:
+    width = max((len(target["target"]) for target in found), default=0)
+    return "\n".join(f"{target['target'].ljust(width)}  {target['value']:>8}  "
+                     f"{'held' if target['held'] else 'NOT held'}" for target in found)
+
+
 def git_commit() -> str:
     try:
         done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, cwd=harness.ROOT,
@@ -468,7 +528,7 @@ def git_commit() -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     only = {name.strip() for name in args.only.split(",") if name.strip()}
-    names = [row.name for row in rows_for(1, 2, "/", args.split_search, [Following(n, 1) for n in FOLLOWING],
+    names = [row.name for row in rows_for(1, 2, Pages("/", "/", "/"), args.split_search, [Following(n, 1) for n in FOLLOWING],
                                           [Author(n, 1) for n in FANS], Threads(1, 1, 1, 1))]
     if only - set(names):
         harness.fail(f"--only: no row named {', '.join(sorted(only - set(names)))} (rows: {', '.join(names)})")
@@ -499,15 +559,22 @@ def main(argv: list[str] | None = None) -> int:
         say(f"warning: the machine is busy already (load average {load_before[0]:.1f} on {os.cpu_count()} CPUs): "
             "the numbers will be low and noisy")
 
+    # The rate limit is on, as in production, at a rate no run reaches: its Redis call is paid by every
+    # /api request, and is part of what is measured.
     app = harness.App(bench_db, bench_redis, harness.RESULTS / f"bench-{stamp}-gunicorn.log",
-                      daily_post_limit=1_000_000, workers=args.workers)
+                      daily_post_limit=1_000_000, workers=args.workers,
+                      extra_env={"POSTERR_RATE_LIMIT": "1000000000/minute"})
     from posterr.config import Settings
 
     settings = Settings.from_env(app.env)  # what the app will read: the fan-out limit, the timelines' TTL
     timelines: list[int] = []  # the readers given a home timeline for the post_fans rows
     timelines_built = 0.0  # when (time.monotonic()) they were last given one
-    with app, tempfile.TemporaryDirectory(prefix="posterr-bench-") as scripts:
+    floor = harness.Floor(bench_db, harness.RESULTS / f"bench-{stamp}-floor.log", workers=args.workers,
+                          threads=settings.threads)
+    with app, floor, tempfile.TemporaryDirectory(prefix="posterr-bench-") as scripts:
         deep, followed = deep_page(app.base, DEEP_PAGES)
+        pages = Pages(deep, deep_page(app.base, 1, f"/api/posts?author_id={profile_user(low, high)}")[0],
+                      deep_page(app.base, 1, "/api/posts?sort_by=trending")[0])
         if followed < DEEP_PAGES:
             say(f"warning: the feed has only {followed + 1} pages; the deep page is page {followed + 1}")
         for reader in following:
@@ -530,12 +597,12 @@ def main(argv: list[str] | None = None) -> int:
             if failed:
                 say(f"warning: {failed} followers' Following feeds did not answer 200: their authors' rows "
                     "push into fewer timelines than they have followers")
-        rows = [row for row in rows_for(low, high, deep, args.split_search, following, authors, threads)
-                if not only or row.name in only or row.name == "healthz"]
+        rows = [row for row in rows_for(low, high, pages, args.split_search, following, authors, threads)
+                if not only or row.name in only or row.name in ALWAYS]
         fanned = {f"post_fans_{author.fans}" for author in authors if author.timelines}
         if args.peer_url:
-            rows.append(Row("peer", f"peer: GET {args.peer_url}", args.peer_url))
-        base_of = {row.name: "" if row.name == "peer" else app.base for row in rows}  # the peer's is a URL
+            rows.append(Row("peer", f"peer: GET {args.peer_url}", args.peer_url, base="peer"))
+        base_of = {row.name: {"app": app.base, "floor": floor.base, "peer": ""}[row.base] for row in rows}
         for row in rows:
             problem = check(base_of[row.name], row)
             if problem:
@@ -590,6 +657,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_average": {"before": load_before[0], "after": os.getloadavg()[0]},
         "app_log": str(app.log_path.relative_to(harness.ROOT)),
         "rows": [{"name": r.name, "request": r.what, "method": r.method, "path": r.path, **r.result} for r in rows],
+        "targets": targets(rows),
     }
     out = harness.RESULTS / f"bench-{stamp}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
@@ -598,6 +666,9 @@ def main(argv: list[str] | None = None) -> int:
           f"on {os.cpu_count()} CPUs; load average {report['load_average']['before']:.1f} before, "
           f"{report['load_average']['after']:.1f} after\n")
     print(table(rows))
+    if report["targets"]:
+        print(f"\ntargets ({sum(t['held'] for t in report['targets'])} of {len(report['targets'])} held):\n")
+        print(targets_table(report["targets"]))
     for note in [*left_out.values(), *fans_left_out, *threads_left_out]:
         print(f"\n{note}")
     restarts = sum(r.result.get("worker_restarts", 0) for r in rows)

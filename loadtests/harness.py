@@ -410,6 +410,8 @@ class App:
         # gunicorn's control socket defaults to one path per OS user (~/.gunicorn/gunicorn.ctl): every
         # instance would take it over from `make run`'s and delete it on exit. This one needs none.
         self.env["GUNICORN_CMD_ARGS"] = f"{self.env.get('GUNICORN_CMD_ARGS', '')} --no-control-socket".strip()
+        self.command = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "posterr" / "gunicorn_conf.py")]
+        self.ready_path = "/readyz"
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> Self:
@@ -422,9 +424,7 @@ class App:
     def start(self, wait_seconds: float = 60) -> None:
         say(f"starting gunicorn ({self.workers} workers) on {self.base} (log: {self.log_path})")
         with open(self.log_path, "a") as log:  # gunicorn holds its own copy of the descriptor
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "posterr" / "gunicorn_conf.py")],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True)
         deadline = time.monotonic() + wait_seconds
         while time.monotonic() < deadline:
@@ -433,7 +433,7 @@ class App:
                 self.stop()
                 fail(f"gunicorn exited with {code} before it served; see {self.log_path}")
             try:
-                status, _, _ = http_get(f"{self.base}/readyz", timeout=2)
+                status, _, _ = http_get(self.base + self.ready_path, timeout=2)
                 if status == 200:
                     say("app is ready")
                     return
@@ -478,6 +478,18 @@ class App:
                 if attempt == 2:
                     _kill_group(process.pid)
                     raise
+
+
+class Floor(App):
+    """The floor of the stack (loadtests/floor.py) as a yardstick beside the app: a bare Bottle app under
+    gunicorn gthread with the app's own workers and threads, reading the same database."""
+
+    def __init__(self, database_url: str, log_path: Path, *, workers: int, threads: int):
+        super().__init__(database_url, "", log_path, daily_post_limit=0, workers=workers,
+                         extra_env={"FLOOR_DATABASE_URL": database_url})
+        self.command = [sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", str(self.workers),
+                        "--threads", str(threads), "-b", f"127.0.0.1:{self.port}", "loadtests.floor:application"]
+        self.ready_path = "/hello"
 
 
 def _kill_group(pgid: int) -> None:

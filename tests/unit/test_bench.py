@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from loadtests.bench import FANS, FOLLOWING, Author, Following, Threads, combine, rows_for
+from loadtests.bench import FANS, FOLLOWING, Author, Following, Pages, Row, Threads, combine, rows_for, targets
+
+PAGES = Pages("/api/posts?cursor=deep", "/api/posts?author_id=42&cursor=a", "/api/posts?sort_by=trending&cursor=t")
 
 
 def run(rps: float, cpu: float | None, p50: int, requests: int = 1000, **extra) -> dict:
@@ -34,7 +36,7 @@ def test_a_row_whose_every_round_failed_says_why():
 def test_each_reader_gets_a_first_page_row_and_a_page_20_row_after_followed_by():
     readers = [Following(n, 5000 + n, deep=f"/api/posts?followed_by={5000 + n}&cursor=c{n}", pages_followed=19)
                for n in FOLLOWING]
-    rows = {row.name: row for row in rows_for(1, 1000, "/api/posts?cursor=x", False, readers)}
+    rows = {row.name: row for row in rows_for(1, 1000, PAGES, False, readers)}
     names = list(rows)
     assert names[names.index("followed_by") + 1:names.index("profile")] == [
         "following_20", "following_20_p20", "following_200", "following_200_p20",
@@ -47,12 +49,12 @@ def test_each_reader_gets_a_first_page_row_and_a_page_20_row_after_followed_by()
 
 
 def test_without_readers_there_are_no_following_rows():
-    assert not [row for row in rows_for(1, 1000, "/", False) if row.name.startswith("following_")]
+    assert not [row for row in rows_for(1, 1000, PAGES, False) if row.name.startswith("following_")]
 
 
 def test_each_author_gets_a_post_row_of_its_own_after_create_post():
     authors = [Author(n, 7000 + n) for n in FANS]
-    rows = {row.name: row for row in rows_for(1, 1000, "/", False, None, authors)}
+    rows = {row.name: row for row in rows_for(1, 1000, PAGES, False, None, authors)}
     names = list(rows)
     assert names[names.index("create_post") + 1:] == ["post_fans_10", "post_fans_1000", "post_fans_100000"]
     row = rows["post_fans_1000"]
@@ -62,13 +64,44 @@ def test_each_author_gets_a_post_row_of_its_own_after_create_post():
 
 
 def test_without_authors_there_are_no_post_fans_rows():
-    assert not [row for row in rows_for(1, 1000, "/", False) if row.name.startswith("post_fans_")]
+    assert not [row for row in rows_for(1, 1000, PAGES, False) if row.name.startswith("post_fans_")]
 
 
 def test_the_seeded_threads_get_context_and_replies_rows():
-    rows = {row.name: row for row in rows_for(1, 1000, "/", False, None, None, Threads(11, 12, 13, 14))}
+    rows = {row.name: row for row in rows_for(1, 1000, PAGES, False, None, None, Threads(11, 12, 13, 14))}
     assert {name: row.path for name, row in rows.items() if "context" in name or "replies" in name} == {
         "context_deep_root": "/api/posts/11/context", "context_deep_middle": "/api/posts/12/context",
         "context_deep_leaf": "/api/posts/13/context", "context_wide": "/api/posts/14/context",
         "replies_wide": "/api/posts/14/replies"}
-    assert not [name for name in (row.name for row in rows_for(1, 1000, "/", False)) if "context" in name]
+    assert not [name for name in (row.name for row in rows_for(1, 1000, PAGES, False)) if "context" in name]
+
+
+def test_the_floor_rows_go_to_the_floor_app_and_the_uncached_pages_to_the_app():
+    rows = {row.name: row for row in rows_for(1, 1000, PAGES, False)}
+    assert [name for name, row in rows.items() if row.base == "floor"] == ["floor_hello", "floor_feed"]
+    assert (rows["deep_page"].path, rows["author_page2"].path, rows["trending_page2"].path) == \
+        (PAGES.deep, PAGES.author, PAGES.trending)
+
+
+def measured(name: str, cpu: float, p50_ms: float = 1, p99_ms: float = 4) -> Row:
+    return Row(name, name, "/", result=run(100, cpu, int(p50_ms * 1000), p99_us=int(p99_ms * 1000)))
+
+
+def test_each_target_is_a_ratio_of_cpu_per_request_in_the_same_run_and_says_whether_it_held():
+    rows = [measured("floor_hello", 0.30), measured("healthz", 0.39), measured("feed_cached", 0.60),
+            measured("floor_feed", 1.00), measured("deep_page", 1.31), measured("post_fans_10", 2.0),
+            measured("post_fans_1000", 4.0), measured("search", 20.0, p50_ms=49.9, p99_ms=250)]
+    found = {target["target"].split(":")[0]: (target["value"], target["held"]) for target in targets(rows)}
+    assert found == {
+        "the edge": (1.3, True),
+        "cached first page against /healthz": (1.54, False),
+        "uncached page deep_page against the floor's one-statement page": (1.31, False),
+        "a post pushed to 1,000 timelines against one pushed to 10": (2.0, True),
+        "search p50 <= 50 ms": (49.9, True),
+        "search p99 <= 200 ms": (250.0, False),
+    }
+
+
+def test_a_target_whose_rows_were_not_measured_is_left_out():
+    failed = Row("floor_hello", "floor", "/", result={"error": "wrk exited 1"})
+    assert targets([failed, measured("healthz", 0.4)]) == []

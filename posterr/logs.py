@@ -7,27 +7,34 @@ log.info("post_created", extra={"event": "post_created", "post_id": 7, "user_id"
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import time
 from contextvars import ContextVar
 
+import orjson
 from pythonjsonlogger.json import JsonFormatter
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"
 RENAMES = {"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"}
+DATE_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
+ACCESS_LOGGER = "posterr.access"
+_handler: logging.StreamHandler | None = None  # the app's own, once configure() has installed it
 
 
 def formatter() -> JsonFormatter:
-    return JsonFormatter(FORMAT, rename_fields=RENAMES, datefmt="%Y-%m-%dT%H:%M:%S%z")
+    return JsonFormatter(FORMAT, rename_fields=RENAMES, datefmt=DATE_FORMAT)
 
 
 def configure(level: str = "INFO") -> None:
     """The app's loggers write JSON to stdout (once per process, whoever calls first)."""
+    global _handler
     root = logging.getLogger()
     if not any(getattr(handler, "posterr", False) for handler in root.handlers):
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(formatter())
-        handler.posterr = True
-        root.addHandler(handler)
+        _handler = logging.StreamHandler(sys.stdout)
+        _handler.setFormatter(formatter())
+        _handler.posterr = True
+        root.addHandler(_handler)
     root.setLevel(level.upper())
     logging.getLogger("psycopg.pool").setLevel("WARNING")
 
@@ -57,3 +64,27 @@ def event(logger: logging.Logger, name: str, level: int = logging.INFO, **fields
     if request_id is not None:
         fields.setdefault("request_id", request_id)
     logger.log(level, name, extra={"event": name, **fields})
+
+
+_access_logger = logging.getLogger(ACCESS_LOGGER)
+_second = {"at": -1, "text": ""}  # the time field, formatted once per second
+
+
+def access(fields: dict) -> None:
+    """One request's access line: logger posterr.access, message "request", `fields`, in the shape of
+    every other line. Written straight to the app's handler, since every request pays for it: a
+    LogRecord and the JSON formatter cost several times the line itself (docs/performance.md).
+    Through logging while the app's handler is not installed (configure() was not called)."""
+    if not _access_logger.isEnabledFor(logging.INFO):
+        return
+    if _handler is None:
+        _access_logger.info("request", extra=fields)
+        return
+    now = int(time.time())
+    if now != _second["at"]:
+        _second.update(at=now, text=time.strftime(DATE_FORMAT, time.localtime(now)))
+    line = orjson.dumps({"time": _second["text"], "level": "INFO", "logger": ACCESS_LOGGER, "pid": os.getpid(),
+                         "message": "request", **fields}).decode()
+    with _handler.lock:  # a whole line at a time, between other threads' records
+        _handler.stream.write(line + "\n")
+        _handler.stream.flush()

@@ -22,7 +22,6 @@ from posterr.errors import ApiError
 from posterr.watchdog import Watchdog
 
 log = logging.getLogger("posterr.http")
-access_log = logging.getLogger("posterr.access")
 
 
 class EdgePlugin:
@@ -121,7 +120,7 @@ def _record(response: bottle.BaseResponse, route_rule: str, started: float,
     user_id = request.environ.get("posterr.user_id") or request.environ.get("route.url_args", {}).get("user_id")
     if user_id:
         fields["user_id"] = user_id
-    access_log.info("request", extra=fields)
+    logs.access(fields)
     if is_slow(elapsed, ctx.settings.slow_request_ms):
         logs.event(log, "slow_request", logging.WARNING,
                    **{name: fields[name] for name in ("request_id", "route", "method", "status", "duration_ms")},

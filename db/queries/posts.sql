@@ -55,6 +55,92 @@ SELECT id, user_id, username, type, content, repost_id, repost_count, quote_coun
 FROM post_details
 WHERE id = %(id)s;
 
+-- name: posts_page_latest :many
+-- One page of the global feed, newest first, as post objects, in one prepared statement: posts
+-- created at or after `since` and before the keyset position (before_created_at, before_id), which
+-- the caller takes as the earlier of the cursor and the end of the date range (an unset bound is an
+-- infinite one), so that one generic plan serves every page. The inner LIMIT is a constant, the most
+-- a page reads (MAX_LIMIT + 1): PostgreSQL costs a LIMIT parameter at a tenth of the rows, and a
+-- generic plan made for that many rows hashes or memoizes whole tables; the outer LIMIT stops the
+-- inner scan after `limit` rows all the same, and only those are joined with their details.
+-- Index: posts_created_at_id_idx (the page), posts_pkey and users_pkey (post_details).
+SELECT d.id, d.user_id, d.username, d.type, d.content, d.repost_id, d.repost_count, d.quote_count, d.created_at,
+       d.original_id, d.original_user_id, d.original_username, d.original_type, d.original_content,
+       d.original_created_at, d.reply_to_id, d.reply_count, d.reply_to_user_id, d.reply_to_username
+FROM (
+    SELECT p.id, p.created_at
+    FROM posts p
+    WHERE p.created_at >= %(since)s
+      AND (p.created_at, p.id) < (%(before_created_at)s, %(before_id)s)
+      AND (%(include_replies)s OR p.type <> 'reply')
+    ORDER BY p.created_at DESC, p.id DESC
+    LIMIT 101
+) page
+JOIN post_details d ON d.id = page.id
+ORDER BY page.created_at DESC, page.id DESC
+LIMIT %(limit)s;
+
+-- name: author_posts_page_latest :many
+-- One page of an author's feed, newest first, as post objects: posts_page_latest for one author.
+-- Index: posts_user_id_created_at_id_idx (the page), posts_pkey and users_pkey (post_details).
+SELECT d.id, d.user_id, d.username, d.type, d.content, d.repost_id, d.repost_count, d.quote_count, d.created_at,
+       d.original_id, d.original_user_id, d.original_username, d.original_type, d.original_content,
+       d.original_created_at, d.reply_to_id, d.reply_count, d.reply_to_user_id, d.reply_to_username
+FROM (
+    SELECT p.id, p.created_at
+    FROM posts p
+    WHERE p.user_id = %(author_id)s
+      AND p.created_at >= %(since)s
+      AND (p.created_at, p.id) < (%(before_created_at)s, %(before_id)s)
+      AND (%(include_replies)s OR p.type <> 'reply')
+    ORDER BY p.created_at DESC, p.id DESC
+    LIMIT 101
+) page
+JOIN post_details d ON d.id = page.id
+ORDER BY page.created_at DESC, page.id DESC
+LIMIT %(limit)s;
+
+-- name: posts_page_trending :many
+-- One page of the global feed by (repost_count + quote_count) descending, then newest first, as
+-- post objects, after the keyset position (before_score, before_created_at, before_id), infinite
+-- when unset; one generic plan, as posts_page_latest. A trending page within dates is page_trending's.
+-- Index: posts_trending_idx (the page), posts_pkey and users_pkey (post_details).
+SELECT d.id, d.user_id, d.username, d.type, d.content, d.repost_id, d.repost_count, d.quote_count, d.created_at,
+       d.original_id, d.original_user_id, d.original_username, d.original_type, d.original_content,
+       d.original_created_at, d.reply_to_id, d.reply_count, d.reply_to_user_id, d.reply_to_username
+FROM (
+    SELECT p.id, p.repost_count + p.quote_count AS score, p.created_at
+    FROM posts p
+    WHERE ((p.repost_count + p.quote_count), p.created_at, p.id)
+          < (%(before_score)s, %(before_created_at)s, %(before_id)s)
+      AND (%(include_replies)s OR p.type <> 'reply')
+    ORDER BY (p.repost_count + p.quote_count) DESC, p.created_at DESC, p.id DESC
+    LIMIT 101
+) page
+JOIN post_details d ON d.id = page.id
+ORDER BY page.score DESC, page.created_at DESC, page.id DESC
+LIMIT %(limit)s;
+
+-- name: author_posts_page_trending :many
+-- One page of an author's feed by trending, as post objects: posts_page_trending for one author.
+-- Index: posts_user_trending_idx (the page), posts_pkey and users_pkey (post_details).
+SELECT d.id, d.user_id, d.username, d.type, d.content, d.repost_id, d.repost_count, d.quote_count, d.created_at,
+       d.original_id, d.original_user_id, d.original_username, d.original_type, d.original_content,
+       d.original_created_at, d.reply_to_id, d.reply_count, d.reply_to_user_id, d.reply_to_username
+FROM (
+    SELECT p.id, p.repost_count + p.quote_count AS score, p.created_at
+    FROM posts p
+    WHERE p.user_id = %(author_id)s
+      AND ((p.repost_count + p.quote_count), p.created_at, p.id)
+          < (%(before_score)s, %(before_created_at)s, %(before_id)s)
+      AND (%(include_replies)s OR p.type <> 'reply')
+    ORDER BY (p.repost_count + p.quote_count) DESC, p.created_at DESC, p.id DESC
+    LIMIT 101
+) page
+JOIN post_details d ON d.id = page.id
+ORDER BY page.score DESC, page.created_at DESC, page.id DESC
+LIMIT %(limit)s;
+
 -- name: page_latest :many
 -- Plan: per call (planned with the values, so each filter left NULL folds away)
 -- The ids of one feed page (posts_by_ids reads the posts), newest first, every filter optional

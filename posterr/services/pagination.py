@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -43,3 +43,26 @@ def moment(value: Any) -> datetime:
         return datetime.fromisoformat(value)
     except (TypeError, ValueError):
         raise ValidationFailed.of("cursor", "is not a cursor this server issued") from None
+
+
+# The bounds of a window left open: the one-statement page queries (posts_page_latest, …) take
+# every bound, so that one generic plan serves every page; an unset one is one no post lies beyond.
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+LATEST = datetime.max.replace(tzinfo=UTC)
+MAX_ID = 2**63 - 1  # bigint
+MAX_SCORE = 2**31 - 1  # repost_count + quote_count, an integer
+
+
+def newest_first_window(after: tuple[datetime, int] | None, since: datetime | None,
+                        until: datetime | None) -> dict[str, Any]:
+    """The bounds of a newest-first page: posts at or after `since`, and before both the cursor's
+    (created_at, id) and `until` (exclusive): the position (until, 0) comes before every post of
+    that instant, since ids are positive."""
+    before = min(after or (LATEST, MAX_ID), (until, 0) if until else (LATEST, MAX_ID))
+    return {"since": since or EARLIEST, "before_created_at": before[0], "before_id": before[1]}
+
+
+def trending_window(after: tuple[int, datetime, int] | None) -> dict[str, Any]:
+    """The bounds of a trending page: before the cursor's (score, created_at, id), if any."""
+    score, created_at, last_id = after or (MAX_SCORE, LATEST, MAX_ID)
+    return {"before_score": score, "before_created_at": created_at, "before_id": last_id}

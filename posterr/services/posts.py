@@ -15,7 +15,7 @@ from posterr.errors import Conflict, DailyLimitReached, DuplicateRow, NotFound, 
 from posterr.limits import seconds_to_utc_midnight, utc_today
 from posterr.services import timelines
 from posterr.services.idempotency import Record
-from posterr.services.pagination import Page, cut, moment
+from posterr.services.pagination import Page, cut, moment, newest_first_window, trending_window
 from posterr.services.users import existing_user
 from posterr.timelines import member
 
@@ -142,6 +142,9 @@ def list_posts(ctx: Context, params: dict[str, str | None], *, keyword_required:
         return Page(b"[]", None)
 
     home_timeline = followed_by and order == "latest" and not any((author_id, keyword, start, end, with_replies))
+    # One prepared statement reads the page with its posts; the other shapes (a keyword, a followed_by
+    # or trending within dates) are planned with their values, as ids, then read by posts_by_ids.
+    one_statement = not (keyword or followed_by) and (order == "latest" or not (start or end))
 
     def load(run) -> Page:
         for user_id in (author_id, followed_by):
@@ -151,16 +154,17 @@ def list_posts(ctx: Context, params: dict[str, str | None], *, keyword_required:
                    "pattern": validation.like_pattern(keyword) if keyword else None,
                    "since": _day_start(start), "until": _day_after(end), "include_replies": with_replies,
                    "limit": size + 1, **after}
+        last = (after["after_created_at"], after["after_id"]) if after["after_id"] else None
         if home_timeline:
-            last = (after["after_created_at"], after["after_id"]) if after["after_id"] else None
-            ids = timelines.page_ids(ctx, run, followed_by, last, size + 1)
+            rows = posts_in_order(run, timelines.page_ids(ctx, run, followed_by, last, size + 1))
+        elif one_statement:
+            window = (newest_first_window(last, filters["since"], filters["until"]) if order == "latest"
+                      else trending_window((after["after_score"], *last) if last else None))
+            query = _ONE_STATEMENT_QUERIES[order, author_id is not None]
+            rows = run(query, author_id=author_id, include_replies=with_replies, limit=size + 1, **window)
         else:
-            ids = _page_ids(ctx, run, order, filters)
-        # Two short statements beat one: the page is planned with its values (cheap, one table),
-        # the posts' joins are read through a statement prepared once per connection.
-        posts_by_id = {row["id"]: row for row in run("posts_by_ids", ids=ids)} if ids else {}
-        return cut([posts_by_id[post_id] for post_id in ids], size, ctx.cursors, kind, _position(order),
-                   presenters.post)
+            rows = posts_in_order(run, _page_ids(ctx, run, order, filters))
+        return cut(rows, size, ctx.cursors, kind, _position(order), presenters.post)
 
     # A home timeline is built from, and its ids read against, the primary: a replica may lack a
     # post that a push has already put in the timeline.
@@ -174,6 +178,14 @@ def list_posts(ctx: Context, params: dict[str, str | None], *, keyword_required:
                                        lambda: ctx.db.read_primary(load).pack()))
 
 
+def posts_in_order(run, ids: list[int]) -> list[dict[str, Any]]:
+    """The rows of post_details for `ids`, in the order of `ids`."""
+    by_id = {row["id"]: row for row in run("posts_by_ids", ids=ids)} if ids else {}
+    return [by_id[post_id] for post_id in ids]
+
+
+_ONE_STATEMENT_QUERIES = {("latest", False): "posts_page_latest", ("latest", True): "author_posts_page_latest",
+                          ("trending", False): "posts_page_trending", ("trending", True): "author_posts_page_trending"}
 _PAGE_QUERIES = {("latest", False): "page_latest", ("trending", False): "page_trending",
                  ("latest", True): "page_followed_latest", ("trending", True): "page_followed_trending"}
 

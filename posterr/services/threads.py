@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from posterr import presenters, validation
 from posterr.context import Context
 from posterr.errors import NotFound
 from posterr.services.pagination import Page, cut, moment
+from posterr.services.posts import posts_in_order
 
 # The API's caps: the nearest ancestors (then the root is left out), and the first descendants
 # in depth-first order.
@@ -29,7 +28,7 @@ def list_replies(ctx: Context, post_id: int, params: dict[str, str | None]) -> P
                                         after_id=after_id, limit=size + 1)]
         if not ids and not run("post_exists", id=post_id)["found"]:  # a post with replies exists
             raise NotFound(f"there is no post {post_id}")
-        rows = _posts_in_order(run, ids)
+        rows = posts_in_order(run, ids)
         return cut(rows, size, ctx.cursors, REPLIES_CURSOR,
                    lambda row: [row["created_at"].isoformat(), row["id"]], presenters.post)
 
@@ -45,14 +44,9 @@ def thread_context(ctx: Context, post_id: int) -> dict[str, list[dict]]:
             raise NotFound(f"there is no post {post_id}")
         ancestors = chain[:0:-1]
         descendants = [row["id"] for row in run("thread_descendants", post_id=post_id, limit=MAX_DESCENDANTS)]
-        rows = _posts_in_order(run, ancestors + descendants)
+        rows = posts_in_order(run, ancestors + descendants)
         return {"ancestors": [presenters.post(row) for row in rows[:len(ancestors)]],
                 "descendants": [presenters.post(row) for row in rows[len(ancestors):]]}
 
     return ctx.db.read(load)
 
-
-def _posts_in_order(run, ids: list[int]) -> list[dict[str, Any]]:
-    """The rows of post_details for `ids`, in the order of `ids`."""
-    by_id = {row["id"]: row for row in run("posts_by_ids", ids=ids)} if ids else {}
-    return [by_id[post_id] for post_id in ids]

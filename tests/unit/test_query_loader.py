@@ -5,6 +5,7 @@ import re
 import pytest
 
 from posterr.db import QUERIES_DIR, QueryFileError, load_queries
+from posterr.validation import MAX_LIMIT
 
 
 def write(tmp_path, name, text):
@@ -77,3 +78,22 @@ def test_every_statement_starts_with_its_name():
     """What pg_stat_statements and pg_stat_activity show begins with the query's name."""
     for name, query in load_queries(QUERIES_DIR).items():
         assert query.sql.startswith(f"/* posterr:{name} */ "), name
+
+
+# The one-statement pages: their bounds always set (posterr/services/pagination.py), their inner
+# LIMIT a constant that must cover the largest page a client may ask for, plus the row that tells
+# whether a next page exists.
+ONE_STATEMENT_PAGES = {
+    "posts_page_latest": {"since", "before_created_at", "before_id"},
+    "author_posts_page_latest": {"author_id", "since", "before_created_at", "before_id"},
+    "posts_page_trending": {"before_score", "before_created_at", "before_id"},
+    "author_posts_page_trending": {"author_id", "before_score", "before_created_at", "before_id"},
+}
+
+
+@pytest.mark.parametrize("name, own", ONE_STATEMENT_PAGES.items())
+def test_every_one_statement_page_reads_at_most_the_largest_page_and_takes_its_bounds(name, own):
+    query = load_queries(QUERIES_DIR)[name]
+    assert set(re.findall(r"%\((\w+)\)s", query.sql)) == own | {"include_replies", "limit"}
+    assert re.findall(r"LIMIT (\d+)", query.sql) == [str(MAX_LIMIT + 1)]
+    assert not query.per_call_plan

@@ -1,0 +1,36 @@
+"""The bounds the one-statement page queries take: every bound set, an open one at infinity."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from posterr.services.pagination import EARLIEST, LATEST, MAX_ID, MAX_SCORE, newest_first_window, trending_window
+
+T1 = datetime(2026, 11, 1, tzinfo=UTC)
+T2 = datetime(2026, 11, 20, tzinfo=UTC)
+T3 = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("after, since, until, expected", [
+    (None, None, None, (EARLIEST, LATEST, MAX_ID)),
+    (None, T1, None, (T1, LATEST, MAX_ID)),
+    (None, None, T3, (EARLIEST, T3, 0)),  # (T3, 0) comes before every post created at T3
+    ((T2, 42), None, None, (EARLIEST, T2, 42)),
+    ((T2, 42), T1, T3, (T1, T2, 42)),  # the cursor is inside the range: it decides
+    ((T3, 42), None, T2, (EARLIEST, T2, 0)),  # a cursor past the range's end: the end decides
+    ((T2, 42), None, T2, (EARLIEST, T2, 0)),  # the end is exclusive, even at the cursor's instant
+])
+def test_a_newest_first_page_starts_before_both_the_cursor_and_the_end_of_the_range(after, since, until, expected):
+    window = newest_first_window(after, since, until)
+    assert (window["since"], window["before_created_at"], window["before_id"]) == expected
+
+
+@pytest.mark.parametrize("after, expected", [
+    (None, (MAX_SCORE, LATEST, MAX_ID)),
+    ((3, T2, 42), (3, T2, 42)),
+])
+def test_a_trending_page_starts_after_the_cursor_or_at_the_top(after, expected):
+    window = trending_window(after)
+    assert (window["before_score"], window["before_created_at"], window["before_id"]) == expected

@@ -147,15 +147,13 @@ def list_posts(ctx: Context, params: dict[str, str | None], *, keyword_required:
     one_statement = not (keyword or followed_by) and (order == "latest" or not (start or end))
 
     def load(run) -> Page:
-        for user_id in (author_id, followed_by):
-            if user_id is not None:
-                existing_user(run, user_id)
         filters = {"author_id": author_id, "followed_by": followed_by,
                    "pattern": validation.like_pattern(keyword) if keyword else None,
                    "since": _day_start(start), "until": _day_after(end), "include_replies": with_replies,
                    "limit": size + 1, **after}
         last = (after["after_created_at"], after["after_id"]) if after["after_id"] else None
         if home_timeline:
+            existing_user(run, followed_by)  # before a timeline is built for it
             rows = posts_in_order(run, timelines.page_ids(ctx, run, followed_by, last, size + 1))
         elif one_statement:
             window = (newest_first_window(last, filters["since"], filters["until"]) if order == "latest"
@@ -164,6 +162,10 @@ def list_posts(ctx: Context, params: dict[str, str | None], *, keyword_required:
             rows = run(query, author_id=author_id, include_replies=with_replies, limit=size + 1, **window)
         else:
             rows = posts_in_order(run, _page_ids(ctx, run, order, filters))
+        if not rows:  # a post shows that its author and the follower it was found for exist
+            for user_id in (author_id, followed_by):
+                if user_id is not None:
+                    existing_user(run, user_id)
         return cut(rows, size, ctx.cursors, kind, _position(order), presenters.post)
 
     # A home timeline is built from, and its ids read against, the primary: a replica may lack a

@@ -194,9 +194,18 @@ def test_bad_feed_parameters_are_422(api, query):
     assert_problem(api.get(f"/api/posts/search?keyword=x&{query}"), 422)
 
 
-def test_unknown_author_or_follower_is_404(api):
-    assert_problem(api.get("/api/posts?author_id=999"), 404)
-    assert_problem(api.get("/api/posts?followed_by=999"), 404)
+@pytest.mark.parametrize("path", [
+    "/api/posts?author_id=999", "/api/posts?author_id=999&start_date=2000-01-01",
+    "/api/posts?author_id=999&sort_by=trending", "/api/posts?author_id=999&include_replies=true",
+    "/api/posts/search?keyword=hello&author_id=999", "/api/posts?followed_by=999",
+    "/api/posts?followed_by=999&sort_by=trending", "/api/posts?followed_by=999&keyword=hello",
+])
+def test_unknown_author_or_follower_is_404_in_every_shape_of_page(api, path):
+    """A page with posts shows its author exists, so existence is asked only of an empty page: in
+    every shape of page (one statement, ids then posts, home timeline) the 404 must still come."""
+    someone = api.new_user("someone")["id"]
+    api.new_post(someone, "hello there")
+    assert_problem(api.get(path), 404)
 
 
 def test_empty_parameters_count_as_absent(api):

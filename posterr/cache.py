@@ -40,6 +40,7 @@ from typing import Any, NamedTuple
 import redis
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster, key_slot
+from redis.commands.core import Script
 from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
@@ -107,6 +108,7 @@ class Redis:
         self.invalidation_deadline = invalidation_deadline
         self._down_until = 0.0
         self.epoch: str | None = None  # the (standalone) server's run_id, see the module docstring
+        self.scripts: list[Script] = []  # every script the app runs, to load again into a server that lost them
         self._epochs: dict[tuple[str, int], str] = {}  # a cluster's: (host, port) -> run_id
         # One retry, on a new connection, when a pooled one turns out dead (Redis restarted); a
         # timeout is not retried: the deadline is the deadline.
@@ -139,6 +141,12 @@ class Redis:
             self._epochs[connection.host, connection.port] = run_id
         else:
             self.epoch = run_id
+
+    def script(self, source: str) -> Script:
+        """A Lua script to call as script(keys=…, args=…[, client=…]); see Batch for why it is kept."""
+        registered = self.client.register_script(source)
+        self.scripts.append(registered)
+        return registered
 
     def epoch_of(self, name: str) -> str | None:
         """The epoch that `name`'s keys carry now (see the module docstring); None when Redis is
@@ -247,7 +255,7 @@ class Redis:
 
         # One round trip on a standalone server. redis-py's cluster pipeline refuses scripts, so on
         # a cluster each command goes on its own (a push is one call per slot of its readers).
-        target = EachCommand(self.client) if self.cluster else self.client.pipeline(transaction=False)
+        target = EachCommand(self.client) if self.cluster else Batch(self.client, self.scripts)
         for change in changes:
             change.queue(target, epoch_of)
         if not self.cluster:
@@ -261,6 +269,39 @@ class Redis:
 # Error replies of a cluster node that is there but not serving yet (rejoining after a restart, say):
 # not refusals, since that very process and its keys serve again shortly, so they are retried.
 BETWEEN_STATES = (redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError)
+
+
+class Batch:
+    """On a standalone server, a write's commands in one round trip. Not redis-py's pipeline, which
+    asks SCRIPT EXISTS before every batch that calls a script, a round trip more: here a script the
+    server does not have (it restarted, or its scripts were flushed) fails the batch, and the batch
+    is sent again once every script is loaded. Sending it twice is harmless: its deletes, and the
+    scripts, which leave the same state when run again."""
+
+    def __init__(self, client: redis.Redis, scripts: list[Script]):
+        self.client = client
+        self.scripts = scripts
+        self.commands: list[tuple] = []
+
+    def delete(self, *keys: str) -> None:
+        self.commands.append(("DEL", *keys))
+
+    def evalsha(self, *args: Any) -> None:  # what a Script runs (redis.commands.core.Script.__call__)
+        self.commands.append(("EVALSHA", *args))
+
+    def execute(self) -> list:
+        try:
+            return self._send()
+        except redis.exceptions.NoScriptError:
+            for script in self.scripts:
+                self.client.script_load(script.script)
+            return self._send()
+
+    def _send(self) -> list:
+        pipe = self.client.pipeline(transaction=False)
+        for command in self.commands:
+            pipe.execute_command(*command)
+        return pipe.execute()
 
 
 class EachCommand:
@@ -377,8 +418,8 @@ return 1
 class DocumentCache:
     def __init__(self, redis_: Redis):
         self.redis = redis_
-        self._read = redis_.client.register_script(_READ)
-        self._store = redis_.client.register_script(_STORE)
+        self._read = redis_.script(_READ)
+        self._store = redis_.script(_STORE)
         # Each family's (hit, miss) counters, looked up once: `labels()` takes a lock on every call.
         self._lookups = {stem: (metrics.CACHE.labels(family, "hit"), metrics.CACHE.labels(family, "miss"))
                          for stem, family in DOCUMENT_FAMILIES.items()}

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from posterr.cache import Redis, daily_quota_key, rate_limit_key
+from posterr.cache import Change, EpochOf, Redis, daily_quota_key, rate_limit_key
 
 # KEYS[1] = counter; ARGV = PostgreSQL's count, ttl seconds. Raises the counter, never lowers it:
 # the answers of two creations may arrive in either order.
@@ -38,7 +38,7 @@ class DailyQuota:
     def __init__(self, redis: Redis, limit: int):
         self.redis = redis
         self.limit = limit
-        self._raise = redis.client.register_script(_RAISE)
+        self._raise = redis.script(_RAISE)
 
     def used_up(self, user_id: int, day: date) -> bool:
         """Whether the counter says nothing is left today; False when Redis does not know or is down."""
@@ -47,8 +47,27 @@ class DailyQuota:
 
     def remember(self, user_id: int, day: date, used: int) -> None:
         """Keep PostgreSQL's committed count of the day (call it after the commit, never before)."""
-        key, ttl = daily_quota_key(user_id, day), seconds_to_utc_midnight() + 3600
+        key, ttl = daily_quota_key(user_id, day), _counter_ttl()
         self.redis.run(lambda _: self._raise(keys=[key], args=[used, ttl]))
+
+    def remembers(self, user_id: int, day: date, used: int) -> Change:
+        """remember() as a change that a write delivers with its others (Redis.before_answer), in the
+        same round trip; when Redis refuses the script (an error reply), the counter is deleted
+        instead, which only sends the next creation to PostgreSQL's count."""
+        key, ttl = daily_quota_key(user_id, day), _counter_ttl()
+
+        def queue(pipe, _epoch_of: EpochOf) -> None:
+            self._raise(keys=[key], args=[used, ttl], client=pipe)
+
+        def forget(pipe, _epoch_of: EpochOf) -> None:
+            pipe.delete(key)
+
+        return Change(queue, [key], forget)
+
+
+def _counter_ttl() -> int:
+    """How long a day's counter is kept: until an hour past the end of its day (UTC)."""
+    return seconds_to_utc_midnight() + 3600
 
 
 # --- the per-client rate limit (GCRA) -----------------------------------------------------------
@@ -94,7 +113,7 @@ class ClientRateLimit:
         self.redis = redis
         self.limit = limit
         self.period = period
-        self._check = redis.client.register_script(_GCRA)
+        self._check = redis.script(_GCRA)
         self._interval_ms = period * 1000 / limit
 
     def check(self, client: str) -> RateDecision | None:

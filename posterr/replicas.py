@@ -130,8 +130,8 @@ class Replicas:
         self.check_interval = check_interval
         self.history = PrimaryHistory(keep=max_lag + 2 * check_interval)
         self.position_ttl_ms = int(max_lag * 1000) + 1000
-        self._remember = redis.client.register_script(_REMEMBER)
-        self._positions_lost = redis.client.register_script(_POSITIONS_LOST)
+        self._remember = redis.script(_REMEMBER)
+        self._positions_lost = redis.script(_POSITIONS_LOST)
         self._checker_connections: dict[str, psycopg.Connection] = {}
         self._primary_failing = False
         self._stopping = threading.Event()

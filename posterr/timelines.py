@@ -127,8 +127,7 @@ class HomeTimelines:
         self.size = size
         self.build_size = min(size, BUILD_SIZE)
         self.ttl = ttl
-        client = redis_.client
-        self._read, self._store, self._push = (client.register_script(script) for script in (_READ, _STORE, _PUSH))
+        self._read, self._store, self._push = (redis_.script(script) for script in (_READ, _STORE, _PUSH))
 
     def read(self, user_id: int, after: str | None, count: int) -> Slice | Build | None:
         """`count` entries after the member `after`; on a miss, a Build to fill it; None when Redis

@@ -60,7 +60,6 @@ def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any 
     if created is None:  # PostgreSQL refused: the counter learns that the day is full
         ctx.quota.remember(author, day, ctx.settings.daily_post_limit)
         raise _limit_reached(ctx)
-    ctx.quota.remember(author, day, created["used"])
     logs.event(log, "post_created", post_id=post["id"], user_id=author, type=kind, repost_id=reposted_id,
                reply_to_id=answered_id)
     # Before the answer: nobody may read a feed, profile or post that lacks this write (cached feed
@@ -68,7 +67,7 @@ def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any 
     changed = [cache.FEEDS_KEY, cache.user_key(author)] + ([cache.post_key(target_id)] if target_id else [])
     pushes = ctx.timelines.pushes([row["follower_id"] for row in followers], author,
                                   member(created["created_at"], created["id"]))
-    ctx.redis.before_answer(ctx.cache.deletes(*changed), pushes)
+    ctx.redis.before_answer(ctx.cache.deletes(*changed), pushes, ctx.quota.remembers(author, day, created["used"]))
     return post
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
+from redis.cluster import RedisCluster
 
 from posterr import cache, metrics
-from posterr.cache import DocumentCache, Redis
+from posterr.cache import DocumentCache, Redis, daily_quota_key
+from posterr.limits import DailyQuota
+from tests.conftest import REDIS_CLUSTER
 from tests.integration.conftest import assert_problem, on_every_worker
 
 
@@ -179,3 +184,30 @@ def test_copies_from_before_a_redis_restart_are_never_read_nor_left_behind(serve
     finally:
         reader.redis.close()
         writer.redis.close()
+
+
+def script_exists_calls(redis_client) -> int:
+    if REDIS_CLUSTER:
+        nodes = redis_client.info("commandstats", target_nodes=RedisCluster.PRIMARIES).values()
+    else:
+        nodes = [redis_client.info("commandstats")]
+    return sum(node.get("cmdstat_script|exists", {}).get("calls", 0) for node in nodes)
+
+
+def test_a_write_sends_its_scripts_without_asking_and_reloads_them_into_a_redis_that_lost_them(servers, redis_client):
+    """A write's changes are one round trip: no SCRIPT EXISTS first (redis-py's pipeline asks it
+    before every batch with a script). A server without the scripts (restarted, SCRIPT FLUSH) gets
+    them loaded and the batch again: the counter is raised, not deleted as if Redis had refused it."""
+    redis = Redis(servers.redis_url, timeout=1, retry_after=1, invalidation_deadline=2)
+    quota = DailyQuota(redis, 5)
+    day = date(2026, 12, 2)
+    try:
+        before = script_exists_calls(redis_client)
+        redis.before_answer(DocumentCache.deletes(cache.user_key(998)), quota.remembers(998, day, 2))
+        assert redis_client.get(daily_quota_key(998, day)) == b"2"
+        assert script_exists_calls(redis_client) == before
+        redis_client.script_flush()
+        redis.before_answer(DocumentCache.deletes(cache.user_key(999)), quota.remembers(999, day, 3))
+        assert redis_client.get(daily_quota_key(999, day)) == b"3"
+    finally:
+        redis.close()

@@ -49,7 +49,7 @@ class FakeRedis:
         self.client = self
         self.found = found
 
-    def register_script(self, _script: str):
+    def script(self, _source: str):
         return lambda keys, args: self.found
 
     def epoch_of(self, _name: str) -> str:

@@ -84,12 +84,15 @@ for i = 1, #KEYS, 3 do
     redis.call('DEL', state)  -- a build under way may have read PostgreSQL before this post
   elseif redis.call('SISMEMBER', KEYS[i + 2], ARGV[1]) == 1 then
     redis.call('ZADD', entries, 0, ARGV[2])
-    local excess = redis.call('ZCARD', entries) - tonumber(ARGV[3])
+    local count = redis.call('ZCARD', entries)
+    local excess = count - tonumber(ARGV[3])
     if excess > 0 then
       redis.call('ZREMRANGEBYRANK', entries, 0, excess - 1)
       redis.call('HSET', state, 'complete', '0')
     end
-    redis.call('PEXPIRE', entries, redis.call('PTTL', state))  -- built empty, it is new here
+    if count == 1 then  -- built empty, the set is new here: it expires with its timeline
+      redis.call('PEXPIRE', entries, redis.call('PTTL', state))
+    end
     pushed = pushed + 1
   end
 end

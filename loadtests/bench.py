@@ -85,7 +85,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin
 
-from loadtests import harness
+from loadtests import harness, profiling
 from loadtests.harness import say
 
 # Keywords by the share of seeded posts and quotes that contain them (case-insensitive substring;
@@ -228,6 +228,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pause", type=float, default=1.0, help="seconds between rows (default 1)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds over every row, alternating; the table shows medians (default 3)")
+    parser.add_argument("--profile", action="store_true",
+                        help="after the rounds, run each row once more under py-spy (installed if missing) and "
+                             "show where its request threads spend their samples (not measured)")
     parser.add_argument("--peer-url", default="", help="also measure GET on this URL of a service of your own "
                         "(a yardstick, e.g. the same feed page from another stack), as the last row")
     args = parser.parse_args(argv)
@@ -429,6 +432,35 @@ def run_wrk(wrk: str, base: str, row: Row, args: argparse.Namespace, scripts: Pa
     result["cpu_ms_per_request"] = max(busy - wrk_cpu, 0) * 1000 / result["requests"] if result["requests"] else None
     result["command"] = " ".join(command[:-2] + [f"{row.name}.lua", command[-1]])
     return result
+
+
+def profile_rows(wrk: str, rows: list[Row], base_of: dict[str, str], masters: dict[str, int],
+                 args: argparse.Namespace, scripts: Path, out_dir: Path) -> None:
+    """Each row once more, under py-spy: its summary goes to row.result["profile"] (loadtests/profiling.py)."""
+    py_spy = profiling.ensure_py_spy(harness.RESULTS / "install.log")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for number, row in enumerate(rows, 1):
+        say(f"[profile {number}/{len(rows)}] {row.name}: wrk under py-spy (not measured)")
+        pids = profiling.worker_pids(masters[row.base])
+        samplers = profiling.record(py_spy, pids, max(seconds(args.duration) - 1, 1), out_dir, row.name)
+        run_wrk(wrk, base_of[row.name], row, args, scripts)
+        for sampler in samplers:
+            sampler.wait(timeout=60)
+        row.result["profile"] = profiling.summarize([out_dir / f"{row.name}-{pid}.txt" for pid in pids])
+
+
+def profiles_text(rows: list[Row], top: int = 5) -> str:
+    """Per profiled row, its request threads' top frames by self samples and the app's phases."""
+    lines = []
+    for row in rows:
+        profile = row.result.get("profile")
+        if not profile or not profile["samples"]:
+            continue
+        lines.append(f"{row.name} ({profile['samples']} samples)")
+        for title, key in (("self", "self"), ("posterr, inclusive", "posterr")):
+            entries = ", ".join(f"{entry['frame']} {entry['share']:.0%}" for entry in profile[key][:top])
+            lines.append(f"  {title}: {entries or '-'}")
+    return "\n".join(lines)
 
 
 def combine(runs: list[dict]) -> dict:
@@ -635,6 +667,10 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(args.pause)
         for row in measured:
             row.result = combine(runs[row.name])
+        if args.profile:
+            masters = {"app": app.process.pid, "floor": floor.process.pid}
+            profile_rows(wrk, [row for row in measured if row.base in masters], base_of, masters, args,
+                         Path(scripts), harness.RESULTS / f"bench-{stamp}-profiles")
         for author in authors:  # a sanity check: the pushes landed (the measured work was done)
             if f"post_fans_{author.fans}" in runs and author.timelines:
                 sizes = harness.timeline_sizes(bench_redis, author.timelines)
@@ -666,6 +702,9 @@ def main(argv: list[str] | None = None) -> int:
           f"on {os.cpu_count()} CPUs; load average {report['load_average']['before']:.1f} before, "
           f"{report['load_average']['after']:.1f} after\n")
     print(table(rows))
+    if args.profile:
+        print("\nprofiles (py-spy, request threads; socket calls are round trips, not Python work):\n")
+        print(profiles_text(rows))
     if report["targets"]:
         print(f"\ntargets ({sum(t['held'] for t in report['targets'])} of {len(report['targets'])} held):\n")
         print(targets_table(report["targets"]))

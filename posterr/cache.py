@@ -31,7 +31,7 @@ The mechanisms, and the invariant each one keeps (each has a test in tests/integ
 from __future__ import annotations
 
 import logging
-import os
+import random
 import time
 from collections.abc import Callable
 from datetime import date
@@ -430,7 +430,7 @@ class DocumentCache:
         if epoch is None:
             return compute()
         key = f"{name}:{epoch}"
-        token = os.urandom(8).hex()
+        token = f"{random.getrandbits(64):016x}"  # unique per reader: Python's generator, reseeded in each fork
         found = self.redis.run(lambda _: self._read(keys=[key], args=[field, token, ttl]))
         if found is None or self.redis.epoch_of(name) != epoch:
             return compute()  # Redis failed, or it reconnected to a new server and `key` is a past one's

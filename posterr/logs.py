@@ -68,6 +68,8 @@ def event(logger: logging.Logger, name: str, level: int = logging.INFO, **fields
 
 _access_logger = logging.getLogger(ACCESS_LOGGER)
 _second = {"at": -1, "text": ""}  # the time field, formatted once per second
+_process = {"pid": os.getpid()}  # asked once per process, not by a system call on every line
+os.register_at_fork(after_in_child=lambda: _process.update(pid=os.getpid()))
 
 
 def access(fields: dict) -> None:
@@ -83,7 +85,7 @@ def access(fields: dict) -> None:
     now = int(time.time())
     if now != _second["at"]:
         _second.update(at=now, text=time.strftime(DATE_FORMAT, time.localtime(now)))
-    line = orjson.dumps({"time": _second["text"], "level": "INFO", "logger": ACCESS_LOGGER, "pid": os.getpid(),
+    line = orjson.dumps({"time": _second["text"], "level": "INFO", "logger": ACCESS_LOGGER, "pid": _process["pid"],
                          "message": "request", **fields}).decode()
     with _handler.lock:  # a whole line at a time, between other threads' records
         _handler.stream.write(line + "\n")

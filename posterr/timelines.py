@@ -27,7 +27,7 @@ pull query (page_followed_latest) returns. The rules that keep it exact:
 
 from __future__ import annotations
 
-import os
+import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -139,7 +139,7 @@ class HomeTimelines:
         if epoch is None:
             return None
         keys = timeline_keys(user_id, epoch)
-        args = [f"({after}" if after else "+", count, os.urandom(8).hex(), BUILD_MARK_TTL]
+        args = [f"({after}" if after else "+", count, f"{random.getrandbits(64):016x}", BUILD_MARK_TTL]
         found = self.redis.run(lambda _: self._read(keys=keys[:2], args=args))
         if found is None or self.redis.epoch_of(timeline_name(user_id)) != epoch:
             return None

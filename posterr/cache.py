@@ -44,7 +44,7 @@ from redis.commands.core import Script
 from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
-from posterr import logs, metrics
+from posterr import deferred_check, logs, metrics
 
 log = logging.getLogger("posterr.cache")
 
@@ -184,7 +184,9 @@ class Redis:
         return time.monotonic() >= self._down_until
 
     def run(self, operation: Callable[[redis.Redis], Any]) -> Any | None:
-        """operation(client), or None when Redis failed now or a moment ago (the breaker)."""
+        """operation(client), or None when Redis failed now or a moment ago (the breaker); a check the
+        request deferred (posterr/deferred_check.py) is settled first."""
+        deferred_check.settle()
         if not self.available:
             return None
         return self.run_now(operation)
@@ -289,19 +291,23 @@ class Batch:
     def evalsha(self, *args: Any) -> None:  # what a Script runs (redis.commands.core.Script.__call__)
         self.commands.append(("EVALSHA", *args))
 
-    def execute(self) -> list:
-        try:
-            return self._send()
-        except redis.exceptions.NoScriptError:
+    def execute(self, raise_on_error: bool = True) -> list:
+        """The replies in order; with raise_on_error=False, an error reply is its exception, in place."""
+        replies = self._send()
+        if any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
             for script in self.scripts:
                 self.client.script_load(script.script)
-            return self._send()
+            replies = self._send()
+        errors = [reply for reply in replies if isinstance(reply, Exception)]
+        if errors and raise_on_error:
+            raise errors[0]
+        return replies
 
     def _send(self) -> list:
         pipe = self.client.pipeline(transaction=False)
         for command in self.commands:
             pipe.execute_command(*command)
-        return pipe.execute()
+        return pipe.execute(raise_on_error=False)
 
 
 class EachCommand:
@@ -431,7 +437,7 @@ class DocumentCache:
             return compute()
         key = f"{name}:{epoch}"
         token = f"{random.getrandbits(64):016x}"  # unique per reader: Python's generator, reseeded in each fork
-        found = self.redis.run(lambda _: self._read(keys=[key], args=[field, token, ttl]))
+        found = self._read_with_deferred_check(key, [field, token, ttl])
         if found is None or self.redis.epoch_of(name) != epoch:
             return compute()  # Redis failed, or it reconnected to a new server and `key` is a past one's
         hit, value = found
@@ -443,6 +449,21 @@ class DocumentCache:
         body = compute()
         self.redis.run(lambda _: self._store(keys=[key], args=[field, value, body]))
         return body
+
+    def _read_with_deferred_check(self, key: str, args: list) -> Any | None:
+        """The read script's reply (None when Redis failed), sent in one round trip with the check the
+        request deferred, if any (posterr/deferred_check.py), whose refusal is raised before anything
+        is computed. On a Redis Cluster the two go one after the other (its pipeline takes no script)."""
+        if deferred_check.PENDING.get() is None or self.redis.cluster or not self.redis.available:
+            return self.redis.run(lambda _: self._read(keys=[key], args=args))  # which settles the check
+        check = deferred_check.take()
+        batch = Batch(self.redis.client, self.redis.scripts)
+        check.queue(batch)
+        self._read(keys=[key], args=args, client=batch)
+        replies = self.redis.run_now(lambda _: batch.execute(raise_on_error=False))
+        check_reply, read_reply = replies if replies else (None, None)
+        check.deliver(None if isinstance(check_reply, Exception) else check_reply)
+        return None if isinstance(read_reply, Exception) else read_reply
 
     @staticmethod
     def deletes(*names: str) -> Change:

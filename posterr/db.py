@@ -22,7 +22,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from posterr import logs, metrics
+from posterr import deferred_check, logs, metrics
 from posterr.errors import DatabaseUnavailable, DuplicateRow, ServiceUnavailable
 
 if TYPE_CHECKING:
@@ -265,7 +265,9 @@ class Database:
         """A pooled connection that is not known to be dead. After a PostgreSQL restart every idle
         connection has been closed by the server: its socket turns readable (the goodbye message or
         EOF) while a healthy idle one stays silent. Such a connection is dropped and another taken,
-        at no round trip, so service resumes at the first request instead of after a 503."""
+        at no round trip, so service resumes at the first request instead of after a 503. A check
+        the request deferred (posterr/deferred_check.py) is settled before any statement."""
+        deferred_check.settle()
         for _ in range(self.pool.max_size + 1):
             conn = self.pool.getconn()
             if not _looks_dead(conn):

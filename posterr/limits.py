@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from posterr.cache import Change, EpochOf, Redis, daily_quota_key, rate_limit_key
 
@@ -118,8 +119,14 @@ class ClientRateLimit:
 
     def check(self, client: str) -> RateDecision | None:
         """The decision for one more request from `client`; None when Redis is down (fail open)."""
-        key = rate_limit_key(client)
-        result = self.redis.run(lambda _: self._check(keys=[key], args=[self._interval_ms, self.period * 1000]))
+        return self.decision(self.redis.run(lambda pipe: self.queue_check(pipe, client)))
+
+    def queue_check(self, pipe: Any, client: str) -> Any:
+        """Counts one more request from `client`: runs the check on a client, or adds it to a batch."""
+        return self._check(keys=[rate_limit_key(client)], args=[self._interval_ms, self.period * 1000], client=pipe)
+
+    def decision(self, result: Any) -> RateDecision | None:
+        """The decision in the check's reply; None when there is none (Redis is down: fail open)."""
         if result is None:
             return None
         allowed, remaining, reset, retry_after = (int(value) for value in result)

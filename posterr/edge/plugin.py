@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 import bottle
 
-from posterr import db, logs, metrics, replicas
+from posterr import db, deferred_check, logs, metrics, replicas
 from posterr.edge import rate_limit
 from posterr.edge.clients import client_address
 from posterr.edge.cors import add_cors_headers
@@ -44,11 +44,14 @@ class EdgePlugin:
             as_client = replicas.CLIENT.set(client_address()) if ctx.db.replicas else None
             query_times: list[tuple[str, float]] = []
             timing_queries = db.QUERY_TIMES.set(query_times) if ctx.settings.slow_request_ms else None
+            rate_checked = rate_limit.defer(ctx, rule)
             try:
-                refused = rate_limit.refusal(ctx, rule)
-                if refused:
-                    raise refused
-                result = callback(*args, **kwargs)
+                try:
+                    result = callback(*args, **kwargs)
+                except Exception:
+                    deferred_check.settle()  # a refusal wins over the route's own answer, as if checked first
+                    raise
+                deferred_check.settle()  # the route called no server, so nothing settled it
             except ApiError as error:
                 result = render_problem(error)
             except bottle.HTTPError as error:
@@ -58,6 +61,8 @@ class EdgePlugin:
             except Exception:  # noqa: BLE001 -- bug() logs it, with its traceback
                 result = render_problem(bug())
             finally:
+                if rate_checked:
+                    deferred_check.PENDING.reset(rate_checked)
                 watchdog.end()
                 logs.REQUEST_ID.reset(in_request)
                 if as_client:

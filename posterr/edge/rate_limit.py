@@ -3,11 +3,15 @@ headers (the limiter itself, a GCRA on Redis, is posterr.limits.ClientRateLimit)
 
 from __future__ import annotations
 
+from contextvars import Token
+
 import bottle
 
+from posterr import deferred_check
 from posterr.context import Context
 from posterr.edge.clients import client_address
 from posterr.errors import TooManyRequests
+from posterr.limits import RateDecision
 
 # Only /api is limited (so never /healthz, /readyz nor /metrics, as the contract says), and not the
 # API's own description either.
@@ -15,11 +19,36 @@ UNLIMITED = frozenset({"/api/openapi.json"})
 
 
 def refusal(ctx: Context, route_rule: str) -> TooManyRequests | None:
-    """Counts the request against its client; the refusal to answer with, if over the limit."""
-    if ctx.rate_limit is None or bottle.request.method == "OPTIONS" or not route_rule.startswith("/api") \
-            or route_rule in UNLIMITED:
+    """Counts the request against its client now; the refusal to answer with, if over the limit."""
+    if not _limited(ctx, route_rule):
         return None
-    decision = ctx.rate_limit.check(client_address())
+    return _refusal(ctx.rate_limit.check(client_address()))
+
+
+def defer(ctx: Context, route_rule: str) -> Token | None:
+    """Counts the request against its client at its first call to a server (posterr/deferred_check.py),
+    which raises the refusal if it is over the limit; reset the token when the request ends."""
+    if not _limited(ctx, route_rule):
+        return None
+    limiter, client = ctx.rate_limit, client_address()
+
+    def deliver(reply) -> None:
+        refused = _refusal(limiter.decision(reply))
+        if refused:
+            raise refused
+
+    return deferred_check.PENDING.set(deferred_check.DeferredCheck(
+        queue=lambda batch: limiter.queue_check(batch, client), deliver=deliver,
+        run_alone=lambda: ctx.redis.run(lambda redis: limiter.queue_check(redis, client))))
+
+
+def _limited(ctx: Context, route_rule: str) -> bool:
+    return ctx.rate_limit is not None and bottle.request.method != "OPTIONS" and route_rule.startswith("/api") \
+        and route_rule not in UNLIMITED
+
+
+def _refusal(decision: RateDecision | None) -> TooManyRequests | None:
+    """What the decision says to answer: nothing, or a 429; it is kept for the RateLimit headers."""
     bottle.request.environ["posterr.rate"] = decision
     if decision is None or decision.allowed:
         return None

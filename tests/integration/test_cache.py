@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date
 
 import pytest
 from redis.cluster import RedisCluster
 
-from posterr import cache, metrics
+from posterr import cache, deferred_check, metrics
 from posterr.cache import DocumentCache, Redis, daily_quota_key
-from posterr.limits import DailyQuota
+from posterr.errors import TooManyRequests
+from posterr.limits import ClientRateLimit, DailyQuota
 from tests.conftest import REDIS_CLUSTER
 from tests.integration.conftest import assert_problem, on_every_worker
 
@@ -209,5 +211,51 @@ def test_a_write_sends_its_scripts_without_asking_and_reloads_them_into_a_redis_
         redis_client.script_flush()
         redis.before_answer(DocumentCache.deletes(cache.user_key(999)), quota.remembers(999, day, 3))
         assert redis_client.get(daily_quota_key(999, day)) == b"3"
+    finally:
+        redis.close()
+
+
+def reads_processed(redis_client) -> int:
+    """Read events Redis has processed: one per round trip that a client sends it (our INFO included)."""
+    if REDIS_CLUSTER:
+        return sum(node["total_reads_processed"]
+                   for node in redis_client.info("stats", target_nodes=RedisCluster.PRIMARIES).values())
+    return redis_client.info("stats")["total_reads_processed"]
+
+
+def test_a_cached_read_carries_the_deferred_rate_check_and_a_refusal_computes_nothing(servers, redis_client):
+    """The edge defers the rate limit to the request's first call to a server (deferred_check): a read
+    served from the document cache sends both in one round trip on a standalone Redis (one after the
+    other on a cluster), and a refused request raises before anything is computed."""
+    redis = Redis(servers.redis_url, timeout=1, retry_after=1, invalidation_deadline=1)
+    documents, limiter = DocumentCache(redis), ClientRateLimit(redis, 1, 3600)
+    client = f"203.0.113.{os.getpid() % 250}-{os.urandom(4).hex()}"
+    computed, decisions = [], []
+
+    def deliver(reply) -> None:
+        decisions.append(limiter.decision(reply))
+        if not decisions[-1].allowed:
+            raise TooManyRequests("over the limit", retry_after=decisions[-1].retry_after)
+
+    def read_deferring_the_check() -> bytes:
+        token = deferred_check.PENDING.set(deferred_check.DeferredCheck(
+            queue=lambda batch: limiter.queue_check(batch, client), deliver=deliver,
+            run_alone=lambda: redis.run(lambda client_: limiter.queue_check(client_, client))))
+        try:
+            return documents.fetch(cache.user_key(997), "json", 60, lambda: computed.append(1) or b"the document")
+        finally:
+            deferred_check.PENDING.reset(token)
+
+    try:
+        assert documents.fetch(cache.user_key(997), "json", 60, lambda: b"the document") == b"the document"
+        limiter.check("198.51.100.1")  # the scripts are loaded: a first call would load them as well
+        before = reads_processed(redis_client)
+        assert read_deferring_the_check() == b"the document"
+        trips = reads_processed(redis_client) - before - (3 if REDIS_CLUSTER else 1)  # less our own INFO
+        assert (trips, [decision.allowed for decision in decisions], computed) == \
+            (2 if REDIS_CLUSTER else 1, [True], [])
+        with pytest.raises(TooManyRequests):
+            read_deferring_the_check()
+        assert ([decision.allowed for decision in decisions], computed) == ([True, False], [])
     finally:
         redis.close()

@@ -151,3 +151,22 @@ def test_a_limit_too_high_to_reach_allows_and_leaves_redis_in_use(servers):
     decisions = [limiter.check("203.0.113.250") for _ in range(3)]
     assert [decision and decision.allowed for decision in decisions] == [True, True, True]
     assert redis.available
+
+
+def statement_calls(sql, name: str) -> int:
+    found = sql.execute("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE %s",
+                        (f"/* posterr:{name} */%",)).fetchone()
+    return int(found[0])
+
+
+@pytest.mark.parametrize("path", ["/api/posts?start_date=2000-01-01", "/api/users/1", "/api/posts?author_id=1"])
+def test_a_refused_request_runs_no_statement(limited, sql, path):
+    """The check is deferred to the request's first call to a server (so that a cached read can carry
+    it), yet settled before any PostgreSQL statement: a refused client costs one Redis round trip."""
+    client = "203.0.113.11" + path.replace("/", "-")
+    for _ in range(LIMIT):
+        get(limited, "/api/users?limit=1", client)
+    names = ("posts_page_latest", "author_posts_page_latest", "user_by_id")
+    before = [statement_calls(sql, name) for name in names]
+    assert_problem(get(limited, path, client), 429)
+    assert [statement_calls(sql, name) for name in names] == before

@@ -145,17 +145,21 @@ request = function()
 end
 """
 
+# A post's content is drawn like a seeded post's (five words of the seed's vocabulary and a hashtag),
+# so that the posts a run creates, the newest ones, leave keyword search rows measuring what they would
+# over seeded posts alone (posts of other words at the top made every later search scan past them).
 LUA_POST = r"""
 local low, high = %(low)d, %(high)d
-local counter = 0
+local words = {%(words)s}
 local headers = {["Content-Type"] = "application/json", ["Accept"] = "application/json"}
 init = function(args)
   math.randomseed(os.time() * 100 + (thread_id or 0))
 end
 request = function()
-  counter = counter + 1
-  local body = string.format('{"user_id": %%d, "content": "bench post %%d from wrk thread %%d"}',
-                             math.random(low, high), counter, thread_id or 0)
+  local picked = {}
+  for i = 1, 5 do picked[i] = words[math.random(#words)] end
+  local body = string.format('{"user_id": %%d, "content": "%%s #%%d"}', math.random(low, high),
+                             table.concat(picked, " "), math.random(0, 996))
   return wrk.format("POST", "/api/posts", headers, body)
 end
 """
@@ -267,6 +271,14 @@ def ensure_wrk(log_path: Path) -> str:
     return shutil.which("wrk") or harness.fail("wrk was installed but is not on PATH")
 
 
+def seed_vocabulary() -> list[str]:
+    """The words db/seed/seed.sql draws seeded posts from (its `vocabulary` literal)."""
+    found = re.search(r"string_to_array\(((?:\s*'[^']*')+),\s*' '\)", harness.SEED_FILE.read_text())
+    if not found:
+        harness.fail(f"no vocabulary found in {harness.SEED_FILE}")
+    return "".join(re.findall(r"'([^']*)'", found.group(1))).split()
+
+
 def lua_strings(items: list[str]) -> str:
     return ", ".join(json.dumps(item) for item in items)  # a JSON string is a valid Lua string here
 
@@ -346,11 +358,11 @@ def rows_for(low: int, high: int, pages: Pages, split_search: bool, following: l
     rows += [
         Row("profile", f"profile (GET /api/users/{profile})", f"/api/users/{profile}"),
         Row("create_post", "POST /api/posts, random author", "/api/posts",
-            LUA_POST % {"low": low, "high": high}, method="POST",
+            LUA_POST % {"low": low, "high": high, "words": lua_strings(seed_vocabulary())}, method="POST",
             body={"user_id": low, "content": "bench check post"}, expect=201),
     ]
     rows += [Row(f"post_fans_{author.fans}", f"POST /api/posts, one author, {author.fans:,} followers", "/api/posts",
-                 LUA_POST % {"low": author.author, "high": author.author}, method="POST",
+                 LUA_POST % {"low": author.author, "high": author.author, "words": lua_strings(seed_vocabulary())}, method="POST",
                  body={"user_id": author.author, "content": "bench check post"}, expect=201)
              for author in authors or []]
     return rows

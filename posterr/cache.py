@@ -191,6 +191,22 @@ class Redis:
             return None
         return self.run_now(operation)
 
+    def read(self, script: Script, keys: list[str], args: list) -> Any | None:
+        """A read script's reply (None when Redis failed), sent in one round trip with the check the
+        request deferred, if any (posterr/deferred_check.py), whose refusal is raised before the caller
+        does anything with it. On a Redis Cluster the two go one after the other (its pipeline takes
+        no script)."""
+        if deferred_check.PENDING.get() is None or self.cluster or not self.available:
+            return self.run(lambda _: script(keys=keys, args=args))  # which settles the check first
+        check = deferred_check.take()
+        batch = Batch(self.client, self.scripts)
+        check.queue(batch)
+        script(keys=keys, args=args, client=batch)
+        replies = self.run_now(lambda _: batch.execute(raise_on_error=False))
+        check_reply, read_reply = replies if replies else (None, None)
+        check.deliver(None if isinstance(check_reply, Exception) else check_reply)
+        return None if isinstance(read_reply, Exception) else read_reply
+
     def ping(self) -> bool:
         """A real round trip even while the breaker is open: readiness must tell the truth."""
         return bool(self.run_now(lambda client: client.ping()))
@@ -437,7 +453,7 @@ class DocumentCache:
             return compute()
         key = f"{name}:{epoch}"
         token = f"{random.getrandbits(64):016x}"  # unique per reader: Python's generator, reseeded in each fork
-        found = self._read_with_deferred_check(key, [field, token, ttl])
+        found = self.redis.read(self._read, [key], [field, token, ttl])
         if found is None or self.redis.epoch_of(name) != epoch:
             return compute()  # Redis failed, or it reconnected to a new server and `key` is a past one's
         hit, value = found
@@ -449,21 +465,6 @@ class DocumentCache:
         body = compute()
         self.redis.run(lambda _: self._store(keys=[key], args=[field, value, body]))
         return body
-
-    def _read_with_deferred_check(self, key: str, args: list) -> Any | None:
-        """The read script's reply (None when Redis failed), sent in one round trip with the check the
-        request deferred, if any (posterr/deferred_check.py), whose refusal is raised before anything
-        is computed. On a Redis Cluster the two go one after the other (its pipeline takes no script)."""
-        if deferred_check.PENDING.get() is None or self.redis.cluster or not self.redis.available:
-            return self.redis.run(lambda _: self._read(keys=[key], args=args))  # which settles the check
-        check = deferred_check.take()
-        batch = Batch(self.redis.client, self.redis.scripts)
-        check.queue(batch)
-        self._read(keys=[key], args=args, client=batch)
-        replies = self.redis.run_now(lambda _: batch.execute(raise_on_error=False))
-        check_reply, read_reply = replies if replies else (None, None)
-        check.deliver(None if isinstance(check_reply, Exception) else check_reply)
-        return None if isinstance(read_reply, Exception) else read_reply
 
     @staticmethod
     def deletes(*names: str) -> Change:

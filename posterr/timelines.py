@@ -140,7 +140,7 @@ class HomeTimelines:
             return None
         keys = timeline_keys(user_id, epoch)
         args = [f"({after}" if after else "+", count, f"{random.getrandbits(64):016x}", BUILD_MARK_TTL]
-        found = self.redis.run(lambda _: self._read(keys=keys[:2], args=args))
+        found = self.redis.read(self._read, keys[:2], args)
         if found is None or self.redis.epoch_of(timeline_name(user_id)) != epoch:
             return None
         if found[0] == 0:

@@ -152,7 +152,6 @@ def list_posts(ctx: Context, params: dict[str, str | None], *, keyword_required:
                    "limit": size + 1, **after}
         last = (after["after_created_at"], after["after_id"]) if after["after_id"] else None
         if home_timeline:
-            existing_user(run, followed_by)  # before a timeline is built for it
             rows = posts_in_order(run, timelines.page_ids(ctx, run, followed_by, last, size + 1))
         elif one_statement:
             window = (newest_first_window(last, filters["since"], filters["until"]) if order == "latest"

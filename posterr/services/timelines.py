@@ -8,6 +8,7 @@ from datetime import datetime
 
 from posterr import metrics
 from posterr.context import Context
+from posterr.services.users import existing_user
 from posterr.timelines import Build, Slice, member, post_id
 
 
@@ -31,6 +32,9 @@ def page_ids(ctx: Context, run, user_id: int, after: tuple[datetime, int] | None
 
 
 def _build(ctx: Context, run, build: Build, cursor: str | None, count: int) -> Slice:
+    # A timeline is built only for a user that exists: then a timeline found later shows it exists
+    # (users are never deleted), and reading one needs no lookup.
+    existing_user(run, build.user_id)
     followees = run("timeline_followees", user_id=build.user_id, fanout_max=ctx.settings.fanout_max_followers)
     pushed = [row["followee_id"] for row in followees if not row["merged_at_read"]]
     merged = [row["followee_id"] for row in followees if row["merged_at_read"]]

@@ -81,6 +81,14 @@ def row_count(sql, table: str) -> int:
     return sql.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
 
+def statement_calls(sql, name: str) -> int:
+    """How often the server has run the named query, by pg_stat_statements (every server the suite
+    starts loads it)."""
+    found = sql.execute("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE %s",
+                        (f"/* posterr:{name} */%",)).fetchone()
+    return int(found[0])
+
+
 def assert_problem(response: requests.Response, status: int) -> dict:
     """The API's error shape: problem+json with type, title, status, detail and error."""
     assert response.status_code == status, response.text

@@ -15,7 +15,7 @@ import requests
 from posterr import cache
 from posterr.limits import ClientRateLimit
 from tests.conftest import DATA, running_app
-from tests.integration.conftest import assert_problem
+from tests.integration.conftest import assert_problem, statement_calls
 from tests.integration.workers import fresh_request
 
 LIMIT = 20
@@ -151,12 +151,6 @@ def test_a_limit_too_high_to_reach_allows_and_leaves_redis_in_use(servers):
     decisions = [limiter.check("203.0.113.250") for _ in range(3)]
     assert [decision and decision.allowed for decision in decisions] == [True, True, True]
     assert redis.available
-
-
-def statement_calls(sql, name: str) -> int:
-    found = sql.execute("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE %s",
-                        (f"/* posterr:{name} */%",)).fetchone()
-    return int(found[0])
 
 
 @pytest.mark.parametrize("path", ["/api/posts?start_date=2000-01-01", "/api/users/1", "/api/posts?author_id=1"])

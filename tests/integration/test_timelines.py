@@ -19,7 +19,7 @@ from posterr.cache import Redis, timeline_keys, timeline_name
 from posterr.db import load_queries
 from posterr.timelines import PUSH_BATCH, Build, HomeTimelines, member, post_id
 from tests.conftest import running_app
-from tests.integration.conftest import Api
+from tests.integration.conftest import Api, statement_calls
 from tests.integration.test_feed import walk
 
 FANOUT_MAX = 3
@@ -71,6 +71,18 @@ def test_each_write_is_in_the_next_read(app, sql):
     assert len(pulled(sql, reader)) == 5
     assert app.delete(f"/api/users/{reader}/following/{near}").status_code == 204
     assert served(app, reader, 10) == pulled(sql, reader) == [repost["repost_id"]]
+
+
+def test_a_page_from_the_timeline_looks_up_no_user(app, sql):
+    """A timeline is built only for a user that exists, so a page read from one needs no lookup (the
+    read also carries the rate limit: one Redis round trip, then the posts)."""
+    reader, author = app.new_user("reader")["id"], app.new_user("author")["id"]
+    app.follow(reader, author)
+    app.new_post(author, "hello")
+    served(app, reader, 10)  # builds the timeline, after a lookup
+    before = statement_calls(sql, "user_by_id")
+    assert len(served(app, reader, 10)) == 1
+    assert statement_calls(sql, "user_by_id") == before
 
 
 def test_pages_come_from_the_timeline(small_app, app, sql):

@@ -58,6 +58,9 @@ class FakeRedis:
     def run(self, operation):
         return operation(self.client)
 
+    def read(self, script, keys, args):
+        return script(keys=keys, args=args)
+
 
 def lookups(family: str, result: str) -> float:
     return REGISTRY.get_sample_value("posterr_cache_lookups_total", {"family": family, "result": result}) or 0.0

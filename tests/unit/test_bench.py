@@ -105,3 +105,12 @@ def test_each_target_is_a_ratio_of_cpu_per_request_in_the_same_run_and_says_whet
 def test_a_target_whose_rows_were_not_measured_is_left_out():
     failed = Row("floor_hello", "floor", "/", result={"error": "wrk exited 1"})
     assert targets([failed, measured("healthz", 0.4)]) == []
+
+
+def test_a_target_is_the_median_of_its_ratios_round_by_round():
+    """Rounds minutes apart differ by up to 2x on a shared machine: each round's pair is compared."""
+    floor = combine([run(100, cpu, 1000) for cpu in (0.2, 0.4, 0.4)])
+    healthz = combine([run(100, cpu, 1000) for cpu in (0.26, 0.52, 0.26)])
+    rows = [Row("floor_hello", "", "/", result=floor), Row("healthz", "", "/", result=healthz)]
+    [edge] = targets(rows)
+    assert (edge["value"], edge["held"]) == (1.3, True)  # the medians alone would say 0.65

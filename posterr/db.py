@@ -154,6 +154,7 @@ class Session:
         self._queries = queries
 
     def __call__(self, name: str, **params: Any) -> Any:
+        deferred_check.settle()  # a check the request deferred comes before any statement (deferred_check.py)
         times = QUERY_TIMES.get()
         if times is None:
             return self._run(self._queries[name], params)
@@ -265,9 +266,7 @@ class Database:
         """A pooled connection that is not known to be dead. After a PostgreSQL restart every idle
         connection has been closed by the server: its socket turns readable (the goodbye message or
         EOF) while a healthy idle one stays silent. Such a connection is dropped and another taken,
-        at no round trip, so service resumes at the first request instead of after a 503. A check
-        the request deferred (posterr/deferred_check.py) is settled before any statement."""
-        deferred_check.settle()
+        at no round trip, so service resumes at the first request instead of after a 503."""
         for _ in range(self.pool.max_size + 1):
             conn = self.pool.getconn()
             if not _looks_dead(conn):

@@ -3,7 +3,7 @@
 Deferred, a read served from the document cache carries it in its own Redis round trip
 (DocumentCache.fetch sends both together) instead of paying one round trip more. Whatever else the
 request does, the check is settled before it does it: before any other Redis command
-(cache.Redis.run), before any PostgreSQL statement (db.Database), and at the latest when the route
+(cache.Redis.run), before any PostgreSQL statement (db.Session), and at the latest when the route
 returns (the edge). So a refused request still costs no work beyond that one round trip.
 """
 

@@ -5,9 +5,10 @@ from contextlib import contextmanager
 
 import pytest
 import requests
+from redis.cluster import RedisCluster
 
 from posterr.cache import POSITIONS_KEPT_KEY
-from tests.conftest import TABLES, log_records
+from tests.conftest import REDIS_CLUSTER, TABLES, log_records
 
 APP_WORKERS = 2  # app_server's gunicorn workers (tests/conftest.py)
 
@@ -79,6 +80,15 @@ def clean_state(sql, redis_client):
 
 def row_count(sql, table: str) -> int:
     return sql.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def reads_processed(redis_client) -> int:
+    """Read events Redis has processed: one per round trip that a client sends it (this call's own
+    INFO included: one per master)."""
+    if REDIS_CLUSTER:
+        return sum(node["total_reads_processed"]
+                   for node in redis_client.info("stats", target_nodes=RedisCluster.PRIMARIES).values())
+    return redis_client.info("stats")["total_reads_processed"]
 
 
 def statement_calls(sql, name: str) -> int:

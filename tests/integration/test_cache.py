@@ -13,7 +13,7 @@ from posterr.cache import DocumentCache, Redis, daily_quota_key
 from posterr.errors import TooManyRequests
 from posterr.limits import ClientRateLimit, DailyQuota
 from tests.conftest import REDIS_CLUSTER
-from tests.integration.conftest import assert_problem, on_every_worker
+from tests.integration.conftest import assert_problem, on_every_worker, reads_processed
 
 
 def cached_feed_fields(redis_client) -> set[str]:
@@ -213,14 +213,6 @@ def test_a_write_sends_its_scripts_without_asking_and_reloads_them_into_a_redis_
         assert redis_client.get(daily_quota_key(999, day)) == b"3"
     finally:
         redis.close()
-
-
-def reads_processed(redis_client) -> int:
-    """Read events Redis has processed: one per round trip that a client sends it (our INFO included)."""
-    if REDIS_CLUSTER:
-        return sum(node["total_reads_processed"]
-                   for node in redis_client.info("stats", target_nodes=RedisCluster.PRIMARIES).values())
-    return redis_client.info("stats")["total_reads_processed"]
 
 
 def test_a_cached_read_carries_the_deferred_rate_check_and_a_refusal_computes_nothing(servers, redis_client):

@@ -4,6 +4,7 @@ test runs (with 20 per minute, a burst taking over 3 s would get one more reques
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -14,8 +15,8 @@ import requests
 
 from posterr import cache
 from posterr.limits import ClientRateLimit
-from tests.conftest import DATA, running_app
-from tests.integration.conftest import assert_problem, statement_calls
+from tests.conftest import DATA, REDIS_CLUSTER, running_app
+from tests.integration.conftest import assert_problem, reads_processed, statement_calls
 from tests.integration.workers import fresh_request
 
 LIMIT = 20
@@ -164,3 +165,20 @@ def test_a_refused_request_runs_no_statement(limited, sql, path):
     before = [statement_calls(sql, name) for name in names]
     assert_problem(get(limited, path, client), 429)
     assert [statement_calls(sql, name) for name in names] == before
+
+
+def test_a_following_page_from_its_timeline_carries_the_check_in_the_timeline_read(limited, redis_client):
+    """The timeline read is the request's first call to a server: the rate check rides with it, one
+    Redis round trip on a standalone server (two on a cluster), and then only PostgreSQL."""
+    setup = {"X-Forwarded-For": "203.0.113.40"}
+    reader, author = (requests.post(f"{limited}/api/users", json={"username": f"{name}{os.urandom(3).hex()}"},
+                                    headers=setup, timeout=10).json()["id"] for name in ("reader", "author"))
+    assert requests.put(f"{limited}/api/users/{reader}/following/{author}", headers=setup, timeout=10).ok
+    assert requests.post(f"{limited}/api/posts", json={"user_id": author, "content": "hello"},
+                         headers=setup, timeout=10).status_code == 201
+    assert len(get(limited, f"/api/posts?followed_by={reader}", "203.0.113.41").json()) == 1  # builds it
+    before = reads_processed(redis_client)
+    response = get(limited, f"/api/posts?followed_by={reader}", "203.0.113.41")
+    trips = reads_processed(redis_client) - before - (3 if REDIS_CLUSTER else 1)  # less our own INFO
+    assert (response.status_code, len(response.json()), remaining(response)) == (200, 1, LIMIT - 2)
+    assert trips == (2 if REDIS_CLUSTER else 1)

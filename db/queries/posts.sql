@@ -162,10 +162,11 @@ LIMIT %(limit)s;
 
 -- name: page_latest_scan :many
 -- Plan: per call
--- Keyword search, first try: the keyword among the newest `scan` posts that pass the other filters
+-- Keyword search, first tries: the keyword among the newest `scan` posts that pass the other filters
 -- (one walk down posts_created_at_id_idx that stops at the page's last match). Common and medium
--- words fill the page here; when they do not, page_latest (trigram index) finds the rare ones. Two
--- tries, because PostgreSQL cannot tell how common a word is and picks the wrong plan for either.
+-- words fill the page here; when they do not, page_latest (trigram index) finds the rare ones.
+-- PostgreSQL cannot tell how common a word is, so the service decides from what a short walk found
+-- (posterr/services/posts.py, next_walk).
 -- Index: posts_created_at_id_idx (global), posts_user_id_created_at_id_idx (author_id).
 SELECT recent.id
 FROM (

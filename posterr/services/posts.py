@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from datetime import UTC, date, datetime, time, timedelta
 from time import monotonic
 from typing import Any
@@ -20,9 +21,11 @@ from posterr.services.users import existing_user
 from posterr.timelines import member
 
 log = logging.getLogger("posterr.posts")
-# Newest posts searched for a keyword before the trigram index is asked (see page_latest_scan):
-# at 10 million posts a word in 0.1% of them still fills a page from here in about 10 ms.
-KEYWORD_SCAN = 20_000
+# A keyword is first looked for among this many of the newest posts (see page_latest_scan), and
+# only on a table of at least SCAN_FROM_POSTS posts: below that the trigram index is always cheap.
+FIRST_WALK = 2_000
+SCAN_FROM_POSTS = 10 * FIRST_WALK
+LONGEST_WALK = 100_000
 _estimate = {"posts": 0, "until": 0.0}  # per process
 
 
@@ -159,7 +162,7 @@ def list_posts(ctx: Context, params: dict[str, str | None], *, keyword_required:
             query = _ONE_STATEMENT_QUERIES[order, author_id is not None]
             rows = run(query, author_id=author_id, include_replies=with_replies, limit=size + 1, **window)
         else:
-            rows = posts_in_order(run, _page_ids(ctx, run, order, filters))
+            rows = posts_in_order(run, _page_ids(run, order, filters))
         if not rows:  # a post shows that its author and the follower it was found for exist
             for user_id in (author_id, followed_by):
                 if user_id is not None:
@@ -190,23 +193,48 @@ _PAGE_QUERIES = {("latest", False): "page_latest", ("trending", False): "page_tr
                  ("latest", True): "page_followed_latest", ("trending", True): "page_followed_trending"}
 
 
-def _page_ids(ctx: Context, run, order: str, filters: dict) -> list[int]:
-    ids = []
-    if filters["pattern"] and order == "latest" and not filters["followed_by"] and _many_posts(ctx, run):
-        ids = [row["id"] for row in run("page_latest_scan", scan=KEYWORD_SCAN, **filters)]
-    if len(ids) < filters["limit"]:  # not a full page yet: the whole table, through the indexes
-        query = _PAGE_QUERIES[order, filters["followed_by"] is not None]
-        ids = [row["id"] for row in run(query, **filters)]
+def _page_ids(run, order: str, filters: dict) -> list[int]:
+    if filters["pattern"] and order == "latest" and not filters["followed_by"]:
+        ids = _keyword_walk(run, filters)
+        if len(ids) == filters["limit"]:
+            return ids
+    query = _PAGE_QUERIES[order, filters["followed_by"] is not None]  # the whole table, through the indexes
+    return [row["id"] for row in run(query, **filters)]
+
+
+def _keyword_walk(run, filters: dict) -> list[int]:
+    """The page's ids when walking down the newest posts finds a full page (an exact answer: the
+    walk keeps the feed's order and filters); fewer ids when the trigram index is to be asked."""
+    posts = _posts_estimate(run)
+    walked, ids = 0, []
+    while (rows := next_walk(walked, len(ids), filters["limit"], posts)) > walked:
+        walked = rows
+        ids = [row["id"] for row in run("page_latest_scan", scan=walked, **filters)]
     return ids
 
 
-def _many_posts(ctx: Context, run) -> bool:
-    """Whether posts is large enough for the keyword pre-scan to pay (estimate refreshed each minute);
-    below that the planner's own choice is fast, and skipping the pre-scan is always correct."""
+def next_walk(walked: int, found: int, wanted: int, posts: int) -> int:
+    """How many of the newest posts to search for a keyword next, given that the newest `walked`
+    held `found` of the `wanted` matches; `walked` (no further walk) when the trigram index is the
+    cheaper way. A walk costs a row per post passed, the trigram index a row per match in the whole
+    table, so a word in a share s of the posts is walked while wanted / s < 2 * s * posts; a second
+    walk goes 1.5 times as far as the share seen in the first says a page needs, and is the last."""
+    if found >= wanted or posts < SCAN_FROM_POSTS or walked > FIRST_WALK:
+        return walked
+    if walked == 0:
+        return FIRST_WALK
+    share = found / walked
+    if share * share * 2 * posts < wanted:
+        return walked
+    return min(LONGEST_WALK, math.ceil(1.5 * wanted / share))
+
+
+def _posts_estimate(run) -> int:
+    """PostgreSQL's estimate of the number of posts, refreshed each minute."""
     now = monotonic()
     if now >= _estimate["until"]:
         _estimate.update(posts=run("posts_estimate")["posts"], until=now + 60)
-    return _estimate["posts"] > 4 * KEYWORD_SCAN
+    return _estimate["posts"]
 
 
 def _position(order: str):

@@ -47,9 +47,12 @@ log = logging.getLogger("posterr.replicas")
 # The client of the request being served (set by the HTTP edge); None outside a request.
 CLIENT: ContextVar[str | None] = ContextVar("posterr_client", default=None)
 
+# A position only grows (the "unknown" marker, all F, is above every position), and every write
+# renews its protection: a write whose position is below the one kept is covered by it from now on.
 _REMEMBER = """
 local known = redis.call('GET', KEYS[1])
-if not known or known < ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+if not known or known < ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+else redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 1
 """
 # KEYS: kept, settling; ARGV: the settling time (ms). Only the first to find `kept` missing starts it.

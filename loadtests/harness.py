@@ -336,7 +336,7 @@ def timeline_sizes(redis_url: str, user_ids: list[int]) -> dict[int, int]:
         for key in keys:
             pipe.zcard(key)
         for key, size in zip(keys, pipe.execute(), strict=True):
-            sizes[tags[key.split(b":")[2]]] += size
+            sizes[tags[key.split(b":")[2]]] += max(size - 1, 0)  # less the sentinel (posterr/timelines.py)
     except redis.RedisError as error:
         say(f"warning: could not read the home timelines in {redis_url}: {error}")
     finally:

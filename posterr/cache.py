@@ -15,10 +15,17 @@ The mechanisms, and the invariant each one keeps (each has a test in tests/integ
    connection; on a Redis Cluster, the master serving the key's slot) and a value is used only if
    that run_id did not change during the call, so copies written to an earlier server process
    (reloaded from its append-only file, perhaps missing deletes it never received) are never read.
+   A refused or broken connection is no new server, though (a proxy, a Service with no endpoint and
+   a firewall refuse while Redis keeps every key): on a standalone server every cached copy also
+   carries the generation (GENERATION_KEY) it was made in, each cached read compares it with the
+   current one in the same script, and a process bumps the generation on its first connection
+   after its own connection failed or broke, before it sends anything else. So whatever a write
+   could not delete while Redis refused it is never read once Redis answers again.
 4. Invalidation before the answer: a write is answered only after every cached copy that could hide
    it is deleted or unreachable to readers. Deletes are retried while Redis might come back with the
    same copies (a freeze, a pause, a timeout) until `POSTERR_CACHE_INVALIDATION_DEADLINE`; a refused
-   connection needs no retry, because whatever server starts next has another epoch. On an error
+   connection needs no retry: whatever answers next is another server (another epoch) or is reached
+   through a new connection of this process, which bumps the generation first. On an error
    reply (OOM refuses a script that writes, not a DEL) what could not be updated, a home timeline
    push, is deleted instead (`cache_updated_by_delete`). Past the deadline, or when that fails too,
    the write is answered anyway: the copy then lives out its TTL, and `cache_invalidation_failed`
@@ -33,6 +40,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+import weakref
 from collections.abc import Callable
 from datetime import date
 from typing import Any, NamedTuple
@@ -71,6 +79,9 @@ def write_position_key(client: str) -> str:
 # a position may be missing. One hash tag, so a script can set both on a Redis Cluster.
 POSITIONS_KEPT_KEY = f"{PREFIX}:{{positions}}:kept"
 POSITIONS_SETTLING_KEY = f"{PREFIX}:{{positions}}:settling"
+# The generation of every cached copy on a standalone server (mechanism 3): a random value, replaced
+# by another at each bump, so that no past generation comes back (not even after the key is lost).
+GENERATION_KEY = f"{PREFIX}:generation"
 
 
 EpochOf = Callable[[str], str]  # a key name (its hash tag) -> the epoch its keys carry now
@@ -110,6 +121,8 @@ class Redis:
         self.epoch: str | None = None  # the (standalone) server's run_id, see the module docstring
         self.scripts: list[Script] = []  # every script the app runs, to load again into a server that lost them
         self._epochs: dict[tuple[str, int], str] = {}  # a cluster's: (host, port) -> run_id
+        self._connected: weakref.WeakSet = weakref.WeakSet()  # connections that have connected once
+        self._connection_failed = False  # since the last generation bump (mechanism 3)
         # One retry, on a new connection, when a pooled one turns out dead (Redis restarted); a
         # timeout is not retried: the deadline is the deadline.
         options = {"socket_timeout": timeout, "socket_connect_timeout": timeout, "retry_on_timeout": False,
@@ -133,6 +146,13 @@ class Redis:
 
     def _on_connect(self, connection) -> None:
         connection.on_connect()
+        if not self.cluster and (self._connection_failed or connection in self._connected):
+            # A connection of ours failed or broke: a write of this process may have left copies
+            # undeleted meanwhile (mechanism 3). Only this connection exists here, so it goes first.
+            self._connection_failed = False
+            connection.send_command("SET", GENERATION_KEY, f"{random.getrandbits(64):016x}")
+            connection.read_response()
+        self._connected.add(connection)
         connection.send_command("INFO", "server")
         info = connection.read_response()
         info = info.decode() if isinstance(info, bytes) else info
@@ -168,6 +188,12 @@ class Redis:
         if (node.host, node.port) not in self._epochs:
             self.client.ping(target_nodes=node)
         return self._epochs[node.host, node.port]
+
+    @property
+    def generation_keys(self) -> list[str]:
+        """The key a cached read compares its copy's generation with (none on a Redis Cluster: its
+        scripts may not touch keys of two slots)."""
+        return [] if self.cluster else [GENERATION_KEY]
 
     def same_slot(self, items: list, name_of: Callable[[Any], str]) -> list[list]:
         """`items` in groups whose keys (name_of(item)) share a Redis Cluster slot, so that one script
@@ -222,6 +248,8 @@ class Redis:
         return result
 
     def failed(self, error: Exception) -> None:
+        if isinstance(error, (redis.ConnectionError, redis.TimeoutError)):
+            self._connection_failed = True
         if self.available:
             logs.event(log, "redis_degraded", logging.WARNING, error=f"{type(error).__name__}: {error}",
                        skip_seconds=self.retry_after)
@@ -244,6 +272,7 @@ class Redis:
                 failure = error
             except REDIS_ERRORS as error:
                 if refused(error):
+                    self.failed(error)  # the next connection bumps the generation first
                     return
                 failure = error
             self.failed(failure)
@@ -412,6 +441,7 @@ KEY_FAMILIES = (
     KeyFamily("quota", f"{PREFIX}:quota:*", "daily post counters"),
     KeyFamily("rate_limit", f"{PREFIX}:rl:*", "per-client rate limit state"),
     KeyFamily("wrote", f"{PREFIX}:wrote:*", "each client's last write position (with read replicas)"),
+    KeyFamily("generation", GENERATION_KEY, "the generation of every cached copy (standalone Redis)"),
 )
 
 
@@ -424,10 +454,24 @@ def _stem(name: str) -> str:
 # each name's shape is written once.
 DOCUMENT_FAMILIES = {_stem(FEEDS_KEY): "feeds", _stem(post_key(0)): "posts", _stem(user_key(0)): "users"}
 
+# KEYS: the document, then the generation key (mechanism 3) where there is one: a generation lost
+# with its key is replaced by a new one (the reader's token), never by a value a past one had.
 _READ = """
+local generation = ''
+if KEYS[2] then
+  generation = redis.call('GET', KEYS[2])
+  if not generation then
+    generation = ARGV[2]
+    redis.call('SET', KEYS[2], generation)
+  end
+end
+if redis.call('HGET', KEYS[1], '~g') ~= generation then redis.call('DEL', KEYS[1]) end
 local hit = redis.call('HGET', KEYS[1], ARGV[1])
 if hit then return {1, hit} end
-if redis.call('HSETNX', KEYS[1], '~gen', ARGV[2]) == 1 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+if redis.call('HSETNX', KEYS[1], '~gen', ARGV[2]) == 1 then
+  redis.call('HSET', KEYS[1], '~g', generation)
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+end
 return {0, redis.call('HGET', KEYS[1], '~gen')}
 """
 _STORE = """
@@ -453,7 +497,7 @@ class DocumentCache:
             return compute()
         key = f"{name}:{epoch}"
         token = f"{random.getrandbits(64):016x}"  # unique per reader: Python's generator, reseeded in each fork
-        found = self.redis.read(self._read, [key], [field, token, ttl])
+        found = self.redis.read(self._read, [key, *self.redis.generation_keys], [field, token, ttl])
         if found is None or self.redis.epoch_of(name) != epoch:
             return compute()  # Redis failed, or it reconnected to a new server and `key` is a past one's
         hit, value = found

@@ -25,10 +25,6 @@ return 1
 """
 
 
-def utc_today(now: datetime | None = None) -> date:
-    return (now or datetime.now(UTC)).astimezone(UTC).date()
-
-
 def seconds_to_utc_midnight(now: datetime | None = None) -> int:
     now = (now or datetime.now(UTC)).astimezone(UTC)
     midnight = datetime.combine(now.date() + timedelta(days=1), time.min, tzinfo=UTC)

@@ -23,6 +23,11 @@ pull query (page_followed_latest) returns. The rules that keep it exact:
 6. A follow, an unfollow, or an author crossing the fan-out limit deletes the timelines whose
    followees it changes, before it is answered; keys carry the epoch (see cache.py) and expire
    after `POSTERR_TIMELINE_TTL`, which bounds how long a push lost with a crashed worker is missed.
+7. A timeline is its three keys (state, entries, followees), and Redis may lose any one of them (an
+   eviction, a key expiring before the others, `cache flush`): both sets hold a SENTINEL member so
+   that they exist even when empty, and a timeline missing a key is absent, read as a miss and never
+   pushed to; what is left of it is deleted in the same script. So is one of a past generation
+   (cache.py, mechanism 3), which a write that Redis refused may have left without its post.
 """
 
 from __future__ import annotations
@@ -43,22 +48,40 @@ PUSH_BATCH = 100  # followers per push script call
 # Pages past its end come from PostgreSQL, at a cost that grows with the follows.
 BUILD_SIZE = 400
 
-# ARGV: start, count, a new build token, its TTL. A hit: {1, complete, merged, entries}; a miss
-# marks the build (rule 4) in the same call: {0, the build's token}.
+# KEYS: state, entries, followees, then the generation key where there is one (cache.py, mechanism
+# 3). ARGV: start, count, a new build token, its TTL, the sentinel. A hit: {1, complete, merged,
+# entries}; a miss marks the build (rule 4) in the same call: {0, the build's token}. A timeline with
+# a key gone, or of another generation, is a miss (rule 7): what is left of it is deleted first.
 _READ = """
-if redis.call('HGET', KEYS[1], 'ready') == '1' then
-  return {1, redis.call('HGET', KEYS[1], 'complete'), redis.call('HGET', KEYS[1], 'merged'),
-          redis.call('ZRANGE', KEYS[2], ARGV[1], '-', 'BYLEX', 'REV', 'LIMIT', 0, ARGV[2])}
+local generation = ''
+if KEYS[4] then  -- a generation lost with its key is replaced by a new one: the build token
+  generation = redis.call('GET', KEYS[4])
+  if not generation then
+    generation = ARGV[3]
+    redis.call('SET', KEYS[4], generation)
+  end
 end
-if redis.call('HSETNX', KEYS[1], '~gen', ARGV[3]) == 1 then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
+if redis.call('HGET', KEYS[1], 'ready') == '1' then
+  if redis.call('EXISTS', KEYS[2], KEYS[3]) == 2 and redis.call('HGET', KEYS[1], '~g') == generation then
+    return {1, redis.call('HGET', KEYS[1], 'complete'), redis.call('HGET', KEYS[1], 'merged'),
+            redis.call('ZRANGE', KEYS[2], ARGV[1], '(' .. ARGV[5], 'BYLEX', 'REV', 'LIMIT', 0, ARGV[2])}
+  end
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+end
+if redis.call('HSETNX', KEYS[1], '~gen', ARGV[3]) == 1 then
+  redis.call('HSET', KEYS[1], '~g', generation)
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+end
 return {0, redis.call('HGET', KEYS[1], '~gen')}
 """
-# ARGV: token, ttl, complete, merged, number of entries, the entries, then the followees.
+# ARGV: token, ttl, complete, merged, number of entries, the sentinel, the entries, then the followees.
 _STORE = """
 if redis.call('HGET', KEYS[1], '~gen') ~= ARGV[1] or redis.call('HEXISTS', KEYS[1], 'ready') == 1 then
   return 0
 end
 redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('ZADD', KEYS[2], 0, ARGV[6])
+redis.call('SADD', KEYS[3], ARGV[6])
 local function add(command, key, first, last, scored)
   local batch = {}
   for i = first, last do
@@ -68,36 +91,40 @@ local function add(command, key, first, last, scored)
   end
   if #batch > 0 then redis.call(command, key, unpack(batch)) end
 end
-local entries_end = 5 + tonumber(ARGV[5])
-add('ZADD', KEYS[2], 6, entries_end, true)
+local entries_end = 6 + tonumber(ARGV[5])
+add('ZADD', KEYS[2], 7, entries_end, true)
 add('SADD', KEYS[3], entries_end + 1, #ARGV, false)
 redis.call('HSET', KEYS[1], 'ready', '1', 'complete', ARGV[3], 'merged', ARGV[4])
 for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[2]) end
 return 1
 """
-# KEYS: state, entries and followees of each follower in turn; ARGV: author, member, size.
+# KEYS: state, entries and followees of each follower in turn, then the generation key where there
+# is one; ARGV: author, member, size.
 _PUSH = """
+local generation = ''
+if #KEYS % 3 == 1 then generation = redis.call('GET', KEYS[#KEYS]) end  -- none (false): no timeline is current
 local pushed = 0
-for i = 1, #KEYS, 3 do
-  local state, entries = KEYS[i], KEYS[i + 1]
+for i = 1, #KEYS - #KEYS % 3, 3 do
+  local state, entries, followees = KEYS[i], KEYS[i + 1], KEYS[i + 2]
   if redis.call('HGET', state, 'ready') ~= '1' then
     redis.call('DEL', state)  -- a build under way may have read PostgreSQL before this post
-  elseif redis.call('SISMEMBER', KEYS[i + 2], ARGV[1]) == 1 then
+  elseif redis.call('EXISTS', entries, followees) < 2 or redis.call('HGET', state, '~g') ~= generation then
+    redis.call('DEL', state, entries, followees)  -- a part is gone, or another generation's (rule 7)
+  elseif redis.call('SISMEMBER', followees, ARGV[1]) == 1 then
     redis.call('ZADD', entries, 0, ARGV[2])
-    local count = redis.call('ZCARD', entries)
-    local excess = count - tonumber(ARGV[3])
+    local excess = redis.call('ZCARD', entries) - 1 - tonumber(ARGV[3])
     if excess > 0 then
-      redis.call('ZREMRANGEBYRANK', entries, 0, excess - 1)
+      redis.call('ZREMRANGEBYRANK', entries, 1, excess)  -- rank 0: the sentinel
       redis.call('HSET', state, 'complete', '0')
-    end
-    if count == 1 then  -- built empty, the set is new here: it expires with its timeline
-      redis.call('PEXPIRE', entries, redis.call('PTTL', state))
     end
     pushed = pushed + 1
   end
 end
 return pushed
 """
+# Held by both sets of a stored timeline, so that each exists even when it has nothing else (an
+# absent key is then a lost one): below every entry, and no user's id.
+SENTINEL = "0"
 
 
 def member(created_at: datetime, post_id: int) -> str:
@@ -139,8 +166,8 @@ class HomeTimelines:
         if epoch is None:
             return None
         keys = timeline_keys(user_id, epoch)
-        args = [f"({after}" if after else "+", count, f"{random.getrandbits(64):016x}", BUILD_MARK_TTL]
-        found = self.redis.read(self._read, keys[:2], args)
+        args = [f"({after}" if after else "+", count, f"{random.getrandbits(64):016x}", BUILD_MARK_TTL, SENTINEL]
+        found = self.redis.read(self._read, keys + self.redis.generation_keys, args)
         if found is None or self.redis.epoch_of(timeline_name(user_id)) != epoch:
             return None
         if found[0] == 0:
@@ -152,7 +179,8 @@ class HomeTimelines:
         """Keeps a built timeline (`entries`: the newest posts of the pushed followees, at most
         `build_size`) unless a push or a delete came since its mark."""
         complete = "1" if len(entries) < self.build_size else "0"
-        args = [build.token, self.ttl, complete, ",".join(map(str, merged)), len(entries), *entries, *followees]
+        args = [build.token, self.ttl, complete, ",".join(map(str, merged)), len(entries), SENTINEL, *entries,
+                *followees]
         stored = self.redis.run(lambda _: self._store(keys=timeline_keys(build.user_id, build.epoch), args=args))
         return bool(stored)
 
@@ -166,6 +194,7 @@ class HomeTimelines:
                 for first in range(0, len(group), PUSH_BATCH):
                     keys = [key for follower_id in group[first:first + PUSH_BATCH]
                             for key in timeline_keys(follower_id, epoch_of(timeline_name(follower_id)))]
+                    keys += self.redis.generation_keys
                     self._push(keys=keys, args=[author_id, entry, self.size], client=pipe)
 
         return Change(queue, [f"timelines of {len(follower_ids)} followers"], self.drops(follower_ids).queue)

@@ -1,14 +1,16 @@
 -- name: claim_idempotency_key :one
 -- Claims a key for a first request (a record with status NULL; claimed = true); a record older
 -- than 24 hours, or a claim whose request died without releasing it (running for over a
--- minute: the request timeout is 30 s), is taken over as if it were not there. When the key is held, returns that record
--- (claimed = false). No row at all means a concurrent claim committed meanwhile: ask again.
+-- minute: the request timeout is 30 s), is taken over as if it were not there; `claim` names the
+-- request that holds it. When the key is held, returns that record (claimed = false). No row at
+-- all means a concurrent claim committed meanwhile: ask again.
 -- Index: idempotency_keys_pkey.
 WITH claimed AS (
-    INSERT INTO idempotency_keys AS k (scope, user_id, key, fingerprint)
-    VALUES (%(scope)s, %(user_id)s, %(key)s, %(fingerprint)s)
+    INSERT INTO idempotency_keys AS k (scope, user_id, key, fingerprint, claim)
+    VALUES (%(scope)s, %(user_id)s, %(key)s, %(fingerprint)s, %(claim)s)
     ON CONFLICT (scope, user_id, key) DO UPDATE
-    SET fingerprint = excluded.fingerprint, status = NULL, location = NULL, body = NULL, created_at = now()
+    SET fingerprint = excluded.fingerprint, claim = excluded.claim, status = NULL, location = NULL, body = NULL,
+        created_at = now()
     WHERE k.created_at < now() - interval '24 hours'
        OR (k.status IS NULL AND k.created_at < now() - interval '1 minute')
     RETURNING k.fingerprint, k.status, k.location, k.body, true AS claimed
@@ -20,17 +22,19 @@ FROM idempotency_keys
 WHERE scope = %(scope)s AND user_id = %(user_id)s AND key = %(key)s
   AND NOT EXISTS (SELECT 1 FROM claimed);
 
--- name: complete_idempotency_key :exec
+-- name: complete_idempotency_key :one
+-- Records the result, if the key is still this request's claim (no row: another request took it over).
 -- Index: idempotency_keys_pkey.
 UPDATE idempotency_keys
 SET status = %(status)s, location = %(location)s, body = %(body)s
-WHERE scope = %(scope)s AND user_id = %(user_id)s AND key = %(key)s;
+WHERE scope = %(scope)s AND user_id = %(user_id)s AND key = %(key)s AND claim = %(claim)s AND status IS NULL
+RETURNING claim;
 
 -- name: release_idempotency_key :exec
--- The first request failed: forget the key so that a retry can run.
+-- The first request failed: forget the key so that a retry can run (if it is still this request's).
 -- Index: idempotency_keys_pkey.
 DELETE FROM idempotency_keys
-WHERE scope = %(scope)s AND user_id = %(user_id)s AND key = %(key)s AND status IS NULL;
+WHERE scope = %(scope)s AND user_id = %(user_id)s AND key = %(key)s AND claim = %(claim)s AND status IS NULL;
 
 -- name: delete_expired_idempotency_keys :exec
 -- A bounded batch, run now and then by the app (see services/idempotency.py).

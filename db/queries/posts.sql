@@ -107,7 +107,8 @@ LIMIT %(limit)s;
 -- Index: posts_trending_idx (the page), posts_pkey and users_pkey (post_details).
 SELECT d.id, d.user_id, d.username, d.type, d.content, d.repost_id, d.repost_count, d.quote_count, d.created_at,
        d.original_id, d.original_user_id, d.original_username, d.original_type, d.original_content,
-       d.original_created_at, d.reply_to_id, d.reply_count, d.reply_to_user_id, d.reply_to_username
+       d.original_created_at, d.reply_to_id, d.reply_count, d.reply_to_user_id, d.reply_to_username,
+       page.score
 FROM (
     SELECT p.id, p.repost_count + p.quote_count AS score, p.created_at
     FROM posts p
@@ -126,7 +127,8 @@ LIMIT %(limit)s;
 -- Index: posts_user_trending_idx (the page), posts_pkey and users_pkey (post_details).
 SELECT d.id, d.user_id, d.username, d.type, d.content, d.repost_id, d.repost_count, d.quote_count, d.created_at,
        d.original_id, d.original_user_id, d.original_username, d.original_type, d.original_content,
-       d.original_created_at, d.reply_to_id, d.reply_count, d.reply_to_user_id, d.reply_to_username
+       d.original_created_at, d.reply_to_id, d.reply_count, d.reply_to_user_id, d.reply_to_username,
+       page.score
 FROM (
     SELECT p.id, p.repost_count + p.quote_count AS score, p.created_at
     FROM posts p
@@ -192,11 +194,12 @@ SELECT greatest(reltuples, 0)::bigint AS posts FROM pg_class WHERE oid = 'posts'
 
 -- name: page_trending :many
 -- Plan: per call
--- The ids of one feed page by (repost_count + quote_count) descending, then newest first; filters
--- as in page_latest; keyset cursor on (score, created_at, id). For followed_by: page_followed_trending.
+-- The ids of one feed page by (repost_count + quote_count) descending, then newest first, with the
+-- score they were ordered by (the next page's cursor must come from the same snapshot as the order);
+-- filters as in page_latest; keyset cursor on (score, created_at, id). For followed_by: page_followed_trending.
 -- Index: posts_trending_idx (global), posts_user_id_created_at_id_idx (author_id, then a sort of
 -- that user's posts only).
-SELECT p.id
+SELECT p.id, p.repost_count + p.quote_count AS score
 FROM posts p
 WHERE (%(author_id)s::bigint IS NULL OR p.user_id = %(author_id)s)
   AND (%(include_replies)s::boolean OR p.type <> 'reply')
@@ -242,10 +245,10 @@ LIMIT %(limit)s;
 -- The ids of one page of the "Following" feed by (repost_count + quote_count) descending, then
 -- newest first: for each user that followed_by follows, at most one page of their top posts by
 -- that order (one index range each), merged and cut to a page; no followee's posts are sorted.
--- Other filters and the keyset as in page_trending.
+-- Other filters, the keyset and the score returned as in page_trending.
 -- Index: follows_follower_created_idx (the followees), posts_user_trending_idx (a range per
 -- followee).
-SELECT p.id
+SELECT p.id, p.score
 FROM follows f
 CROSS JOIN LATERAL (
     SELECT p.id, p.repost_count + p.quote_count AS score, p.created_at

@@ -10,6 +10,14 @@ SELECT id, username, created_at, posts_count, followers_count, following_count
 FROM users
 WHERE id = %(id)s;
 
+-- name: author_of_new_post :one
+-- The author of a post being created, and the day (UTC) by the database's clock, which also gives
+-- the post its created_at: the daily limit counts the post on the day it is dated.
+-- Index: users_pkey.
+SELECT id, username, (now() AT TIME ZONE 'UTC')::date AS today
+FROM users
+WHERE id = %(id)s;
+
 -- name: users_page :many
 -- Users by id ascending after a keyset cursor, optionally the one with a username (any case).
 -- Index: users_pkey (the page), users_username_lower_key (the lookup).

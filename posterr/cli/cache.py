@@ -13,12 +13,13 @@ from datetime import datetime
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from posterr.cache import DOCUMENT_FAMILIES, KEY_FAMILIES, PREFIX, REDIS_ERRORS, KeyFamily, connect
+from posterr.cache import DOCUMENT_FAMILIES, GENERATION_KEY, KEY_FAMILIES, PREFIX, REDIS_ERRORS, KeyFamily, connect
 from posterr.cli.refresh import CLEAR_SCREEN, refreshed
 from posterr.config import Settings
 
-# Not the daily counters, nor the clients' write positions (reads from replicas rely on them).
-KEPT_BY_FLUSH = ("quota", "wrote")
+# Not the daily counters, nor the clients' write positions (reads from replicas rely on them); the
+# generation is deleted first, on its own.
+KEPT_BY_FLUSH = ("quota", "wrote", "generation")
 # The families whose reads are cache lookups, with hits and misses; the others are not caches.
 LOOKUP_FAMILIES = (*DOCUMENT_FAMILIES.values(), "timelines")
 MEMORY_SAMPLE = 200  # keys per family whose MEMORY USAGE is asked
@@ -324,12 +325,15 @@ def cache_keys(settings: Settings, args, out) -> None:
 
 def cache_flush(settings: Settings, _args, out) -> None:
     """Deletes every cached document, home timeline and rate-limit state; the daily counters and
-    the write positions stay."""
+    the write positions stay. The generation goes first: on a standalone server every copy is then
+    of a past generation at once, while the keys are deleted one by one."""
     client = connect(settings.redis_url)
+    client.delete(GENERATION_KEY)
     deleted = 0
     for family in KEY_FAMILIES:
         if family.name in KEPT_BY_FLUSH:
             continue
         for key in client.scan_iter(match=family.pattern, count=1000):
             deleted += client.delete(key)
-    print(f"deleted {deleted} cached documents (daily counters under {PREFIX}:quota:* kept)", file=out)
+    print(f"deleted {deleted} cached documents (daily counters under {PREFIX}:quota:* and write positions "
+          f"under {PREFIX}:wrote:* kept)", file=out)

@@ -18,7 +18,7 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         Idempotency-Key."""
         attempt = http.attempt(body, "/api/posts/")
         return http.created(idempotency.create_once(ctx, attempt, lambda record: posts.create_post(
-            ctx, body.get("user_id"), record=record, **what)))
+            ctx, body.get("user_id"), record=record, **what), lambda post: posts.deliver_again(ctx, post)))
 
     @app.post("/api/posts")
     def create_post():

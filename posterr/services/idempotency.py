@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from posterr import logs
 from posterr.context import Context
 from posterr.db import Session
 from posterr.errors import ApiError, Conflict, ValidationFailed
 
+log = logging.getLogger("posterr.idempotency")
 KEY_FIELD = "Idempotency-Key"
 _claims = itertools.count(1)
 CLEANUP_EVERY = 100  # claims per process between two bounded deletes of expired records
@@ -49,17 +53,22 @@ def _valid_key(value: str | None) -> str | None:
     return value
 
 
-def create_once(ctx: Context, attempt: Attempt, create: Callable[[Record | None], dict]) -> Created:
+def create_once(ctx: Context, attempt: Attempt, create: Callable[[Record | None], dict],
+                deliver_again: Callable[[dict], None] | None = None) -> Created:
     """Run create() once per (scope, user, key). The first request claims the key; a retry with the
-    same request gets the stored 201; the same key with another request is 422; a retry while the
-    first is still running is 409. Only a completed creation is kept: a failed one frees the key.
-    The result is recorded in the creation's own transaction (create calls the Record it is given)."""
+    same request gets the stored 201, after deliver_again(what was created) has redone the creation's
+    cache work (the first request may have died between its commit and that work); the same key with
+    another request is 422; a retry while the first is still running is 409. Only a completed
+    creation is kept: a failed one frees the key. The result is recorded in the creation's own
+    transaction (create calls the Record it is given), and only while the key is still this
+    request's: one that stalled past its claim's expiry, while a retry took the key over, rolls back."""
     key = _valid_key(attempt.key_header)
     location_prefix = attempt.location_prefix
     if key is None:
         created = create(None)
         return Created(orjson.dumps(created), f"{location_prefix}{created['id']}")
-    record_key = {"scope": attempt.scope, "user_id": _acting_user(attempt.body), "key": key}
+    record_key = {"scope": attempt.scope, "user_id": _acting_user(attempt.body), "key": key,
+                  "claim": random.getrandbits(63)}
     fingerprint = hashlib.sha256(orjson.dumps({"path": attempt.path, "body": attempt.body},
                                               option=orjson.OPT_SORT_KEYS)).hexdigest()
     record = None
@@ -68,16 +77,21 @@ def create_once(ctx: Context, attempt: Attempt, create: Callable[[Record | None]
         if record:
             break
     if record is None or not record["claimed"]:
-        return _replay(record, fingerprint)
-    if next(_claims) % CLEANUP_EVERY == 0:
-        ctx.db("delete_expired_idempotency_keys")
+        replayed = _replay(record, fingerprint)
+        if deliver_again:
+            deliver_again(orjson.loads(replayed.body))
+        return replayed
     done: list[Created] = []
 
     def record(run: Session, created: dict) -> None:
         done.append(Created(orjson.dumps(created), f"{location_prefix}{created['id']}"))
-        run("complete_idempotency_key", status=201, location=done[0].location, body=done[0].body, **record_key)
+        if run("complete_idempotency_key", status=201, location=done[0].location, body=done[0].body,
+               **record_key) is None:
+            raise Conflict("this request took too long and a retry with its Idempotency-Key took over; "
+                           "retry to get that one's answer")
 
     try:
+        _clean_up_now_and_then(ctx)
         create(record)
     except BaseException:
         try:
@@ -86,6 +100,17 @@ def create_once(ctx: Context, attempt: Attempt, create: Callable[[Record | None]
             pass  # PostgreSQL is unreachable: the claim is taken over after a minute (see the query)
         raise
     return done[0]
+
+
+def _clean_up_now_and_then(ctx: Context) -> None:
+    """Expired records go in bounded batches, every CLEANUP_EVERY claims; a failure is left for the
+    next batch, never the request's."""
+    if next(_claims) % CLEANUP_EVERY:
+        return
+    try:
+        ctx.db("delete_expired_idempotency_keys")
+    except ApiError as error:
+        logs.event(log, "idempotency_cleanup_failed", logging.WARNING, error=str(error))
 
 
 def _replay(record: dict[str, Any] | None, fingerprint: str) -> Created:

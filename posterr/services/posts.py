@@ -13,7 +13,7 @@ import orjson
 from posterr import cache, logs, presenters, validation
 from posterr.context import Context
 from posterr.errors import Conflict, DailyLimitReached, DuplicateRow, NotFound, ValidationFailed
-from posterr.limits import seconds_to_utc_midnight, utc_today
+from posterr.limits import seconds_to_utc_midnight
 from posterr.services import timelines
 from posterr.services.idempotency import Record
 from posterr.services.pagination import Page, cut, moment, newest_first_window, trending_window
@@ -38,10 +38,12 @@ def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any 
     kind, text = validation.creation(content, reposted_id, answered_id)
     target_id = reposted_id or answered_id
 
-    day = utc_today()
     try:
         with ctx.db.transaction() as run:
-            user = existing_user(run, author)
+            user = run("author_of_new_post", id=author)
+            if user is None:
+                raise NotFound(f"there is no user {author}")
+            day = user["today"]
             target = _checked_target(run, kind, author, target_id) if target_id is not None else None
             if ctx.quota.used_up(author, day):
                 raise _limit_reached(ctx)
@@ -54,10 +56,7 @@ def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any 
             if post and record:
                 record(run, post)
             # Read while this transaction holds the author's row lock: see posterr/timelines.py, rule 2.
-            # Nobody to read for an author with no followers, or with too many (merged at read time);
-            # a reply is in no home timeline.
-            pushed = post and kind != "reply" and 0 < created["followers_count"] <= ctx.settings.fanout_max_followers
-            followers = run("fanout_followers", user_id=author, limit=created["followers_count"]) if pushed else []
+            followers = _followers_to_push(ctx, run, post, created["followers_count"]) if post else []
     except DuplicateRow:
         raise Conflict(f"user {author} has already reposted post {target_id}") from None
     if created is None:  # PostgreSQL refused: the counter learns that the day is full
@@ -65,13 +64,37 @@ def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any 
         raise _limit_reached(ctx)
     logs.event(log, "post_created", post_id=post["id"], user_id=author, type=kind, repost_id=reposted_id,
                reply_to_id=answered_id)
-    # Before the answer: nobody may read a feed, profile or post that lacks this write (cached feed
-    # pages hold the target's counters too).
-    changed = [cache.FEEDS_KEY, cache.user_key(author)] + ([cache.post_key(target_id)] if target_id else [])
-    pushes = ctx.timelines.pushes([row["follower_id"] for row in followers], author,
-                                  member(created["created_at"], created["id"]))
-    ctx.redis.before_answer(ctx.cache.deletes(*changed), pushes, ctx.quota.remembers(author, day, created["used"]))
+    ctx.redis.before_answer(*_cache_work(ctx, post, created["created_at"], followers),
+                            ctx.quota.remembers(author, day, created["used"]))
     return post
+
+
+def deliver_again(ctx: Context, post: dict) -> None:
+    """A created post's cache work once more, for a replay of its creation (the first request may
+    have died between its commit and that work): the same deletes, and pushes to the timelines of
+    whoever follows its author now; each is harmless when it was done already."""
+    def followers(run) -> list[int]:
+        author = existing_user(run, post["user_id"])
+        return _followers_to_push(ctx, run, post, author["followers_count"])
+
+    ctx.redis.before_answer(*_cache_work(ctx, post, moment(post["created_at"]), ctx.db.read_primary(followers)))
+
+
+def _followers_to_push(ctx: Context, run, post: dict, followers_count: int) -> list[int]:
+    """The followers whose home timelines get `post`: nobody for an author with no followers, or with
+    too many (merged at read time); a reply is in no home timeline."""
+    if post["type"] == "reply" or not 0 < followers_count <= ctx.settings.fanout_max_followers:
+        return []
+    return [row["follower_id"] for row in run("fanout_followers", user_id=post["user_id"], limit=followers_count)]
+
+
+def _cache_work(ctx: Context, post: dict, created_at: datetime, followers: list[int]) -> tuple[cache.Change, ...]:
+    """What a new post changes in Redis, to deliver before it is answered: nobody may read a feed,
+    profile or post that lacks it (cached feed pages hold the target's counters too)."""
+    target_id = post["repost_id"] or post["reply_to_id"]
+    changed = [cache.FEEDS_KEY, cache.user_key(post["user_id"])] + ([cache.post_key(target_id)] if target_id else [])
+    return (ctx.cache.deletes(*changed),
+            ctx.timelines.pushes(followers, post["user_id"], member(created_at, post["id"])))
 
 
 def _new_post(created: dict, user: dict, kind: str, text: str | None, target: dict | None) -> dict:
@@ -162,7 +185,11 @@ def list_posts(ctx: Context, params: dict[str, str | None], *, keyword_required:
             query = _ONE_STATEMENT_QUERIES[order, author_id is not None]
             rows = run(query, author_id=author_id, include_replies=with_replies, limit=size + 1, **window)
         else:
-            rows = posts_in_order(run, _page_ids(run, order, filters))
+            ordered = _page_rows(run, order, filters)
+            rows = posts_in_order(run, [row["id"] for row in ordered])
+            if order == "trending":  # the cursor takes the score the page was ordered by
+                scores = {row["id"]: row["score"] for row in ordered}
+                rows = [{**row, "score": scores[row["id"]]} for row in rows]
         if not rows:  # a post shows that its author and the follower it was found for exist
             for user_id in (author_id, followed_by):
                 if user_id is not None:
@@ -182,9 +209,10 @@ def list_posts(ctx: Context, params: dict[str, str | None], *, keyword_required:
 
 
 def posts_in_order(run, ids: list[int]) -> list[dict[str, Any]]:
-    """The rows of post_details for `ids`, in the order of `ids`."""
+    """The rows of post_details for `ids`, in the order of `ids`; an id PostgreSQL does not have (a
+    home timeline's entry for a commit lost in a fail-over) is left out."""
     by_id = {row["id"]: row for row in run("posts_by_ids", ids=ids)} if ids else {}
-    return [by_id[post_id] for post_id in ids]
+    return [by_id[post_id] for post_id in ids if post_id in by_id]
 
 
 _ONE_STATEMENT_QUERIES = {("latest", False): "posts_page_latest", ("latest", True): "author_posts_page_latest",
@@ -193,24 +221,25 @@ _PAGE_QUERIES = {("latest", False): "page_latest", ("trending", False): "page_tr
                  ("latest", True): "page_followed_latest", ("trending", True): "page_followed_trending"}
 
 
-def _page_ids(run, order: str, filters: dict) -> list[int]:
+def _page_rows(run, order: str, filters: dict) -> list[dict]:
+    """The page's ids in order (with, by trending, each one's score)."""
     if filters["pattern"] and order == "latest" and not filters["followed_by"]:
-        ids = _keyword_walk(run, filters)
-        if len(ids) == filters["limit"]:
-            return ids
+        rows = _keyword_walk(run, filters)
+        if len(rows) == filters["limit"]:
+            return rows
     query = _PAGE_QUERIES[order, filters["followed_by"] is not None]  # the whole table, through the indexes
-    return [row["id"] for row in run(query, **filters)]
+    return run(query, **filters)
 
 
-def _keyword_walk(run, filters: dict) -> list[int]:
+def _keyword_walk(run, filters: dict) -> list[dict]:
     """The page's ids when walking down the newest posts finds a full page (an exact answer: the
-    walk keeps the feed's order and filters); fewer ids when the trigram index is to be asked."""
+    walk keeps the feed's order and filters); fewer when the trigram index is to be asked."""
     posts = _posts_estimate(run)
-    walked, ids = 0, []
-    while (rows := next_walk(walked, len(ids), filters["limit"], posts)) > walked:
-        walked = rows
-        ids = [row["id"] for row in run("page_latest_scan", scan=walked, **filters)]
-    return ids
+    walked, rows = 0, []
+    while (further := next_walk(walked, len(rows), filters["limit"], posts)) > walked:
+        walked = further
+        rows = run("page_latest_scan", scan=walked, **filters)
+    return rows
 
 
 def next_walk(walked: int, found: int, wanted: int, posts: int) -> int:
@@ -239,7 +268,7 @@ def _posts_estimate(run) -> int:
 
 def _position(order: str):
     if order == "trending":
-        return lambda row: [row["repost_count"] + row["quote_count"], row["created_at"].isoformat(), row["id"]]
+        return lambda row: [row["score"], row["created_at"].isoformat(), row["id"]]
     return lambda row: [row["created_at"].isoformat(), row["id"]]
 
 

@@ -131,9 +131,9 @@ def fresh_get(base: str, path: str, request_id: str) -> requests.Response:
     return requests.get(base + path, timeout=2, headers={"Connection": "close", "X-Request-ID": request_id})
 
 
-def on_every_worker(base: str, label: str, check) -> None:
+def on_every_worker(base: str, label: str, check, log_name: str = "gunicorn.log") -> None:
     """check(get) over fresh connections until both gunicorn workers have answered (seen by the pid
-    in the access log of each request), at most 200 rounds."""
+    in the access log of each request, in the app's `log_name`), at most 200 rounds."""
     request_ids: set[str] = set()
     run = os.urandom(4).hex()  # the log file outlives this run: its ids must be this run's own
     for round_ in range(200):
@@ -142,6 +142,6 @@ def on_every_worker(base: str, label: str, check) -> None:
             request_ids.add(request_id)
             return fresh_get(base, path, request_id)
         check(get)
-        if round_ >= 3 and len({r["pid"] for r in log_records("gunicorn.log", request_ids)}) == APP_WORKERS:
+        if round_ >= 3 and len({r["pid"] for r in log_records(log_name, request_ids)}) == APP_WORKERS:
             return
     raise AssertionError(f"{label}: not every worker answered in 200 rounds of fresh connections")

@@ -67,7 +67,7 @@ def test_a_request_over_the_threshold_logs_its_route_and_each_querys_time(slow_a
     # One entry per execution, in order (the transaction's last query, with a replica, keeps the
     # client's write position).
     assert [query["name"] for query in slow["queries"]] == \
-        ["user_by_id", "insert_post"] + (["write_position"] if servers.replica_url else [])
+        ["author_of_new_post", "insert_post"] + (["write_position"] if servers.replica_url else [])
     [insert] = [query for query in slow["queries"] if query["name"] == "insert_post"]
     assert insert["ms"] >= HELD_MS
     times = [query["ms"] for query in slow["queries"]]

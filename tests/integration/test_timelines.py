@@ -115,7 +115,7 @@ def test_an_author_past_the_fanout_limit_is_merged_at_read_time(app, sql):
 
 
 ACTIONS = {"post": 20, "repost": 6, "quote": 6, "reply": 8, "follow": 16, "unfollow": 8, "read": 30, "flush": 2,
-           "restart": 1, "lost push": 1}
+           "restart": 1, "lost push": 1, "evict": 4}
 
 
 @pytest.mark.parametrize("seed", [11, 12, 13])
@@ -157,6 +157,8 @@ def test_random_graphs_and_writes_match_the_pull_query(app, sql, servers, redis_
         elif action == "restart":
             servers.stop_redis()
             servers.start_redis()
+        elif action == "evict":  # one key of Redis gone, as under maxmemory with allkeys-lru
+            evict_one_key(redis_client, rng)
         elif action == "lost push":  # the push meets a stopped Redis; the next one has another epoch
             servers.stop_redis()
             create(actor, f"step {step}, Redis down", None)
@@ -169,6 +171,40 @@ def test_random_graphs_and_writes_match_the_pull_query(app, sql, servers, redis_
             check(rng.choice(concerned) if action != "read" and concerned else rng.choice(users))
     for reader in users:
         check(reader)
+
+
+def evict_one_key(redis_client, rng: random.Random) -> None:
+    keys = sorted(redis_client.scan_iter(match="posterr:*", count=1000))
+    if keys:
+        redis_client.delete(rng.choice(keys))
+
+
+@pytest.mark.parametrize("part", ["state", "entries", "followees"])
+def test_a_timeline_missing_one_key_is_rebuilt(app, sql, redis_client, part):
+    """Redis may evict any one key of a timeline: the rest is then not trusted (one followees key
+    gone used to keep a followee's new posts out of the timeline until it expired)."""
+    reader, author = app.new_user("reader")["id"], app.new_user("author")["id"]
+    app.follow(reader, author)
+    first = app.new_post(author, "before")
+    assert served(app, reader, 10) == [first["id"]]  # builds the timeline
+    (key,) = redis_client.keys(f"{timeline_name(reader)}:{part}:*")
+    redis_client.delete(key)
+    second = app.new_post(author, "after")
+    for _ in range(3):  # over fresh connections: every worker
+        response = requests.get(f"{app.base}/api/posts?followed_by={reader}", headers={"Connection": "close"},
+                                timeout=5)
+        assert [post["id"] for post in response.json()] == [second["id"], first["id"]]
+
+
+def test_a_timeline_entry_that_postgresql_lacks_is_left_out(app, sql):
+    """After a fail-over that lost commits, a timeline may name a post the new primary never had:
+    the page is answered with the posts that exist."""
+    reader, author = app.new_user("reader")["id"], app.new_user("author")["id"]
+    app.follow(reader, author)
+    kept, lost = app.new_post(author, "kept"), app.new_post(author, "lost")
+    assert served(app, reader, 10) == [lost["id"], kept["id"]]  # both in the timeline
+    sql.execute("DELETE FROM posts WHERE id = %s", (lost["id"],))
+    assert served(app, reader, 10) == [kept["id"]]
 
 
 # --- the Redis scripts' rules, one at a time (posterr/timelines.py), against the real Redis ------
@@ -262,6 +298,17 @@ def test_a_push_refused_with_an_error_reply_drops_the_timeline(timelines, redis_
     finally:
         redis_client.config_set("maxmemory", 0)
         redis_client.config_set("maxmemory-policy", policy)
+    assert isinstance(timelines.read(1, None, 10), Build)
+
+
+@pytest.mark.parametrize("part", [1, 2])
+@pytest.mark.parametrize("followed", [[], [5]])
+def test_a_timeline_with_a_key_gone_is_absent(timelines, redis_client, part, followed):
+    """Built with or without entries and followees, a timeline is read as absent, and not pushed to,
+    once its entries or its followees are gone; its state alone does not make it present."""
+    built(timelines, 1, entries(3) if followed else [], followees=followed)
+    redis_client.delete(timeline_keys(1, timelines.redis.epoch_of(timeline_name(1)))[part])
+    push(timelines, [1], 5, 4)
     assert isinstance(timelines.read(1, None, 10), Build)
 
 

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import redis
 
 from posterr.cache import Redis
-from posterr.limits import seconds_to_utc_midnight, utc_today
+from posterr.limits import seconds_to_utc_midnight
 
 
 @pytest.mark.parametrize("now, expected", [
@@ -17,12 +17,6 @@ from posterr.limits import seconds_to_utc_midnight, utc_today
 ])
 def test_retry_after_counts_whole_seconds_to_the_next_utc_midnight(now, expected):
     assert seconds_to_utc_midnight(now) == expected
-
-
-def test_the_day_is_the_utc_calendar_day():
-    from datetime import timedelta
-    evening_in_new_york = datetime(2026, 11, 26, 21, 0, tzinfo=timezone(timedelta(hours=-5)))
-    assert utc_today(evening_in_new_york) == date(2026, 11, 27)
 
 
 def test_after_a_redis_failure_calls_skip_redis_until_retry_after():

@@ -1,0 +1,152 @@
+"""services/posts.py run in this process against the suite's PostgreSQL and Redis, where a test
+needs to step between two of a request's statements or to set the app's clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+
+from posterr.app import build_context
+from posterr.config import Settings
+from posterr.db import Session
+from posterr.errors import Conflict, DailyLimitReached
+from posterr.services import idempotency, posts, users
+from posterr.services.idempotency import Attempt
+
+
+@pytest.fixture
+def ctx(servers):
+    context = build_context(Settings.from_env({
+        "DATABASE_URL": servers.database_url, "REDIS_URL": servers.redis_url, "POSTERR_SECRET_KEY": "test-secret",
+        "POSTERR_DAILY_POST_LIMIT": "2", "POSTERR_POOL_MIN_SIZE": "1"}))
+    context.start()
+    yield context
+    context.stop()
+
+
+def new_user(sql, name: str) -> int:
+    return sql.execute("INSERT INTO users (username) VALUES (%s) RETURNING id", (name,)).fetchone()[0]
+
+
+def test_the_daily_limit_counts_a_post_on_the_day_postgresql_dates_it(ctx, sql, monkeypatch):
+    """An app whose clock says tomorrow (a skewed host) still counts posts on the day PostgreSQL
+    gives them: the limit holds across hosts whose clocks disagree."""
+    author = new_user(sql, "skewed")
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date()
+    for _ in range(2):
+        posts.create_post(ctx, author, "today")
+    monkeypatch.setattr(posts, "utc_today", lambda: tomorrow, raising=False)  # what the service once asked
+    with pytest.raises(DailyLimitReached):
+        posts.create_post(ctx, author, "one too many")
+    days = sql.execute("SELECT q.day, p.created_at FROM post_quota q JOIN posts p ON p.user_id = q.user_id "
+                       "WHERE q.user_id = %s", (author,)).fetchall()
+    assert {day for day, _ in days} == {created_at.astimezone(UTC).date() for _, created_at in days}
+
+
+def test_a_trending_cursor_comes_from_the_snapshot_the_page_was_ordered_in(ctx, sql, monkeypatch):
+    """A repost between the page's order and the read of its posts must not move the cursor: a
+    cursor from the fresher score would repeat a post of this page on the next one."""
+    author = new_user(sql, "trender")
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+
+    def post(score: int, minutes: int) -> int:
+        return sql.execute("INSERT INTO posts (user_id, type, content, created_at, repost_count) "
+                           "VALUES (%s, 'post', 'x', %s, %s) RETURNING id",
+                           (author, start + timedelta(minutes=minutes), score)).fetchone()[0]
+
+    top, older_four, newest_three, last = post(5, 1), post(4, 2), post(3, 3), post(0, 4)
+    original_call = Session.__call__
+    reposted = []
+
+    def repost_between_statements(self, name, **params):
+        result = original_call(self, name, **params)
+        if name == "page_trending" and not reposted:  # a concurrent repost of the page's last post
+            sql.execute("UPDATE posts SET repost_count = repost_count + 1 WHERE id = %s", (newest_three,))
+            reposted.append(newest_three)
+        return result
+
+    monkeypatch.setattr(Session, "__call__", repost_between_statements)
+    query = {"sort_by": "trending", "start_date": "2026-03-01", "limit": "3"}  # by dates: ids, then the posts
+    first = posts.list_posts(ctx, query)
+    assert [p["id"] for p in orjson.loads(first.body)] == [top, older_four, newest_three]
+    assert reposted
+    second = posts.list_posts(ctx, {**query, "cursor": first.next_cursor})
+    assert [p["id"] for p in orjson.loads(second.body)] == [last]
+
+
+# --- Idempotency-Key (services/idempotency.py) ----------------------------------------------------
+
+class WorkerKilled(BaseException):
+    """A worker dying where the test says (SIGKILL, OOM): nothing after that point runs."""
+
+
+def post_attempt(author: int, key: str = "k1") -> Attempt:
+    return Attempt("POST /api/posts", key, "/api/posts", {"user_id": author, "content": "once"}, "/api/posts/")
+
+
+def create_once(ctx, author: int, key: str = "k1"):
+    return idempotency.create_once(ctx, post_attempt(author, key),
+                                   lambda record: posts.create_post(ctx, author, "once", record=record),
+                                   lambda post: posts.deliver_again(ctx, post))
+
+
+def following(ctx, reader: int) -> list[int]:
+    return [p["id"] for p in orjson.loads(posts.list_posts(ctx, {"followed_by": str(reader)}).body)]
+
+
+def test_a_replay_redoes_the_cache_work_of_a_creation_that_died_after_its_commit(ctx, sql, monkeypatch):
+    author, reader = new_user(sql, "author"), new_user(sql, "reader")
+    sql.execute("INSERT INTO follows (follower_id, followee_id) VALUES (%s, %s)", (reader, author))
+    sql.execute("UPDATE users SET followers_count = 1 WHERE id = %s", (author,))
+    assert following(ctx, reader) == []  # the reader's home timeline, built empty
+    profile = users.get_user(ctx, author)  # cached
+
+    def killed(*changes):
+        raise WorkerKilled
+
+    with monkeypatch.context() as during_the_first_request:
+        during_the_first_request.setattr(ctx.redis, "before_answer", killed)
+        with pytest.raises(WorkerKilled):
+            create_once(ctx, author)
+    replayed = create_once(ctx, author)
+    assert replayed.replayed
+    post_id = orjson.loads(replayed.body)["id"]
+    assert following(ctx, reader) == [post_id]
+    assert orjson.loads(users.get_user(ctx, author))["posts_count"] == orjson.loads(profile)["posts_count"] + 1
+
+
+def test_a_request_that_stalled_past_its_claim_creates_nothing(ctx, sql):
+    """While the first request stalls for longer than a claim lasts, a retry takes the key over and
+    creates the post: the first one must then neither create a second post nor record its own."""
+    author = new_user(sql, "staller")
+    taken_over = []
+
+    def stalled_create(record):
+        sql.execute("UPDATE idempotency_keys SET created_at = now() - interval '2 minutes'")
+        taken_over.append(create_once(ctx, author))  # the retry, meanwhile
+        return posts.create_post(ctx, author, "once", record=record)
+
+    with pytest.raises(Conflict):
+        idempotency.create_once(ctx, post_attempt(author), stalled_create)
+    assert sql.execute("SELECT count(*) FROM posts WHERE user_id = %s", (author,)).fetchone()[0] == 1
+    assert create_once(ctx, author).body == taken_over[0].body
+
+
+def test_a_failed_clean_up_of_expired_keys_fails_nothing(ctx, sql, monkeypatch):
+    author = new_user(sql, "cleaner")
+    sql.execute("INSERT INTO idempotency_keys (scope, user_id, key, fingerprint, created_at) "
+                "VALUES ('POST /api/posts', %s, 'old', 'f', now() - interval '2 days')", (author,))
+    sql.execute("CREATE FUNCTION test_fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "RAISE EXCEPTION 'failed by the test' USING ERRCODE = '40001'; END $$")
+    sql.execute("CREATE TRIGGER test_fail BEFORE DELETE ON idempotency_keys FOR EACH ROW "
+                "WHEN (OLD.key = 'old') EXECUTE FUNCTION test_fail()")
+    monkeypatch.setattr(idempotency, "CLEANUP_EVERY", 1)
+    try:
+        created = create_once(ctx, author)
+    finally:
+        sql.execute("DROP TRIGGER test_fail ON idempotency_keys")
+        sql.execute("DROP FUNCTION test_fail()")
+    assert not created.replayed
+    assert create_once(ctx, author).replayed  # the key holds the answer: it was not left claimed

@@ -10,9 +10,12 @@
    and over fresh connections to nginx and to each instance, sign-ups, posts, reposts, quotes,
    follows and unfollows, some accounts at their daily limit.
 3. Meanwhile injects faults from a schedule drawn from random.Random(seed) (loadtests/soak_faults.py):
-   Redis stopped, frozen, paused, flushed, restarted, out of memory; PostgreSQL crashed, restarted,
-   stopped; a gunicorn worker or a whole instance SIGKILLed. At least one of each of the three kinds
-   (Redis, PostgreSQL, the app) per run.
+   Redis stopped, frozen, paused, flushed, restarted, out of memory, evicting random keys, refusing
+   connections behind a proxy while it keeps its keys; PostgreSQL crashed, restarted, stopped; a
+   gunicorn worker or a whole instance SIGKILLed, workers started while Redis is down, workers
+   killed between a creation's commit and its answer (the client retries with its Idempotency-Key).
+   At least one of each of the three categories (Redis, PostgreSQL, the app) per run, and each of
+   redis-evict, redis-refuse (one Redis only), app-start-in-outage and kill-after-commit.
 4. After each fault heals, and at the end, checks the invariants (loadtests/soak_checks.py): liveness
    of every instance, no acknowledged write lost, read-your-writes, exact counters and daily limit,
    no 500 and no 5xx outside a fault window, problem+json errors.

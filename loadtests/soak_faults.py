@@ -8,7 +8,11 @@ from __future__ import annotations
 import os
 import random
 import signal
+import time
 from dataclasses import dataclass
+
+import psycopg
+import redis
 
 from loadtests.soak_servers import SoakServers
 
@@ -25,6 +29,8 @@ class Kind:
     hold: tuple[float, float]  # how long the fault lasts before it is healed (0: at once)
     what: str
     replicated_only: bool = False  # a fault of the replica or of one Redis Cluster master
+    single_only: bool = False  # a fault of the one Redis's proxy
+    always: bool = False  # in every run's first faults, whatever the seed
 
 
 KINDS = {
@@ -47,7 +53,22 @@ KINDS = {
                          replicated_only=True),
     "replica-pause": Kind("replica", (3, 6), "the replica's WAL replay paused (it falls behind the lag limit), "
                                              "resumed after the hold", replicated_only=True),
+    "redis-evict": Kind("redis", (3, 6), "maxmemory-policy allkeys-random and maxmemory under what Redis uses: "
+                                         "random keys of every family evicted while the load goes on", always=True),
+    "redis-refuse": Kind("redis", (2, 5), "the proxy in front of Redis refuses connections and cuts the open ones "
+                                          "while Redis keeps every key", single_only=True, always=True),
+    "app-start-in-outage": Kind("app", (2, 4), "Redis (on a cluster, one master) stopped, one instance's workers "
+                                               "restarted (SIGHUP) during the outage, Redis started after the hold",
+                                always=True),
+    "kill-after-commit": Kind("app", (1.5, 3), "Redis writes paused, so creations wait between their commit and "
+                                               "their answer; once one has committed, every worker of every "
+                                               "instance SIGKILLed (clients retry with their Idempotency-Key)",
+                              always=True),
 }
+
+
+def applies(kind: Kind, replicated: bool) -> bool:
+    return kind.replicated_only <= replicated and not (kind.single_only and replicated)
 
 
 @dataclass(frozen=True)
@@ -70,18 +91,18 @@ class Fault:
 
 def plan(seed: int, seconds: float, instances: int, *, replicated: bool = False) -> list[Fault]:
     """More faults than a run of `seconds` has time for (the run injects them in order while they
-    fit). The first ones are one of each category (Redis, PostgreSQL, the app, and the replica when
-    replicated) in a seeded order, and are always injected, so every run covers all of them; the
-    others draw a category, then a kind of it."""
+    fit). The first ones, in a seeded order, are one of each category (Redis, PostgreSQL, the app,
+    and the replica when replicated) and each kind marked `always`; they are always injected, so
+    every run covers all of them. The others draw a category, then a kind of it."""
     rng = random.Random(seed)
     categories = REPLICATED_CATEGORIES if replicated else CATEGORIES
-    first = list(categories)
+    first = [*categories, *(name for name, kind in KINDS.items() if kind.always and applies(kind, replicated))]
     rng.shuffle(first)
     faults = []
-    for number in range(1, len(categories) + int(seconds // MIN_SECONDS_PER_FAULT) + 1):
-        category = first[number - 1] if number <= len(first) else rng.choice(categories)
-        kind = rng.choice([name for name, found in KINDS.items()
-                           if found.category == category and (replicated or not found.replicated_only)])
+    for number in range(1, len(first) + int(seconds // MIN_SECONDS_PER_FAULT) + 1):
+        drawn = first[number - 1] if number <= len(first) else rng.choice(categories)
+        kind = drawn if drawn in KINDS else rng.choice(
+            [name for name, found in KINDS.items() if found.category == drawn and applies(found, replicated)])
         low, high = KINDS[kind].hold
         faults.append(Fault(number, kind, gap=round(rng.uniform(*GAP_SECONDS), 1), hold=round(rng.uniform(low, high), 1),
                             instance=rng.randrange(instances), worker=rng.randrange(2)))
@@ -93,6 +114,7 @@ class Injector:
 
     def __init__(self, servers: SoakServers) -> None:
         self.servers = servers
+        self._policy = "noeviction"  # the maxmemory-policy that redis-evict puts back
 
     def inject(self, fault: Fault) -> str:
         services, port = self.servers.services, self.servers.app_ports[fault.instance]
@@ -132,6 +154,17 @@ class Injector:
                 services("replica-down")
             case "replica-pause":
                 services("replica-pause")
+            case "redis-evict":
+                return self._evict()
+            case "redis-refuse":
+                self.servers.refuse_redis(True)
+            case "app-start-in-outage":
+                down = self._stop_redis(fault)
+                master = self.servers.master_pid(port)
+                os.kill(master, signal.SIGHUP)
+                return f"{down}; SIGHUP to the instance on :{port} (master {master}): its workers start meanwhile"
+            case "kill-after-commit":
+                return self._kill_after_commit(fault)
         return KINDS[fault.kind].what
 
     def heal(self, fault: Fault) -> str:
@@ -161,7 +194,70 @@ class Injector:
             case "replica-pause":
                 services("replica-resume")
                 return "the replica's replay resumed"
+            case "redis-evict":
+                evicted = 0
+                for client in self._masters():
+                    client.config_set("maxmemory", 0)
+                    client.config_set("maxmemory-policy", self._policy)
+                    evicted += client.info("stats")["evicted_keys"]
+                    client.close()
+                return f"maxmemory lifted, maxmemory-policy {self._policy} again ({evicted} keys evicted since Redis started)"
+            case "redis-refuse":
+                self.servers.refuse_redis(False)
+                return "the proxy accepts connections again"
+            case "app-start-in-outage":
+                return self._start_redis(fault)
+            case "kill-after-commit":
+                services("unpause-redis")
+                return "Redis unpaused"
         return "nothing to undo" if fault.hold == 0 else "over (it ends by itself)"
+
+    def _masters(self) -> list[redis.Redis]:
+        ports = self.servers.redis_cluster_ports or [self.servers.redis_port]
+        return [redis.Redis(port=port, socket_timeout=5, socket_connect_timeout=5) for port in ports]
+
+    def _evict(self) -> str:
+        caps = []
+        for client in self._masters():
+            memory = client.info("memory")
+            self._policy = client.config_get("maxmemory-policy")["maxmemory-policy"]
+            cap = max(memory["used_memory"] - memory["used_memory_dataset"] // 2, 1)
+            client.config_set("maxmemory-policy", "allkeys-random")
+            client.config_set("maxmemory", cap)
+            caps.append(f"{cap} of {memory['used_memory']} bytes")
+            client.close()
+        return f"allkeys-random, maxmemory {', '.join(caps)}"
+
+    def _stop_redis(self, fault: Fault) -> str:
+        if self.servers.replicated:
+            node = self._redis_node(fault)
+            self.servers.services("redis-cluster-kill", str(node))
+            return f"SIGKILL to the Redis Cluster master on :{node}"
+        self.servers.services("stop-redis")
+        return "Redis stopped"
+
+    def _start_redis(self, fault: Fault) -> str:
+        if self.servers.replicated:
+            self.servers.services("redis-cluster-up")
+            return f"the Redis Cluster master on :{self._redis_node(fault)} started"
+        self.servers.services("start-redis")
+        return "Redis started"
+
+    def _kill_after_commit(self, fault: Fault) -> str:
+        with psycopg.connect(self.servers.database_url, autocommit=True, connect_timeout=5) as conn:
+            def newest() -> int:
+                return conn.execute("SELECT coalesce(max(id), 0) FROM posts").fetchone()[0]
+
+            before = newest()
+            self.servers.services("pause-redis", str(int(fault.hold * 1000)), "write")
+            deadline = time.monotonic() + fault.hold / 2
+            while (committed := newest()) == before and time.monotonic() < deadline:
+                time.sleep(0.02)  # polling PostgreSQL for a creation committed during the pause
+        workers = [pid for port in self.servers.app_ports for pid in self.servers.worker_pids(port)]
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        return (f"Redis writes paused; {committed - before} post ids committed meanwhile; SIGKILL to "
+                f"{len(workers)} workers")
 
     def _redis_node(self, fault: Fault) -> int:
         ports = self.servers.redis_cluster_ports

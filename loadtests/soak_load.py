@@ -33,6 +33,10 @@ LOAD_TIMEOUT = 20.0
 OWN_READ_SHARE = 0.5  # of the 201s, how many the writer reads back at once
 SWITCH_ACCOUNT_SHARE = 0.5  # of the 429s, how many make the user sign up a fresh account
 SEEN_LIMIT = 100  # posts remembered per user (candidates for reposts, quotes and replies)
+# A creation whose answer was lost (or 409: its first attempt still running) is sent again with its
+# Idempotency-Key after these pauses, as a careful client does: a retry of one that committed gets
+# its 201 replayed (make soak's kill-after-commit).
+RETRY_PAUSES = (0.5, 1.0, 2.0, 4.0)
 MAX_PAGES = 10
 WORDS = ["soak", "fault", "redis", "postgres", "nginx", "worker", "kill", "pause", "freeze", "crash", "hello",
          "world", "quokka", "zebra", "today"]
@@ -77,11 +81,13 @@ class SoakMember(HttpUser):
 
     # --- plumbing -----------------------------------------------------------------------------------
 
-    def call(self, method: str, url: str, route: str, *, fresh: bool = False, body: dict | None = None):
+    def call(self, method: str, url: str, route: str, *, fresh: bool = False, body: dict | None = None,
+             key: str | None = None):
         """One request, recorded and judged (server errors, problem+json) by the verdict. A relative
         URL goes to nginx over this user's keep-alive connection."""
         started = time.monotonic()
-        headers = {"X-Forwarded-For": self.address, **({"Connection": "close"} if fresh else {})}
+        headers = {"X-Forwarded-For": self.address, **({"Connection": "close"} if fresh else {}),
+                   **({"Idempotency-Key": key} if key else {})}
         response = self.client.request(method, url, name=route, json=body, timeout=LOAD_TIMEOUT, headers=headers)
         self.shared.verdict.response(route, response.status_code, response.headers.get("Content-Type", ""),
                                      started, time.monotonic(), what=url,
@@ -197,7 +203,16 @@ class SoakMember(HttpUser):
         return self.account is not None
 
     def create(self, url: str, body: dict, route: str) -> None:
-        response = self.call("POST", url, route, body=body)
+        key = secrets.token_hex(8)
+        response = self.call("POST", url, route, body=body, key=key)
+        for pause in RETRY_PAUSES:
+            if not (answer_lost(response.status_code) or response.status_code == 409 and "Idempotency-Key"
+                    in response.text):
+                break
+            time.sleep(pause)  # gevent's: the other load users go on meanwhile
+            response = self.call("POST", url, f"{route} (retry, same key)", body=body, key=key)
+            if response.headers.get("Idempotent-Replayed"):  # counted apart: the first attempt had committed
+                self.shared.verdict.routes[f"{route} (the retry's 201 replayed)"][response.status_code] += 1
         ledger = self.shared.ledger
         if response.status_code == 201:
             post = ledger.add_post(response.json())

@@ -12,6 +12,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -53,6 +54,11 @@ def _free(port: int) -> bool:
     return True
 
 
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def processes() -> list[tuple[int, str, int, int]]:
     """(pid, state, parent pid, process group) of every process, from /proc."""
     found = []
@@ -75,13 +81,18 @@ class SoakServers:
         replica of PostgreSQL, and a 3-master Redis Cluster instead of the one Redis)."""
         self.data = data
         self.replicated = topology == "replicated"
-        self.pg_port, self.redis_port, self.nginx_port, self.replica_port, *self.app_ports = free_ports(4 + INSTANCES)
+        (self.pg_port, self.redis_port, self.nginx_port, self.replica_port, self.proxy_port,
+         *self.app_ports) = free_ports(5 + INSTANCES)
         self.redis_cluster_ports = cluster_ports() if self.replicated else []
         self.cluster_dir = data / "cluster"
         self.database_url = f"postgres://posterr@127.0.0.1:{self.pg_port}/{DATABASE}?sslmode=disable"
         self.replica_url = f"postgres://posterr@127.0.0.1:{self.replica_port}/{DATABASE}?sslmode=disable"
         port = self.redis_cluster_ports[0] if self.replicated else self.redis_port
         self.redis_url = f"redis://127.0.0.1:{port}/0"
+        # The app reaches a standalone Redis through a proxy that `redis-refuse` makes refuse (a
+        # cluster's nodes tell clients each other's own addresses: no proxy there).
+        self.app_redis_url = self.redis_url if self.replicated else f"redis://127.0.0.1:{self.proxy_port}/0"
+        self._proxy: subprocess.Popen | None = None
         inherited = {name: value for name, value in os.environ.items()
                      if name not in ("DATABASE_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR", "POSTERR_SECRET_KEY",
                                      "POSTERR_CLUSTER_DOWN_PORTS", "DATABASE_REPLICA_URLS")}
@@ -93,7 +104,7 @@ class SoakServers:
                                 if self.replicated else {})}
         # The app in its production configuration, but no per-client rate limit and no gunicorn
         # control socket (nothing uses it).
-        self.cluster_env = {**inherited, "DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url,
+        self.cluster_env = {**inherited, "DATABASE_URL": self.database_url, "REDIS_URL": self.app_redis_url,
                             **({"DATABASE_REPLICA_URLS": self.replica_url} if self.replicated else {}),
                             "POSTERR_CLUSTER_DIR": str(self.cluster_dir),
                             "POSTERR_CLUSTER_PORT": str(self.nginx_port),
@@ -113,7 +124,8 @@ class SoakServers:
     def describe(self) -> str:
         data_tier = (f"PostgreSQL :{self.pg_port} and its replica :{self.replica_port}, Redis Cluster "
                      f"{', '.join(f':{port}' for port in self.redis_cluster_ports)}" if self.replicated else
-                     f"PostgreSQL :{self.pg_port}, Redis :{self.redis_port}")
+                     f"PostgreSQL :{self.pg_port}, Redis :{self.redis_port} (the app's through a proxy on "
+                     f":{self.proxy_port})")
         return (f"{data_tier}, nginx :{self.nginx_port} → gunicorn "
                 f"{', '.join(f':{port}' for port in self.app_ports)} (2 workers each); logs under {self.data}")
 
@@ -150,6 +162,8 @@ class SoakServers:
             self.services("replica-up")
             self.services("redis-cluster-up")
         self.services("flush-redis")
+        if not self.replicated:
+            self.start_proxy()
         self.cluster("up")
 
     def fresh_database(self) -> None:
@@ -162,12 +176,38 @@ class SoakServers:
     def down(self) -> None:
         """Stop everything, each step whatever the previous one did (a frozen Redis is thawed first:
         its shutdown would wait for an answer forever)."""
-        for step in (lambda: self.services("thaw-redis"), lambda: self.cluster("down"),
+        for step in (lambda: self.services("thaw-redis"), lambda: self.cluster("down"), self.stop_proxy,
                      lambda: self.services("down")):
             try:
                 step()
             except Exception as error:  # noqa: BLE001 — said, and the next step runs all the same
                 harness.say(f"warning: {type(error).__name__}: {error}")
+
+    # --- the proxy in front of a standalone Redis ----------------------------------------------------
+
+    def start_proxy(self) -> None:
+        self.stop_proxy()
+        with open(self.data / "proxy.log", "a") as log:
+            self._proxy = subprocess.Popen(
+                [sys.executable, "-m", "loadtests.refusing_proxy", str(self.proxy_port), f"127.0.0.1:{self.redis_port}"],
+                cwd=harness.ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not _listening(self.proxy_port):
+            if self._proxy.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the Redis proxy did not listen on :{self.proxy_port}; see {self.data / 'proxy.log'}")
+            time.sleep(0.05)  # polling the port until the proxy listens
+
+    def refuse_redis(self, refuse: bool) -> None:
+        """The proxy refuses connections and cuts the open ones (True), or accepts them again."""
+        if self._proxy is None:
+            raise RuntimeError("no proxy in front of Redis in this topology")
+        self._proxy.send_signal(signal.SIGUSR1 if refuse else signal.SIGUSR2)
+
+    def stop_proxy(self) -> None:
+        if self._proxy is not None:
+            self._proxy.terminate()
+            self._proxy.wait(timeout=10)
+            self._proxy = None
 
     # --- the app's processes ----------------------------------------------------------------------
 

@@ -70,13 +70,15 @@ def rate_limit_key(client: str) -> str:
 
 
 def write_position_key(client: str) -> str:
-    """The primary's WAL position after the client's last write (posterr/replicas.py)."""
-    return f"{PREFIX}:wrote:{client}"
+    """The primary's WAL position after the client's last write (posterr/replicas.py); every client's
+    on the one master that holds POSITIONS_KEPT_KEY, where their loss is seen."""
+    return f"{PREFIX}:{{positions}}:wrote:{client}"
 
 
 # Whether Redis still holds every client's write position (posterr/replicas.py, guarantee 1): `kept`
-# lives for as long as Redis keeps its data; `settling` (a TTL) is the time after a loss during which
-# a position may be missing. One hash tag, so a script can set both on a Redis Cluster.
+# holds the run_id of the server process that has held the positions since, so both a FLUSHALL and a
+# restart (which may have lost its last second of writes) tell a loss; `settling` (a TTL) is the time
+# after a loss during which a position may be missing. One hash tag with the positions.
 POSITIONS_KEPT_KEY = f"{PREFIX}:{{positions}}:kept"
 POSITIONS_SETTLING_KEY = f"{PREFIX}:{{positions}}:settling"
 # The generation of every cached copy on a standalone server (mechanism 3): a random value, replaced
@@ -104,11 +106,16 @@ def connect(url: str, **options: Any) -> redis.Redis | RedisCluster:
 
 def is_cluster(url: str, timeout: float) -> bool | None:
     """Whether REDIS_URL names a node of a Redis Cluster (`INFO cluster`); None when it cannot be asked."""
+    try:
+        return _cluster_enabled(url, timeout)
+    except redis.RedisError:
+        return None
+
+
+def _cluster_enabled(url: str, timeout: float) -> bool:
     probe = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
     try:
         return bool(probe.info("cluster").get("cluster_enabled"))
-    except redis.RedisError:
-        return None
     finally:
         probe.close()
 
@@ -125,24 +132,35 @@ class Redis:
         self._connection_failed = False  # since the last generation bump (mechanism 3)
         # One retry, on a new connection, when a pooled one turns out dead (Redis restarted); a
         # timeout is not retried: the deadline is the deadline.
-        options = {"socket_timeout": timeout, "socket_connect_timeout": timeout, "retry_on_timeout": False,
-                   "retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
-                   "redis_connect_func": self._on_connect}
-        self.cluster = is_cluster(url, timeout)
-        problem = "Redis did not answer INFO cluster"  # when self.cluster is None
-        if self.cluster:
-            try:  # a master that is down leaves its slots dark without failing the others'
-                self.client = RedisCluster.from_url(url, require_full_coverage=False, **options)
-            except Exception as error:  # noqa: BLE001 (redis-py fails an empty cluster with an IndexError)
-                self.cluster = None
-                problem = f"the cluster could not be read ({type(error).__name__}: {error})"
-        if not self.cluster:
-            self.client = redis.Redis.from_url(url, **options)
-        if self.cluster is None:
-            # Then a cluster's nodes answer MOVED or CLUSTERDOWN, which counts as Redis being down: the
-            # cache is skipped, never stale. A restart once Redis answers sees the cluster.
-            logs.event(log, "redis_mode_unknown", logging.WARNING,
-                       note=f"{problem} at start: used as a standalone server until the next start")
+        self._url, self._timeout = url, timeout
+        self._options = {"socket_timeout": timeout, "socket_connect_timeout": timeout, "retry_on_timeout": False,
+                         "retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+                         "redis_connect_func": self._on_connect}
+        # Standalone or a cluster: asked at start, and while Redis does not answer, again at each call
+        # until it does; meanwhile Redis counts as down (the cache is skipped, never stale).
+        self.cluster: bool | None = None
+        self.client: redis.Redis | RedisCluster = redis.Redis.from_url(url, **self._options)
+        try:
+            self._learn_mode()
+        except REDIS_ERRORS as error:
+            logs.event(log, "redis_mode_unknown", logging.WARNING, error=f"{type(error).__name__}: {error}",
+                       note="Redis did not say whether it is a cluster: it counts as down until it does")
+
+    def _learn_mode(self) -> None:
+        """Knows whether Redis is a cluster, asking it if need be; raises what Redis raises."""
+        if self.cluster is not None:
+            return
+        if not _cluster_enabled(self._url, self._timeout):
+            self.cluster = False
+            return
+        try:  # a master that is down leaves its slots dark without failing the others'
+            client = RedisCluster.from_url(self._url, require_full_coverage=False, **self._options)
+        except Exception as error:  # noqa: BLE001 (redis-py fails an empty cluster with an IndexError)
+            raise RedisClusterException(f"the cluster could not be read ({type(error).__name__}: {error})") from error
+        for script in self.scripts:
+            script.registered_client = client
+        self.client, self.cluster = client, True
+        logs.event(log, "redis_mode_learned", cluster=True)
 
     def _on_connect(self, connection) -> None:
         connection.on_connect()
@@ -240,6 +258,7 @@ class Redis:
     def run_now(self, operation: Callable[[redis.Redis], Any]) -> Any | None:
         """operation(client) even while the breaker is open; a success closes it, a failure opens it."""
         try:
+            self._learn_mode()
             result = operation(self.client)
         except REDIS_ERRORS as error:
             self.failed(error)
@@ -294,10 +313,11 @@ class Redis:
         _give_up(changes, error)
 
     def _run_under_current_epoch(self, changes: tuple[Change, ...]) -> bool:
+        self._learn_mode()
         used: dict[str, str] = {}
 
         def epoch_of(name: str) -> str:
-            used[name] = self._epoch_now(name)
+            used[name] = self._epoch_or_dark(name)
             return used[name]
 
         # One round trip on a standalone server. redis-py's cluster pipeline refuses scripts, so on
@@ -307,11 +327,23 @@ class Redis:
             change.queue(target, epoch_of)
         if not self.cluster:
             target.execute()
-        return all(self._epoch_now(name) == epoch for name, epoch in used.items())
+        return all(self._epoch_or_dark(name) == epoch for name, epoch in used.items())
+
+    def _epoch_or_dark(self, name: str) -> str:
+        """As _epoch_now; on a cluster, DARK for a key whose master refuses: its commands are refused
+        too and skipped (EachCommand), and the others' still run."""
+        try:
+            return self._epoch_now(name)
+        except REDIS_ERRORS as error:
+            if self.cluster and refused(error):
+                return DARK
+            raise
 
     def close(self) -> None:
         self.client.close()
 
+
+DARK = "dark"  # the epoch of a cluster master that refuses connections (no server has it as run_id)
 
 # Error replies of a cluster node that is there but not serving yet (rejoining after a restart, say):
 # not refusals, since that very process and its keys serve again shortly, so they are retried.
@@ -440,7 +472,9 @@ KEY_FAMILIES = (
     KeyFamily("timelines", f"{PREFIX}:timeline:*", "home timelines: state, entries and followees of each reader"),
     KeyFamily("quota", f"{PREFIX}:quota:*", "daily post counters"),
     KeyFamily("rate_limit", f"{PREFIX}:rl:*", "per-client rate limit state"),
-    KeyFamily("wrote", f"{PREFIX}:wrote:*", "each client's last write position (with read replicas)"),
+    KeyFamily("wrote", f"{PREFIX}:{{positions}}:wrote:*", "each client's last write position (with read replicas)"),
+    KeyFamily("positions", f"{PREFIX}:{{positions}}:[ks]e*",
+              "whether Redis still holds every write position (kept, settling)"),
     KeyFamily("generation", GENERATION_KEY, "the generation of every cached copy (standalone Redis)"),
 )
 

@@ -8,8 +8,9 @@ The guarantees, in order of importance, and what keeps each:
    the client's position. When Redis cannot say (down, timed out), the read goes to the primary. So
    does every read for a while after Redis lost its data (FLUSHALL, a restart without the keys): a
    missing position then proves nothing, until every write before the loss is on every replica
-   allowed to serve (POSTERR_REPLICA_MAX_LAG, plus a second). A key that lives as long as the data
-   tells a loss (cache.POSITIONS_KEPT_KEY).
+   allowed to serve (POSTERR_REPLICA_MAX_LAG, plus a second). Every position lives on one master
+   beside a key naming the server process that holds them (cache.POSITIONS_KEPT_KEY), so a FLUSHALL,
+   a restart that lost its last writes, or a fail-over to a replica tells a loss.
 2. Bounded staleness for everyone: a replica serves reads only while it is provably at most
    POSTERR_REPLICA_MAX_LAG behind. Each worker samples the primary's WAL position every
    POSTERR_REPLICA_CHECK_INTERVAL; a replica that has replayed up to a sample taken at time t holds
@@ -55,9 +56,13 @@ if not known or known < ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', A
 else redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 1
 """
-# KEYS: kept, settling; ARGV: the settling time (ms). Only the first to find `kept` missing starts it.
+# KEYS: kept, settling; ARGV: the settling time (ms), the current server's run_id. Only the first to
+# find `kept` missing or another server's starts it.
 _POSITIONS_LOST = """
-if redis.call('SET', KEYS[1], '1', 'NX') then redis.call('SET', KEYS[2], '1', 'PX', ARGV[1]) end
+if redis.call('GET', KEYS[1]) ~= ARGV[2] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+end
 return 1
 """
 
@@ -152,12 +157,13 @@ class Replicas:
         if not usable:
             return None
         keys = [cache.write_position_key(client), cache.POSITIONS_KEPT_KEY, cache.POSITIONS_SETTLING_KEY]
-        found = self.redis.run(lambda redis_: redis_.mget_nonatomic(keys) if self.redis.cluster else redis_.mget(keys))
-        if found is None:  # Redis cannot say what this client wrote: only the primary surely has it
+        found = self.redis.run(lambda redis_: redis_.mget(keys))  # one slot: one master on a cluster too
+        holder = self.redis.epoch_of(cache.POSITIONS_KEPT_KEY)  # learnt on the connection MGET used
+        if found is None or holder is None:  # Redis cannot say what this client wrote: only the primary surely has it
             return None
         position, kept, settling = found
-        if not kept:  # Redis lost its data, the client's position perhaps with it
-            self.redis.run(lambda _: self._positions_lost(keys=keys[1:], args=[self.position_ttl_ms]))
+        if kept is None or kept.decode() != holder:  # lost (FLUSHALL, a restart), the client's position perhaps too
+            self.redis.run(lambda _: self._positions_lost(keys=keys[1:], args=[self.position_ttl_ms, holder]))
             return None
         if settling:
             return None

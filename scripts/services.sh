@@ -6,10 +6,11 @@
 #   scripts/services.sh status    say what runs
 #   scripts/services.sh stop-redis | start-redis | stop-postgres | start-postgres | restart-postgres
 #                                 (the fault tests drive their own servers with these)
-#   scripts/services.sh freeze-redis | thaw-redis | pause-redis MS | flush-redis | restart-redis
-#                       | cap-redis BYTES | crash-postgres
+#   scripts/services.sh freeze-redis | thaw-redis | pause-redis MS [all|write] | unpause-redis
+#                       | flush-redis | restart-redis | cap-redis BYTES | crash-postgres
 #                                 more faults, for `make soak`: SIGSTOP/SIGCONT of Redis, CLIENT PAUSE
-#                                 for MS milliseconds, FLUSHALL, stop+start, maxmemory (writes refused
+#                                 for MS milliseconds (of every command, or of writes), CLIENT UNPAUSE,
+#                                 FLUSHALL, stop+start, maxmemory (writes refused
 #                                 with OOM errors above it; 0 lifts it); pg_ctl -m immediate stop
 #   scripts/services.sh replica-up    a streaming replica of the local PostgreSQL (pg_basebackup -R on
 #                                 first use), started; prints the `export DATABASE_REPLICA_URLS` line
@@ -342,7 +343,9 @@ case "$cmd" in
   thaw-redis) redis_signal CONT ;;
   pause-redis)
     [[ "${2:-}" =~ ^[0-9]+$ ]] || die "pause-redis needs the pause in milliseconds"
-    each_redis client pause "$2" all >/dev/null ;;
+    [[ "${3:-all}" =~ ^(all|write)$ ]] || die "pause-redis pauses all commands or only writes: all or write"
+    each_redis client pause "$2" "${3:-all}" >/dev/null ;;
+  unpause-redis) each_redis client unpause >/dev/null ;;
   flush-redis) each_redis flushall >/dev/null ;;
   restart-redis) if on_cluster; then redis_cluster_down; redis_cluster_up; else redis_down; redis_up; fi ;;
   cap-redis)
@@ -351,5 +354,5 @@ case "$cmd" in
   crash-postgres)  # no checkpoint, no goodbye to clients: the next start runs crash recovery
     bindir=$(pg_bindir) || die "PostgreSQL is not installed"
     if pg_running; then as_pg "$bindir/pg_ctl" -D "$pg_dir" -m immediate -w stop >/dev/null; fi ;;
-  *) die "unknown command '$cmd' (up, down, status, stop-redis, start-redis, stop-postgres, start-postgres, restart-postgres, freeze-redis, thaw-redis, pause-redis MS, flush-redis, restart-redis, cap-redis BYTES, crash-postgres, replica-up, replica-down, replica-pause, replica-resume, redis-cluster-up, redis-cluster-down, redis-cluster-kill PORT, redis-cluster-start PORT)" ;;
+  *) die "unknown command '$cmd' (up, down, status, stop-redis, start-redis, stop-postgres, start-postgres, restart-postgres, freeze-redis, thaw-redis, pause-redis MS [all|write], unpause-redis, flush-redis, restart-redis, cap-redis BYTES, crash-postgres, replica-up, replica-down, replica-pause, replica-resume, redis-cluster-up, redis-cluster-down, redis-cluster-kill PORT, redis-cluster-start PORT)" ;;
 esac

@@ -19,7 +19,7 @@ from posterr.config import Settings
 
 # Not the daily counters, nor the clients' write positions (reads from replicas rely on them); the
 # generation is deleted first, on its own.
-KEPT_BY_FLUSH = ("quota", "wrote", "generation")
+KEPT_BY_FLUSH = ("quota", "wrote", "positions", "generation")
 # The families whose reads are cache lookups, with hits and misses; the others are not caches.
 LOOKUP_FAMILIES = (*DOCUMENT_FAMILIES.values(), "timelines")
 MEMORY_SAMPLE = 200  # keys per family whose MEMORY USAGE is asked
@@ -336,4 +336,4 @@ def cache_flush(settings: Settings, _args, out) -> None:
         for key in client.scan_iter(match=family.pattern, count=1000):
             deleted += client.delete(key)
     print(f"deleted {deleted} cached documents (daily counters under {PREFIX}:quota:* and write positions "
-          f"under {PREFIX}:wrote:* kept)", file=out)
+          f"under {PREFIX}:{{positions}}:* kept)", file=out)

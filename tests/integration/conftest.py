@@ -74,8 +74,17 @@ def clean_state(sql, redis_client):
     redis_client.flushdb()
     # A flush made on purpose, between tests that are clients of their own: nothing was lost that a
     # later read needs (a real loss makes the app read from the primary for a while; replicas.py).
-    redis_client.set(POSITIONS_KEPT_KEY, "1")
+    redis_client.set(POSITIONS_KEPT_KEY, positions_holder(redis_client))
     sql.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+
+
+def positions_holder(redis_client) -> str:
+    """What POSITIONS_KEPT_KEY holds while no position was lost: the epoch (run_id) of its master."""
+    if REDIS_CLUSTER:
+        info = redis_client.info("server", target_nodes=redis_client.get_node_from_key(POSITIONS_KEPT_KEY))
+    else:
+        info = redis_client.info("server")
+    return info["run_id"][:12]
 
 
 def row_count(sql, table: str) -> int:

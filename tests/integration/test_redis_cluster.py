@@ -143,3 +143,61 @@ def test_a_write_still_reaches_the_live_masters_when_one_is_dead(servers, redis_
     finally:
         servers.start_redis_cluster()
         redis_.close()
+
+
+def _posts_on_two_masters(client: RedisCluster, avoid_port: int) -> tuple[int, int]:
+    """Two post ids whose documents live on the two masters that are not on `avoid_port`."""
+    by_port: dict[int, int] = {}
+    for post_id in range(1, 200):
+        by_port.setdefault(client.get_node_from_key(post_key(post_id)).port, post_id)
+    first, second = [post_id for port, post_id in by_port.items() if port != avoid_port][:2]
+    return first, second
+
+
+def test_a_process_that_never_met_a_dead_master_still_reaches_the_live_ones(servers, redis_cluster):
+    """A worker started while a master is down (a deploy, max_requests) has no epoch for it: the
+    write's changes for that master are skipped, the others' must land (issue 22, hole 3)."""
+    url, client = redis_cluster
+    seen = Redis(url, timeout=0.25, retry_after=0.5, invalidation_deadline=5)
+    documents = DocumentCache(seen)
+    first, second = _posts_on_two_masters(client, avoid_port=int(url.rsplit(":", 1)[1].split("/")[0]))
+    try:
+        for post_id in (first, second):
+            assert documents.fetch(post_key(post_id), "json", 60, lambda: b"before") == b"before"
+        servers.kill_redis_node(client.get_node_from_key(post_key(first)).port)
+        started_meanwhile = Redis(url, timeout=0.25, retry_after=0.5, invalidation_deadline=5)
+        try:
+            started_meanwhile.before_answer(DocumentCache(started_meanwhile).deletes(post_key(first), post_key(second)))
+        finally:
+            started_meanwhile.close()
+        seen._down_until = 0.0
+        assert documents.fetch(post_key(second), "json", 60, lambda: b"after") == b"after"
+    finally:
+        servers.start_redis_cluster()
+        seen.close()
+
+
+def test_a_process_started_while_its_node_is_down_learns_the_cluster_when_it_answers(servers, redis_cluster):
+    """The node of REDIS_URL does not answer INFO cluster at start: the process must not stay a
+    standalone client (whose deletes get MOVED) once the cluster answers (issue 22, hole 4)."""
+    url, client = redis_cluster
+    url_port = int(url.rsplit(":", 1)[1].split("/")[0])
+    seen = Redis(url, timeout=0.25, retry_after=0.5, invalidation_deadline=5)
+    documents = DocumentCache(seen)
+    first, second = _posts_on_two_masters(client, avoid_port=url_port)
+    try:
+        for post_id in (first, second):
+            assert documents.fetch(post_key(post_id), "json", 60, lambda: b"before") == b"before"
+        servers.kill_redis_node(url_port)
+        started_meanwhile = Redis(url, timeout=0.25, retry_after=0.5, invalidation_deadline=5)
+        try:
+            servers.start_redis_cluster()
+            started_meanwhile.before_answer(DocumentCache(started_meanwhile).deletes(post_key(first), post_key(second)))
+        finally:
+            started_meanwhile.close()
+        seen._down_until = 0.0
+        for post_id in (first, second):
+            assert documents.fetch(post_key(post_id), "json", 60, lambda: b"after") == b"after"
+    finally:
+        servers.start_redis_cluster()
+        seen.close()

@@ -1,13 +1,15 @@
 """A client's write position in Redis (posterr/replicas.py, guarantee 1): every write renews the
-client's protection, whatever position is kept."""
+client's protection, whatever position is kept, and a loss of positions is seen wherever it happens."""
 
 from __future__ import annotations
 
 import pytest
 
-from posterr.cache import Redis, write_position_key
+from redis.cluster import key_slot
+
+from posterr.cache import POSITIONS_KEPT_KEY, POSITIONS_SETTLING_KEY, Redis, write_position_key
 from posterr.db import load_queries
-from posterr.replicas import CLIENT, Replicas
+from posterr.replicas import CLIENT, Replicas, Status
 
 MAX_LAG = 5.0
 
@@ -38,3 +40,32 @@ def test_a_higher_position_replaces_a_lower_one(replicas, redis_client):
     replicas.remember_write("0/10")
     replicas.remember_write("1/0")
     assert redis_client.get(write_position_key("192.0.2.7")) == b"0000000100000000"
+
+
+class ReplicaCaughtUp:
+    """A replica as Replicas.choose sees it: checked a moment ago, far past any position."""
+    status = Status(replayed=2**62, current_at=0.0, error=None)
+
+    @staticmethod
+    def lag(_now: float) -> float:
+        return 0.0
+
+
+@pytest.fixture
+def with_replica(replicas):
+    replicas.replicas = [ReplicaCaughtUp()]
+    return replicas
+
+
+def test_positions_of_another_server_process_are_not_trusted(with_replica, redis_client):
+    """A restart of the master that holds the positions may have lost its last second of writes (an
+    append-only file fsynced each second), a fail-over to its replica too: `kept` then names another
+    server process, and reads go to the primary until every such write is on the replicas."""
+    assert with_replica.choose() is not None  # kept names this server (tests/integration/conftest.py)
+    redis_client.set(POSITIONS_KEPT_KEY, "a-past-run-id")
+    assert with_replica.choose() is None
+    assert redis_client.exists(POSITIONS_SETTLING_KEY)
+
+
+def test_every_position_lives_on_the_master_that_tells_their_loss():
+    assert key_slot(write_position_key("198.51.100.4").encode()) == key_slot(POSITIONS_KEPT_KEY.encode())

@@ -155,7 +155,7 @@ class Redis:
             return
         try:  # a master that is down leaves its slots dark without failing the others'
             client = RedisCluster.from_url(self._url, require_full_coverage=False, **self._options)
-        except Exception as error:  # noqa: BLE001 (redis-py fails an empty cluster with an IndexError)
+        except Exception as error:
             raise RedisClusterException(f"the cluster could not be read ({type(error).__name__}: {error})") from error
         for script in self.scripts:
             script.registered_client = client
@@ -488,18 +488,24 @@ def _stem(name: str) -> str:
 # each name's shape is written once.
 DOCUMENT_FAMILIES = {_stem(FEEDS_KEY): "feeds", _stem(post_key(0)): "posts", _stem(user_key(0)): "users"}
 
-# KEYS: the document, then the generation key (mechanism 3) where there is one: a generation lost
-# with its key is replaced by a new one (the reader's token), never by a value a past one had.
-_READ = """
+def current_generation(key: str, token: str) -> str:
+    """Lua that sets `generation` to the current one (mechanism 3), '' where there is no generation
+    key (a cluster); a generation lost with its key is replaced by a new one (the reader's random
+    token), never by a value a past one had."""
+    return f"""
 local generation = ''
-if KEYS[2] then
-  generation = redis.call('GET', KEYS[2])
+if {key} then
+  generation = redis.call('GET', {key})
   if not generation then
-    generation = ARGV[2]
-    redis.call('SET', KEYS[2], generation)
+    generation = {token}
+    redis.call('SET', {key}, generation)
   end
 end
-if redis.call('HGET', KEYS[1], '~g') ~= generation then redis.call('DEL', KEYS[1]) end
+"""
+
+
+# KEYS: the document, then the generation key where there is one.
+_READ = current_generation("KEYS[2]", "ARGV[2]") + """if redis.call('HGET', KEYS[1], '~g') ~= generation then redis.call('DEL', KEYS[1]) end
 local hit = redis.call('HGET', KEYS[1], ARGV[1])
 if hit then return {1, hit} end
 if redis.call('HSETNX', KEYS[1], '~gen', ARGV[2]) == 1 then

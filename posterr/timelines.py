@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from posterr.cache import Change, EpochOf, Redis, timeline_keys, timeline_name
+from posterr.cache import Change, EpochOf, Redis, current_generation, timeline_keys, timeline_name
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -52,16 +52,7 @@ BUILD_SIZE = 400
 # 3). ARGV: start, count, a new build token, its TTL, the sentinel. A hit: {1, complete, merged,
 # entries}; a miss marks the build (rule 4) in the same call: {0, the build's token}. A timeline with
 # a key gone, or of another generation, is a miss (rule 7): what is left of it is deleted first.
-_READ = """
-local generation = ''
-if KEYS[4] then  -- a generation lost with its key is replaced by a new one: the build token
-  generation = redis.call('GET', KEYS[4])
-  if not generation then
-    generation = ARGV[3]
-    redis.call('SET', KEYS[4], generation)
-  end
-end
-if redis.call('HGET', KEYS[1], 'ready') == '1' then
+_READ = current_generation("KEYS[4]", "ARGV[3]") + """if redis.call('HGET', KEYS[1], 'ready') == '1' then
   if redis.call('EXISTS', KEYS[2], KEYS[3]) == 2 and redis.call('HGET', KEYS[1], '~g') == generation then
     return {1, redis.call('HGET', KEYS[1], 'complete'), redis.call('HGET', KEYS[1], 'merged'),
             redis.call('ZRANGE', KEYS[2], ARGV[1], '(' .. ARGV[5], 'BYLEX', 'REV', 'LIMIT', 0, ARGV[2])}

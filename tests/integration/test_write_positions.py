@@ -4,7 +4,6 @@ client's protection, whatever position is kept, and a loss of positions is seen 
 from __future__ import annotations
 
 import pytest
-
 from redis.cluster import key_slot
 
 from posterr.cache import POSITIONS_KEPT_KEY, POSITIONS_SETTLING_KEY, Redis, write_position_key

@@ -45,7 +45,7 @@ def test_every_key_the_app_builds_is_in_exactly_one_family(key, family):
 class FakeRedis:
     """Just what DocumentCache.fetch uses: an epoch, and scripts that answer `found`."""
 
-    generation_keys: list[str] = []
+    generation_keys = ()
 
     def __init__(self, found: list):
         self.client = self

@@ -92,8 +92,8 @@ class Fault:
 def plan(seed: int, seconds: float, instances: int, *, replicated: bool = False) -> list[Fault]:
     """More faults than a run of `seconds` has time for (the run injects them in order while they
     fit). The first ones, in a seeded order, are one of each category (Redis, PostgreSQL, the app,
-    and the replica when replicated) and each kind marked `always`; they are always injected, so
-    every run covers all of them. The others draw a category, then a kind of it."""
+    and the replica when replicated) and each kind marked `always`, so a run long enough for them
+    (about two minutes) covers all of them. The others draw a category, then a kind of it."""
     rng = random.Random(seed)
     categories = REPLICATED_CATEGORIES if replicated else CATEGORIES
     first = [*categories, *(name for name, kind in KINDS.items() if kind.always and applies(kind, replicated))]

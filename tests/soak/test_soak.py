@@ -15,8 +15,8 @@ from tests.conftest import DATA, ROOT
 
 # Its schedule (loadtests/soak_faults.py): workers killed between a creation's commit and its answer,
 # PostgreSQL restarted, one instance SIGKILLed and restarted, Redis refusing behind its proxy for
-# 4.6 s, random keys evicted for 4.2 s, workers started while Redis is down; these first ones always
-# run, past the minute if need be (about two minutes of load).
+# 4.6 s, random keys evicted for 4.2 s, then workers started while Redis is down if the minute
+# leaves time for it (a fault is started only while the run has time for it).
 SEED = 384
 SOAK_SECONDS = 360  # the minute of load, starting and stopping the servers, the checks: ~2 min
 

@@ -29,7 +29,6 @@ class Kind:
     hold: tuple[float, float]  # how long the fault lasts before it is healed (0: at once)
     what: str
     replicated_only: bool = False  # a fault of the replica or of one Redis Cluster master
-    single_only: bool = False  # a fault of the one Redis's proxy
     always: bool = False  # in every run's first faults, whatever the seed
 
 
@@ -55,8 +54,9 @@ KINDS = {
                                              "resumed after the hold", replicated_only=True),
     "redis-evict": Kind("redis", (3, 6), "maxmemory-policy allkeys-random and maxmemory under what Redis uses: "
                                          "random keys of every family evicted while the load goes on", always=True),
-    "redis-refuse": Kind("redis", (2, 5), "the proxy in front of Redis refuses connections and cuts the open ones "
-                                          "while Redis keeps every key", single_only=True, always=True),
+    "redis-refuse": Kind("redis", (2, 5), "the proxy in front of Redis (on a cluster, of one master) refuses "
+                                          "connections and cuts the open ones while Redis keeps every key",
+                         always=True),
     "app-start-in-outage": Kind("app", (2, 4), "Redis (on a cluster, one master) stopped, one instance's workers "
                                                "restarted (SIGHUP) during the outage, Redis started after the hold",
                                 always=True),
@@ -68,7 +68,7 @@ KINDS = {
 
 
 def applies(kind: Kind, replicated: bool) -> bool:
-    return kind.replicated_only <= replicated and not (kind.single_only and replicated)
+    return kind.replicated_only <= replicated
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ class Injector:
             case "redis-evict":
                 return self._evict()
             case "redis-refuse":
-                self.servers.refuse_redis(True)
+                return self.servers.refuse_redis(self._refused(fault), True)
             case "app-start-in-outage":
                 down = self._stop_redis(fault)
                 master = self.servers.master_pid(port)
@@ -203,8 +203,7 @@ class Injector:
                     client.close()
                 return f"maxmemory lifted, maxmemory-policy {self._policy} again ({evicted} keys evicted since Redis started)"
             case "redis-refuse":
-                self.servers.refuse_redis(False)
-                return "the proxy accepts connections again"
+                return self.servers.refuse_redis(self._refused(fault), False)
             case "app-start-in-outage":
                 return self._start_redis(fault)
             case "kill-after-commit":
@@ -262,3 +261,7 @@ class Injector:
     def _redis_node(self, fault: Fault) -> int:
         ports = self.servers.redis_cluster_ports
         return ports[fault.instance % len(ports)]
+
+    def _refused(self, fault: Fault) -> int:
+        """The Redis server whose proxy `redis-refuse` strikes: the one, or one cluster master."""
+        return self._redis_node(fault) if self.servers.replicated else self.servers.redis_port

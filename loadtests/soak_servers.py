@@ -22,6 +22,7 @@ from psycopg import sql
 from loadtests import harness
 
 INSTANCES = 3
+CLUSTER_MASTERS = 3
 DAILY_POST_LIMIT = 5
 DATABASE = "posterr"
 
@@ -36,9 +37,9 @@ def free_ports(count: int) -> list[int]:
 
 
 def cluster_ports() -> list[int]:
-    """Three ports for Redis Cluster masters whose cluster bus ports (+100) are free too."""
+    """Ports for the Redis Cluster's masters whose cluster bus ports (+100) are free too."""
     ports: list[int] = []
-    while len(ports) < 3:
+    while len(ports) < CLUSTER_MASTERS:
         port = harness.free_port()
         if port not in ports and port + 100 < 65536 and _free(port + 100):
             ports.append(port)
@@ -81,18 +82,21 @@ class SoakServers:
         replica of PostgreSQL, and a 3-master Redis Cluster instead of the one Redis)."""
         self.data = data
         self.replicated = topology == "replicated"
-        (self.pg_port, self.redis_port, self.nginx_port, self.replica_port, self.proxy_port,
-         *self.app_ports) = free_ports(5 + INSTANCES)
+        (self.pg_port, self.redis_port, self.nginx_port, self.replica_port,
+         *ports) = free_ports(4 + CLUSTER_MASTERS + INSTANCES)
+        self.app_ports = ports[CLUSTER_MASTERS:]
         self.redis_cluster_ports = cluster_ports() if self.replicated else []
+        # The app reaches Redis through proxies that `redis-refuse` makes refuse: one in front of the
+        # standalone server, or one per cluster master, which tells clients its proxy's port
+        # (cluster-announce-port) while the cluster bus goes direct. Proxied server -> proxy port.
+        self.proxied = dict(zip(self.redis_cluster_ports if self.replicated else [self.redis_port], ports))
         self.cluster_dir = data / "cluster"
         self.database_url = f"postgres://posterr@127.0.0.1:{self.pg_port}/{DATABASE}?sslmode=disable"
         self.replica_url = f"postgres://posterr@127.0.0.1:{self.replica_port}/{DATABASE}?sslmode=disable"
         port = self.redis_cluster_ports[0] if self.replicated else self.redis_port
         self.redis_url = f"redis://127.0.0.1:{port}/0"
-        # The app reaches a standalone Redis through a proxy that `redis-refuse` makes refuse (a
-        # cluster's nodes tell clients each other's own addresses: no proxy there).
-        self.app_redis_url = self.redis_url if self.replicated else f"redis://127.0.0.1:{self.proxy_port}/0"
-        self._proxy: subprocess.Popen | None = None
+        self.app_redis_url = f"redis://127.0.0.1:{self.proxied[port]}/0"
+        self._proxies: dict[int, subprocess.Popen] = {}
         inherited = {name: value for name, value in os.environ.items()
                      if name not in ("DATABASE_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR", "POSTERR_SECRET_KEY",
                                      "POSTERR_CLUSTER_DOWN_PORTS", "DATABASE_REPLICA_URLS")}
@@ -100,7 +104,8 @@ class SoakServers:
                              "POSTERR_REDIS_PORT": str(self.redis_port),
                              "POSTERR_REPLICA_PG_PORT": str(self.replica_port),
                              **({"POSTERR_REDIS_TOPOLOGY": "cluster",
-                                 "POSTERR_REDIS_CLUSTER_PORTS": " ".join(map(str, self.redis_cluster_ports))}
+                                 "POSTERR_REDIS_CLUSTER_PORTS": " ".join(map(str, self.redis_cluster_ports)),
+                                 "POSTERR_REDIS_CLUSTER_ANNOUNCED_PORTS": " ".join(map(str, self.proxied.values()))}
                                 if self.replicated else {})}
         # The app in its production configuration, but no per-client rate limit and no gunicorn
         # control socket (nothing uses it).
@@ -122,10 +127,10 @@ class SoakServers:
         return [self.nginx_base] + [f"http://127.0.0.1:{port}" for port in self.app_ports]
 
     def describe(self) -> str:
+        proxies = ", ".join(f":{proxy} → :{port}" for port, proxy in self.proxied.items())
         data_tier = (f"PostgreSQL :{self.pg_port} and its replica :{self.replica_port}, Redis Cluster "
                      f"{', '.join(f':{port}' for port in self.redis_cluster_ports)}" if self.replicated else
-                     f"PostgreSQL :{self.pg_port}, Redis :{self.redis_port} (the app's through a proxy on "
-                     f":{self.proxy_port})")
+                     f"PostgreSQL :{self.pg_port}, Redis :{self.redis_port}") + f" (the app's through proxies {proxies})"
         return (f"{data_tier}, nginx :{self.nginx_port} → gunicorn "
                 f"{', '.join(f':{port}' for port in self.app_ports)} (2 workers each); logs under {self.data}")
 
@@ -158,12 +163,11 @@ class SoakServers:
         self.services("down")
         self.services("up")
         self.fresh_database()
+        self.start_proxies()
         if self.replicated:
             self.services("replica-up")
             self.services("redis-cluster-up")
         self.services("flush-redis")
-        if not self.replicated:
-            self.start_proxy()
         self.cluster("up")
 
     def fresh_database(self) -> None:
@@ -176,38 +180,43 @@ class SoakServers:
     def down(self) -> None:
         """Stop everything, each step whatever the previous one did (a frozen Redis is thawed first:
         its shutdown would wait for an answer forever)."""
-        for step in (lambda: self.services("thaw-redis"), lambda: self.cluster("down"), self.stop_proxy,
+        for step in (lambda: self.services("thaw-redis"), lambda: self.cluster("down"), self.stop_proxies,
                      lambda: self.services("down")):
             try:
                 step()
             except Exception as error:  # noqa: BLE001 — said, and the next step runs all the same
                 harness.say(f"warning: {type(error).__name__}: {error}")
 
-    # --- the proxy in front of a standalone Redis ----------------------------------------------------
+    # --- the proxies in front of Redis ----------------------------------------------------------
 
-    def start_proxy(self) -> None:
-        self.stop_proxy()
+    def start_proxies(self) -> None:
+        self.stop_proxies()
         with open(self.data / "proxy.log", "a") as log:
-            self._proxy = subprocess.Popen(
-                [sys.executable, "-m", "loadtests.refusing_proxy", str(self.proxy_port), f"127.0.0.1:{self.redis_port}"],
-                cwd=harness.ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            for port, proxy in self.proxied.items():
+                self._proxies[port] = subprocess.Popen(
+                    [sys.executable, "-m", "loadtests.refusing_proxy", str(proxy), f"127.0.0.1:{port}"],
+                    cwd=harness.ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
-        while not _listening(self.proxy_port):
-            if self._proxy.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the Redis proxy did not listen on :{self.proxy_port}; see {self.data / 'proxy.log'}")
-            time.sleep(0.05)  # polling the port until the proxy listens
+        for port, proxy in self.proxied.items():
+            while not _listening(proxy):
+                if self._proxies[port].poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the Redis proxy did not listen on :{proxy}; see {self.data / 'proxy.log'}")
+                time.sleep(0.05)  # polling the port until the proxy listens
 
-    def refuse_redis(self, refuse: bool) -> None:
-        """The proxy refuses connections and cuts the open ones (True), or accepts them again."""
-        if self._proxy is None:
-            raise RuntimeError("no proxy in front of Redis in this topology")
-        self._proxy.send_signal(signal.SIGUSR1 if refuse else signal.SIGUSR2)
+    def refuse_redis(self, port: int, refuse: bool) -> str:
+        """The proxy in front of the Redis server on `port` refuses connections and cuts the open
+        ones (True), or accepts them again."""
+        self._proxies[port].send_signal(signal.SIGUSR1 if refuse else signal.SIGUSR2)
+        if refuse:
+            return (f"the proxy :{self.proxied[port]} in front of Redis :{port} refuses connections and cuts the "
+                    f"open ones while Redis keeps every key")
+        return f"the proxy :{self.proxied[port]} accepts connections again"
 
-    def stop_proxy(self) -> None:
-        if self._proxy is not None:
-            self._proxy.terminate()
-            self._proxy.wait(timeout=10)
-            self._proxy = None
+    def stop_proxies(self) -> None:
+        for proxy in self._proxies.values():
+            proxy.terminate()
+            proxy.wait(timeout=10)
+        self._proxies.clear()
 
     # --- the app's processes ----------------------------------------------------------------------
 

@@ -16,11 +16,12 @@ The mechanisms, and the invariant each one keeps (each has a test in tests/integ
    that run_id did not change during the call, so copies written to an earlier server process
    (reloaded from its append-only file, perhaps missing deletes it never received) are never read.
    A refused or broken connection is no new server, though (a proxy, a Service with no endpoint and
-   a firewall refuse while Redis keeps every key): on a standalone server every cached copy also
-   carries the generation (GENERATION_KEY) it was made in, each cached read compares it with the
-   current one in the same script, and a process bumps the generation on its first connection
-   after its own connection failed or broke, before it sends anything else. So whatever a write
-   could not delete while Redis refused it is never read once Redis answers again.
+   a firewall refuse while Redis keeps every key): every cached copy also carries the generation it
+   was made in (the server's GENERATION_KEY; on a Redis Cluster its master's, see
+   generation_key_in_slot), each cached read compares it with the current one in the same script,
+   and a process bumps a server's generation on its first connection to it after one of its own
+   connections failed or broke, before it sends anything else. So whatever a write could not
+   delete while Redis (or one master) refused it is never read once it answers again.
 4. Invalidation before the answer: a write is answered only after every cached copy that could hide
    it is deleted or unreachable to readers. Deletes are retried while Redis might come back with the
    same copies (a freeze, a pause, a timeout) until `POSTERR_CACHE_INVALIDATION_DEADLINE`; a refused
@@ -37,10 +38,10 @@ The mechanisms, and the invariant each one keeps (each has a test in tests/integ
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
-import weakref
 from collections.abc import Callable
 from datetime import date
 from typing import Any, NamedTuple
@@ -49,6 +50,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster, key_slot
 from redis.commands.core import Script
+from redis.connection import parse_url
 from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
@@ -86,6 +88,26 @@ POSITIONS_SETTLING_KEY = f"{PREFIX}:{{positions}}:settling"
 GENERATION_KEY = f"{PREFIX}:generation"
 
 
+@functools.lru_cache(maxsize=64)
+def generation_key_in_slot(slot: int) -> str:
+    """A Redis Cluster master's generation key: one in the lowest slot it serves (`slot`), since a
+    script may only touch keys of its own node. Its tag is the first number that hashes there."""
+    tag = 0
+    while key_slot(f"{GENERATION_KEY}:{{{tag}}}".encode()) != slot:
+        tag += 1
+    return f"{GENERATION_KEY}:{{{tag}}}"
+
+
+def lowest_own_slot(cluster_nodes: str) -> int | None:
+    """The lowest slot that the node answering CLUSTER NODES serves (None: it serves none)."""
+    for line in cluster_nodes.splitlines():
+        fields = line.split()
+        if len(fields) > 8 and "myself" in fields[2].split(","):
+            starts = [int(field.split("-")[0]) for field in fields[8:] if not field.startswith("[")]
+            return min(starts, default=None)
+    return None
+
+
 EpochOf = Callable[[str], str]  # a key name (its hash tag) -> the epoch its keys carry now
 
 
@@ -120,6 +142,25 @@ def _cluster_enabled(url: str, timeout: float) -> bool:
         probe.close()
 
 
+def reporting_failures(url: str, report: Callable[[], None]) -> type:
+    """The redis-py connection class for `url`, calling report() whenever a connection fails to
+    connect, send or read (mechanism 3): redis-py retries some failures on its own, unseen by callers."""
+    base = parse_url(url).get("connection_class", redis.Connection)
+
+    def reported(method: Callable) -> Callable:
+        @functools.wraps(method)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except (redis.ConnectionError, redis.TimeoutError):
+                report()
+                raise
+        return call
+
+    methods = ("connect", "can_read", "send_packed_command", "read_response")
+    return type(f"Reporting{base.__name__}", (base,), {name: reported(getattr(base, name)) for name in methods})
+
+
 class Redis:
     def __init__(self, url: str, *, timeout: float, retry_after: float, invalidation_deadline: float):
         self.retry_after = retry_after
@@ -128,14 +169,19 @@ class Redis:
         self.epoch: str | None = None  # the (standalone) server's run_id, see the module docstring
         self.scripts: list[Script] = []  # every script the app runs, to load again into a server that lost them
         self._epochs: dict[tuple[str, int], str] = {}  # a cluster's: (host, port) -> run_id
-        self._connected: weakref.WeakSet = weakref.WeakSet()  # connections that have connected once
-        self._connection_failed = False  # since the last generation bump (mechanism 3)
+        # Mechanism 3: this process's connection failures so far (redis-py's connections report
+        # each, those it retries on its own included), and each server's count at its last bump; a
+        # cluster master's generation key, with the slot it is in.
+        self._failures = 0
+        self._bumped_after: dict[tuple[str, int], int] = {}
+        self._generation_keys: dict[str, tuple[int, str]] = {}
         # One retry, on a new connection, when a pooled one turns out dead (Redis restarted); a
         # timeout is not retried: the deadline is the deadline.
         self._url, self._timeout = url, timeout
         self._options = {"socket_timeout": timeout, "socket_connect_timeout": timeout, "retry_on_timeout": False,
                          "retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
-                         "redis_connect_func": self._on_connect}
+                         "redis_connect_func": self._on_connect,
+                         "connection_class": reporting_failures(url, self.connection_failed)}
         # Standalone or a cluster: asked at start, and while Redis does not answer, again at each call
         # until it does; meanwhile Redis counts as down (the cache is skipped, never stale).
         self.cluster: bool | None = None
@@ -164,21 +210,36 @@ class Redis:
 
     def _on_connect(self, connection) -> None:
         connection.on_connect()
-        if not self.cluster and (self._connection_failed or connection in self._connected):
+        server = getattr(connection, "path", None) or (connection.host, connection.port)
+        failures = self._failures
+        if self._bumped_after.get(server, 0) < failures:
             # A connection of ours failed or broke: a write of this process may have left copies
-            # undeleted meanwhile (mechanism 3). Only this connection exists here, so it goes first.
-            self._connection_failed = False
-            connection.send_command("SET", GENERATION_KEY, f"{random.getrandbits(64):016x}")
-            connection.read_response()
-        self._connected.add(connection)
+            # undeleted meanwhile (mechanism 3). Only this connection exists here, so it goes first;
+            # a bump refused (an error reply, OOM say) fails the connection, and the next one tries.
+            key = self._own_generation_key(connection)
+            if key is not None:
+                connection.send_command("SET", key, f"{random.getrandbits(64):016x}")
+                connection.read_response()
+            self._bumped_after[server] = failures
         connection.send_command("INFO", "server")
         info = connection.read_response()
         info = info.decode() if isinstance(info, bytes) else info
         run_id = next(line.split(":", 1)[1].strip()[:12] for line in info.splitlines() if line.startswith("run_id:"))
-        if self.cluster:
-            self._epochs[connection.host, connection.port] = run_id
-        else:
+        if self.cluster is False:
             self.epoch = run_id
+        else:  # a cluster's node (the mode is being learnt while the cluster client connects)
+            self._epochs[connection.host, connection.port] = run_id
+
+    def _own_generation_key(self, connection) -> str | None:
+        """The generation key of the server at the other end of `connection` (None: a cluster node
+        that serves no slot), asking the node itself: this process's map of the cluster may be the
+        one being rebuilt."""
+        if self.cluster is False:
+            return GENERATION_KEY
+        connection.send_command("CLUSTER", "NODES")
+        reply = connection.read_response()
+        slot = lowest_own_slot(reply.decode() if isinstance(reply, bytes) else reply)
+        return None if slot is None else generation_key_in_slot(slot)
 
     def script(self, source: str) -> Script:
         """A Lua script to call as script(keys=…, args=…[, client=…]); see Batch for why it is kept."""
@@ -207,11 +268,18 @@ class Redis:
             self.client.ping(target_nodes=node)
         return self._epochs[node.host, node.port]
 
-    @property
-    def generation_keys(self) -> list[str]:
-        """The key a cached read compares its copy's generation with (none on a Redis Cluster: its
-        scripts may not touch keys of two slots)."""
-        return [] if self.cluster else [GENERATION_KEY]
+    def generation_key(self, name: str) -> str:
+        """The key that copies of `name` compare their generation with (mechanism 3): the server's,
+        on a Redis Cluster the one of the master that serves `name`'s slot, in its lowest slot."""
+        if not self.cluster:
+            return GENERATION_KEY
+        node = self.client.get_node_from_key(name)
+        slots = self.client.nodes_manager.slots_cache
+        known = self._generation_keys.get(node.name)
+        if known is None or not _serves(slots, known[0], node.name):
+            lowest = next(slot for slot in range(REDIS_CLUSTER_SLOTS) if _serves(slots, slot, node.name))
+            known = self._generation_keys[node.name] = (lowest, generation_key_in_slot(lowest))
+        return known[1]
 
     def same_slot(self, items: list, name_of: Callable[[Any], str]) -> list[list]:
         """`items` in groups whose keys (name_of(item)) share a Redis Cluster slot, so that one script
@@ -236,16 +304,17 @@ class Redis:
         return self.run_now(operation)
 
     def read(self, script: Script, keys: list[str], args: list) -> Any | None:
-        """A read script's reply (None when Redis failed), sent in one round trip with the check the
-        request deferred, if any (posterr/deferred_check.py), whose refusal is raised before the caller
-        does anything with it. On a Redis Cluster the two go one after the other (its pipeline takes
-        no script)."""
+        """A read script's reply (None when Redis failed), given `args` and then the generation key
+        of keys[0], sent in one round trip with the check the request deferred, if any
+        (posterr/deferred_check.py), whose refusal is raised before the caller does anything with
+        it. On a Redis Cluster the two go one after the other (its pipeline takes no script)."""
         if deferred_check.PENDING.get() is None or self.cluster or not self.available:
-            return self.run(lambda _: script(keys=keys, args=args))  # which settles the check first
+            # which settles the check first
+            return self.run(lambda _: script(keys=keys, args=[*args, self.generation_key(keys[0])]))
         check = deferred_check.take()
         batch = Batch(self.client, self.scripts)
         check.queue(batch)
-        script(keys=keys, args=args, client=batch)
+        script(keys=keys, args=[*args, GENERATION_KEY], client=batch)
         replies = self.run_now(lambda _: batch.execute(raise_on_error=False))
         check_reply, read_reply = replies if replies else (None, None)
         check.deliver(None if isinstance(check_reply, Exception) else check_reply)
@@ -268,11 +337,15 @@ class Redis:
 
     def failed(self, error: Exception) -> None:
         if isinstance(error, (redis.ConnectionError, redis.TimeoutError)):
-            self._connection_failed = True
+            self.connection_failed()
         if self.available:
             logs.event(log, "redis_degraded", logging.WARNING, error=f"{type(error).__name__}: {error}",
                        skip_seconds=self.retry_after)
         self._down_until = time.monotonic() + self.retry_after
+
+    def connection_failed(self) -> None:
+        """Each server's next connection from this process bumps its generation first (mechanism 3)."""
+        self._failures += 1
 
     def before_answer(self, *changes: Change) -> None:
         """Delivers a write's changes in one round trip, before the write is answered (invariant 4):
@@ -322,7 +395,7 @@ class Redis:
 
         # One round trip on a standalone server. redis-py's cluster pipeline refuses scripts, so on
         # a cluster each command goes on its own (a push is one call per slot of its readers).
-        target = EachCommand(self.client) if self.cluster else Batch(self.client, self.scripts)
+        target = EachCommand(self.client, self.connection_failed) if self.cluster else Batch(self.client, self.scripts)
         for change in changes:
             change.queue(target, epoch_of)
         if not self.cluster:
@@ -336,6 +409,7 @@ class Redis:
             return self._epoch_now(name)
         except REDIS_ERRORS as error:
             if self.cluster and refused(error):
+                self.connection_failed()
                 return DARK
             raise
 
@@ -344,6 +418,13 @@ class Redis:
 
 
 DARK = "dark"  # the epoch of a cluster master that refuses connections (no server has it as run_id)
+REDIS_CLUSTER_SLOTS = 16384
+
+
+def _serves(slots_cache: dict, slot: int, node_name: str) -> bool:
+    """Whether a RedisCluster client's map of the cluster has `slot` served by `node_name`."""
+    nodes = slots_cache.get(slot)
+    return bool(nodes) and nodes[0].name == node_name
 
 # Error replies of a cluster node that is there but not serving yet (rejoining after a restart, say):
 # not refusals, since that very process and its keys serve again shortly, so they are retried.
@@ -388,12 +469,14 @@ class Batch:
 
 
 class EachCommand:
-    """On a Redis Cluster, in place of a pipeline: each command runs at once, and one whose master is
-    gone (connection refused) is skipped rather than failing the rest: that master's next process has
-    a new epoch, so what it held is never read again, while the other masters must get theirs."""
+    """On a Redis Cluster, in place of a pipeline: each command runs at once, and one whose master
+    refuses is skipped rather than failing the rest: a master that is gone comes back with a new
+    epoch, and one that refused while it kept its keys gets its generation bumped before this process
+    sends it anything else (mechanism 3), while the other masters must get theirs."""
 
-    def __init__(self, client: RedisCluster):
+    def __init__(self, client: RedisCluster, refused_by_one: Callable[[], None]):
         self.client = client
+        self.refused_by_one = refused_by_one
 
     def delete(self, *keys: str) -> Any:
         return self._unless_refused(self.client.delete, *keys)
@@ -404,12 +487,12 @@ class EachCommand:
     def script_load(self, script: str) -> str:
         return self.client.script_load(script)
 
-    @staticmethod
-    def _unless_refused(command: Callable, *args: Any) -> Any:
+    def _unless_refused(self, command: Callable, *args: Any) -> Any:
         try:
             return command(*args)
         except REDIS_ERRORS as error:
             if refused(error):
+                self.refused_by_one()
                 return None
             raise
 
@@ -475,7 +558,7 @@ KEY_FAMILIES = (
     KeyFamily("wrote", f"{PREFIX}:{{positions}}:wrote:*", "each client's last write position (with read replicas)"),
     KeyFamily("positions", f"{PREFIX}:{{positions}}:[ks]e*",
               "whether Redis still holds every write position (kept, settling)"),
-    KeyFamily("generation", GENERATION_KEY, "the generation of every cached copy (standalone Redis)"),
+    KeyFamily("generation", f"{GENERATION_KEY}*", "the generation of every cached copy (on a cluster, one per master)"),
 )
 
 
@@ -489,23 +572,21 @@ def _stem(name: str) -> str:
 DOCUMENT_FAMILIES = {_stem(FEEDS_KEY): "feeds", _stem(post_key(0)): "posts", _stem(user_key(0)): "users"}
 
 def current_generation(key: str, token: str) -> str:
-    """Lua that sets `generation` to the current one (mechanism 3), '' where there is no generation
-    key (a cluster); a generation lost with its key is replaced by a new one (the reader's random
-    token), never by a value a past one had."""
+    """Lua that sets `generation` to the current one (mechanism 3) from the generation key `key`
+    (an argument, not one of KEYS: on a Redis Cluster it is in another slot of the same master, which
+    a script without flags may touch); a generation lost with its key is replaced by a new one (the
+    reader's random token), never by a value a past one had."""
     return f"""
-local generation = ''
-if {key} then
-  generation = redis.call('GET', {key})
-  if not generation then
-    generation = {token}
-    redis.call('SET', {key}, generation)
-  end
+local generation = redis.call('GET', {key})
+if not generation then
+  generation = {token}
+  redis.call('SET', {key}, generation)
 end
 """
 
 
-# KEYS: the document, then the generation key where there is one.
-_READ = current_generation("KEYS[2]", "ARGV[2]") + """if redis.call('HGET', KEYS[1], '~g') ~= generation then redis.call('DEL', KEYS[1]) end
+# KEYS: the document. ARGV: the field, a new token, the TTL, the generation key (Redis.read).
+_READ = current_generation("ARGV[4]", "ARGV[2]") + """if redis.call('HGET', KEYS[1], '~g') ~= generation then redis.call('DEL', KEYS[1]) end
 local hit = redis.call('HGET', KEYS[1], ARGV[1])
 if hit then return {1, hit} end
 if redis.call('HSETNX', KEYS[1], '~gen', ARGV[2]) == 1 then
@@ -537,7 +618,7 @@ class DocumentCache:
             return compute()
         key = f"{name}:{epoch}"
         token = f"{random.getrandbits(64):016x}"  # unique per reader: Python's generator, reseeded in each fork
-        found = self.redis.read(self._read, [key, *self.redis.generation_keys], [field, token, ttl])
+        found = self.redis.read(self._read, [key], [field, token, ttl])
         if found is None or self.redis.epoch_of(name) != epoch:
             return compute()  # Redis failed, or it reconnected to a new server and `key` is a past one's
         hit, value = found

@@ -48,11 +48,11 @@ PUSH_BATCH = 100  # followers per push script call
 # Pages past its end come from PostgreSQL, at a cost that grows with the follows.
 BUILD_SIZE = 400
 
-# KEYS: state, entries, followees, then the generation key where there is one (cache.py, mechanism
-# 3). ARGV: start, count, a new build token, its TTL, the sentinel. A hit: {1, complete, merged,
+# KEYS: state, entries, followees. ARGV: start, count, a new build token, its TTL, the sentinel, the
+# generation key (cache.py, mechanism 3; Redis.read adds it). A hit: {1, complete, merged,
 # entries}; a miss marks the build (rule 4) in the same call: {0, the build's token}. A timeline with
 # a key gone, or of another generation, is a miss (rule 7): what is left of it is deleted first.
-_READ = current_generation("KEYS[4]", "ARGV[3]") + """if redis.call('HGET', KEYS[1], 'ready') == '1' then
+_READ = current_generation("ARGV[6]", "ARGV[3]") + """if redis.call('HGET', KEYS[1], 'ready') == '1' then
   if redis.call('EXISTS', KEYS[2], KEYS[3]) == 2 and redis.call('HGET', KEYS[1], '~g') == generation then
     return {1, redis.call('HGET', KEYS[1], 'complete'), redis.call('HGET', KEYS[1], 'merged'),
             redis.call('ZRANGE', KEYS[2], ARGV[1], '(' .. ARGV[5], 'BYLEX', 'REV', 'LIMIT', 0, ARGV[2])}
@@ -89,13 +89,12 @@ redis.call('HSET', KEYS[1], 'ready', '1', 'complete', ARGV[3], 'merged', ARGV[4]
 for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[2]) end
 return 1
 """
-# KEYS: state, entries and followees of each follower in turn, then the generation key where there
-# is one; ARGV: author, member, size.
+# KEYS: state, entries and followees of each follower in turn; ARGV: author, member, size, the
+# generation key of their master.
 _PUSH = """
-local generation = ''
-if #KEYS % 3 == 1 then generation = redis.call('GET', KEYS[#KEYS]) end  -- none (false): no timeline is current
+local generation = redis.call('GET', ARGV[4])  -- none (false): no timeline is current
 local pushed = 0
-for i = 1, #KEYS - #KEYS % 3, 3 do
+for i = 1, #KEYS, 3 do
   local state, entries, followees = KEYS[i], KEYS[i + 1], KEYS[i + 2]
   if redis.call('HGET', state, 'ready') ~= '1' then
     redis.call('DEL', state)  -- a build under way may have read PostgreSQL before this post
@@ -158,7 +157,7 @@ class HomeTimelines:
             return None
         keys = timeline_keys(user_id, epoch)
         args = [f"({after}" if after else "+", count, f"{random.getrandbits(64):016x}", BUILD_MARK_TTL, SENTINEL]
-        found = self.redis.read(self._read, keys + self.redis.generation_keys, args)
+        found = self.redis.read(self._read, keys, args)
         if found is None or self.redis.epoch_of(timeline_name(user_id)) != epoch:
             return None
         if found[0] == 0:
@@ -185,8 +184,8 @@ class HomeTimelines:
                 for first in range(0, len(group), PUSH_BATCH):
                     keys = [key for follower_id in group[first:first + PUSH_BATCH]
                             for key in timeline_keys(follower_id, epoch_of(timeline_name(follower_id)))]
-                    keys += self.redis.generation_keys
-                    self._push(keys=keys, args=[author_id, entry, self.size], client=pipe)
+                    generation_key = self.redis.generation_key(keys[0])
+                    self._push(keys=keys, args=[author_id, entry, self.size, generation_key], client=pipe)
 
         return Change(queue, [f"timelines of {len(follower_ids)} followers"], self.drops(follower_ids).queue)
 

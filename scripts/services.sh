@@ -28,7 +28,9 @@
 # POSTERR_REPLICA_PG_PORT (the primary's port + 1) is the replica's; POSTERR_REPLICA_APPLY_DELAY
 # (e.g. 2s; default 0) makes it apply each commit that long after the primary (recovery_min_apply_delay).
 # POSTERR_REDIS_CLUSTER_PORTS ("7001 7002 7003" by default) are the Redis Cluster's masters (each also
-# listens on its port + 100 for the cluster bus).
+# listens on its port + 100 for the cluster bus). POSTERR_REDIS_CLUSTER_ANNOUNCED_PORTS, one per master
+# in the same order, are the ports the masters tell clients instead of their own (cluster-announce-port:
+# proxies in front of them, as `make soak` puts there).
 # Everything the servers print goes to log files in the data folder; this script's own messages
 # go to stderr, so stdout carries only the `export` lines.
 set -euo pipefail
@@ -64,6 +66,7 @@ replica_log=$pg_home/postgres-replica.log
 replica_slot=posterr_replica
 redis_dir=$data/redis
 read -r -a cluster_ports <<<"${POSTERR_REDIS_CLUSTER_PORTS:-7001 7002 7003}"
+read -r -a announced_ports <<<"${POSTERR_REDIS_CLUSTER_ANNOUNCED_PORTS:-}"
 
 say() { echo "services: $*" >&2; }
 die() { echo "services: error: $*" >&2; exit 1; }
@@ -251,6 +254,14 @@ redis_down() {
 node_dir() { echo "$data/redis-cluster/$1"; }
 node_running() { [ "$(redis-cli -h 127.0.0.1 -p "$1" config get dir 2>/dev/null | tail -n 1)" = "$(node_dir "$1")" ]; }
 
+announced_port() {  # the port the master on $1 tells clients (0: its own)
+  local i
+  for i in "${!cluster_ports[@]}"; do
+    [ "${cluster_ports[$i]}" = "$1" ] && { echo "${announced_ports[$i]:-0}"; return; }
+  done
+  echo 0
+}
+
 node_up() {  # node_up PORT
   local port=$1 dir
   dir=$(node_dir "$port")
@@ -261,6 +272,7 @@ node_up() {  # node_up PORT
   redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --dir "$dir" --pidfile "$dir/redis.pid" \
     --logfile "$dir/redis.log" --appendonly yes --save "" --cluster-enabled yes \
     --cluster-config-file nodes.conf --cluster-port $((port + 100)) --cluster-node-timeout 2000 \
+    --cluster-announce-port "$(announced_port "$port")" \
     --cluster-require-full-coverage no >/dev/null
   for _ in $(seq 1 300); do [ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ] && return 0; sleep 0.1; done
   die "the Redis Cluster node on port $port did not start; see $dir/redis.log"

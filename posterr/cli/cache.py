@@ -325,10 +325,11 @@ def cache_keys(settings: Settings, args, out) -> None:
 
 def cache_flush(settings: Settings, _args, out) -> None:
     """Deletes every cached document, home timeline and rate-limit state; the daily counters and
-    the write positions stay. The generation goes first: on a standalone server every copy is then
-    of a past generation at once, while the keys are deleted one by one."""
+    the write positions stay. The generations go first: every copy is then of a past generation at
+    once (on a cluster, each master's at once), while the keys are deleted one by one."""
     client = connect(settings.redis_url)
-    client.delete(GENERATION_KEY)
+    for key in client.scan_iter(match=f"{GENERATION_KEY}*", count=1000):
+        client.delete(key)
     deleted = 0
     for family in KEY_FAMILIES:
         if family.name in KEPT_BY_FLUSH:

@@ -51,6 +51,19 @@ class Api:
         assert response.status_code == 204, response.text
 
 
+@pytest.fixture(scope="module")
+def redis_cluster(servers):
+    """The suite's Redis Cluster (when the whole suite runs on one), else one grown for this module."""
+    if not servers.owned:
+        pytest.skip("needs the suite's own servers (DATABASE_URL/REDIS_URL point elsewhere)")
+    url = servers.redis_url if REDIS_CLUSTER else servers.start_redis_cluster()
+    client = RedisCluster.from_url(url)
+    yield url, client
+    client.close()
+    if not REDIS_CLUSTER:
+        servers.stop_redis_cluster()
+
+
 @pytest.fixture
 def api(app_server) -> Api:
     return Api(app_server)

@@ -16,24 +16,11 @@ from redis.cluster import RedisCluster
 
 from posterr.cache import DocumentCache, Redis, daily_quota_key, post_key, user_key
 from tests.cluster.conftest import wait_for
-from tests.conftest import REDIS_CLUSTER, RESULTS, running_app
+from tests.conftest import RESULTS, running_app
 from tests.integration.pglocks import waiting_behind
 
 LIMIT = 5  # the suite's POSTERR_DAILY_POST_LIMIT
 USERS, PER_USER = 4, 50
-
-
-@pytest.fixture(scope="module")
-def redis_cluster(servers):
-    """The suite's Redis Cluster (when the whole suite runs on one), else one grown for this module."""
-    if not servers.owned:
-        pytest.skip("needs the suite's own servers (DATABASE_URL/REDIS_URL point elsewhere)")
-    url = servers.redis_url if REDIS_CLUSTER else servers.start_redis_cluster()
-    client = RedisCluster.from_url(url)
-    yield url, client
-    client.close()
-    if not REDIS_CLUSTER:
-        servers.stop_redis_cluster()
 
 
 @pytest.fixture(scope="module")

@@ -1,23 +1,29 @@
 """A Redis that refuses connections while it keeps every key (a proxy, a Kubernetes Service with no
 ready endpoint, a firewall) is no new Redis: a write it refused is seen by every worker once it
-answers again (posterr/cache.py, mechanism 3)."""
+answers again (posterr/cache.py, mechanism 3), on a standalone server and on one master of a Redis
+Cluster."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
 import pytest
+import redis
+from redis.cluster import RedisCluster
 
 from loadtests.refusing_proxy import RefusingProxy
+from posterr.cache import user_key
+from tests.cluster.conftest import wait_for
 from tests.conftest import REDIS_CLUSTER, _free_port, running_app
 from tests.integration.conftest import Api, on_every_worker
 
-pytestmark = pytest.mark.skipif(REDIS_CLUSTER, reason="the generation is a standalone server's (cache.py)")
 LOG = "gunicorn-refusals.log"
 
 
 @pytest.fixture
 def proxied(servers):
+    if REDIS_CLUSTER:
+        pytest.skip("the suite's Redis is a cluster: see the cluster test below")
     """The app, reaching Redis through a proxy that the test makes refuse."""
     url = urlsplit(servers.redis_url)
     proxy = RefusingProxy(_free_port(), (url.hostname, url.port))
@@ -44,3 +50,62 @@ def test_a_write_that_redis_refused_is_read_by_every_worker_once_it_answers(prox
         assert [p["id"] for p in get("/api/posts").json()][:1] == [post["id"]]
 
     on_every_worker(api.base, "after", current, LOG)
+
+
+def _announced_ports(client: RedisCluster) -> set[int]:
+    """The master ports that every node tells clients (CLUSTER SLOTS)."""
+    return {port for node in client.get_primaries()
+            for port in (entry[2][1] for entry in redis.Redis(node.host, node.port).execute_command("CLUSTER SLOTS"))}
+
+
+@pytest.fixture
+def proxied_cluster(servers, redis_cluster):
+    """The app against the Redis Cluster, each master behind a proxy of its own that it announces to
+    clients (cluster-announce-port), so that the test can make one master refuse while it keeps its
+    keys; the cluster bus goes direct."""
+    url, client = redis_cluster
+    masters = client.get_primaries()
+    proxies = {node.port: RefusingProxy(_free_port(), (node.host, node.port)) for node in masters}
+
+    def announce(proxied_: bool) -> None:
+        for node in masters:
+            redis.Redis(node.host, node.port).config_set(
+                "cluster-announce-port", proxies[node.port].port if proxied_ else 0)
+        wanted = {proxy.port for proxy in proxies.values()} if proxied_ else {node.port for node in masters}
+        wait_for(lambda: _announced_ports(client) == wanted, 30, "every node to announce the masters' new ports")
+
+    for proxy in proxies.values():
+        proxy.resume()
+    try:
+        announce(True)
+        first = urlsplit(url)
+        proxied_url = first._replace(netloc=f"127.0.0.1:{proxies[first.port].port}").geturl()
+        with running_app(servers, LOG, REDIS_URL=proxied_url, POSTERR_REDIS_RETRY_AFTER="0.05") as base:
+            yield Api(base), client, proxies
+    finally:
+        for proxy in proxies.values():
+            if proxy.refusing:
+                proxy.resume()
+        announce(False)
+        for proxy in proxies.values():
+            proxy.stop()
+
+
+def test_a_write_that_one_cluster_master_refused_is_read_by_every_worker_once_it_answers(proxied_cluster):
+    """The master holding the author's profile refuses (its proxy cuts every connection) while a post
+    is written: the write's other changes land on the live masters, and once that master answers
+    again no worker reads the profile it could not delete."""
+    api, client, proxies = proxied_cluster
+    author = api.new_user("refusedcluster")["id"]
+    for page in (f"/api/users/{author}", f"/api/posts?author_id={author}"):  # cached by every worker
+        on_every_worker(api.base, "cluster-cache", lambda get, path=page: get(path).raise_for_status(), LOG)
+    refusing = proxies[client.get_node_from_key(user_key(author)).port]
+    refusing.refuse()
+    post = api.new_post(author, "while one master refused")
+    refusing.resume()
+
+    def current(get):
+        assert get(f"/api/users/{author}").json()["posts_count"] == 1
+        assert [p["id"] for p in get(f"/api/posts?author_id={author}").json()] == [post["id"]]
+
+    on_every_worker(api.base, "cluster-after", current, LOG)

@@ -12,9 +12,13 @@ from prometheus_client import REGISTRY
 from posterr.cache import (
     DOCUMENT_FAMILIES,
     FEEDS_KEY,
+    GENERATION_KEY,
     KEY_FAMILIES,
+    POSITIONS_KEPT_KEY,
+    POSITIONS_SETTLING_KEY,
     DocumentCache,
     daily_quota_key,
+    generation_key_in_slot,
     post_key,
     rate_limit_key,
     timeline_keys,
@@ -37,6 +41,10 @@ def families_of(key: str) -> list[str]:
     (daily_quota_key(7, date(2026, 11, 30)), "quota"),
     (rate_limit_key("203.0.113.9"), "rate_limit"),
     (write_position_key("203.0.113.9"), "wrote"),
+    (POSITIONS_KEPT_KEY, "positions"),
+    (POSITIONS_SETTLING_KEY, "positions"),
+    (GENERATION_KEY, "generation"),
+    (generation_key_in_slot(5461), "generation"),
 ])
 def test_every_key_the_app_builds_is_in_exactly_one_family(key, family):
     assert families_of(key) == [family]
@@ -44,8 +52,6 @@ def test_every_key_the_app_builds_is_in_exactly_one_family(key, family):
 
 class FakeRedis:
     """Just what DocumentCache.fetch uses: an epoch, and scripts that answer `found`."""
-
-    generation_keys = ()
 
     def __init__(self, found: list):
         self.client = self

@@ -11,7 +11,7 @@ import re
 import select
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +23,8 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from posterr import deferred_check, logs, metrics
-from posterr.errors import DatabaseUnavailable, DuplicateRow, ServiceUnavailable
+from posterr.commit_deadline import CommitDeadlines, WatchedCommit
+from posterr.errors import DatabaseUnavailable, DuplicateRow, ServiceUnavailable, UnconfirmedCommit
 
 if TYPE_CHECKING:
     from posterr.replicas import Replicas
@@ -34,7 +35,16 @@ QUERIES_DIR = Path(__file__).resolve().parent.parent / "db" / "queries"
 _HEADER = re.compile(r"^--\s*name:\s*(?P<name>[a-z_][a-z0-9_]*)\s+:(?P<kind>one|many|exec)\s*$")
 _INDEX_NOTE = re.compile(r"^--\s*index:\s*(?P<index>.+?)\s*$", re.IGNORECASE)
 T = TypeVar("T")
+_WRITES = re.compile(r"\b(INSERT|UPDATE|DELETE|MERGE)\b", re.IGNORECASE)  # FOR UPDATE locks: a write too
 
+
+# Under synchronous replication (Patroni's synchronous_mode), a COMMIT waits for a standby; when that
+# wait is cancelled (posterr/commit_deadline.py) PostgreSQL answers the COMMIT with success and only
+# this warning: the write is on the primary, maybe on no standby.
+_SYNC_WAIT_CANCELLED = "canceling wait for synchronous replication"
+# The request's unconfirmed commits (set by the HTTP edge, which then answers 503 once the route
+# has done its work); None outside a request, where such a commit raises at once.
+UNCONFIRMED_COMMITS: ContextVar[list[str] | None] = ContextVar("posterr_unconfirmed_commits", default=None)
 
 NAME_TAG = "posterr:"  # in the comment that starts every named query's text: /* posterr:page_latest */
 
@@ -57,9 +67,17 @@ def server_unreachable(error: Exception) -> bool:
 
 
 def server_name(url: str) -> str:
-    """host:port of a connection URL: how logs, metrics and /readyz name a server (no password)."""
-    parts = urlsplit(url)
-    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
+    """host:port of a connection URL: how logs, metrics and /readyz name a server (no password). A
+    URL listing several hosts (libpq's fail-over form, as behind Patroni) names them all."""
+    hosts = urlsplit(url).netloc.rpartition("@")[2]
+    return ",".join(_host_port(host) for host in hosts.split(",")) or "localhost:5432"
+
+
+def _host_port(host: str) -> str:
+    if ":" not in host or host.endswith("]"):  # no port: "db", "[::1]"
+        return f"{host or 'localhost'}:5432"
+    name, _, port = host.rpartition(":")
+    return f"{name or 'localhost'}:{port or 5432}"
 
 
 def _looks_dead(conn: psycopg.Connection) -> bool:
@@ -77,6 +95,7 @@ class Query:
     path: str
     index: str  # what serves it, from the block's `-- index:` comment
     per_call_plan: bool  # `-- Plan: per call`: planned with each call's values, never prepared
+    writes: bool  # it may change rows (or lock them): its commit may wait for a synchronous standby
 
 
 def load_queries(directory: Path = QUERIES_DIR) -> dict[str, Query]:
@@ -125,7 +144,8 @@ def _build(path: Path, header: re.Match, lines: list[str]) -> Query:
     per_call = any(line.lower().startswith("-- plan: per call") for line in comments)
     # The name travels with the statement, so pg_stat_statements, pg_stat_activity and the server's
     # slow-statement log say which named query each one is (`python -m posterr top` and `activity`).
-    return Query(name, header["kind"], f"{name_comment(name)} {sql}", path.name, note, per_call)
+    return Query(name, header["kind"], f"{name_comment(name)} {sql}", path.name, note, per_call,
+                 writes=bool(_WRITES.search(sql)))
 
 
 def name_comment(name: str) -> str:
@@ -149,9 +169,11 @@ QUERY_TIMES: ContextVar[list[tuple[str, float]] | None] = ContextVar("posterr_qu
 class Session:
     """Runs named queries on one connection (one statement each, or inside a transaction)."""
 
-    def __init__(self, conn: psycopg.Connection, queries: dict[str, Query]):
+    def __init__(self, conn: psycopg.Connection, queries: dict[str, Query],
+                 watch_commit: Callable[[psycopg.Connection], AbstractContextManager[WatchedCommit]] | None = None):
         self._conn = conn
         self._queries = queries
+        self._watch_commit = watch_commit  # outside a transaction: each write commits on its own
 
     def __call__(self, name: str, **params: Any) -> Any:
         deferred_check.settle()  # a check the request deferred comes before any statement (deferred_check.py)
@@ -170,12 +192,28 @@ class Session:
         # planned with its values: an unnamed statement always gets a plan for its parameters.
         # Results come in PostgreSQL's binary format: the same Python values as text, at less CPU
         # on both sides (a timestamptz is 8 bytes to copy instead of a string to print and parse).
-        cursor = self._conn.execute(query.sql, params, prepare=not query.per_call_plan, binary=True)
+        if query.writes and self._watch_commit is not None:
+            with self._watch_commit(self._conn) as commit:
+                commit.arm()
+                cursor = self._conn.execute(query.sql, params, prepare=not query.per_call_plan, binary=True)
+        else:
+            cursor = self._conn.execute(query.sql, params, prepare=not query.per_call_plan, binary=True)
         if query.kind == "one":
             return cursor.fetchone()
         if query.kind == "many":
             return cursor.fetchall()
         return cursor.rowcount
+
+
+def _unconfirmed_commit(server: str, warning: str) -> None:
+    """Mark the request's answer as not acknowledged (its cache work still runs: the write is on the
+    primary), or raise outside a request."""
+    logs.event(log, "commit_unconfirmed", logging.WARNING, server=server, warning=warning)
+    metrics.UNCONFIRMED_COMMITS.inc()
+    pending = UNCONFIRMED_COMMITS.get()
+    if pending is None:
+        raise UnconfirmedCommit()
+    pending.append(warning)
 
 
 class Database:
@@ -198,6 +236,7 @@ class Database:
             },
         )
 
+        self.commit_deadlines = CommitDeadlines(statement_timeout_ms / 1000)
         # After PostgreSQL failed to give a connection, answer 503 at once for a moment instead of
         # making every request wait the pool timeout (no pile-up of waiting workers).
         self._down_until = 0.0
@@ -216,18 +255,38 @@ class Database:
     def session(self) -> Iterator[Session]:
         """One pooled connection; each named query commits on its own (autocommit)."""
         with self._driver_errors_translated(), self._connection() as conn:
-            yield Session(conn, self.queries)
+            yield Session(conn, self.queries, self._commit_watched)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One connection, one transaction; with replicas, the client's write position is kept once
         it commits (posterr/replicas.py, guarantee 1)."""
         with self._driver_errors_translated(), self._connection() as conn:
-            with conn.transaction():
+            with self._commit_watched(conn) as commit, conn.transaction():
                 yield Session(conn, self.queries)
-            position = self._write_position(conn) if self.replicas else None
+                commit.arm()
+            position = self._write_position(conn) if self.replicas else None  # None once closed by a cancel
         if self.replicas:
             self.replicas.remember_write(position)
+
+    @contextmanager
+    def _commit_watched(self, conn: psycopg.Connection) -> Iterator[WatchedCommit]:
+        """A commit with a deadline once armed (posterr/commit_deadline.py) whose cancelled wait for a
+        synchronous standby is told: the request's answer becomes a 503 (UNCONFIRMED_COMMITS)."""
+        unconfirmed: list[str] = []
+
+        def on_notice(diagnostic: psycopg.errors.Diagnostic) -> None:
+            if (diagnostic.message_primary or "").startswith(_SYNC_WAIT_CANCELLED):
+                unconfirmed.append(diagnostic.message_primary)
+
+        with self.commit_deadlines.watching(conn) as commit:
+            conn.add_notice_handler(on_notice)
+            try:
+                yield commit
+            finally:
+                conn.remove_notice_handler(on_notice)
+        if unconfirmed:
+            _unconfirmed_commit(self.name, unconfirmed[0])
 
     def _write_position(self, conn: psycopg.Connection) -> str | None:
         """Where the WAL ends after this connection's commit; None when that cannot be asked (the

@@ -87,6 +87,16 @@ class ServiceUnavailable(ApiError):
         super().__init__(detail, headers={"Retry-After": str(retry_after)})
 
 
+class UnconfirmedCommit(ServiceUnavailable):
+    """The primary committed a write, but no synchronous standby confirmed it before the commit's
+    wait was cancelled: a fail-over now could lose it, so it is not acknowledged. A retry with the
+    same Idempotency-Key gets the write once."""
+
+    def __init__(self):
+        super().__init__("the write may or may not have been saved (no standby confirmed it in time); "
+                         "retry it with the same Idempotency-Key", retry_after=2)
+
+
 class DatabaseUnavailable(ServiceUnavailable):
     """PostgreSQL could not be reached or could not complete the request (not: it took too long).
     From a replica, the read is run again on the primary."""

@@ -2,7 +2,9 @@
 (`install_error_handlers`): the rate limit, errors as problem+json, the headers every answer
 carries, the access log line and the request metrics. Bottle runs neither hooks nor plugins on its
 own refusals, and drops headers set in hooks on a 500, so both paths call `finish` themselves.
-A request slower than POSTERR_SLOW_MS also logs a slow_request line with its named queries' times."""
+A request slower than POSTERR_SLOW_MS also logs a slow_request line with its named queries' times.
+A request whose write no synchronous standby confirmed is answered 503 once the route has done its
+work (posterr/db.py, UNCONFIRMED_COMMITS)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from posterr.edge.clients import client_address
 from posterr.edge.cors import add_cors_headers
 from posterr.edge.problems import bug, from_bottle, render_problem
 from posterr.edge.request_id import request_id
-from posterr.errors import ApiError
+from posterr.errors import ApiError, UnconfirmedCommit
 from posterr.watchdog import Watchdog
 
 log = logging.getLogger("posterr.http")
@@ -45,6 +47,8 @@ class EdgePlugin:
             query_times: list[tuple[str, float]] = []
             timing_queries = db.QUERY_TIMES.set(query_times) if ctx.settings.slow_request_ms else None
             rate_checked = rate_limit.defer(ctx, rule)
+            unconfirmed: list[str] = []
+            watching_commits = db.UNCONFIRMED_COMMITS.set(unconfirmed)
             try:
                 try:
                     result = callback(*args, **kwargs)
@@ -52,6 +56,8 @@ class EdgePlugin:
                     deferred_check.settle()  # a refusal wins over the route's own answer, as if checked first
                     raise
                 deferred_check.settle()  # the route called no server, so nothing settled it
+                if unconfirmed:
+                    raise UnconfirmedCommit()
             except ApiError as error:
                 result = render_problem(error)
             except bottle.HTTPError as error:
@@ -63,6 +69,7 @@ class EdgePlugin:
             finally:
                 if rate_checked:
                     deferred_check.PENDING.reset(rate_checked)
+                db.UNCONFIRMED_COMMITS.reset(watching_commits)
                 watchdog.end()
                 logs.REQUEST_ID.reset(in_request)
                 if as_client:

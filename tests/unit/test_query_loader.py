@@ -26,6 +26,19 @@ def test_blocks_are_split_by_name_with_kind_and_index(tmp_path):
     assert queries["all_things"].index == "none"
 
 
+@pytest.mark.parametrize(("name", "writes"), [
+    ("insert_post", True),
+    ("claim_idempotency_key", True),
+    ("insert_user", True),
+    ("user_by_id", False),
+    ("posts_page_latest", False),
+    ("write_position", False),
+])
+def test_a_query_that_may_change_rows_is_known_as_a_write(name, writes):
+    """Writes get a deadline on their commit (posterr/commit_deadline.py); reads never wait for one."""
+    assert load_queries(QUERIES_DIR)[name].writes is writes
+
+
 @pytest.mark.parametrize("text, message", [
     ("-- name: Bad-Name :one\n-- Index: x\nSELECT 1", "expected"),
     ("-- name: q :maybe\n-- Index: x\nSELECT 1", "expected"),

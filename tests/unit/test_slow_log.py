@@ -42,7 +42,7 @@ class Connection:
         return SimpleNamespace(fetchone=lambda: {"sql": sql}, rowcount=1)
 
 
-QUERIES = {name: Query(name, "one", f"SELECT {name}", "test.sql", "none", per_call_plan=False)
+QUERIES = {name: Query(name, "one", f"SELECT {name}", "test.sql", "none", per_call_plan=False, writes=False)
            for name in ("first", "second", "fail")}
 
 

@@ -14,7 +14,8 @@ DBMATE := $(BIN)/dbmate --migrations-dir db/migrations --schema-file db/schema.s
 PYTEST_ARGS ?=
 
 .PHONY: run test venv services-up services-down services-status migrate schema psql redis-cli lint clean \
-        queries explain cache-stats cache-keys cache-flush seed bench loadtest cluster cluster-down test-cluster
+        queries explain cache-stats cache-keys cache-flush seed bench loadtest cluster cluster-down test-cluster \
+        ha ha-down test-ha
 
 run: venv migrate
 	@$(WITH_SERVICES) echo "posterr: starting gunicorn (Ctrl-C stops; 'make services-down' stops the databases)" && \
@@ -136,6 +137,24 @@ test-cluster: venv
 	  $(PYTEST_ARGS)
 	@POSTERR_TEST_REPLICA_DELAY=2s $(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 	@POSTERR_TEST_REDIS_CLUSTER=1 $(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+# PostgreSQL that fails over by itself (scripts/ha.sh): three PostgreSQL members under Patroni with etcd
+# (ports 25431-25433, synchronous replication, logs in .data/ha/logs), then the app instances of
+# `make cluster` against it (DATABASE_URL lists every member; the standbys serve reads) and a 3-master
+# Redis Cluster. Foreground: Ctrl-C stops the app; `make ha-down` stops everything it started.
+# `make test-ha` runs the fail-over tests (tests/ha) on their own ports and folders.
+HA_CLUSTER_DIR := .data/ha/cluster
+ha: venv
+	@ha_env=$$(scripts/ha.sh up) && eval "$$ha_env" && \
+	  $(if $(REDIS_URL),,redis_env=$$($(SERVICES) redis-cluster-up) && eval "$$redis_env" &&) \
+	  POSTERR_CLUSTER_DIR=$(HA_CLUSTER_DIR) exec scripts/cluster.sh run
+
+ha-down:
+	@POSTERR_CLUSTER_DIR=$(HA_CLUSTER_DIR) scripts/cluster.sh down
+	@scripts/ha.sh down
+
+test-ha: venv
+	@POSTERR_TEST_HA=1 $(BIN)/python -m pytest tests/ha $(PYTEST_ARGS)
 
 # A randomized fault soak (loadtests/soak.py): its own PostgreSQL, Redis, three gunicorn instances and
 # nginx on free ports, files and logs under .data/soak; MINUTES of mixed Locust load while Redis,

@@ -72,6 +72,7 @@ CREATE TABLE public.idempotency_keys (
     body bytea,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     claim bigint DEFAULT 0 NOT NULL,
+    claimed_on timestamp with time zone DEFAULT pg_postmaster_start_time() NOT NULL,
     CONSTRAINT idempotency_keys_key_check CHECK (((char_length(key) >= 1) AND (char_length(key) <= 255)))
 );
 
@@ -401,4 +402,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261130100000'),
     ('20261130101000'),
     ('20261130110000'),
-    ('20261202190000');
+    ('20261202190000'),
+    ('20261207010000');

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("posterr.db")
 FAST_FAIL_SECONDS = 1
+UNDO_WAIT = 0.2  # seconds Database.undo waits for a pooled connection
 QUERIES_DIR = Path(__file__).resolve().parent.parent / "db" / "queries"
 _HEADER = re.compile(r"^--\s*name:\s*(?P<name>[a-z_][a-z0-9_]*)\s+:(?P<kind>one|many|exec)\s*$")
 _INDEX_NOTE = re.compile(r"^--\s*index:\s*(?P<index>.+?)\s*$", re.IGNORECASE)
@@ -320,14 +321,22 @@ class Database:
         with self.session() as run:
             return work(run)
 
+    def undo(self, name: str, **params: Any) -> Any:
+        """One statement undoing a failed request's own mark (a claim on an idempotency key), tried
+        even while new requests are refused at once after a failure (a fail-over refuses some
+        requests that did reach the new primary): on a connection the pool has at hand, without waiting
+        for one longer than UNDO_WAIT."""
+        with self._driver_errors_translated(fast_fail=False), self._connection(UNDO_WAIT) as conn:
+            return Session(conn, self.queries, self._commit_watched)(name, **params)
+
     @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection]:
+    def _connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection]:
         """A pooled connection that is not known to be dead. After a PostgreSQL restart every idle
         connection has been closed by the server: its socket turns readable (the goodbye message or
         EOF) while a healthy idle one stays silent. Such a connection is dropped and another taken,
         at no round trip, so service resumes at the first request instead of after a 503."""
         for _ in range(self.pool.max_size + 1):
-            conn = self.pool.getconn()
+            conn = self.pool.getconn(timeout)
             if not _looks_dead(conn):
                 break
             conn.close()
@@ -338,10 +347,10 @@ class Database:
             self.pool.putconn(conn)
 
     @contextmanager
-    def _driver_errors_translated(self) -> Iterator[None]:
+    def _driver_errors_translated(self, *, fast_fail: bool = True) -> Iterator[None]:
         """The one place where psycopg's errors become the project's: a broken unique constraint is
         a DuplicateRow for the service to explain; an unreachable or failing server is a 503."""
-        if time.monotonic() < self._down_until:
+        if fast_fail and time.monotonic() < self._down_until:
             raise DatabaseUnavailable("PostgreSQL is unavailable", retry_after=FAST_FAIL_SECONDS)
         try:
             yield

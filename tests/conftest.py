@@ -53,6 +53,8 @@ REPLICA_DELAY = os.environ.get("POSTERR_TEST_REPLICA_DELAY", "")
 REPLICA_MAX_LAG_MS = 5000
 # `make test-cluster` also runs the integration suite against a 3-master Redis Cluster of its own.
 REDIS_CLUSTER = os.environ.get("POSTERR_TEST_REDIS_CLUSTER") == "1"
+# tests/ha (a Patroni cluster, minutes of fail-overs) runs in `make test-ha`, which sets this.
+collect_ignore = [] if os.environ.get("POSTERR_TEST_HA") == "1" else ["ha"]
 # Filled by the tests, printed at the end of the run (what the cluster and replica tests sent and saw).
 RESULTS: list[str] = []
 

@@ -1,7 +1,8 @@
 -- name: claim_idempotency_key :one
 -- Claims a key for a first request (a record with status NULL; claimed = true); a record older
 -- than 24 hours, or a claim whose request died without releasing it (running for over a
--- minute: the request timeout is 30 s), is taken over as if it were not there; `claim` names the
+-- minute: the request timeout is 30 s; or taken on a server process that is gone, a restart or a
+-- fail-over since: `claimed_on`), is taken over as if it were not there; `claim` names the
 -- request that holds it. When the key is held, returns that record (claimed = false). No row at
 -- all means a concurrent claim committed meanwhile: ask again.
 -- Index: idempotency_keys_pkey.
@@ -10,9 +11,10 @@ WITH claimed AS (
     VALUES (%(scope)s, %(user_id)s, %(key)s, %(fingerprint)s, %(claim)s)
     ON CONFLICT (scope, user_id, key) DO UPDATE
     SET fingerprint = excluded.fingerprint, claim = excluded.claim, status = NULL, location = NULL, body = NULL,
-        created_at = now()
+        created_at = now(), claimed_on = excluded.claimed_on
     WHERE k.created_at < now() - interval '24 hours'
-       OR (k.status IS NULL AND k.created_at < now() - interval '1 minute')
+       OR (k.status IS NULL AND (k.created_at < now() - interval '1 minute'
+                                 OR k.claimed_on <> pg_postmaster_start_time()))
     RETURNING k.fingerprint, k.status, k.location, k.body, true AS claimed
 )
 SELECT fingerprint, status, location, body, claimed FROM claimed

@@ -95,9 +95,9 @@ def create_once(ctx: Context, attempt: Attempt, create: Callable[[Record | None]
         create(record)
     except BaseException:
         try:
-            ctx.db("release_idempotency_key", **record_key)
+            ctx.db.undo("release_idempotency_key", **record_key)
         except ApiError:
-            pass  # PostgreSQL is unreachable: the claim is taken over after a minute (see the query)
+            pass  # PostgreSQL is unreachable: the claim is taken over after a minute, or once its server is gone
         raise
     return done[0]
 

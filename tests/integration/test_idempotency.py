@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from functools import partial
 
 import psycopg
 import pytest
 import requests
 
+from tests.cluster.conftest import wait_for
 from tests.integration.conftest import assert_problem, failing_trigger, row_count
 
 
@@ -120,4 +122,33 @@ def test_a_creation_and_the_record_of_its_result_commit_together(api, sql):
     assert api.get(f"/api/users/{alice}").json()["posts_count"] == 0
     retried = api.post("/api/posts", {"user_id": alice, "content": "once"}, headers=keyed("k-atomic"))
     assert retried.status_code == 201 and "Idempotent-Replayed" not in retried.headers
+    assert row_count(sql, "posts") == 1
+
+
+def test_a_claim_taken_on_a_server_process_that_is_gone_is_taken_over_at_once(api, app_server, sql, servers):
+    """After a restart or a fail-over, the retry of a request that died with the old server gets its
+    creation at once instead of 409 for a minute; were the first request still alive, it could not
+    record its result (the key is no longer its claim), so there is still one post."""
+    alice = api.new_user("alice")["id"]
+
+    def claim() -> int | None:
+        row = sql.execute("SELECT claim FROM idempotency_keys WHERE key = 'orphan' AND status IS NULL").fetchone()
+        return row[0] if row else None
+
+    with psycopg.connect(servers.database_url) as blocker, ThreadPoolExecutor(2) as pool:
+        blocker.execute("INSERT INTO post_quota (user_id, day, used) VALUES (%s, (now() AT TIME ZONE 'UTC')::date, 0)"
+                        " ON CONFLICT DO NOTHING", (alice,))
+        blocker.commit()
+        blocker.execute("SELECT 1 FROM post_quota WHERE user_id = %s FOR UPDATE", (alice,))
+        send = partial(requests.post, f"{app_server}/api/posts", json={"user_id": alice, "content": "orphan"},
+                       headers=keyed("orphan"), timeout=30)
+        first = pool.submit(send)
+        first_claim = wait_for(claim, 10, "the first request's claim")
+        # As if claimed on the server process before a restart: its postmaster started earlier.
+        sql.execute("UPDATE idempotency_keys SET claimed_on = claimed_on - interval '1 hour' WHERE key = 'orphan'")
+        retry = pool.submit(send)
+        wait_for(lambda: claim() not in (None, first_claim), 10, "the retry to take the claim over")
+        blocker.rollback()
+        assert retry.result().status_code == 201
+        assert_problem(first.result(), 409)
     assert row_count(sql, "posts") == 1

@@ -1,0 +1,170 @@
+"""Fail-over under load: no acknowledged write is lost, an unknown outcome is a 503 (never a 201),
+and a retry with the same Idempotency-Key gets exactly one post."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+
+import requests
+
+from tests.cluster.conftest import wait_for
+from tests.conftest import RESULTS
+from tests.ha.conftest import ha_script
+
+CREATIONS = 40
+
+
+def create(base: str, user: int, key: str) -> requests.Response:
+    return requests.post(f"{base}/api/posts", json={"user_id": user, "content": key},
+                         headers={"Idempotency-Key": key}, timeout=30)
+
+
+def posts_by_content(ha) -> dict[str, list[int]]:
+    with ha.connect_primary() as conn:
+        rows = conn.execute("SELECT content, id FROM posts").fetchall()
+    found: dict[str, list[int]] = {}
+    for content, post_id in rows:
+        found.setdefault(content, []).append(post_id)
+    return found
+
+
+def waiting_on_locks(ha) -> int:
+    with ha.connect_primary() as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'").fetchone()[0]
+
+
+def first_write_after(base: str, user: int, label: str, seconds: float = 60) -> float:
+    """Seconds until a creation is acknowledged (each attempt with a key of its own)."""
+    started = time.monotonic()
+    attempt = 0
+
+    def acknowledged() -> bool:
+        nonlocal attempt
+        attempt += 1
+        return create(base, user, f"{label}-probe-{attempt}").status_code == 201
+
+    wait_for(acknowledged, seconds, f"a write to be acknowledged after {label}", pause=0.1)
+    return time.monotonic() - started
+
+
+def settle_with_retries(base: str, answers: dict[str, tuple[int, requests.Response]], ha) -> None:
+    """Every 503 retried with its key until acknowledged; then every key names exactly one post, and
+    every 201 (first answer or retry) is the post PostgreSQL holds."""
+    for key, (user, answer) in answers.items():
+        assert answer.status_code in (201, 503), f"{key}: {answer.status_code} {answer.text}"
+        if answer.status_code == 503:
+            assert answer.headers.get("Retry-After"), key
+            answers[key] = (user, wait_for(lambda k=key, u=user: _acknowledged(create(base, u, k)), 30,
+                                           f"the retry of {key} to be acknowledged", pause=0.2))
+    stored = posts_by_content(ha)
+    for key, (_, answer) in answers.items():
+        assert stored.get(key) == [answer.json()["id"]], f"{key}: answered {answer.json()['id']}, stored {stored.get(key)}"
+
+
+def _acknowledged(answer: requests.Response) -> requests.Response | None:
+    assert answer.status_code in (201, 503), answer.text
+    return answer if answer.status_code == 201 else None
+
+
+def test_killing_the_primary_with_40_creations_in_flight_loses_no_acknowledged_one(app, ha):
+    """40 creations wait on held quota rows; half are let go and the primary is killed at once, so
+    some are acknowledged, some are committing and some never started their commit."""
+    users = [app.new_user(f"writer{n}")["id"] for n in range(8)]
+    held_users, released_users = users[:4], users[4:]
+    for user in users:  # each gets its quota row for today, which the test then holds
+        assert create(app.base, user, f"before-{user}").status_code == 201
+    keys = {f"creation-{n}": users[n % len(users)] for n in range(CREATIONS)}
+    answers: dict[str, tuple[int, requests.Response]] = {}
+    # closing, not the connections' own `with`: that would commit on a connection the kill ended.
+    with closing(ha.connect_primary()) as held, closing(ha.connect_primary()) as released, \
+            ThreadPoolExecutor(CREATIONS) as pool:
+        for locker, locked in ((held, held_users), (released, released_users)):
+            locker.autocommit = False
+            locker.execute("SELECT used FROM post_quota WHERE user_id = ANY(%s) FOR UPDATE", (locked,))
+        futures = {key: pool.submit(create, app.base, user, key) for key, user in keys.items()}
+        wait_for(lambda: waiting_on_locks(ha) >= CREATIONS, 30, f"{CREATIONS} creations to wait on the quota rows")
+        released.rollback()
+        killed_port = ha_script("kill-primary").strip()
+        killed_at = time.monotonic()
+        for key, future in futures.items():
+            answers[key] = (keys[key], future.result(timeout=60))
+    outage = first_write_after(app.base, users[0], "the kill") + (time.monotonic() - killed_at)
+    statuses = [answer.status_code for _, answer in answers.values()]
+    assert all(answers[key][1].status_code == 503 for key, user in keys.items() if user in held_users)
+    before_kill = posts_by_content(ha)
+    assert all(f"before-{user}" in before_kill for user in users)
+    settle_with_retries(app.base, answers, ha)
+    RESULTS.append(f"primary killed (port {killed_port}) with {CREATIONS} creations in flight, 20 of them just "
+                   f"released from a row lock: {statuses.count(201)} x 201, {statuses.count(503)} x 503, "
+                   f"0 other; first acknowledged write {outage:.1f} s after the kill; every 503 retried with its key: "
+                   f"{CREATIONS} keys, {CREATIONS} posts, every 201 stored")
+
+
+def test_a_switchover_with_reads_and_writes_going_on(app, ha):
+    users = [app.new_user(f"switch{n}")["id"] for n in range(4)]
+    before = ha.primary_port()
+    stop = threading.Event()
+    answers: dict[str, tuple[int, requests.Response]] = {}
+    reads: list[int] = []
+
+    def write(user: int) -> None:
+        n = 0
+        while not stop.is_set():
+            key = f"switch-{user}-{n}"
+            answers[key] = (user, create(app.base, user, key))
+            n += 1
+
+    def read(user: int) -> None:
+        while not stop.is_set():
+            for path in ("/api/posts", f"/api/users/{user}", f"/api/posts?author_id={user}"):
+                reads.append(requests.get(app.base + path, timeout=30).status_code)
+
+    with ThreadPoolExecutor(8) as pool:
+        running = [pool.submit(write, user) for user in users] + [pool.submit(read, user) for user in users]
+        wait_for(lambda: len(answers) >= 20, 30, "writes before the switchover")
+        ha_script("switchover")
+        after = wait_for(lambda: (port := ha.primary_port()) != before and port, 30, "a new primary")
+        written_before = len(answers)
+        wait_for(lambda: sum(1 for _, a in list(answers.values())[written_before:] if a.status_code == 201) >= 20,
+                 60, "writes acknowledged by the new primary")
+        stop.set()
+        for future in running:
+            future.result(timeout=60)
+    assert set(reads) <= {200, 503}, sorted(set(reads))
+    statuses = [answer.status_code for _, answer in answers.values()]
+    settle_with_retries(app.base, answers, ha)
+    RESULTS.append(f"switchover {before} -> {after} under 4 writers and 4 readers: {len(statuses)} creations "
+                   f"({statuses.count(201)} x 201, {statuses.count(503)} x 503, every 503 retried with its key, "
+                   f"every 201 stored), {len(reads)} reads ({reads.count(200)} x 200, {reads.count(503)} x 503)")
+
+
+def test_losing_the_replicas_makes_writes_wait_then_503_while_reads_go_on(app, ha):
+    user = app.new_user("lonely")["id"]
+    primary = ha.primary_port()
+    replicas = [port for port in ha_script("members").split() if port != primary]
+    try:
+        ha_script("stop-member", replicas[0])
+        first = create(app.base, user, "one-replica-left")
+        # The other replica becomes the synchronous standby; writes may wait for that, not fail for long.
+        answers = {"one-replica-left": (user, first)}
+        if first.status_code == 503:
+            first_write_after(app.base, user, "one replica lost")
+        ha_script("stop-member", replicas[1])
+        started = time.monotonic()
+        unconfirmed = create(app.base, user, "no-replica-left")
+        waited = time.monotonic() - started
+        assert unconfirmed.status_code == 503, unconfirmed.text
+        assert unconfirmed.headers["Retry-After"]
+        assert requests.get(f"{app.base}/api/posts?author_id={user}", timeout=30).status_code == 200
+        assert requests.get(f"{app.base}/api/users/{user}", timeout=30).status_code == 200
+        answers["no-replica-left"] = (user, unconfirmed)
+    finally:
+        for port in replicas:
+            ha_script("start-member", port)
+    settle_with_retries(app.base, answers, ha)
+    RESULTS.append(f"replicas lost: with one left writes went on; with none, a creation was answered 503 after "
+                   f"{waited:.1f} s (the commit deadline) while reads were 200; once they were back its retry "
+                   "with the same key got exactly one post")

@@ -16,3 +16,13 @@ SELECT pg_current_wal_lsn()::text AS position;
 -- Index: none needed (no table is read).
 SELECT pg_is_in_recovery() AS in_recovery, pg_last_wal_replay_lsn()::text AS position,
        extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 AS replay_age;
+
+-- name: member_state :one
+-- One member of a fail-over cluster as `python -m posterr replicas` shows it: its role, its timeline
+-- (the primary's from its current WAL file's name; a standby's from the WAL it receives) and where
+-- its WAL is (written on a primary, replayed on a standby).
+-- Index: none needed (no table is read).
+SELECT pg_is_in_recovery() AS in_recovery,
+       CASE WHEN pg_is_in_recovery() THEN (SELECT received_tli FROM pg_stat_wal_receiver)
+            ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END AS timeline,
+       CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text AS position;

@@ -9,10 +9,11 @@ from posterr.errors import ServiceUnavailable
 def readiness(ctx: Context) -> dict:
     redis = "ok" if ctx.redis.ping() else "down"
     try:
-        ctx.db("ping")
+        answered = ctx.db("ping")
     except ServiceUnavailable:
         raise ServiceUnavailable(f"PostgreSQL is unreachable (redis: {redis})", retry_after=5) from None
-    found: dict = {"postgres": "ok", "redis": redis}
+    primary = f"{answered['host']}:{answered['port']}" if answered["host"] else ctx.db.name
+    found: dict = {"postgres": "ok", "redis": redis, "primary": primary}
     if ctx.db.replicas:  # a replica down or behind only sends its reads to the primary: still ready
         found["replicas"] = ctx.db.replicas.describe()
     return found

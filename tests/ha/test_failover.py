@@ -3,6 +3,9 @@ and a retry with the same Idempotency-Key gets exactly one post."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -11,8 +14,8 @@ from contextlib import closing
 import requests
 
 from tests.cluster.conftest import wait_for
-from tests.conftest import RESULTS
-from tests.ha.conftest import ha_script
+from tests.conftest import RESULTS, ROOT
+from tests.ha.conftest import PG_PORTS, ha_script
 
 CREATIONS = 40
 
@@ -127,6 +130,8 @@ def test_a_switchover_with_reads_and_writes_going_on(app, ha):
         wait_for(lambda: len(answers) >= 20, 30, "writes before the switchover")
         ha_script("switchover")
         after = wait_for(lambda: (port := ha.primary_port()) != before and port, 30, "a new primary")
+        wait_for(lambda: requests.get(f"{app.base}/readyz", headers={"Connection": "close"}, timeout=10).json()
+                 .get("primary") == f"127.0.0.1:{after}", 30, "/readyz to name the new primary")
         written_before = len(answers)
         wait_for(lambda: sum(1 for _, a in list(answers.values())[written_before:] if a.status_code == 201) >= 20,
                  60, "writes acknowledged by the new primary")
@@ -168,3 +173,16 @@ def test_losing_the_replicas_makes_writes_wait_then_503_while_reads_go_on(app, h
     RESULTS.append(f"replicas lost: with one left writes went on; with none, a creation was answered 503 after "
                    f"{waited:.1f} s (the commit deadline) while reads were 200; once they were back its retry "
                    "with the same key got exactly one post")
+
+
+def test_operators_see_every_member_and_readyz_names_the_primary(app, ha):
+    primary = ha.primary_port()
+    assert requests.get(f"{app.base}/readyz", timeout=10).json()["primary"] == f"127.0.0.1:{primary}"
+    # check=False: it exits 1 while a replica URL is not serving, and the primary's own never is.
+    shown = subprocess.run([sys.executable, "-m", "posterr", "replicas"], check=False, cwd=ROOT, capture_output=True,
+                           text=True, timeout=60, env={**os.environ, "DATABASE_URL": ha.database_url,
+                                            "DATABASE_REPLICA_URLS": ha.replica_url, "REDIS_URL": ha.redis_url})
+    members = [line.split() for line in shown.stdout.splitlines() if line.startswith("member")]
+    assert sorted((line[1], line[2]) for line in members) == sorted(
+        (f"127.0.0.1:{port}", "primary" if port == primary else "standby") for port in PG_PORTS), shown.stdout
+    assert all(line[3] == "timeline" and line[4].rstrip(",").isdigit() for line in members), shown.stdout

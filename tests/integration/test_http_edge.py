@@ -6,6 +6,7 @@ import socket
 
 import pytest
 
+from posterr.db import server_name
 from tests.integration.conftest import assert_problem, row_count
 
 
@@ -51,9 +52,11 @@ def test_cors_preflight_and_exposed_headers(api):
     assert_problem(api.request("OPTIONS", "/api/nothing-here"), 404)
 
 
-def test_healthz_and_readyz(api):
+def test_healthz_and_readyz(api, servers):
     assert api.get("/healthz").json() == {"status": "ok"}
-    assert api.get("/readyz").json().items() >= {"postgres": "ok", "redis": "ok"}.items()  # and "replicas", when configured
+    ready = api.get("/readyz").json()
+    assert ready.items() >= {"postgres": "ok", "redis": "ok"}.items()  # and "replicas", when configured
+    assert ready["primary"] == server_name(servers.database_url)  # the server it writes to
 
 
 def test_nosniff_on_every_response(api):

@@ -49,6 +49,7 @@ CASES = {
     "write_position": [("now", {})],
     "primary_position": [("now", {})],
     "replica_position": [("now", {})],
+    "member_state": [("now", {})],
     "insert_post": [("post", {"user_id": 1, "type": "post", "content": "x", "repost_id": None, "reply_to_id": None,
                               "day": date.today(), "daily_limit": 5}),
                     ("reply", {"user_id": 1, "type": "reply", "content": "x", "repost_id": None, "reply_to_id": 10,

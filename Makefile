@@ -163,6 +163,8 @@ test-ha: venv
 # loadtests/results/soak-<timestamp>-seed<seed>.json, exits non-zero on any violation.
 # TOPOLOGY=replicated: reads also from a streaming PostgreSQL replica, Redis is a 3-master Redis
 # Cluster, and replica stops, replay pauses and Redis master kills join the schedule.
+# TOPOLOGY=ha: PostgreSQL is a Patroni cluster of three (scripts/ha.sh, ports 25501-25503), and primary
+# kills, switchovers and partitions replace the faults of the one PostgreSQL server.
 MINUTES ?= 5
 SEED ?=
 TOPOLOGY ?= single

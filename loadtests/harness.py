@@ -13,6 +13,8 @@ the benchmark mix with `make run`'s.
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import shutil
 import signal
@@ -384,7 +386,20 @@ def free_port() -> int:
 
 
 def http_get(url: str, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    return http_request(urllib.request.Request(url, headers={"Accept": "application/json"}), timeout)
+
+
+def http_post(url: str, body: dict, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
+    """A JSON POST; a failed connection or a timeout is status 0."""
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Accept": "application/json", "Content-Type": "application/json"})
+    try:
+        return http_request(request, timeout)
+    except (OSError, http.client.HTTPException) as error:
+        return 0, {}, str(error).encode()
+
+
+def http_request(request: urllib.request.Request, timeout: float) -> tuple[int, dict[str, str], bytes]:
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, dict(response.headers.items()), response.read()

@@ -44,7 +44,7 @@ from locust.env import Environment
 from loadtests import harness, soak_report
 from loadtests.harness import say
 from loadtests.soak_checks import Checker
-from loadtests.soak_faults import CATEGORIES, KINDS, REPLICATED_CATEGORIES, Fault, Injector, plan
+from loadtests.soak_faults import CATEGORIES, KINDS, Fault, Injector, plan
 from loadtests.soak_load import LOAD_TIMEOUT, Shared, SoakMember
 from loadtests.soak_servers import INSTANCES, SoakServers
 from loadtests.soak_state import RECOVERY_SECONDS, Clock, FaultWindows, Ledger, Verdict
@@ -57,9 +57,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                                      epilog="Make variables: MINUTES, SEED.")
     parser.add_argument("--minutes", type=float, default=5, help="minutes of load (default 5)")
     parser.add_argument("--seed", type=int, default=None, help="the fault schedule's seed (default: random)")
-    parser.add_argument("--topology", choices=("single", "replicated"), default="single",
+    parser.add_argument("--topology", choices=tuple(CATEGORIES), default="single",
                         help="single: one PostgreSQL and one Redis (default); replicated: reads also from a "
-                             "streaming replica, and a 3-master Redis Cluster, with their faults in the schedule")
+                             "streaming replica, and a 3-master Redis Cluster, with their faults in the schedule; "
+                             "ha: PostgreSQL under Patroni (three members, synchronous replication), with primary "
+                             "kills, switchovers and partitions in the schedule")
     parser.add_argument("--users", type=int, default=40, help="Locust users (default 40)")
     parser.add_argument("--data-dir", type=Path, default=harness.ROOT / ".data" / "soak",
                         help="servers' files and logs (default .data/soak)")
@@ -79,9 +81,8 @@ class Soak:
         self.args = args
         self.servers = SoakServers(args.data_dir, args.topology)
         self.injector = Injector(self.servers)
-        replicated = args.topology == "replicated"
-        self.faults = plan(args.seed, args.minutes * 60, INSTANCES, replicated=replicated)
-        self.always = len(REPLICATED_CATEGORIES if replicated else CATEGORIES)  # faults injected whatever the time
+        self.faults = plan(args.seed, args.minutes * 60, INSTANCES, topology=args.topology)
+        self.always = len(CATEGORIES[args.topology])  # faults injected whatever the time
         self.clock = Clock()
         self.windows = FaultWindows()
         self.verdict = Verdict(self.clock, self.windows)

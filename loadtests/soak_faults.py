@@ -16,8 +16,10 @@ import redis
 
 from loadtests.soak_servers import SoakServers
 
-CATEGORIES = ("redis", "postgres", "app")
-REPLICATED_CATEGORIES = (*CATEGORIES, "replica")  # with a PostgreSQL replica and a Redis Cluster
+# Per topology: single (one PostgreSQL, one Redis), replicated (a PostgreSQL replica and a Redis
+# Cluster), ha (PostgreSQL under Patroni: three members, synchronous replication; one Redis).
+CATEGORIES = {"single": ("redis", "postgres", "app"), "replicated": ("redis", "postgres", "app", "replica"),
+              "ha": ("redis", "app", "primary")}
 MIN_SECONDS_PER_FAULT = 10  # the least a fault takes: load before it, the fault, recovery, the checks
 GAP_SECONDS = (3.0, 6.0)  # plain load before each fault
 CHECK_SECONDS = 10  # what recovery and a checkpoint take, roughly: a fault is not started without it
@@ -28,9 +30,11 @@ class Kind:
     category: str
     hold: tuple[float, float]  # how long the fault lasts before it is healed (0: at once)
     what: str
-    replicated_only: bool = False  # a fault of the replica or of one Redis Cluster master
+    topologies: tuple[str, ...] = tuple(CATEGORIES)  # where it can happen
     always: bool = False  # in every run's first faults, whatever the seed
 
+
+NOT_HA = ("single", "replicated")  # faults of the one PostgreSQL server that `ha` does not have
 
 KINDS = {
     "redis-stop": Kind("redis", (2, 5), "Redis shut down, started again after the hold"),
@@ -40,18 +44,19 @@ KINDS = {
     "redis-restart": Kind("redis", (0, 0), "Redis shut down and started at once (reloads its append-only file)"),
     "redis-oom": Kind("redis", (2, 4), "Redis maxmemory set to 1 byte: writes and scripts get OOM error replies "
                                        "(not a lost connection), for the hold"),
-    "postgres-crash": Kind("postgres", (0.5, 2), "pg_ctl -m immediate stop, started after the hold (crash recovery)"),
-    "postgres-restart": Kind("postgres", (0, 0), "pg_ctl -m fast stop, then start"),
-    "postgres-stop": Kind("postgres", (3, 3), "PostgreSQL stopped (fast) for 3 s"),
+    "postgres-crash": Kind("postgres", (0.5, 2), "pg_ctl -m immediate stop, started after the hold (crash recovery)",
+                           NOT_HA),
+    "postgres-restart": Kind("postgres", (0, 0), "pg_ctl -m fast stop, then start", NOT_HA),
+    "postgres-stop": Kind("postgres", (3, 3), "PostgreSQL stopped (fast) for 3 s", NOT_HA),
     "app-kill-worker": Kind("app", (0, 0), "SIGKILL of one gunicorn worker (its master starts another)"),
     "app-kill-instance": Kind("app", (0.5, 2), "SIGKILL of one instance (master and workers), restarted after "
                                                "the hold with scripts/cluster.sh restart"),
     "redis-node-kill": Kind("redis", (1, 4), "SIGKILL of one Redis Cluster master (its slots go dark), started "
-                                             "after the hold", replicated_only=True),
+                                             "after the hold", ("replicated",)),
     "replica-stop": Kind("replica", (2, 5), "the PostgreSQL replica stopped, started after the hold",
-                         replicated_only=True),
+                         ("replicated",)),
     "replica-pause": Kind("replica", (3, 6), "the replica's WAL replay paused (it falls behind the lag limit), "
-                                             "resumed after the hold", replicated_only=True),
+                                             "resumed after the hold", ("replicated",)),
     "redis-evict": Kind("redis", (3, 6), "maxmemory-policy allkeys-random and maxmemory under what Redis uses: "
                                          "random keys of every family evicted while the load goes on", always=True),
     "redis-refuse": Kind("redis", (2, 5), "the proxy in front of Redis (on a cluster, of one master) refuses "
@@ -64,11 +69,19 @@ KINDS = {
                                                "their answer; once one has committed, every worker of every "
                                                "instance SIGKILLed (clients retry with their Idempotency-Key)",
                               always=True),
+    "primary-kill": Kind("primary", (0, 0), "SIGKILL of the primary's postmaster (Patroni restarts it or fails "
+                                            "over); healed once there is a primary with a synchronous standby",
+                         ("ha",), always=True),
+    "primary-switchover": Kind("primary", (0, 0), "a planned switchover (patronictl) to the synchronous standby",
+                               ("ha",), always=True),
+    "primary-partition": Kind("primary", (13, 16), "the primary's Patroni SIGSTOPped (its PostgreSQL goes on, cut "
+                                                   "off from etcd) past its leader key's ttl, so another member is "
+                                                   "promoted; then SIGCONT", ("ha",), always=True),
 }
 
 
-def applies(kind: Kind, replicated: bool) -> bool:
-    return kind.replicated_only <= replicated
+def applies(kind: Kind, topology: str) -> bool:
+    return topology in kind.topologies
 
 
 @dataclass(frozen=True)
@@ -89,20 +102,20 @@ class Fault:
         return self.gap + self.hold + CHECK_SECONDS
 
 
-def plan(seed: int, seconds: float, instances: int, *, replicated: bool = False) -> list[Fault]:
+def plan(seed: int, seconds: float, instances: int, *, topology: str = "single") -> list[Fault]:
     """More faults than a run of `seconds` has time for (the run injects them in order while they
-    fit). The first ones, in a seeded order, are one of each category (Redis, PostgreSQL, the app,
-    and the replica when replicated) and each kind marked `always`, so a run long enough for them
-    (about two minutes) covers all of them. The others draw a category, then a kind of it."""
+    fit). The first ones, in a seeded order, are one of each category of the topology and each kind
+    marked `always`, so a run long enough for them (about two minutes) covers all of them. The
+    others draw a category, then a kind of it."""
     rng = random.Random(seed)
-    categories = REPLICATED_CATEGORIES if replicated else CATEGORIES
-    first = [*categories, *(name for name, kind in KINDS.items() if kind.always and applies(kind, replicated))]
+    categories = CATEGORIES[topology]
+    first = [*categories, *(name for name, kind in KINDS.items() if kind.always and applies(kind, topology))]
     rng.shuffle(first)
     faults = []
     for number in range(1, len(first) + int(seconds // MIN_SECONDS_PER_FAULT) + 1):
         drawn = first[number - 1] if number <= len(first) else rng.choice(categories)
         kind = drawn if drawn in KINDS else rng.choice(
-            [name for name, found in KINDS.items() if found.category == drawn and applies(found, replicated)])
+            [name for name, found in KINDS.items() if found.category == drawn and applies(found, topology)])
         low, high = KINDS[kind].hold
         faults.append(Fault(number, kind, gap=round(rng.uniform(*GAP_SECONDS), 1), hold=round(rng.uniform(low, high), 1),
                             instance=rng.randrange(instances), worker=rng.randrange(2)))
@@ -115,6 +128,8 @@ class Injector:
     def __init__(self, servers: SoakServers) -> None:
         self.servers = servers
         self._policy = "noeviction"  # the maxmemory-policy that redis-evict puts back
+        self._primary_fault_at = 0.0  # when the last primary-* fault struck (time.monotonic())
+        self._frozen = ""  # the member primary-partition froze
 
     def inject(self, fault: Fault) -> str:
         services, port = self.servers.services, self.servers.app_ports[fault.instance]
@@ -165,6 +180,8 @@ class Injector:
                 return f"{down}; SIGHUP to the instance on :{port} (master {master}): its workers start meanwhile"
             case "kill-after-commit":
                 return self._kill_after_commit(fault)
+            case "primary-kill" | "primary-switchover" | "primary-partition":
+                return self._strike_primary(fault.kind)
         return KINDS[fault.kind].what
 
     def heal(self, fault: Fault) -> str:
@@ -209,6 +226,8 @@ class Injector:
             case "kill-after-commit":
                 services("unpause-redis")
                 return "Redis unpaused"
+            case "primary-kill" | "primary-switchover" | "primary-partition":
+                return self._primary_back(fault.kind)
         return "nothing to undo" if fault.hold == 0 else "over (it ends by itself)"
 
     def _masters(self) -> list[redis.Redis]:
@@ -257,6 +276,30 @@ class Injector:
             os.kill(pid, signal.SIGKILL)
         return (f"Redis writes paused; {committed - before} post ids committed meanwhile; SIGKILL to "
                 f"{len(workers)} workers")
+
+    def _strike_primary(self, kind: str) -> str:
+        ha = self.servers.ha_script
+        self._primary_fault_at = time.monotonic()
+        if kind == "primary-kill":
+            return f"SIGKILL to the postmaster of the primary :{ha('kill-primary').strip()}"
+        if kind == "primary-switchover":
+            before = ha("primary").strip()
+            ha("switchover")
+            return f"switched over from :{before} to :{ha('primary').strip()}"
+        self._frozen = ha("freeze-primary").strip()
+        return f"SIGSTOP to the Patroni of the primary :{self._frozen} (its PostgreSQL goes on)"
+
+    def _primary_back(self, kind: str) -> str:
+        """Heal, then measure: seconds from the fault to the first acknowledged write (the write
+        unavailability), then wait for every member to run again with a synchronous standby."""
+        thawed = ""
+        if kind == "primary-partition":
+            self.servers.ha_script("thaw-member", self._frozen)
+            thawed = f"SIGCONT to the Patroni on :{self._frozen}; "
+        unavailable = self.servers.first_write_after(self._primary_fault_at)
+        self.servers.ha_script("wait-ready")
+        return (f"{thawed}first write acknowledged {unavailable:.1f} s after the fault; primary now "
+                f":{self.servers.ha_script('primary').strip()}, every member running")
 
     def _redis_node(self, fault: Fault) -> int:
         ports = self.servers.redis_cluster_ports

@@ -25,6 +25,9 @@ INSTANCES = 3
 CLUSTER_MASTERS = 3
 DAILY_POST_LIMIT = 5
 DATABASE = "posterr"
+# TOPOLOGY=ha: PostgreSQL under Patroni (scripts/ha.sh), on ports below the kernel's ephemeral range
+# (the members are restarted while the load holds ports from it).
+HA_PG_PORTS, HA_API_PORTS, HA_ETCD_PORT = (25501, 25502, 25503), (25511, 25512, 25513), 25520
 
 
 def free_ports(count: int) -> list[int]:
@@ -78,10 +81,12 @@ def group_alive(pgid: int) -> bool:
 
 class SoakServers:
     def __init__(self, data: Path, topology: str = "single") -> None:
-        """topology: `single` (one PostgreSQL, one Redis) or `replicated` (reads also from a streaming
-        replica of PostgreSQL, and a 3-master Redis Cluster instead of the one Redis)."""
+        """topology: `single` (one PostgreSQL, one Redis), `replicated` (reads also from a streaming
+        replica of PostgreSQL, and a 3-master Redis Cluster instead of the one Redis) or `ha` (three
+        PostgreSQL members under Patroni, the standbys serving reads; one Redis)."""
         self.data = data
         self.replicated = topology == "replicated"
+        self.ha = topology == "ha"
         (self.pg_port, self.redis_port, self.nginx_port, self.replica_port,
          *ports) = free_ports(4 + CLUSTER_MASTERS + INSTANCES)
         self.app_ports = ports[CLUSTER_MASTERS:]
@@ -100,7 +105,12 @@ class SoakServers:
         inherited = {name: value for name, value in os.environ.items()
                      if name not in ("DATABASE_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR", "POSTERR_SECRET_KEY",
                                      "POSTERR_CLUSTER_DOWN_PORTS", "DATABASE_REPLICA_URLS")}
+        self.ha_env = {**inherited, "POSTERR_HA_DIR": str(data / "ha"),
+                       "POSTERR_HA_PG_PORTS": " ".join(map(str, HA_PG_PORTS)),
+                       "POSTERR_HA_API_PORTS": " ".join(map(str, HA_API_PORTS)), "POSTERR_HA_ETCD_PORT": str(HA_ETCD_PORT)}
         self.services_env = {**inherited, "POSTERR_DATA_DIR": str(data), "POSTERR_PG_PORT": str(self.pg_port),
+                             # with `ha`, services.sh starts only Redis: PostgreSQL is the cluster's
+                             **({"DATABASE_URL": "the Patroni cluster"} if self.ha else {}),
                              "POSTERR_REDIS_PORT": str(self.redis_port),
                              "POSTERR_REPLICA_PG_PORT": str(self.replica_port),
                              **({"POSTERR_REDIS_TOPOLOGY": "cluster",
@@ -128,9 +138,15 @@ class SoakServers:
 
     def describe(self) -> str:
         proxies = ", ".join(f":{proxy} → :{port}" for port, proxy in self.proxied.items())
-        data_tier = (f"PostgreSQL :{self.pg_port} and its replica :{self.replica_port}, Redis Cluster "
-                     f"{', '.join(f':{port}' for port in self.redis_cluster_ports)}" if self.replicated else
-                     f"PostgreSQL :{self.pg_port}, Redis :{self.redis_port}") + f" (the app's through proxies {proxies})"
+        if self.replicated:
+            postgres = f"PostgreSQL :{self.pg_port} and its replica :{self.replica_port}, Redis Cluster " + \
+                       ", ".join(f":{port}" for port in self.redis_cluster_ports)
+        elif self.ha:
+            postgres = (f"PostgreSQL under Patroni :{', :'.join(map(str, HA_PG_PORTS))} (etcd :{HA_ETCD_PORT}), "
+                        f"Redis :{self.redis_port}")
+        else:
+            postgres = f"PostgreSQL :{self.pg_port}, Redis :{self.redis_port}"
+        data_tier = f"{postgres} (the app's through proxies {proxies})"
         return (f"{data_tier}, nginx :{self.nginx_port} → gunicorn "
                 f"{', '.join(f':{port}' for port in self.app_ports)} (2 workers each); logs under {self.data}")
 
@@ -144,14 +160,20 @@ class SoakServers:
         """scripts/cluster.sh for the soak's cluster; its messages go to cluster.log."""
         self._script("cluster.sh", args, self.cluster_env, self.data / "cluster.log", timeout)
 
-    def _script(self, name: str, args: tuple[str, ...], env: dict[str, str], log_path: Path, timeout: float) -> None:
+    def ha_script(self, *args: str, timeout: float = 180) -> str:
+        """scripts/ha.sh for the soak's Patroni cluster: what it prints; its messages go to ha.log."""
+        return self._script("ha.sh", args, self.ha_env, self.data / "ha.log", timeout, keep_output=True)
+
+    def _script(self, name: str, args: tuple[str, ...], env: dict[str, str], log_path: Path, timeout: float,
+                keep_output: bool = False) -> str:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "a") as log:
             done = subprocess.run([str(harness.ROOT / "scripts" / name), *args], env=env, cwd=harness.ROOT,
-                                  stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=timeout,
-                                  check=False)
+                                  stdout=subprocess.PIPE if keep_output else log, stderr=log if keep_output else
+                                  subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=timeout, check=False, text=True)
         if done.returncode:
             raise RuntimeError(f"scripts/{name} {' '.join(args)} failed ({done.returncode}); see {log_path}")
+        return done.stdout or ""
 
     # --- start and stop ---------------------------------------------------------------------------
 
@@ -162,13 +184,36 @@ class SoakServers:
         self.cluster("down")
         self.services("down")
         self.services("up")
-        self.fresh_database()
+        if self.ha:
+            self.ha_script("reset")  # every run starts from a new cluster, its database freshly migrated
+            self.use_ha_cluster(self.ha_script("up", timeout=300))
+        else:
+            self.fresh_database()
         self.start_proxies()
         if self.replicated:
             self.services("replica-up")
             self.services("redis-cluster-up")
         self.services("flush-redis")
         self.cluster("up")
+
+    def use_ha_cluster(self, exported: str) -> None:
+        """The app and the checks use the URLs `scripts/ha.sh up` printed."""
+        urls = dict(re.findall(r"^export (\w+)='([^']*)'$", exported, re.MULTILINE))
+        self.database_url = urls["DATABASE_URL"]
+        self.cluster_env.update(DATABASE_URL=urls["DATABASE_URL"], DATABASE_REPLICA_URLS=urls["DATABASE_REPLICA_URLS"])
+
+    def first_write_after(self, since: float, seconds: float = 90) -> float:
+        """Seconds from `since` (time.monotonic()) to a creation acknowledged through nginx, asking
+        again every 0.1 s (each asks for a user of its own, outside the load's ledger)."""
+        deadline = time.monotonic() + seconds
+        attempt = 0
+        while time.monotonic() < deadline:
+            attempt += 1
+            status, _, _ = harness.http_post(f"{self.nginx_base}/api/users", {"username": f"probe{os.getpid() % 1000}x{attempt}"})
+            if status == 201:
+                return time.monotonic() - since
+            time.sleep(0.1)  # polling until writes are taken again
+        raise RuntimeError(f"no write was acknowledged within {seconds:g} s")
 
     def fresh_database(self) -> None:
         """Every run starts from an empty, freshly migrated database."""
@@ -180,8 +225,12 @@ class SoakServers:
     def down(self) -> None:
         """Stop everything, each step whatever the previous one did (a frozen Redis is thawed first:
         its shutdown would wait for an answer forever)."""
-        for step in (lambda: self.services("thaw-redis"), lambda: self.cluster("down"), self.stop_proxies,
-                     lambda: self.services("down")):
+        steps = [lambda: self.services("thaw-redis"), lambda: self.cluster("down"), self.stop_proxies,
+                 lambda: self.services("down")]
+        if self.ha:  # a member frozen by primary-partition is thawed first, or it would never stop
+            steps += [lambda: [self.ha_script("thaw-member", str(port)) for port in HA_PG_PORTS],
+                      lambda: self.ha_script("down")]
+        for step in steps:
             try:
                 step()
             except Exception as error:  # noqa: BLE001 — said, and the next step runs all the same

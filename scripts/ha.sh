@@ -13,6 +13,11 @@
 #   scripts/ha.sh switchover   a planned switchover to a synchronous standby (`patronictl switchover`)
 #   scripts/ha.sh stop-member PORT | start-member PORT
 #                              stop one member's Patroni (and so its PostgreSQL), start it again
+#   scripts/ha.sh wait-ready   wait until there is a primary, every member runs and one is its synchronous standby
+#   scripts/ha.sh freeze-primary | thaw-member PORT
+#                              SIGSTOP the primary's Patroni (its PostgreSQL goes on: a primary cut off from
+#                              etcd), print its port; SIGCONT it again
+#   scripts/ha.sh reset        stop everything and delete the cluster's data (the next `up` makes a new one)
 #   scripts/ha.sh patronictl ARGS...
 #                              patronictl with this cluster's configuration
 #
@@ -110,7 +115,7 @@ etcd_up() {
   mkdir -p "$logs" "$dir/etcd"
   say "starting etcd on 127.0.0.1:$etcd_port (log: $logs/etcd.log)"
   local peer=http://127.0.0.1:$((etcd_port + 1)) client=http://127.0.0.1:$etcd_port
-  setsid etcd --name posterr-ha --data-dir "$dir/etcd" --listen-client-urls "$client" --advertise-client-urls "$client" \
+  setsid etcd --name posterr-ha --data-dir "$dir/etcd" --enable-v2 --listen-client-urls "$client" --advertise-client-urls "$client" \
     --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" --initial-cluster "posterr-ha=$peer" \
     </dev/null >>"$logs/etcd.log" 2>&1 &
   echo $! >"$dir/etcd.pid"
@@ -143,7 +148,11 @@ name: member-$port
 restapi:
   listen: 127.0.0.1:$api
   connect_address: 127.0.0.1:$api
-etcd3:
+# etcd's v2 API, not etcd3: Patroni 3.0.2 (Debian 12) with etcd3 renews an expired leader key
+# without checking who holds it, so a primary frozen past its ttl takes the lock back from the
+# member promoted meanwhile when it resumes (fixed upstream in Patroni 3.0.3). With v2 the renewal
+# compares the key's value: it fails, and the old primary steps down.
+etcd:
   hosts: 127.0.0.1:$etcd_port
 bootstrap:
   # The cluster-wide settings, stored in etcd when the cluster is made (patronictl edit-config
@@ -350,6 +359,29 @@ switchover() {
   say "switched over from port $leader"
 }
 
+freeze_primary() {
+  local port pid
+  port=$(primary_port) || die "no primary to freeze"
+  pid=$(patroni_pid "$port") || die "no Patroni for port $port"
+  kill -STOP "$pid"
+  say "SIGSTOP to the Patroni of the primary on port $port (pid $pid); its PostgreSQL goes on"
+  echo "$port"
+}
+
+thaw_member() {  # thaw_member PG_PORT
+  local pid
+  pid=$(patroni_pid "$1") || die "no Patroni for port $1"
+  kill -CONT "$pid"
+}
+
+reset() {
+  down
+  local port
+  for port in "${pg_ports[@]}"; do rm -rf "$(member_dir "$port")"; done
+  rm -rf "$dir/etcd"
+  say "deleted the cluster's data"
+}
+
 index_of() {  # index_of PG_PORT
   local i
   for i in "${!pg_ports[@]}"; do [ "${pg_ports[$i]}" = "$1" ] && { echo "$i"; return 0; }; done
@@ -367,6 +399,10 @@ case "$cmd" in
   switchover) switchover ;;
   stop-member) stop_patroni "${2:?stop-member needs the PostgreSQL port of a member}" ;;
   start-member) member_up "$(index_of "${2:?start-member needs the PostgreSQL port of a member}")" ;;
+  wait-ready) wait_ready ;;
+  freeze-primary) freeze_primary ;;
+  thaw-member) thaw_member "${2:?thaw-member needs the PostgreSQL port of a member}" ;;
+  reset) reset ;;
   patronictl) shift; patronictl_here "$@" ;;
-  *) die "unknown command '$cmd' (up, down, status, primary, members, kill-primary, switchover, stop-member PORT, start-member PORT, patronictl ARGS)" ;;
+  *) die "unknown command '$cmd' (up, down, status, primary, members, kill-primary, switchover, wait-ready, freeze-primary, thaw-member PORT, reset, stop-member PORT, start-member PORT, patronictl ARGS)" ;;
 esac

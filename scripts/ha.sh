@@ -49,6 +49,8 @@ die() { echo "ha: error: $*" >&2; exit 1; }
 is_root() { [ "$(id -u)" = 0 ]; }
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+# Running, not a zombie (a Patroni that has exited but whose parent, runuser, has not reaped it yet).
+running() { alive "$1" && ! grep -q '^[^)]*) Z' "/proc/$1/stat" 2>/dev/null; }
 
 [ "${#pg_ports[@]}" = "${#api_ports[@]}" ] || die "POSTERR_HA_PG_PORTS and POSTERR_HA_API_PORTS must name as many ports"
 
@@ -314,7 +316,7 @@ stop_patroni() {  # stop_patroni PG_PORT
   say "stopping Patroni and PostgreSQL on port $1"
   kill -TERM "$pid" 2>/dev/null || return 0
   deadline=$((SECONDS + 60))
-  while alive "$pid"; do
+  while running "$pid"; do
     [ "$SECONDS" -lt "$deadline" ] || { say "Patroni (pid $pid) did not stop in 60 s; killing it"; kill -KILL "$pid"; break; }
     sleep 0.1
   done
@@ -369,9 +371,15 @@ freeze_primary() {
 }
 
 thaw_member() {  # thaw_member PG_PORT
-  local pid
+  local pid parent
   pid=$(patroni_pid "$1") || die "no Patroni for port $1"
   kill -CONT "$pid"
+  # runuser, like su, stops itself when its child stops (job control): continue it too, or it would
+  # never reap Patroni once it exits.
+  parent=$(awk '{print $4}' "/proc/$pid/stat" 2>/dev/null || true)
+  if [ -n "$parent" ] && tr '\0' ' ' <"/proc/$parent/cmdline" 2>/dev/null | grep -q '^runuser '; then
+    kill -CONT "$parent"
+  fi
 }
 
 reset() {

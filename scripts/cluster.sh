@@ -266,7 +266,7 @@ run() {
   up
   trap down EXIT
   trap 'say "stopping"; exit 0' INT TERM
-  say "Ctrl-C stops the cluster (the databases keep running; 'make services-down' stops them)"
+  say "Ctrl-C stops the cluster (the databases keep running: 'make services-down' stops the local ones, 'make ha-down' a Patroni cluster of 'make ha')"
   local pid
   pid=$(live_pid "$dir/nginx.pid" nginx)
   while alive "$pid"; do

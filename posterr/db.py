@@ -188,22 +188,26 @@ class Session:
             times.append((name, time.perf_counter() - started))
 
     def _run(self, query: Query, params: dict[str, Any]) -> Any:
-        # Prepared at once, once per connection (PostgreSQL's plan_cache_mode `auto` then settles on
-        # a generic plan when it costs no more than the custom ones), unless the query must be
-        # planned with its values: an unnamed statement always gets a plan for its parameters.
-        # Results come in PostgreSQL's binary format: the same Python values as text, at less CPU
-        # on both sides (a timestamptz is 8 bytes to copy instead of a string to print and parse).
+        # A write outside a transaction commits on its own: that commit gets a deadline too.
         if query.writes and self._watch_commit is not None:
             with self._watch_commit(self._conn) as commit:
                 commit.arm()
-                cursor = self._conn.execute(query.sql, params, prepare=not query.per_call_plan, binary=True)
+                cursor = self._execute(query, params)
         else:
-            cursor = self._conn.execute(query.sql, params, prepare=not query.per_call_plan, binary=True)
+            cursor = self._execute(query, params)
         if query.kind == "one":
             return cursor.fetchone()
         if query.kind == "many":
             return cursor.fetchall()
         return cursor.rowcount
+
+    def _execute(self, query: Query, params: dict[str, Any]) -> psycopg.Cursor:
+        # Prepared at once, once per connection (PostgreSQL's plan_cache_mode `auto` then settles on
+        # a generic plan when it costs no more than the custom ones), unless the query must be
+        # planned with its values: an unnamed statement always gets a plan for its parameters.
+        # Results come in PostgreSQL's binary format: the same Python values as text, at less CPU
+        # on both sides (a timestamptz is 8 bytes to copy instead of a string to print and parse).
+        return self._conn.execute(query.sql, params, prepare=not query.per_call_plan, binary=True)
 
 
 def _unconfirmed_commit(server: str, warning: str) -> None:

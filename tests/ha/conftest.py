@@ -13,7 +13,7 @@ import psycopg
 import pytest
 import redis
 
-from tests.conftest import DATA, ROOT, running_app
+from tests.conftest import DATA, ROOT, TABLES, running_app
 from tests.integration.conftest import Api
 
 HA_DIR = DATA / "ha"
@@ -76,7 +76,7 @@ def ha():
 def clean(ha):
     """Every table emptied on the primary (and so on every member), Redis flushed."""
     with ha.connect_primary() as conn:
-        conn.execute("TRUNCATE users, posts, follows, post_quota, idempotency_keys RESTART IDENTITY CASCADE")
+        conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
     redis.Redis.from_url(ha.redis_url).flushall()
     return ha
 

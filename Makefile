@@ -96,10 +96,11 @@ BENCH_CONNECTIONS ?= 16
 BENCH_THREADS ?= 1
 BENCH_ARGS ?=
 PEER_URL ?=
+BENCH_SYNC ?=
 bench: venv
 	@$(WITH_SERVICES) $(BIN)/python -m loadtests.bench --posts $(BENCH_POSTS) --users $(BENCH_USERS) \
 	  --duration $(BENCH_DURATION) --connections $(BENCH_CONNECTIONS) --threads $(BENCH_THREADS) \
-	  --rounds $(BENCH_ROUNDS) $(if $(PEER_URL),--peer-url '$(PEER_URL)') $(BENCH_ARGS)
+	  --rounds $(BENCH_ROUNDS) $(if $(PEER_URL),--peer-url '$(PEER_URL)') $(if $(BENCH_SYNC),--sync-standby) $(BENCH_ARGS)
 
 # locust (loadtests/locustfile.py), headless, against the app as `make bench` runs it; fails when
 # over 1% of requests fail or p95 exceeds LOADTEST_P95_MS. Reports in loadtests/results/.

@@ -51,6 +51,12 @@ Rows:
   of the wide thread's root. Left out, with a note, when the seed has no such threads.
 - profile: GET /api/users/{id} of one seeded user.
 - create post: POST /api/posts, the author drawn at random among the seeded users per request.
+- create_post_sync (with --sync-standby, `make bench BENCH_SYNC=1`): the same POSTs while each commit
+  waits for a synchronous standby, as under Patroni's synchronous_mode (make ha). A streaming replica
+  of the local PostgreSQL (scripts/services.sh replica-up; a base backup the first time) streams
+  during every row; during this row only, the primary's synchronous_standby_names names it (ALTER
+  SYSTEM, reloaded; reset after the row, even on Ctrl-C), so create_post beside it is the same
+  servers without the wait. Needs the project-local PostgreSQL (no DATABASE_URL of your own).
 - post_fans_10, post_fans_1000, post_fans_100000: POST /api/posts, always by the same author, one
   followed by exactly 10, 1,000 or 100,000 users. A new post is pushed into the home timeline of
   each follower that has one, up to POSTERR_FANOUT_MAX_FOLLOWERS (1,000) followers; an author with
@@ -71,6 +77,7 @@ Rows:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -176,6 +183,7 @@ class Row:
     expect: int = 200
     nonempty: bool = False  # check() also wants a non-empty JSON list (a page with posts)
     base: str = "app"  # the server it is sent to: app, floor (loadtests/floor.py) or peer (a full URL)
+    sync_standby: bool = False  # measured while each commit waits for a synchronous standby (--sync-standby)
     result: dict = field(default_factory=dict)
 
 
@@ -217,7 +225,7 @@ class Author:
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__.split("\n\n")[0],
                                      epilog="Make variables: BENCH_POSTS, BENCH_USERS, BENCH_DURATION, "
-                                            "BENCH_CONNECTIONS, BENCH_THREADS, BENCH_ARGS (anything else).")
+                                            "BENCH_CONNECTIONS, BENCH_THREADS, BENCH_SYNC=1 (--sync-standby), BENCH_ARGS (anything else).")
     parser.add_argument("--posts", type=int, default=10_000, help="posts to seed (default 10000)")
     parser.add_argument("--users", type=int, default=1000, help="users to seed (default 1000)")
     parser.add_argument("--follows-per-user", type=int, default=20, help="follows to seed per user (default 20)")
@@ -235,6 +243,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true",
                         help="after the rounds, run each row once more under py-spy (installed if missing) and "
                              "show where its request threads spend their samples (not measured)")
+    parser.add_argument("--sync-standby", action="store_true",
+                        help="also measure POST while each commit waits for a synchronous standby, as under "
+                             "Patroni's synchronous_mode (row create_post_sync): a streaming replica of the "
+                             "local PostgreSQL is started (a base backup the first time), named in "
+                             "synchronous_standby_names during that row only")
     parser.add_argument("--peer-url", default="", help="also measure GET on this URL of a service of your own "
                         "(a yardstick, e.g. the same feed page from another stack), as the last row")
     args = parser.parse_args(argv)
@@ -316,7 +329,8 @@ def profile_user(low: int, high: int) -> int:
 
 
 def rows_for(low: int, high: int, pages: Pages, split_search: bool, following: list[Following] | None = None,
-             authors: list[Author] | None = None, threads: Threads | None = None) -> list[Row]:
+             authors: list[Author] | None = None, threads: Threads | None = None,
+             sync_standby: bool = False) -> list[Row]:
     profile = profile_user(low, high)
     words = [word for group in ("rare", "medium", "common") for word in KEYWORDS[group]]
     rows = [
@@ -355,12 +369,16 @@ def rows_for(low: int, high: int, pages: Pages, split_search: bool, following: l
             Row("context_wide", "context: wide thread's root", f"/api/posts/{threads.wide_root}/context"),
             Row("replies_wide", "replies page 1 of the wide thread", f"/api/posts/{threads.wide_root}/replies"),
         ]
+    post = LUA_POST % {"low": low, "high": high, "words": lua_strings(seed_vocabulary())}
     rows += [
         Row("profile", f"profile (GET /api/users/{profile})", f"/api/users/{profile}"),
-        Row("create_post", "POST /api/posts, random author", "/api/posts",
-            LUA_POST % {"low": low, "high": high, "words": lua_strings(seed_vocabulary())}, method="POST",
+        Row("create_post", "POST /api/posts, random author", "/api/posts", post, method="POST",
             body={"user_id": low, "content": "bench check post"}, expect=201),
     ]
+    if sync_standby:
+        rows.append(Row("create_post_sync", "POST /api/posts, each commit waiting for a synchronous standby",
+                        "/api/posts", post, method="POST", body={"user_id": low, "content": "bench check post"},
+                        expect=201, sync_standby=True))
     rows += [Row(f"post_fans_{author.fans}", f"POST /api/posts, one author, {author.fans:,} followers", "/api/posts",
                  LUA_POST % {"low": author.author, "high": author.author, "words": lua_strings(seed_vocabulary())}, method="POST",
                  body={"user_id": author.author, "content": "bench check post"}, expect=201)
@@ -447,7 +465,7 @@ def run_wrk(wrk: str, base: str, row: Row, args: argparse.Namespace, scripts: Pa
 
 
 def profile_rows(wrk: str, rows: list[Row], base_of: dict[str, str], masters: dict[str, int],
-                 args: argparse.Namespace, scripts: Path, out_dir: Path) -> None:
+                 args: argparse.Namespace, scripts: Path, out_dir: Path, waits_of) -> None:
     """Each row once more, under py-spy: its summary goes to row.result["profile"] (loadtests/profiling.py)."""
     py_spy = profiling.ensure_py_spy(harness.RESULTS / "install.log")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -455,7 +473,8 @@ def profile_rows(wrk: str, rows: list[Row], base_of: dict[str, str], masters: di
         say(f"[profile {number}/{len(rows)}] {row.name}: wrk under py-spy (not measured)")
         pids = profiling.worker_pids(masters[row.base])
         samplers = profiling.record(py_spy, pids, max(seconds(args.duration) - 1, 1), out_dir, row.name)
-        run_wrk(wrk, base_of[row.name], row, args, scripts)
+        with waits_of(row):
+            run_wrk(wrk, base_of[row.name], row, args, scripts)
         for sampler in samplers:
             sampler.wait(timeout=60)
         row.result["profile"] = profiling.summarize([out_dir / f"{row.name}-{pid}.txt" for pid in pids])
@@ -584,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     only = {name.strip() for name in args.only.split(",") if name.strip()}
     names = [row.name for row in rows_for(1, 2, Pages("/", "/", "/"), args.split_search, [Following(n, 1) for n in FOLLOWING],
-                                          [Author(n, 1) for n in FANS], Threads(1, 1, 1, 1))]
+                                          [Author(n, 1) for n in FANS], Threads(1, 1, 1, 1), args.sync_standby)]
     if only - set(names):
         harness.fail(f"--only: no row named {', '.join(sorted(only - set(names)))} (rows: {', '.join(names)})")
     harness.stop_on_sigterm()
@@ -609,6 +628,13 @@ def main(argv: list[str] | None = None) -> int:
         "context_*, replies_wide: not measured, the seed has no threads (seeded before db/seed/seed.sql made them)"]
     for note in [*left_out.values(), *fans_left_out, *threads_left_out]:
         say(f"warning: {note}")
+    standby = harness.SyncStandby(bench_db, harness.RESULTS / f"bench-{stamp}-replica.log") if args.sync_standby else None
+    if standby:
+        standby.start()
+
+    def waits_of(row: Row) -> contextlib.AbstractContextManager:
+        return standby.waited_for() if standby and row.sync_standby else contextlib.nullcontext()
+
     load_before = os.getloadavg()
     if load_before[0] > (os.cpu_count() or 1) / 2:
         say(f"warning: the machine is busy already (load average {load_before[0]:.1f} on {os.cpu_count()} CPUs): "
@@ -652,14 +678,16 @@ def main(argv: list[str] | None = None) -> int:
             if failed:
                 say(f"warning: {failed} followers' Following feeds did not answer 200: their authors' rows "
                     "push into fewer timelines than they have followers")
-        rows = [row for row in rows_for(low, high, pages, args.split_search, following, authors, threads)
+        rows = [row for row in rows_for(low, high, pages, args.split_search, following, authors, threads,
+                                        args.sync_standby)
                 if not only or row.name in only or row.name in ALWAYS]
         fanned = {f"post_fans_{author.fans}" for author in authors if author.timelines}
         if args.peer_url:
             rows.append(Row("peer", f"peer: GET {args.peer_url}", args.peer_url, base="peer"))
         base_of = {row.name: {"app": app.base, "floor": floor.base, "peer": ""}[row.base] for row in rows}
         for row in rows:
-            problem = check(base_of[row.name], row)
+            with waits_of(row):
+                problem = check(base_of[row.name], row)
             if problem:
                 say(f"{row.name}: skipped, {problem}")
                 row.result = {"error": problem}
@@ -686,7 +714,8 @@ def main(argv: list[str] | None = None) -> int:
                     say(f"    rebuilt the home timelines of {len(timelines) - failed:,} of {len(timelines):,} "
                         f"followers (older than POSTERR_TIMELINE_TTL={settings.timeline_ttl} s by the row's end)")
                 offset = app.log_size()
-                run = run_wrk(wrk, base_of[row.name], row, args, Path(scripts))
+                with waits_of(row):
+                    run = run_wrk(wrk, base_of[row.name], row, args, Path(scripts))
                 run["worker_restarts"] = app.worker_boots_since(offset)
                 runs[row.name].append(run)
                 if "rps" in run:
@@ -701,7 +730,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile:
             masters = {"app": app.process.pid, "floor": floor.process.pid}
             profile_rows(wrk, [row for row in measured if row.base in masters], base_of, masters, args,
-                         Path(scripts), harness.RESULTS / f"bench-{stamp}-profiles")
+                         Path(scripts), harness.RESULTS / f"bench-{stamp}-profiles", waits_of)
         for author in authors:  # a sanity check: the pushes landed (the measured work was done)
             if f"post_fans_{author.fans}" in runs and author.timelines:
                 sizes = harness.timeline_sizes(bench_redis, author.timelines)
@@ -714,6 +743,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "timestamp": stamp, "commit": git_commit(), "cpus": os.cpu_count(), "gunicorn_workers": args.workers,
         "wrk": {"threads": args.threads, "connections": args.connections, "duration": args.duration},
+        "sync_standby": args.sync_standby,
         "seed": {"users": args.users, "posts": args.posts, "follows_per_user": args.follows_per_user},
         "keywords": KEYWORDS, "deep_page": {"pages_followed": followed, "path": deep},
         "following": [{"follows": r.count, "reader_id": r.reader, "first_page": following_path(r.reader),

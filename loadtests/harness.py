@@ -24,6 +24,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit, urlunsplit
@@ -375,6 +377,67 @@ def safe_url(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{parts.username + '@' if parts.username else ''}{host}{':' + str(parts.port) if parts.port else ''}"
     return urlunsplit(parts._replace(netloc=netloc, query=""))
+
+
+class SyncStandby:
+    """A streaming replica of the project-local PostgreSQL (`scripts/services.sh replica-up`) that
+    the primary waits for at each commit while `waited_for()` is entered: synchronous_standby_names
+    names it, as Patroni's synchronous_mode does. Outside it the replica streams asynchronously, so
+    the rows beside measure the same servers without the wait."""
+
+    NAME = "posterr_replica"  # its application_name (scripts/services.sh)
+    DEADLINE = 60  # seconds for the primary to see the replica as synchronous (or no longer)
+
+    def __init__(self, database_url: str, log_path: Path):
+        local_port = os.environ.get("POSTERR_PG_PORT", "54329")
+        where = urlsplit(database_url)
+        if (where.hostname, str(where.port)) != ("127.0.0.1", local_port):
+            fail(f"--sync-standby needs the project-local PostgreSQL (127.0.0.1:{local_port}), which "
+                 f"scripts/services.sh can give a replica; DATABASE_URL names {safe_url(database_url)}: unset it")
+        self.database_url = database_url
+        self.log_path = log_path
+
+    def start(self) -> None:
+        say(f"starting a streaming replica of the local PostgreSQL (log: {self.log_path}); the first "
+            "takes a base backup")
+        env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")}
+        with open(self.log_path, "a") as log:
+            done = subprocess.run([str(ROOT / "scripts" / "services.sh"), "replica-up"], cwd=ROOT, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=log, check=False, timeout=3600)
+        if done.returncode:
+            fail(f"scripts/services.sh replica-up failed; see {self.log_path}")
+        self._require("async")
+
+    @contextmanager
+    def waited_for(self) -> Iterator[None]:
+        self._set(self.NAME)
+        try:
+            self._require("sync")
+            yield
+        finally:
+            # Left set, every later commit of `make run` would wait for a replica that may be stopped.
+            self._set("")
+            self._require("async")
+
+    def _set(self, names: str) -> None:
+        with psycopg.connect(self.database_url, autocommit=True, connect_timeout=10) as conn:
+            if names:
+                conn.execute(sql.SQL("ALTER SYSTEM SET synchronous_standby_names = {}").format(sql.Literal(names)))
+            else:
+                conn.execute("ALTER SYSTEM RESET synchronous_standby_names")
+            conn.execute("SELECT pg_reload_conf()")
+
+    def _require(self, state: str) -> None:
+        """Until the primary's WAL sender reports the replica as `sync` or `async`."""
+        deadline = time.monotonic() + self.DEADLINE
+        with psycopg.connect(self.database_url, autocommit=True, connect_timeout=10) as conn:
+            while time.monotonic() < deadline:
+                found = conn.execute("SELECT sync_state FROM pg_stat_replication WHERE application_name = %s",
+                                     (self.NAME,)).fetchone()
+                if found and found[0] == state:
+                    return
+                time.sleep(0.1)  # polling the primary's view, which changes at its reload
+        fail(f"the replica {self.NAME} was not {state} within {self.DEADLINE} s (pg_stat_replication on the primary)")
 
 
 # --- the app --------------------------------------------------------------------------------------

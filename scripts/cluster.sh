@@ -13,6 +13,8 @@
 #                               first, then it drains and restarts, then nginx takes it back
 #   scripts/cluster.sh render   write the nginx config from deploy/nginx.conf.template, print its path
 #   scripts/cluster.sh nginx    print the nginx binary (installing the Debian package when missing)
+#   scripts/cluster.sh compose  print the compose command, one word per line (docker compose, or
+#                               docker-compose: Debian's package is installed when neither is there)
 #
 # Settings (environment):
 #   POSTERR_CLUSTER_DIR        cluster folder: nginx prefix, config, pid and log files (.data/cluster)
@@ -39,22 +41,36 @@ die() { echo "cluster: error: $*" >&2; exit 1; }
 is_root() { [ "$(id -u)" = 0 ]; }
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# apt_install PACKAGE — as root on Debian/Ubuntu, with its output in the cluster folder's install.log
+apt_install() {
+  is_root && command -v apt-get >/dev/null 2>&1 \
+    || die "$1 is not installed. Install the Debian/Ubuntu package '$1' (or your system's equivalent)."
+  mkdir -p "$dir"
+  say "installing $1 with apt-get (log: $dir/install.log)"
+  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$1"; } \
+    >>"$dir/install.log" 2>&1 || die "apt-get install $1 failed; see $dir/install.log"
+}
+
 nginx_bin() {
   local found
   found=$(command -v nginx 2>/dev/null || true)
   [ -z "$found" ] && [ -x /usr/sbin/nginx ] && found=/usr/sbin/nginx
   if [ -z "$found" ]; then
-    if is_root && command -v apt-get >/dev/null 2>&1; then
-      mkdir -p "$dir"
-      say "installing nginx with apt-get (log: $dir/install.log)"
-      { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx; } \
-        >>"$dir/install.log" 2>&1 || die "apt-get install nginx failed; see $dir/install.log"
-      found=/usr/sbin/nginx
-    else
-      die "nginx is not installed. Install the Debian/Ubuntu package 'nginx' (or your system's equivalent)."
-    fi
+    apt_install nginx
+    found=/usr/sbin/nginx
   fi
   echo "$found"
+}
+
+# The compose tool, one word per line: Docker's plugin when it answers, else docker-compose (Debian's
+# package, installed when missing). Both check a file with `config` without a Docker engine.
+compose_tool() {
+  if command -v docker >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; then
+    printf 'docker\ncompose\n'
+    return
+  fi
+  command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose
+  command -v docker-compose
 }
 
 render() {
@@ -286,5 +302,6 @@ case "$cmd" in
   restart) shift; restart "$@" ;;
   render) render ;;
   nginx) nginx_bin ;;
-  *) die "unknown command '$cmd' (run, up, down, status, restart, render, nginx)" ;;
+  compose) compose_tool ;;
+  *) die "unknown command '$cmd' (run, up, down, status, restart, render, nginx, compose)" ;;
 esac

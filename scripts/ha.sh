@@ -137,82 +137,55 @@ with urllib.request.urlopen(sys.argv[1], timeout=1) as r:
 PY
 }
 
-write_config() {  # write_config INDEX
+write_config() {  # write_config INDEX — deploy/patroni.yml with this member's own settings laid over it
   local i=$1 port=${pg_ports[$1]} api=${api_ports[$1]} bindir member
   bindir=$(pg_bindir) || { install_missing initdb postgresql; bindir=$(pg_bindir); }
   member=$(member_dir "$port")
   mkdir -p "$member" "$socket_dir"
-  cat >"$(config_of "$port")" <<YAML
-# Written by scripts/ha.sh: member $((i + 1)) of the Patroni cluster '$scope'.
-scope: $scope
-namespace: /posterr/
+  cat >"$member/patroni-member.yml" <<YAML
 name: member-$port
 restapi:
   listen: 127.0.0.1:$api
   connect_address: 127.0.0.1:$api
-# etcd's v2 API, not etcd3: Patroni 3.0.2 (Debian 12) with etcd3 renews an expired leader key
-# without checking who holds it, so a primary frozen past its ttl takes the lock back from the
-# member promoted meanwhile when it resumes (fixed upstream in Patroni 3.0.3). With v2 the renewal
-# compares the key's value: it fails, and the old primary steps down.
 etcd:
   hosts: 127.0.0.1:$etcd_port
 bootstrap:
-  # The cluster-wide settings, stored in etcd when the cluster is made (patronictl edit-config
-  # changes them later). ttl/loop_wait/retry_timeout: a dead primary's leader key expires within ttl,
-  # so a replica takes over within about ttl + loop_wait seconds.
   dcs:
     ttl: $ttl
-    loop_wait: 2
-    retry_timeout: 3
-    maximum_lag_on_failover: 1048576
-    # A commit is acknowledged only once a standby has it; with none left, commits wait (the app
-    # answers 503 past its commit deadline) rather than go on unprotected.
-    synchronous_mode: true
-    synchronous_mode_strict: true
-    postgresql:
-      use_pg_rewind: true
-      use_slots: true
-      parameters:
-        max_connections: 200
-        shared_buffers: 128MB
-        wal_level: replica
-        hot_standby: "on"
-        wal_log_hints: "on"
-        max_wal_senders: 10
-        max_replication_slots: 10
-        wal_keep_size: 256MB
-        hot_standby_feedback: "on"
-        shared_preload_libraries: pg_stat_statements
-  initdb:
-    - encoding: UTF8
-    - locale: C.UTF-8
 postgresql:
   listen: 127.0.0.1:$port
   connect_address: 127.0.0.1:$port
   data_dir: $member/data
   bin_dir: $bindir
   pgpass: $member/pgpass
-  authentication:
-    superuser:
-      username: posterr
-    replication:
-      username: posterr
-    rewind:
-      username: posterr
   parameters:
     unix_socket_directories: $socket_dir
   pg_hba:
     - local all all trust
     - host all all 127.0.0.1/32 trust
     - host replication all 127.0.0.1/32 trust
-tags:
-  nofailover: false
-  noloadbalance: false
 YAML
+  { echo "# Written by scripts/ha.sh: member $((i + 1)) of the Patroni cluster '$scope', deploy/patroni.yml with"
+    echo "# $member/patroni-member.yml laid over it."
+    "$(patroni_python)" - "$root/deploy/patroni.yml" "$member/patroni-member.yml" <<'PY'
+import sys, yaml
+
+def laid_over(base, top):
+    if isinstance(base, dict) and isinstance(top, dict):
+        return {**base, **{key: laid_over(base.get(key), value) for key, value in top.items()}}
+    return top
+
+with open(sys.argv[1]) as base, open(sys.argv[2]) as top:
+    print(yaml.safe_dump(laid_over(yaml.safe_load(base), yaml.safe_load(top)), sort_keys=False), end="")
+PY
+  } >"$(config_of "$port")" || die "could not write $(config_of "$port")"
   is_root && chown -R postgres: "$member" "$socket_dir"
   chmod 755 "$socket_dir"
   return 0
 }
+
+# The Python that runs Patroni has PyYAML (Patroni needs it), whichever python3 comes first in PATH.
+patroni_python() { sed -n '1s/^#! *//p' "$(command -v patroni)" | cut -d' ' -f1; }
 
 member_up() {  # member_up INDEX
   local port=${pg_ports[$1]} api=${api_ports[$1]}

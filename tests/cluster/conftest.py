@@ -164,19 +164,24 @@ class Cluster:
         instance.wait_serving()
 
 
-def _nginx_binary() -> str:
-    found = subprocess.run([str(ROOT / "scripts" / "cluster.sh"), "nginx"], check=False, capture_output=True,
-                           text=True, env={**os.environ, "POSTERR_CLUSTER_DIR": str(CLUSTER_DIR)})
+def cluster_script(command: str, needed_for: str) -> list[str]:
+    """What `scripts/cluster.sh COMMAND` prints (a tool it finds, or installs), one item per line."""
+    found = subprocess.run([str(ROOT / "scripts" / "cluster.sh"), command], check=False, capture_output=True,
+                           text=True, env={**os.environ, "POSTERR_CLUSTER_DIR": str(CLUSTER_DIR)}, timeout=600)
     if found.returncode != 0:
-        pytest.fail(f"nginx is needed for the cluster tests: {found.stderr.strip()}")
-    return found.stdout.strip()
+        pytest.fail(f"{command} is needed for {needed_for}: {found.stderr.strip()}")
+    return found.stdout.split()
+
+
+def nginx_binary() -> str:
+    return cluster_script("nginx", "the cluster tests")[0]
 
 
 @pytest.fixture(scope="module")
 def cluster(servers):
     CLUSTER_DIR.mkdir(parents=True, exist_ok=True)
     (CLUSTER_DIR / "logs").mkdir(exist_ok=True)
-    nginx_bin = _nginx_binary()
+    nginx_bin = nginx_binary()
     ports = []
     while len(ports) < INSTANCES + 1:
         port = _free_port()

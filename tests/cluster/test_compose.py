@@ -1,45 +1,68 @@
-"""The Docker deployment's files, checked without a Docker engine: docker-compose.yml with whichever
-compose tool is installed (skipped when none is), and deploy/nginx.compose.conf with `nginx -t`."""
+"""The Docker deployments' files, checked without a Docker engine: docker-compose.yml and
+docker-compose.ha.yml with the compose tool (`scripts/cluster.sh compose` installs Debian's
+docker-compose when there is none), deploy/nginx.compose.conf with `nginx -t`, and
+deploy/patroni.yml beside the Patroni image that reads it."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 
 import pytest
+import yaml
 
-from tests.cluster.conftest import _nginx_binary
+from tests.cluster.conftest import cluster_script, nginx_binary
 from tests.conftest import ROOT
 
-
-def _compose_tool() -> list[str] | None:
-    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True,
-                                                 check=False, timeout=30).returncode == 0:
-        return ["docker", "compose"]
-    if shutil.which("docker-compose"):
-        return ["docker-compose"]
-    return None
+SINGLE_PRIMARY = ("docker-compose.yml", {"postgres", "postgres-replica", "redis", "migrate", "app", "nginx"},
+                  ("init.sql:/docker-entrypoint-initdb.d/init.sql", "postgres-replica:5432"))
+FAILING_OVER = ("docker-compose.ha.yml", {"etcd", "pg1", "pg2", "pg3", "redis", "migrate", "app", "nginx"},
+                ("pg1:5432,pg2:5432,pg3:5432/posterr?sslmode=disable&target_session_attrs=read-write",
+                 "pg3:5432/posterr?sslmode=disable&target_session_attrs=standby", "--enable-v2",
+                 "dockerfile: deploy/patroni.Dockerfile", "PATRONI_POSTGRESQL_CONNECT_ADDRESS: pg2:5432"))
 
 
-def test_compose_file_is_valid():
-    tool = _compose_tool()
-    if tool is None:
-        pytest.skip("no compose tool installed (docker compose or docker-compose)")
+@pytest.mark.parametrize(("name", "services", "expected"), [SINGLE_PRIMARY, FAILING_OVER],
+                         ids=["single-primary", "failing-over"])
+def test_compose_file_is_valid(name, services, expected):
+    tool = cluster_script("compose", "checking the compose files")
     env = {**os.environ, "POSTERR_SECRET_KEY": "compose-check"}
 
     def compose(*args: str) -> str:
-        done = subprocess.run([*tool, "-f", str(ROOT / "docker-compose.yml"), *args], cwd=ROOT, env=env,
+        done = subprocess.run([*tool, "-f", str(ROOT / name), *args], cwd=ROOT, env=env,
                               capture_output=True, text=True, check=False, timeout=60)
         assert done.returncode == 0, done.stderr
         return done.stdout
 
     compose("config", "-q")
-    assert set(compose("config", "--services").split()) == {"postgres", "postgres-replica", "redis", "migrate", "app", "nginx"}
+    assert set(compose("config", "--services").split()) == services
     rendered = compose("config")
-    for expected in ("init.sql:/docker-entrypoint-initdb.d/init.sql", "appendonly", "service_completed_successfully",
-                     "replicas: 3", "nginx.compose.conf:/etc/nginx/nginx.conf", "5000"):
-        assert expected in rendered, expected
+    for found in (*expected, "appendonly", "service_completed_successfully", "replicas: 3",
+                  "nginx.compose.conf:/etc/nginx/nginx.conf", "5000"):
+        assert found in rendered, found
+
+
+def test_the_patroni_image_runs_the_shared_configuration():
+    """deploy/patroni.yml is what the image copies and what scripts/ha.sh lays its members over: the
+    cluster-wide settings that make a write wait for a standby are in it, and no password is."""
+    dockerfile = (ROOT / "deploy" / "patroni.Dockerfile").read_text()
+    assert "COPY deploy/patroni.yml /etc/patroni/patroni.yml" in dockerfile
+    assert 'CMD ["patroni", "/etc/patroni/patroni.yml"]' in dockerfile
+    assert "deploy/patroni.yml" in (ROOT / "scripts" / "ha.sh").read_text()
+    config = yaml.safe_load((ROOT / "deploy" / "patroni.yml").read_text())
+    dcs = config["bootstrap"]["dcs"]
+    assert (dcs["synchronous_mode"], dcs["synchronous_mode_strict"]) == (True, True)
+    assert dcs["postgresql"]["use_pg_rewind"] is True
+    assert "etcd" in config and "etcd3" not in config
+    assert "password" not in keys_of(config)
+
+
+def keys_of(tree) -> set[str]:
+    if isinstance(tree, dict):
+        return set(tree) | {key for value in tree.values() for key in keys_of(value)}
+    if isinstance(tree, list):
+        return {key for item in tree for key in keys_of(item)}
+    return set()
 
 
 def test_compose_nginx_config_passes_nginx_t(tmp_path):
@@ -54,6 +77,6 @@ def test_compose_nginx_config_passes_nginx_t(tmp_path):
     text = text.replace("http {\n", "http {\n" + temp, 1)
     conf = tmp_path / "nginx.conf"
     conf.write_text(text)
-    checked = subprocess.run([_nginx_binary(), "-t", "-p", f"{tmp_path}/", "-c", str(conf), "-e", "stderr"],
+    checked = subprocess.run([nginx_binary(), "-t", "-p", f"{tmp_path}/", "-c", str(conf), "-e", "stderr"],
                              capture_output=True, text=True, check=False, timeout=30)
     assert checked.returncode == 0, checked.stderr

@@ -102,6 +102,9 @@ class Status:
     replayed: int = 0
     current_at: float | None = None  # monotonic; see PrimaryHistory.current_at
     error: str | None = "not checked yet"
+    # It is the primary the app writes to: behind Patroni every member is listed as a replica, and
+    # the one that leads serves no replica reads (expected, not a fault).
+    primary: bool = False
 
 
 class Replica:
@@ -118,7 +121,8 @@ class Replica:
 
     def describe(self, now: float, max_lag: float) -> dict:
         lag = self.lag(now)
-        state = "down" if self.status.error else "ok" if lag <= max_lag else "lagging"
+        state = ("primary" if self.status.primary else "down" if self.status.error
+                 else "ok" if lag <= max_lag else "lagging")
         found = {"name": self.name, "state": state, "lag_seconds": None if math.isinf(lag) else round(lag, 3)}
         if self.status.error:
             found["error"] = self.status.error
@@ -142,6 +146,7 @@ class Replicas:
         self._positions_lost = redis.script(_POSITIONS_LOST)
         self._checker_connections: dict[str, psycopg.Connection] = {}
         self._primary_failing = False
+        self._primary_started = None  # when the primary last sampled started: it names that server
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -219,7 +224,9 @@ class Replicas:
         """Sample the primary, then each replica (a sample must come first: see PrimaryHistory)."""
         at = time.monotonic()
         try:
-            self.history.add(at, lsn(self._checker(self.primary_url)("primary_position")["position"]))
+            sample = self._checker(self.primary_url)("primary_position")
+            self.history.add(at, lsn(sample["position"]))
+            self._primary_started = sample["started"]
             self._primary_failing = False
         except psycopg.Error as error:
             self._drop_checker(self.primary_url)
@@ -236,13 +243,15 @@ class Replicas:
 
     def _checked(self, replica: Replica) -> Status:
         try:
-            row = self._checker(replica.url)("replica_position")
+            row = self._checker(replica.url, any_role=True)("replica_position")
         except psycopg.Error as error:
             self._drop_checker(replica.url)
             if not replica.status.error:
                 logs.event(log, "replica_down", logging.WARNING, replica=replica.name, error=str(error))
             return Status(replica.status.replayed, replica.status.current_at, f"unreachable: {error}")
         if not row["in_recovery"]:
+            if row["started"] == self._primary_started:
+                return Status(error="the primary the app writes to: it serves no replica reads", primary=True)
             return Status(error="not a replica (promoted?): it no longer follows the primary")
         replayed = max(lsn(row["position"]), replica.status.replayed)
         current_at = self.history.current_at(replayed)
@@ -259,11 +268,14 @@ class Replicas:
                 logs.event(log, "replica_up", replica=replica.name)
         return Status(replayed, current_at, None)
 
-    def _checker(self, url: str) -> Session:
+    def _checker(self, url: str, any_role: bool = False) -> Session:
+        """A connection kept for the checks. `any_role`: whatever the role the URL asks for (a replica's
+        may ask for a standby), so that the check reaches a primary and tells it apart."""
         conn = self._checker_connections.get(url)
         if conn is None or conn.closed:
+            role = {"target_session_attrs": "any"} if any_role else {}
             conn = psycopg.connect(url, autocommit=True, connect_timeout=2, row_factory=dict_row,
-                                   options="-c statement_timeout=2000")
+                                   options="-c statement_timeout=2000", **role)
             self._checker_connections[url] = conn
         return Session(conn, self.queries)
 
@@ -275,3 +287,4 @@ class Replicas:
     def describe(self) -> list[dict]:
         now = time.monotonic()
         return [replica.describe(now, self.max_lag) for replica in self.replicas]
+

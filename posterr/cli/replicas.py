@@ -39,8 +39,8 @@ def replicas(settings: Settings, _args, out) -> int:
     Behind a multi-host DATABASE_URL, every member's role, timeline and WAL position first."""
     queries = load_queries()
 
-    def ask(url: str, name: str) -> dict:
-        with psycopg.connect(url, autocommit=True, connect_timeout=3, row_factory=dict_row) as conn:
+    def ask(url: str, name: str, **role: str) -> dict:
+        with psycopg.connect(url, autocommit=True, connect_timeout=3, row_factory=dict_row, **role) as conn:
             return Session(conn, queries)(name)
 
     for url in members(settings.database_url):
@@ -55,21 +55,29 @@ def replicas(settings: Settings, _args, out) -> int:
     if not settings.replica_urls:
         print("no replicas configured (DATABASE_REPLICA_URLS is empty): every read goes to the primary", file=out)
         return 0
-    primary = ask(settings.database_url, "primary_position")["position"]
+    sample = ask(settings.database_url, "primary_position")
+    primary = sample["position"]
     print(f"primary  {server_name(settings.database_url):<24} WAL written to {primary}", file=out)
     healthy = True
     for url in settings.replica_urls:
         try:
-            row = ask(url, "replica_position")
+            # Whatever its role (the URL may ask for a standby): a primary is told apart below.
+            row = ask(url, "replica_position", target_session_attrs="any")
         except psycopg.Error as error:
             healthy = False
             print(f"replica  {server_name(url):<24} down      {str(error).strip().splitlines()[0]}", file=out)
             continue
+        if not row["in_recovery"]:
+            # The primary the app writes to, listed with the other members behind Patroni: expected.
+            # Any other primary no longer follows it (promoted by hand, split off): a fault.
+            state = "primary" if row["started"] == sample["started"] else "not a replica"
+            healthy = healthy and state == "primary"
+            print(f"replica  {server_name(url):<24} {state:<9} serves no replica reads", file=out)
+            continue
         behind = max(0, lsn(primary) - lsn(row["position"]))
         # Caught up: no lag, however long ago the last commit was. Behind: the last replayed commit's age.
         lag = 0.0 if behind == 0 else row["replay_age"]
-        state = ("not a replica" if not row["in_recovery"] else
-                 "ok" if lag is not None and lag <= settings.replica_max_lag else "lagging")
+        state = "ok" if lag is not None and lag <= settings.replica_max_lag else "lagging"
         healthy = healthy and state == "ok"
         shown = "unknown" if lag is None else f"{lag:.3f} s"
         print(f"replica  {server_name(url):<24} {state:<9} replayed to {row['position']}, {behind} bytes behind, "

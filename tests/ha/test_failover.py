@@ -178,11 +178,18 @@ def test_losing_the_replicas_makes_writes_wait_then_503_while_reads_go_on(app, h
 def test_operators_see_every_member_and_readyz_names_the_primary(app, ha):
     primary = ha.primary_port()
     assert requests.get(f"{app.base}/readyz", timeout=10).json()["primary"] == f"127.0.0.1:{primary}"
-    # check=False: it exits 1 while a replica URL is not serving, and the primary's own never is.
-    shown = subprocess.run([sys.executable, "-m", "posterr", "replicas"], check=False, cwd=ROOT, capture_output=True,
+    roles = sorted((f"127.0.0.1:{port}", "primary" if port == primary else "ok") for port in PG_PORTS)
+    # Every worker has checked the members: the primary's own entry is `primary`, not `down`.
+    wait_for(lambda: sorted((found["name"], found["state"]) for found in requests.get(
+        f"{app.base}/readyz", headers={"Connection": "close"}, timeout=10).json()["replicas"]) == roles, 30,
+        "/readyz to show the primary's entry as primary and the standbys as ok")
+    # Exit status 0: the primary among the replica URLs is no fault (a replica not serving would be).
+    shown = subprocess.run([sys.executable, "-m", "posterr", "replicas"], check=True, cwd=ROOT, capture_output=True,
                            text=True, timeout=60, env={**os.environ, "DATABASE_URL": ha.database_url,
                                             "DATABASE_REPLICA_URLS": ha.replica_url, "REDIS_URL": ha.redis_url})
     members = [line.split() for line in shown.stdout.splitlines() if line.startswith("member")]
     assert sorted((line[1], line[2]) for line in members) == sorted(
         (f"127.0.0.1:{port}", "primary" if port == primary else "standby") for port in PG_PORTS), shown.stdout
     assert all(line[3] == "timeline" and line[4].rstrip(",").isdigit() for line in members), shown.stdout
+    replicas = [line.split()[:3] for line in shown.stdout.splitlines() if line.startswith("replica")]
+    assert sorted((line[1], line[2]) for line in replicas) == roles, shown.stdout

@@ -22,7 +22,7 @@ from posterr.cache import POSITIONS_SETTLING_KEY
 from posterr.cli import main
 from posterr.routes.ops import OPENAPI_FILE
 from tests.cluster.conftest import wait_for
-from tests.conftest import REPLICA_DELAY, RESULTS, log_records, running_app
+from tests.conftest import DATA, REPLICA_DELAY, RESULTS, log_records, running_app
 from tests.integration.conftest import APP_WORKERS
 
 APPLY_DELAY = 2.0  # seconds: the replica's recovery_min_apply_delay
@@ -84,13 +84,13 @@ def reads(base: str) -> dict[str, float]:
             re.findall(r'^posterr_db_reads_total\{target="(\w+)"\} (\S+)$', text, re.MULTILINE)}
 
 
-def every_worker_says(base: str, log_name: str, state: str) -> bool:
-    """Whether 8 /readyz on fresh connections all say the replica is in `state`, and both workers
+def every_worker_says(base: str, log_name: str, *states: str) -> bool:
+    """Whether 8 /readyz on fresh connections all say the replicas are in `states`, and both workers
     answered some of them (by the pid of their access lines): each worker checks on its own."""
     request_ids = {f"replica-state-{os.urandom(6).hex()}" for _ in range(8)}
     for request_id in request_ids:
         answer = requests.get(base + "/readyz", timeout=5, headers={"Connection": "close", "X-Request-ID": request_id})
-        if answer.json()["replicas"][0]["state"] != state:
+        if tuple(replica["state"] for replica in answer.json()["replicas"]) != states:
             return False
     return len({record["pid"] for record in log_records(log_name, request_ids)}) == APP_WORKERS
 
@@ -181,6 +181,20 @@ def test_readiness_lists_the_replica_as_the_openapi_document_says(instances):
         assert set(schema["items"]["required"]) <= replica.keys() <= described.keys()
         assert replica["state"] in described["state"]["enum"]
         assert replica["state"] == "ok" and 0 <= replica["lag_seconds"] <= MAX_LAG
+
+
+def test_the_primary_listed_among_the_replicas_is_shown_as_the_primary(replica):
+    """Behind Patroni every member is in DATABASE_REPLICA_URLS (asking for a standby) and one of them
+    leads: every worker shows that one as `primary`, not `down`, even under another name, logs no
+    replica_down for it, and the real replica beside it serves."""
+    itself = replica.database_url.replace("127.0.0.1", "localhost") + "&target_session_attrs=standby"
+    with running_app(replica, "replica-app-members.log", DATABASE_REPLICA_URLS=f"{itself},{replica.replica_url}",
+                     POSTERR_REPLICA_MAX_LAG=str(MAX_LAG)) as base:
+        wait_for(lambda: every_worker_says(base, "replica-app-members.log", "primary", "ok"), 30,
+                 "every worker to show the primary's entry as primary and the replica as ok")
+        shown = requests.get(base + "/readyz", timeout=5).json()["replicas"][0]
+        assert shown["error"] == "the primary the app writes to: it serves no replica reads"
+    assert '"replica_down"' not in (DATA / "replica-app-members.log").read_text()
 
 
 def test_a_client_that_wrote_nothing_is_served_by_the_replica(instances):

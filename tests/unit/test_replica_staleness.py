@@ -64,6 +64,8 @@ def _replica(status: Status) -> Replica:
     (Status(100, 4.0, None), 6.5, 2.5, "lagging"),                       # the bound grows until a check
     (Status(100, None, None), 6.5, math.inf, "lagging"),                 # behind every sample
     (Status(100, 4.0, "unreachable: refused"), 4.5, math.inf, "down"),  # whatever it replayed before
+    (Status(error="not a replica (promoted?)"), 4.5, math.inf, "down"),   # a primary that is not ours
+    (Status(error="the primary the app writes to", primary=True), 4.5, math.inf, "primary"),
 ])
 def test_a_replica_serves_only_while_its_lag_is_known_and_within_the_limit(status, now, lag, state):
     replica = _replica(status)

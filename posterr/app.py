@@ -10,6 +10,7 @@ from posterr import cache, logs
 from posterr.config import DEV_SECRET, Settings
 from posterr.context import Context
 from posterr.cursors import CursorCodec
+from posterr.data_tier import DataTier
 from posterr.db import Database, load_queries
 from posterr.edge.cors import preflight
 from posterr.edge.plugin import EdgePlugin, install_error_handlers
@@ -31,17 +32,14 @@ def build_context(settings: Settings) -> Context:
         return Database(url, queries, min_size=settings.pool_min_size, max_size=settings.pool_max_size,
                         timeout=timeout, statement_timeout_ms=settings.statement_timeout_ms)
 
-    db = database(settings.database_url, settings.pool_timeout)
-    if settings.replica_urls:
-        # A replica that cannot give a connection within a second is left for the primary.
-        db.replicas = Replicas(settings.database_url,
-                               [Replica(url, database(url, min(settings.pool_timeout, 1.0)))
-                                for url in settings.replica_urls],
-                               queries, redis, max_lag=settings.replica_max_lag,
-                               check_interval=settings.replica_check_interval)
+    # A replica that cannot give a connection within a second is left for the primary.
+    replicas = Replicas(settings.database_url,
+                        [Replica(url, database(url, min(settings.pool_timeout, 1.0))) for url in settings.replica_urls],
+                        queries, redis, max_lag=settings.replica_max_lag,
+                        check_interval=settings.replica_check_interval) if settings.replica_urls else None
     return Context(
         settings=settings,
-        db=db,
+        db=DataTier(database(settings.database_url, settings.pool_timeout), replicas),
         redis=redis,
         cache=cache.DocumentCache(redis),
         timelines=HomeTimelines(redis, size=settings.timeline_size, ttl=settings.timeline_ttl),

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from posterr.cache import DocumentCache, Redis
 from posterr.config import Settings
 from posterr.cursors import CursorCodec
-from posterr.db import Database
+from posterr.data_tier import DataTier
 from posterr.limits import ClientRateLimit, DailyQuota
 from posterr.timelines import HomeTimelines
 
@@ -15,7 +15,7 @@ from posterr.timelines import HomeTimelines
 @dataclass(frozen=True)
 class Context:
     settings: Settings
-    db: Database
+    db: DataTier
     redis: Redis
     cache: DocumentCache
     timelines: HomeTimelines
@@ -24,13 +24,9 @@ class Context:
     cursors: CursorCodec
 
     def start(self) -> None:
-        """Open the pool: after gunicorn forks, never in the master (sockets do not survive a fork)."""
-        self.db.open()
-        if self.db.replicas:
-            self.db.replicas.start()
+        """Open the pools: after gunicorn forks, never in the master (sockets do not survive a fork)."""
+        self.db.start()
 
     def stop(self) -> None:
-        if self.db.replicas:
-            self.db.replicas.stop()
-        self.db.close()
+        self.db.stop()
         self.redis.close()

@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
@@ -26,16 +26,12 @@ from posterr import deferred_check, logs, metrics
 from posterr.commit_deadline import CommitDeadlines, WatchedCommit
 from posterr.errors import DatabaseUnavailable, DuplicateRow, ServiceUnavailable, UnconfirmedCommit
 
-if TYPE_CHECKING:
-    from posterr.replicas import Replicas
-
 log = logging.getLogger("posterr.db")
 FAST_FAIL_SECONDS = 1
 UNDO_WAIT = 0.2  # seconds Database.undo waits for a pooled connection
 QUERIES_DIR = Path(__file__).resolve().parent.parent / "db" / "queries"
 _HEADER = re.compile(r"^--\s*name:\s*(?P<name>[a-z_][a-z0-9_]*)\s+:(?P<kind>one|many|exec)\s*$")
 _INDEX_NOTE = re.compile(r"^--\s*index:\s*(?P<index>.+?)\s*$", re.IGNORECASE)
-T = TypeVar("T")
 _WRITES = re.compile(r"\b(INSERT|UPDATE|DELETE|MERGE)\b", re.IGNORECASE)  # FOR UPDATE locks: a write too
 
 
@@ -245,7 +241,6 @@ class Database:
         # After PostgreSQL failed to give a connection, answer 503 at once for a moment instead of
         # making every request wait the pool timeout (no pile-up of waiting workers).
         self._down_until = 0.0
-        self.replicas: Replicas | None = None  # set by the app factory when DATABASE_REPLICA_URLS is set
 
     def open(self) -> None:
         self.pool.open(wait=False)
@@ -263,16 +258,15 @@ class Database:
             yield Session(conn, self.queries, self._commit_watched)
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """One connection, one transaction; with replicas, the client's write position is kept once
-        it commits (posterr/replicas.py, guarantee 1)."""
+    def transaction(self, after_commit: Callable[[Session], None] | None = None) -> Iterator[Session]:
+        """One connection, one transaction; `after_commit(run)` on the same connection once it has
+        committed, unless a commit cancelled past its deadline closed it."""
         with self._driver_errors_translated(), self._connection() as conn:
             with self._commit_watched(conn) as commit, conn.transaction():
                 yield Session(conn, self.queries)
                 commit.arm()
-            position = self._write_position(conn) if self.replicas else None  # None once closed by a cancel
-        if self.replicas:
-            self.replicas.remember_write(position)
+            if after_commit and not conn.closed:
+                after_commit(Session(conn, self.queries))
 
     @contextmanager
     def _commit_watched(self, conn: psycopg.Connection) -> Iterator[WatchedCommit]:
@@ -292,38 +286,6 @@ class Database:
                 conn.remove_notice_handler(on_notice)
         if unconfirmed:
             _unconfirmed_commit(self.name, unconfirmed[0])
-
-    def _write_position(self, conn: psycopg.Connection) -> str | None:
-        """Where the WAL ends after this connection's commit; None when that cannot be asked (the
-        write has committed, so this must not fail the request)."""
-        try:
-            return Session(conn, self.queries)("write_position")["position"]
-        except psycopg.Error as error:
-            logs.event(log, "write_position_unknown", logging.WARNING, error=str(error))
-            return None
-
-    def read(self, work: Callable[[Session], T]) -> T:
-        """work(run) on a replica that may serve the current client (posterr/replicas.py), else on
-        the primary; a replica that fails is left for the primary, with no error to the client. Not for
-        what is stored in Redis: that is read_primary."""
-        if self.replicas:
-            replica = self.replicas.choose()
-            if replica is not None:
-                try:
-                    with replica.db.session() as run:
-                        result = work(run)
-                    metrics.DB_READS.labels("replica").inc()
-                    return result
-                except DatabaseUnavailable as error:
-                    self.replicas.failed(replica, error)
-        result = self.read_primary(work)
-        metrics.DB_READS.labels("primary").inc()
-        return result
-
-    def read_primary(self, work: Callable[[Session], T]) -> T:
-        """work(run) on the primary: reads whose result is stored in Redis, or must be current."""
-        with self.session() as run:
-            return work(run)
 
     def undo(self, name: str, **params: Any) -> Any:
         """One statement undoing a failed request's own mark (a claim on an idempotency key), tried

@@ -18,7 +18,7 @@ The guarantees, in order of importance, and what keeps each:
    replicas stop serving once the bound runs out. So a client's position is needed for only that
    long (plus a second): afterwards every replica allowed to serve has it.
 3. Nothing read from a replica reaches Redis: cached documents and home timelines are filled from
-   the primary (`Database.read_primary`), so a lagging replica's page is never served from the cache
+   the primary (`DataTier.read_primary`), so a lagging replica's page is never served from the cache
    to anybody, and the cache's own rules (invalidation before the answer) hold as without replicas.
 
 A replica that fails a read (unreachable, a recovery conflict) is skipped until its next good

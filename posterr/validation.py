@@ -24,15 +24,19 @@ def username(value: Any) -> str:
     return value
 
 
+def is_id(value: Any) -> bool:
+    """An id as JSON carries it: an integer from 1 to MAX_ID (PostgreSQL's bigint), not a string,
+    float or boolean."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ID
+
+
 def body_id(field: str, value: Any, *, required: bool = True) -> int | None:
-    """An id in a JSON body: an integer >= 1 (not a string, float or boolean)."""
-    if value is None and not required:
-        return None
+    """An id in a JSON body (is_id)."""
+    if is_id(value) or (value is None and not required):
+        return value
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationFailed.of(field, "is required and must be an integer" if value is None else "must be an integer")
-    if not 1 <= value <= MAX_ID:
-        raise ValidationFailed.of(field, f"must be between 1 and {MAX_ID}")
-    return value
+    raise ValidationFailed.of(field, f"must be between 1 and {MAX_ID}")
 
 
 def path_id(text: str) -> int | None:
@@ -40,7 +44,7 @@ def path_id(text: str) -> int | None:
     if not text.isascii() or not text.isdigit():
         return None
     value = int(text)
-    return value if 1 <= value <= MAX_ID else None
+    return value if is_id(value) else None
 
 
 def content(value: Any, field: str = "content") -> str:

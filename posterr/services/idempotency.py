@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from posterr import logs
+from posterr import logs, validation
 from posterr.context import Context
 from posterr.db import Session
 from posterr.errors import ApiError, Conflict, ValidationFailed
@@ -21,9 +21,24 @@ log = logging.getLogger("posterr.idempotency")
 KEY_FIELD = "Idempotency-Key"
 _claims = itertools.count(1)
 CLEANUP_EVERY = 100  # claims per process between two bounded deletes of expired records
-# What a creating service calls inside its write's transaction, with what it created: the record of
-# the result commits with the creation or not at all.
-Record = Callable[[Session, dict], None]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What a creating service returns: what it created, as recorded inside the creation's own
+    transaction (so the record commits with the creation or not at all). Only a Record makes one,
+    so a service cannot answer a creation it did not record."""
+    created: dict
+    body: bytes  # created, as JSON: what is answered (and, with a key, stored)
+
+
+# What a creating service calls inside its write's transaction, with what it created.
+Record = Callable[[Session, dict], Recorded]
+
+
+def unkept(_run: Session, created: dict) -> Recorded:
+    """The Record of a creation without an Idempotency-Key: nothing to keep."""
+    return Recorded(created, orjson.dumps(created))
 
 
 @dataclass(frozen=True)
@@ -53,53 +68,57 @@ def _valid_key(value: str | None) -> str | None:
     return value
 
 
-def create_once(ctx: Context, attempt: Attempt, create: Callable[[Record | None], dict],
+def create_once(ctx: Context, attempt: Attempt, create: Callable[[Record], Recorded],
                 deliver_again: Callable[[dict], None] | None = None) -> Created:
     """Run create() once per (scope, user, key). The first request claims the key; a retry with the
     same request gets the stored 201, after deliver_again(what was created) has redone the creation's
     cache work (the first request may have died between its commit and that work); the same key with
     another request is 422; a retry while the first is still running is 409. Only a completed
     creation is kept: a failed one frees the key. The result is recorded in the creation's own
-    transaction (create calls the Record it is given), and only while the key is still this
-    request's: one that stalled past its claim's expiry, while a retry took the key over, rolls back."""
+    transaction (create returns the Recorded that only the Record it is given makes), and only while
+    the key is still this request's: one that stalled past its claim's expiry, while a retry took the
+    key over, rolls back."""
     key = _valid_key(attempt.key_header)
     location_prefix = attempt.location_prefix
     if key is None:
-        created = create(None)
-        return Created(orjson.dumps(created), f"{location_prefix}{created['id']}")
+        return _answer(create(unkept), location_prefix)
     record_key = {"scope": attempt.scope, "user_id": _acting_user(attempt.body), "key": key,
                   "claim": random.getrandbits(63)}
     fingerprint = hashlib.sha256(orjson.dumps({"path": attempt.path, "body": attempt.body},
                                               option=orjson.OPT_SORT_KEYS)).hexdigest()
-    record = None
+    claim = None
     for _ in range(3):  # no row: a concurrent first claim committed between our two looks
-        record = ctx.db("claim_idempotency_key", fingerprint=fingerprint, **record_key)
-        if record:
+        claim = ctx.db("claim_idempotency_key", fingerprint=fingerprint, **record_key)
+        if claim:
             break
-    if record is None or not record["claimed"]:
-        replayed = _replay(record, fingerprint)
+    if claim is None or not claim["claimed"]:
+        replayed = _replay(claim, fingerprint)
         if deliver_again:
             deliver_again(orjson.loads(replayed.body))
         return replayed
-    done: list[Created] = []
 
-    def record(run: Session, created: dict) -> None:
-        done.append(Created(orjson.dumps(created), f"{location_prefix}{created['id']}"))
-        if run("complete_idempotency_key", status=201, location=done[0].location, body=done[0].body,
-               **record_key) is None:
+    def record(run: Session, created: dict) -> Recorded:
+        recorded = Recorded(created, orjson.dumps(created))
+        if run("complete_idempotency_key", status=201, location=f"{location_prefix}{created['id']}",
+               body=recorded.body, **record_key) is None:
             raise Conflict("this request took too long and a retry with its Idempotency-Key took over; "
                            "retry to get that one's answer")
+        return recorded
 
     try:
         _clean_up_now_and_then(ctx)
-        create(record)
+        recorded = create(record)
     except BaseException:
         try:
             ctx.db.undo("release_idempotency_key", **record_key)
         except ApiError:
             pass  # PostgreSQL is unreachable: the claim is taken over after a minute, or once its server is gone
         raise
-    return done[0]
+    return _answer(recorded, location_prefix)
+
+
+def _answer(recorded: Recorded, location_prefix: str) -> Created:
+    return Created(recorded.body, f"{location_prefix}{recorded.created['id']}")
 
 
 def _clean_up_now_and_then(ctx: Context) -> None:
@@ -124,4 +143,4 @@ def _replay(record: dict[str, Any] | None, fingerprint: str) -> Created:
 def _acting_user(body: dict) -> int:
     """Keys are scoped to the route and the acting user (0 where there is none, as for new users)."""
     user_id = body.get("user_id")
-    return user_id if isinstance(user_id, int) and not isinstance(user_id, bool) and 0 < user_id < 2**63 else 0
+    return user_id if validation.is_id(user_id) else 0

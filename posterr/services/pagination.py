@@ -11,6 +11,7 @@ import orjson
 
 from posterr.cursors import CursorCodec
 from posterr.errors import ValidationFailed
+from posterr.validation import MAX_ID
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,6 @@ def moment(value: Any) -> datetime:
 # every bound, so that one generic plan serves every page; an unset one is one no post lies beyond.
 EARLIEST = datetime.min.replace(tzinfo=UTC)
 LATEST = datetime.max.replace(tzinfo=UTC)
-MAX_ID = 2**63 - 1  # bigint
 MAX_SCORE = 2**31 - 1  # repost_count + quote_count, an integer
 
 

@@ -15,7 +15,7 @@ from posterr.context import Context
 from posterr.errors import Conflict, DailyLimitReached, DuplicateRow, NotFound, ValidationFailed
 from posterr.limits import seconds_to_utc_midnight
 from posterr.services import timelines
-from posterr.services.idempotency import Record
+from posterr.services.idempotency import Record, Recorded, unkept
 from posterr.services.pagination import Page, cut, moment, newest_first_window, trending_window
 from posterr.services.users import existing_user
 from posterr.timelines import member
@@ -30,7 +30,7 @@ _estimate = {"posts": 0, "until": 0.0}  # per process
 
 
 def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any = None, reply_to_id: Any = None,
-                *, record: Record | None = None) -> dict:
+                *, record: Record = unkept) -> Recorded:
     """A post (no repost_id), a repost (repost_id, no content), a quote (both) or a reply (reply_to_id)."""
     author = validation.body_id("user_id", user_id)
     reposted_id = validation.body_id("repost_id", repost_id, required=False)
@@ -53,8 +53,7 @@ def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any 
             created = run("insert_post", user_id=author, type=kind, content=text, repost_id=reposted_id,
                           reply_to_id=answered_id, day=day, daily_limit=ctx.settings.daily_post_limit)
             post = _new_post(created, user, kind, text, target) if created else None
-            if post and record:
-                record(run, post)
+            recorded = record(run, post) if post else None
             # Read while this transaction holds the author's row lock: see posterr/timelines.py, rule 2.
             followers = _followers_to_push(ctx, run, post, created["followers_count"]) if post else []
     except DuplicateRow:
@@ -66,7 +65,7 @@ def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any 
                reply_to_id=answered_id)
     ctx.redis.before_answer(*_cache_work(ctx, post, created["created_at"], followers),
                             ctx.quota.remembers(author, day, created["used"]))
-    return post
+    return recorded
 
 
 def deliver_again(ctx: Context, post: dict) -> None:

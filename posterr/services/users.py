@@ -9,23 +9,21 @@ import orjson
 from posterr import cache, logs, presenters, validation
 from posterr.context import Context
 from posterr.errors import Conflict, DuplicateRow, NotFound, ValidationFailed
-from posterr.services.idempotency import Record
+from posterr.services.idempotency import Record, Recorded, unkept
 from posterr.services.pagination import Page, cut, moment
 
 log = logging.getLogger("posterr.users")
 
 
-def create_user(ctx: Context, username: object, *, record: Record | None = None) -> dict:
+def create_user(ctx: Context, username: object, *, record: Record = unkept) -> Recorded:
     name = validation.username(username)
     try:
         with ctx.db.transaction() as run:
-            user = presenters.user(run("insert_user", username=name))
-            if record:
-                record(run, user)
+            recorded = record(run, presenters.user(run("insert_user", username=name)))
     except DuplicateRow:
         raise Conflict(f"the username {name!r} is taken") from None
-    logs.event(log, "user_created", user_id=user["id"], username=name)
-    return user
+    logs.event(log, "user_created", user_id=recorded.created["id"], username=name)
+    return recorded
 
 
 def list_users(ctx: Context, *, limit: str | None, cursor: str | None, username: str | None) -> Page:

@@ -20,12 +20,21 @@ def test_bad_usernames(value):
     assert caught.value.errors[0]["field"] == "username"
 
 
+BAD_IDS = [None, 0, -1, 2**63, "1", 1.0, 1.5, True, False, [1], {"id": 1}]
+
+
+@pytest.mark.parametrize("value, expected", [(1, True), (2**63 - 1, True), *((value, False) for value in BAD_IDS)])
+def test_one_rule_says_what_an_id_is(value, expected):
+    """The rule body ids, path ids and the Idempotency-Key's acting user all go by."""
+    assert validation.is_id(value) is expected
+
+
 @pytest.mark.parametrize("value, expected", [(1, 1), (2**63 - 1, 2**63 - 1)])
 def test_good_body_ids(value, expected):
     assert validation.body_id("user_id", value) == expected
 
 
-@pytest.mark.parametrize("value", [None, 0, -1, 2**63, "1", 1.0, 1.5, True, False, [1], {"id": 1}])
+@pytest.mark.parametrize("value", BAD_IDS)
 def test_bad_body_ids(value):
     with pytest.raises(ValidationFailed):
         validation.body_id("user_id", value)

@@ -29,12 +29,30 @@ class Page:
         return cls(body, cursor.decode("ascii") or None)
 
 
-def cut(rows: list[dict], limit: int, codec: CursorCodec, kind: str,
-        position: Callable[[dict], list[Any]], present: Callable[[dict], dict]) -> Page:
+@dataclass(frozen=True)
+class Keyset:
+    """How one list pages: the kind its cursors are issued for (a list and its order), and the
+    columns of a row's position in that order, last the id. Columns named *_at are timestamps."""
+    kind: str
+    columns: tuple[str, ...]
+
+    def position(self, row: dict) -> list[Any]:
+        return [row[column].isoformat() if column.endswith("_at") else row[column] for column in self.columns]
+
+    def after(self, codec: CursorCodec, cursor: str | None) -> dict[str, Any]:
+        """The page's start as its query takes it, `after_<column>` each: None for the first page."""
+        values = codec.decode(self.kind, cursor) if cursor else [None] * len(self.columns)
+        if len(values) != len(self.columns):
+            raise ValidationFailed.of("cursor", "is not a cursor this server issued")
+        return {f"after_{column}": moment(value) if column.endswith("_at") and value is not None else value
+                for column, value in zip(self.columns, values, strict=True)}
+
+
+def cut(rows: list[dict], limit: int, codec: CursorCodec, keyset: Keyset, present: Callable[[dict], dict]) -> Page:
     """The first `limit` rows, presented, and a cursor past the last one when more rows exist."""
     more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = codec.encode(kind, position(rows[-1])) if more else None
+    next_cursor = codec.encode(keyset.kind, keyset.position(rows[-1])) if more else None
     return Page(orjson.dumps([present(row) for row in rows]), next_cursor)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 from time import monotonic
 from typing import Any
 
@@ -15,6 +15,7 @@ from posterr.context import Context
 from posterr.errors import Conflict, DailyLimitReached, DuplicateRow, NotFound, ValidationFailed
 from posterr.limits import seconds_to_utc_midnight
 from posterr.services import timelines
+from posterr.services.feed_query import FeedQuery, Server, Source
 from posterr.services.idempotency import Record, Recorded, unkept
 from posterr.services.pagination import Page, cut, moment, newest_first_window, trending_window
 from posterr.services.users import existing_user
@@ -145,66 +146,39 @@ def list_posts(ctx: Context, params: dict[str, str | None], *, keyword_required:
     """The feed: filters `author_id`, `followed_by`, `keyword`, `start_date`, `end_date`, combined
     with AND, replies only with `include_replies`, ordered by `sort_by` (latest | trending), one
     keyset page of `limit` after `cursor`."""
-    author_id = validation.query_id("author_id", params.get("author_id"))
-    followed_by = validation.query_id("followed_by", params.get("followed_by"))
-    keyword = validation.keyword(params.get("keyword"))
-    start, end = validation.date_range(validation.day("start_date", params.get("start_date")),
-                                       validation.day("end_date", params.get("end_date")))
-    with_replies = validation.flag("include_replies", params.get("include_replies"))
-    order = validation.sort_order(params.get("sort_by"))
-    size = validation.limit(params.get("limit"))
-    kind = f"posts:{order}"
-    after: dict[str, Any] = {"after_score": None, "after_created_at": None, "after_id": None}
-    if params.get("cursor"):
-        values = ctx.cursors.decode(kind, params["cursor"])
-        if order == "trending":
-            after["after_score"], stamp, after["after_id"] = values
-        else:
-            stamp, after["after_id"] = values
-        after["after_created_at"] = moment(stamp)
-    if keyword_required and keyword is None:
+    query = FeedQuery.parse(params, ctx.cursors)
+    if keyword_required and query.keyword is None:
         return Page(b"[]", None)
-
-    home_timeline = followed_by and order == "latest" and not any((author_id, keyword, start, end, with_replies))
-    # One prepared statement reads the page with its posts; the other shapes (a keyword, a followed_by
-    # or trending within dates) are planned with their values, as ids, then read by posts_by_ids.
-    one_statement = not (keyword or followed_by) and (order == "latest" or not (start or end))
-
-    def load(run) -> Page:
-        filters = {"author_id": author_id, "followed_by": followed_by,
-                   "pattern": validation.like_pattern(keyword) if keyword else None,
-                   "since": _day_start(start), "until": _day_after(end), "include_replies": with_replies,
-                   "limit": size + 1, **after}
-        last = (after["after_created_at"], after["after_id"]) if after["after_id"] else None
-        if home_timeline:
-            rows = posts_in_order(run, timelines.page_ids(ctx, run, followed_by, last, size + 1))
-        elif one_statement:
-            window = (newest_first_window(last, filters["since"], filters["until"]) if order == "latest"
-                      else trending_window((after["after_score"], *last) if last else None))
-            query = _ONE_STATEMENT_QUERIES[order, author_id is not None]
-            rows = run(query, author_id=author_id, include_replies=with_replies, limit=size + 1, **window)
-        else:
-            ordered = _page_rows(run, order, filters)
-            rows = posts_in_order(run, [row["id"] for row in ordered])
-            if order == "trending":  # the cursor takes the score the page was ordered by
-                scores = {row["id"]: row["score"] for row in ordered}
-                rows = [{**row, "score": scores[row["id"]]} for row in rows]
-        if not rows:  # a post shows that its author and the follower it was found for exist
-            for user_id in (author_id, followed_by):
-                if user_id is not None:
-                    existing_user(run, user_id)
-        return cut(rows, size, ctx.cursors, kind, _position(order), presenters.post)
-
-    # A home timeline is built from, and its ids read against, the primary: a replica may lack a
-    # post that a push has already put in the timeline.
-    if home_timeline:
-        return ctx.db.read_primary(load)
-    # Cached: the first page of the global feed and of author feeds, in either order.
-    if any((followed_by, keyword, start, end, after["after_id"])):
-        return ctx.db.read(load)
-    field = cache.feed_field(order, size, author_id, with_replies)
+    server = query.server()
+    if server is Server.PRIMARY:
+        return ctx.db.read_primary(lambda run: _feed_page(ctx, run, query))
+    if server is Server.REPLICA:
+        return ctx.db.read(lambda run: _feed_page(ctx, run, query))
+    field = cache.feed_field(query.order, query.size, query.author_id, query.with_replies)
     return Page.unpack(ctx.cache.fetch(cache.FEEDS_KEY, field, ctx.settings.feed_cache_ttl,
-                                       lambda: ctx.db.read_primary(load).pack()))
+                                       lambda: ctx.db.read_primary(lambda run: _feed_page(ctx, run, query)).pack()))
+
+
+def _feed_page(ctx: Context, run, query: FeedQuery) -> Page:
+    source, wanted = query.source(), query.size + 1
+    if source is Source.HOME_TIMELINE:
+        rows = posts_in_order(run, timelines.page_ids(ctx, run, query.followed_by, query.last, wanted))
+    elif source is Source.ONE_STATEMENT:
+        window = (newest_first_window(query.last, *query.bounds) if query.order == "latest"
+                  else trending_window((query.after["after_score"], *query.last) if query.last else None))
+        rows = run(_ONE_STATEMENT_QUERIES[query.order, query.author_id is not None], author_id=query.author_id,
+                   include_replies=query.with_replies, limit=wanted, **window)
+    else:
+        ordered = _page_rows(run, query.order, query.filters())
+        rows = posts_in_order(run, [row["id"] for row in ordered])
+        if query.order == "trending":  # the cursor takes the score the page was ordered by
+            scores = {row["id"]: row["score"] for row in ordered}
+            rows = [{**row, "score": scores[row["id"]]} for row in rows]
+    if not rows:  # a post shows that its author and the follower it was found for exist
+        for user_id in (query.author_id, query.followed_by):
+            if user_id is not None:
+                existing_user(run, user_id)
+    return cut(rows, query.size, ctx.cursors, query.keyset, presenters.post)
 
 
 def posts_in_order(run, ids: list[int]) -> list[dict[str, Any]]:
@@ -265,16 +239,3 @@ def _posts_estimate(run) -> int:
     return _estimate["posts"]
 
 
-def _position(order: str):
-    if order == "trending":
-        return lambda row: [row["score"], row["created_at"].isoformat(), row["id"]]
-    return lambda row: [row["created_at"].isoformat(), row["id"]]
-
-
-def _day_start(day: date | None) -> datetime | None:
-    return datetime.combine(day, time.min, tzinfo=UTC) if day else None
-
-
-def _day_after(day: date | None) -> datetime | None:
-    """The end of an inclusive date range as an exclusive bound (none after the last date)."""
-    return _day_start(day + timedelta(days=1)) if day and day < date.max else None

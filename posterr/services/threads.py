@@ -5,32 +5,26 @@ from __future__ import annotations
 from posterr import presenters, validation
 from posterr.context import Context
 from posterr.errors import NotFound
-from posterr.services.pagination import Page, cut, moment
+from posterr.services.pagination import Keyset, Page, cut
 from posterr.services.posts import posts_in_order
 
 # The API's caps: the nearest ancestors (then the root is left out), and the first descendants
 # in depth-first order.
 MAX_ANCESTORS = 40
 MAX_DESCENDANTS = 200
-REPLIES_CURSOR = "replies"
+REPLIES = Keyset("replies", ("created_at", "id"))  # oldest first
 
 
 def list_replies(ctx: Context, post_id: int, params: dict[str, str | None]) -> Page:
     """The direct replies to post_id, oldest first (created_at, then id), one keyset page."""
     size = validation.limit(params.get("limit"))
-    after_created_at, after_id = None, None
-    if params.get("cursor"):
-        stamp, after_id = ctx.cursors.decode(REPLIES_CURSOR, params["cursor"])
-        after_created_at = moment(stamp)
+    after = REPLIES.after(ctx.cursors, params.get("cursor"))
 
     def load(run) -> Page:
-        ids = [row["id"] for row in run("replies_page", post_id=post_id, after_created_at=after_created_at,
-                                        after_id=after_id, limit=size + 1)]
+        ids = [row["id"] for row in run("replies_page", post_id=post_id, limit=size + 1, **after)]
         if not ids and not run("post_exists", id=post_id)["found"]:  # a post with replies exists
             raise NotFound(f"there is no post {post_id}")
-        rows = posts_in_order(run, ids)
-        return cut(rows, size, ctx.cursors, REPLIES_CURSOR,
-                   lambda row: [row["created_at"].isoformat(), row["id"]], presenters.post)
+        return cut(posts_in_order(run, ids), size, ctx.cursors, REPLIES, presenters.post)
 
     return ctx.db.read(load)
 

@@ -10,9 +10,12 @@ from posterr import cache, logs, presenters, validation
 from posterr.context import Context
 from posterr.errors import Conflict, DuplicateRow, NotFound, ValidationFailed
 from posterr.services.idempotency import Record, Recorded, unkept
-from posterr.services.pagination import Page, cut, moment
+from posterr.services.pagination import Keyset, Page, cut
 
 log = logging.getLogger("posterr.users")
+USERS = Keyset("users", ("id",))
+FOLLOWERS = Keyset("followers", ("followed_at", "id"))
+FOLLOWING = Keyset("following", ("followed_at", "id"))
 
 
 def create_user(ctx: Context, username: object, *, record: Record = unkept) -> Recorded:
@@ -30,11 +33,9 @@ def list_users(ctx: Context, *, limit: str | None, cursor: str | None, username:
     size = validation.limit(limit)
     if username is not None:
         validation.username(username)
-    after_id = None
-    if cursor:
-        (after_id,) = ctx.cursors.decode("users", cursor)
-    rows = ctx.db.read(lambda run: run("users_page", after_id=after_id, username=username or None, limit=size + 1))
-    return cut(rows, size, ctx.cursors, "users", lambda row: [row["id"]], presenters.user)
+    after = USERS.after(ctx.cursors, cursor)
+    rows = ctx.db.read(lambda run: run("users_page", username=username or None, limit=size + 1, **after))
+    return cut(rows, size, ctx.cursors, USERS, presenters.user)
 
 
 def get_user(ctx: Context, user_id: int, viewer_id: str | None = None) -> bytes | dict:
@@ -82,27 +83,23 @@ def _change_follow(ctx: Context, query: str, follower_id: int, followee_id: int)
 
 
 def followers(ctx: Context, user_id: int, *, limit: str | None, cursor: str | None) -> Page:
-    return _follow_list(ctx, "followers", "followers_page", user_id, limit, cursor)
+    return _follow_list(ctx, FOLLOWERS, "followers_page", user_id, limit, cursor)
 
 
 def following(ctx: Context, user_id: int, *, limit: str | None, cursor: str | None) -> Page:
-    return _follow_list(ctx, "following", "following_page", user_id, limit, cursor)
+    return _follow_list(ctx, FOLLOWING, "following_page", user_id, limit, cursor)
 
 
-def _follow_list(ctx: Context, kind: str, query: str, user_id: int, limit: str | None, cursor: str | None) -> Page:
+def _follow_list(ctx: Context, keyset: Keyset, query: str, user_id: int, limit: str | None,
+                 cursor: str | None) -> Page:
     size = validation.limit(limit)
-    after_followed_at = after_id = None
-    if cursor:
-        stamp, after_id = ctx.cursors.decode(kind, cursor)
-        after_followed_at = moment(stamp)
+    after = keyset.after(ctx.cursors, cursor)
+
     def load(run) -> list[dict]:
         existing_user(run, user_id)
-        return run(query, user_id=user_id, after_followed_at=after_followed_at,
-                   after_id=after_id, limit=size + 1)
+        return run(query, user_id=user_id, limit=size + 1, **after)
 
-    rows = ctx.db.read(load)
-    return cut(rows, size, ctx.cursors, kind,
-               lambda row: [row["followed_at"].isoformat(), row["id"]], presenters.user)
+    return cut(ctx.db.read(load), size, ctx.cursors, keyset, presenters.user)
 
 
 def existing_user(run, user_id: int, role: str = "user") -> dict:

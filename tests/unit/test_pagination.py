@@ -1,4 +1,5 @@
-"""The bounds the one-statement page queries take: every bound set, an open one at infinity."""
+"""services/pagination.py: the bounds the one-statement page queries take (every bound set, an open
+one at infinity), and keyset cursors."""
 
 from __future__ import annotations
 
@@ -6,7 +7,17 @@ from datetime import UTC, datetime
 
 import pytest
 
-from posterr.services.pagination import EARLIEST, LATEST, MAX_ID, MAX_SCORE, newest_first_window, trending_window
+from posterr.cursors import CursorCodec
+from posterr.errors import ValidationFailed
+from posterr.services.pagination import (
+    EARLIEST,
+    LATEST,
+    MAX_ID,
+    MAX_SCORE,
+    Keyset,
+    newest_first_window,
+    trending_window,
+)
 
 T1 = datetime(2026, 11, 1, tzinfo=UTC)
 T2 = datetime(2026, 11, 20, tzinfo=UTC)
@@ -34,3 +45,24 @@ def test_a_newest_first_page_starts_before_both_the_cursor_and_the_end_of_the_ra
 def test_a_trending_page_starts_after_the_cursor_or_at_the_top(after, expected):
     window = trending_window(after)
     assert (window["before_score"], window["before_created_at"], window["before_id"]) == expected
+
+
+FOLLOWED = Keyset("followers", ("followed_at", "id"))
+CODEC = CursorCodec("pagination-test")
+
+
+def test_a_keyset_cursor_gives_back_the_position_it_was_made_from():
+    row = {"followed_at": T2, "id": 42, "username": "ann"}
+    cursor = CODEC.encode(FOLLOWED.kind, FOLLOWED.position(row))
+    assert FOLLOWED.position(row) == [T2.isoformat(), 42]
+    assert FOLLOWED.after(CODEC, cursor) == {"after_followed_at": T2, "after_id": 42}
+
+
+def test_a_first_page_starts_nowhere():
+    assert FOLLOWED.after(CODEC, None) == {"after_followed_at": None, "after_id": None}
+
+
+@pytest.mark.parametrize("values", [[T2.isoformat()], [T2.isoformat(), 42, 7], ["not a time", 42]])
+def test_a_signed_cursor_that_is_no_position_of_the_list_is_refused(values):
+    with pytest.raises(ValidationFailed):
+        FOLLOWED.after(CODEC, CODEC.encode(FOLLOWED.kind, values))

@@ -60,8 +60,6 @@ def create_app(settings: Settings | None = None, *, start: bool = False) -> bott
     ctx = build_context(settings)
     app = bottle.Bottle()
     app.config["posterr.context"] = ctx
-    app.config["posterr.cors_origins"] = settings.cors_origins
-    app.config["posterr.trusted_proxies"] = settings.trusted_proxies
     app.config["posterr.watchdog"] = watchdog = Watchdog(settings.request_timeout)
     app.install(EdgePlugin(watchdog))
     install_error_handlers(app)

@@ -7,11 +7,13 @@ from ipaddress import ip_address
 
 import bottle
 
+from posterr.edge import current_context
+
 
 def client_address() -> str:
     """The socket peer, or the first untrusted hop of X-Forwarded-For when the peer is a trusted proxy."""
     environ = bottle.request.environ
-    trusted = bottle.request.app.config["posterr.trusted_proxies"]
+    trusted = current_context().settings.trusted_proxies
     peer = environ.get("REMOTE_ADDR", "")
     if not trusted:
         return peer[:64]  # no proxy to look behind (and no address is that long)

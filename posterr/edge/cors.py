@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import bottle
 
+from posterr.edge import current_context
+
 EXPOSED_HEADERS = "Link, Retry-After, RateLimit, RateLimit-Policy, X-Request-ID, Location"
 ALLOWED_REQUEST_HEADERS = "Content-Type, Idempotency-Key, X-Request-ID"
 ALLOWED_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
@@ -13,7 +15,7 @@ def add_cors_headers(response: bottle.BaseResponse) -> None:
     request = bottle.request
     if not request.path.startswith("/api"):
         return
-    origins = request.app.config["posterr.cors_origins"]
+    origins = current_context().settings.cors_origins
     origin = request.get_header("Origin")
     if "*" in origins:
         response.set_header("Access-Control-Allow-Origin", "*")

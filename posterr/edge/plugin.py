@@ -14,12 +14,13 @@ from collections.abc import Callable, Sequence
 
 import bottle
 
-from posterr import db, deferred_check, logs, metrics, replicas
-from posterr.edge import rate_limit
+from posterr import deferred_check, logs, metrics
+from posterr.edge import current_context, rate_limit
 from posterr.edge.clients import client_address
 from posterr.edge.cors import add_cors_headers
 from posterr.edge.problems import bug, from_bottle, render_problem
 from posterr.edge.request_id import request_id
+from posterr.edge.request_scope import request_scope
 from posterr.errors import ApiError, UnconfirmedCommit
 from posterr.watchdog import Watchdog
 
@@ -39,45 +40,26 @@ class EdgePlugin:
 
         def wrapper(*args, **kwargs):
             started = time.perf_counter()
-            ctx = bottle.request.app.config["posterr.context"]
-            rid = request_id()
-            watchdog.begin(rid, rule)
-            in_request = logs.REQUEST_ID.set(rid)
-            as_client = replicas.CLIENT.set(client_address()) if ctx.db.replicas else None
-            query_times: list[tuple[str, float]] = []
-            timing_queries = db.QUERY_TIMES.set(query_times) if ctx.settings.slow_request_ms else None
-            rate_checked = rate_limit.defer(ctx, rule)
-            unconfirmed: list[str] = []
-            watching_commits = db.UNCONFIRMED_COMMITS.set(unconfirmed)
-            try:
+            with request_scope(current_context(), rule, watchdog) as scope:
                 try:
-                    result = callback(*args, **kwargs)
-                except Exception:
-                    deferred_check.settle()  # a refusal wins over the route's own answer, as if checked first
-                    raise
-                deferred_check.settle()  # the route called no server, so nothing settled it
-                if unconfirmed:
-                    raise UnconfirmedCommit()
-            except ApiError as error:
-                result = render_problem(error)
-            except bottle.HTTPError as error:
-                result = render_problem(from_bottle(error))
-            except bottle.HTTPResponse as response:
-                result = response
-            except Exception:  # noqa: BLE001 -- bug() logs it, with its traceback
-                result = render_problem(bug())
-            finally:
-                if rate_checked:
-                    deferred_check.PENDING.reset(rate_checked)
-                db.UNCONFIRMED_COMMITS.reset(watching_commits)
-                watchdog.end()
-                logs.REQUEST_ID.reset(in_request)
-                if as_client:
-                    replicas.CLIENT.reset(as_client)
-                if timing_queries:
-                    db.QUERY_TIMES.reset(timing_queries)
+                    try:
+                        result = callback(*args, **kwargs)
+                    except Exception:
+                        deferred_check.settle()  # a refusal wins over the route's own answer, as if checked first
+                        raise
+                    deferred_check.settle()  # the route called no server, so nothing settled it
+                    if scope.unconfirmed:
+                        raise UnconfirmedCommit()
+                except ApiError as error:
+                    result = render_problem(error)
+                except bottle.HTTPError as error:
+                    result = render_problem(from_bottle(error))
+                except bottle.HTTPResponse as response:
+                    result = response
+                except Exception:  # noqa: BLE001 -- bug() logs it, with its traceback
+                    result = render_problem(bug())
             finish(result)
-            _record(result, rule, started, query_times)
+            _record(result, rule, started, scope.query_times)
             return result
         return wrapper
 
@@ -89,7 +71,7 @@ def install_error_handlers(app: bottle.Bottle) -> None:
         started = time.perf_counter()
         response = bottle.response
         try:
-            ctx = bottle.request.app.config["posterr.context"]
+            ctx = current_context()
             refused = rate_limit.refusal(ctx, "/api/(unmatched)") if bottle.request.path.startswith("/api") else None
             rendered = render_problem(refused or from_bottle(error))
             _copy(rendered, response)
@@ -122,7 +104,7 @@ def _record(response: bottle.BaseResponse, route_rule: str, started: float,
             query_times: Sequence[tuple[str, float]] = ()) -> None:
     """The access log line, the request metrics, and the slow_request line of a slow request."""
     request = bottle.request
-    ctx = request.app.config["posterr.context"]
+    ctx = current_context()
     elapsed = time.perf_counter() - started
     status = response.status_code
     metrics.observe_request(request.method, route_rule, status, elapsed)

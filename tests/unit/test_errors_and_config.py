@@ -30,11 +30,10 @@ def call(app: bottle.Bottle, path: str) -> tuple[str, dict, dict]:
 @pytest.fixture
 def app():
     app = bottle.Bottle()
-    app.config["posterr.cors_origins"] = ("https://posterr.example",)
-    app.config["posterr.trusted_proxies"] = ()
-    # The plugin reads the rate limiter, pool statistics and replicas from the context: none here.
+    # The plugin reads the settings, rate limiter, pool statistics and replicas from the context.
     app.config["posterr.context"] = SimpleNamespace(
-        rate_limit=None, settings=SimpleNamespace(slow_request_ms=None), db=SimpleNamespace(pool_stats=dict, replicas=None))
+        rate_limit=None, db=SimpleNamespace(pool_stats=dict, replicas=None),
+        settings=SimpleNamespace(slow_request_ms=None, cors_origins=("https://posterr.example",), trusted_proxies=()))
     app.install(EdgePlugin(Watchdog(timeout=30)))
     install_error_handlers(app)
 

@@ -154,8 +154,8 @@ _NAMED = re.compile(r"\s*/\* " + re.escape(NAME_TAG) + r"(\w+) \*/")
 
 def query_name_of(statement: str) -> str | None:
     """The named query a statement's text is (as PostgreSQL shows it), or None for any other."""
-    found = _NAMED.match(statement)
-    return found[1] if found else None
+    tagged = _NAMED.match(statement)
+    return tagged[1] if tagged else None
 
 
 # The named queries the current request has run, in order, as (name, seconds), while the HTTP edge

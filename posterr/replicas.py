@@ -123,10 +123,10 @@ class Replica:
         lag = self.lag(now)
         state = ("primary" if self.status.primary else "down" if self.status.error
                  else "ok" if lag <= max_lag else "lagging")
-        found = {"name": self.name, "state": state, "lag_seconds": None if math.isinf(lag) else round(lag, 3)}
+        described = {"name": self.name, "state": state, "lag_seconds": None if math.isinf(lag) else round(lag, 3)}
         if self.status.error:
-            found["error"] = self.status.error
-        return found
+            described["error"] = self.status.error
+        return described
 
 
 class Replicas:
@@ -162,11 +162,11 @@ class Replicas:
         if not usable:
             return None
         keys = [cache.write_position_key(client), cache.POSITIONS_KEPT_KEY, cache.POSITIONS_SETTLING_KEY]
-        found = self.redis.run(lambda redis_: redis_.mget(keys))  # one slot: one master on a cluster too
+        values = self.redis.run(lambda redis_: redis_.mget(keys))  # one slot: one master on a cluster too
         holder = self.redis.epoch_of(cache.POSITIONS_KEPT_KEY)  # learnt on the connection MGET used
-        if found is None or holder is None:  # Redis cannot say what this client wrote: only the primary surely has it
+        if values is None or holder is None:  # Redis cannot say what this client wrote: only the primary surely has it
             return None
-        position, kept, settling = found
+        position, kept, settling = values
         if kept is None or kept.decode() != holder:  # lost (FLUSHALL, a restart), the client's position perhaps too
             self.redis.run(lambda _: self._positions_lost(keys=keys[1:], args=[self.position_ttl_ms, holder]))
             return None

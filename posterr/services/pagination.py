@@ -44,11 +44,11 @@ class Keyset:
         values = codec.decode(self.kind, cursor) if cursor else [None] * len(self.columns)
         if len(values) != len(self.columns):
             raise ValidationFailed.of("cursor", "is not a cursor this server issued")
-        return {f"after_{column}": moment(value) if column.endswith("_at") and value is not None else value
+        return {f"after_{column}": cursor_time(value) if column.endswith("_at") and value is not None else value
                 for column, value in zip(self.columns, values, strict=True)}
 
 
-def cut(rows: list[dict], limit: int, codec: CursorCodec, keyset: Keyset, present: Callable[[dict], dict]) -> Page:
+def page_of(rows: list[dict], limit: int, codec: CursorCodec, keyset: Keyset, present: Callable[[dict], dict]) -> Page:
     """The first `limit` rows, presented, and a cursor past the last one when more rows exist."""
     more = len(rows) > limit
     rows = rows[:limit]
@@ -56,7 +56,7 @@ def cut(rows: list[dict], limit: int, codec: CursorCodec, keyset: Keyset, presen
     return Page(orjson.dumps([present(row) for row in rows]), next_cursor)
 
 
-def moment(value: Any) -> datetime:
+def cursor_time(value: Any) -> datetime:
     """A timestamp read back from a cursor this server signed."""
     try:
         return datetime.fromisoformat(value)

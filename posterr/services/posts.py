@@ -17,7 +17,7 @@ from posterr.limits import seconds_to_utc_midnight
 from posterr.services import timelines
 from posterr.services.feed_query import FeedQuery, Server, Source
 from posterr.services.idempotency import Record, Recorded, unkept
-from posterr.services.pagination import Page, cut, moment, newest_first_window, trending_window
+from posterr.services.pagination import Page, newest_first_window, page_of, trending_window
 from posterr.services.users import existing_user
 from posterr.timelines import member
 
@@ -77,7 +77,8 @@ def deliver_again(ctx: Context, post: dict) -> None:
         author = existing_user(run, post["user_id"])
         return _followers_to_push(ctx, run, post, author["followers_count"])
 
-    ctx.redis.before_answer(*_cache_work(ctx, post, moment(post["created_at"]), ctx.db.read_primary(followers)))
+    ctx.redis.before_answer(*_cache_work(ctx, post, datetime.fromisoformat(post["created_at"]),
+                                         ctx.db.read_primary(followers)))
 
 
 def _followers_to_push(ctx: Context, run, post: dict, followers_count: int) -> list[int]:
@@ -178,7 +179,7 @@ def _feed_page(ctx: Context, run, query: FeedQuery) -> Page:
         for user_id in (query.author_id, query.followed_by):
             if user_id is not None:
                 existing_user(run, user_id)
-    return cut(rows, query.size, ctx.cursors, query.keyset, presenters.post)
+    return page_of(rows, query.size, ctx.cursors, query.keyset, presenters.post)
 
 
 def posts_in_order(run, ids: list[int]) -> list[dict[str, Any]]:

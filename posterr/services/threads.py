@@ -5,7 +5,7 @@ from __future__ import annotations
 from posterr import presenters, validation
 from posterr.context import Context
 from posterr.errors import NotFound
-from posterr.services.pagination import Keyset, Page, cut
+from posterr.services.pagination import Keyset, Page, page_of
 from posterr.services.posts import posts_in_order
 
 # The API's caps: the nearest ancestors (then the root is left out), and the first descendants
@@ -24,7 +24,7 @@ def list_replies(ctx: Context, post_id: int, params: dict[str, str | None]) -> P
         ids = [row["id"] for row in run("replies_page", post_id=post_id, limit=size + 1, **after)]
         if not ids and not run("post_exists", id=post_id)["found"]:  # a post with replies exists
             raise NotFound(f"there is no post {post_id}")
-        return cut(posts_in_order(run, ids), size, ctx.cursors, REPLIES, presenters.post)
+        return page_of(posts_in_order(run, ids), size, ctx.cursors, REPLIES, presenters.post)
 
     return ctx.db.read(load)
 

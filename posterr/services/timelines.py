@@ -16,19 +16,19 @@ def page_ids(ctx: Context, run, user_id: int, after: tuple[datetime, int] | None
     """The ids of up to `count` posts of the accounts user_id follows, after the (created_at, id)
     cursor `after`, newest first: exactly what page_followed_latest returns."""
     cursor = member(*after) if after else None
-    found = ctx.timelines.read(user_id, cursor, count)
+    timeline = ctx.timelines.read(user_id, cursor, count)
     source = "hit"
-    if isinstance(found, Build):
-        found, source = _build(ctx, run, found, cursor, count), "built"
-    if found is None or (len(found.entries) < count and not found.complete):
+    if isinstance(timeline, Build):
+        timeline, source = _build(ctx, run, timeline, cursor, count), "built"
+    if timeline is None or (len(timeline.entries) < count and not timeline.complete):
         metrics.TIMELINE_READS.labels("pulled").inc()
         return _pulled(run, user_id, after, count)
     metrics.TIMELINE_READS.labels(source).inc()
-    if found.merged:  # followees with too many followers to push to: their posts are read now
-        rows = run("page_by_authors_latest", author_ids=found.merged, limit=count, **_after(after))
-        entries = sorted({*found.entries, *(member(row["created_at"], row["id"]) for row in rows)}, reverse=True)
+    if timeline.merged:  # followees with too many followers to push to: their posts are read now
+        rows = run("page_by_authors_latest", author_ids=timeline.merged, limit=count, **_after(after))
+        entries = sorted({*timeline.entries, *(member(row["created_at"], row["id"]) for row in rows)}, reverse=True)
         return [post_id(entry) for entry in entries[:count]]
-    return [post_id(entry) for entry in found.entries]
+    return [post_id(entry) for entry in timeline.entries]
 
 
 def _build(ctx: Context, run, build: Build, cursor: str | None, count: int) -> Slice:

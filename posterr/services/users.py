@@ -10,7 +10,7 @@ from posterr import cache, logs, presenters, validation
 from posterr.context import Context
 from posterr.errors import Conflict, DuplicateRow, NotFound, ValidationFailed
 from posterr.services.idempotency import Record, Recorded, unkept
-from posterr.services.pagination import Keyset, Page, cut
+from posterr.services.pagination import Keyset, Page, page_of
 
 log = logging.getLogger("posterr.users")
 USERS = Keyset("users", ("id",))
@@ -35,22 +35,23 @@ def list_users(ctx: Context, *, limit: str | None, cursor: str | None, username:
         validation.username(username)
     after = USERS.after(ctx.cursors, cursor)
     rows = ctx.db.read(lambda run: run("users_page", username=username or None, limit=size + 1, **after))
-    return cut(rows, size, ctx.cursors, USERS, presenters.user)
+    return page_of(rows, size, ctx.cursors, USERS, presenters.user)
 
 
-def get_user(ctx: Context, user_id: int, viewer_id: str | None = None) -> bytes | dict:
-    """A profile; without a viewer it is the same for everyone, so it is cached."""
+def get_user(ctx: Context, user_id: int, viewer_id: str | None = None) -> bytes:
+    """A profile, as JSON; without a viewer it is the same for everyone, so it is cached."""
     viewer = validation.query_id("viewer_id", viewer_id)
     if viewer is None:
-        return ctx.cache.fetch(cache.user_key(user_id), "json", ctx.settings.object_cache_ttl,
-                               lambda: orjson.dumps(presenters.user(existing_user(ctx.db, user_id))))
+        return ctx.cache.fetch(cache.user_key(user_id), "json", ctx.settings.object_cache_ttl, lambda: orjson.dumps(
+            presenters.user(ctx.db.read_primary(lambda run: existing_user(run, user_id)))))
+
     def load(run) -> dict:
         row = existing_user(run, user_id)
         existing_user(run, viewer, "viewer")
         following = run("follow_exists", follower_id=viewer, followee_id=user_id)["following"]
         return presenters.user(row, followed_by_viewer=following)
 
-    return ctx.db.read(load)
+    return orjson.dumps(ctx.db.read(load))
 
 
 def follow(ctx: Context, follower_id: int, followee_id: int) -> None:
@@ -67,9 +68,9 @@ def unfollow(ctx: Context, follower_id: int, followee_id: int) -> None:
 def _change_follow(ctx: Context, query: str, follower_id: int, followee_id: int) -> None:
     fanout_max = ctx.settings.fanout_max_followers
     with ctx.db.transaction() as run:
-        found = {row["id"] for row in run("lock_users", follower_id=follower_id, followee_id=followee_id)}
+        locked = {row["id"] for row in run("lock_users", follower_id=follower_id, followee_id=followee_id)}
         for user_id in (follower_id, followee_id):
-            if user_id not in found:
+            if user_id not in locked:
                 raise NotFound(f"there is no user {user_id}")
         changed = run(query, follower_id=follower_id, followee_id=followee_id)
         # The followee's posts stop being pushed from here: every timeline built while they were
@@ -99,7 +100,7 @@ def _follow_list(ctx: Context, keyset: Keyset, query: str, user_id: int, limit: 
         existing_user(run, user_id)
         return run(query, user_id=user_id, limit=size + 1, **after)
 
-    return cut(ctx.db.read(load), size, ctx.cursors, keyset, presenters.user)
+    return page_of(ctx.db.read(load), size, ctx.cursors, keyset, presenters.user)
 
 
 def existing_user(run, user_id: int, role: str = "user") -> dict:

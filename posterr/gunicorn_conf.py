@@ -34,7 +34,7 @@ max_requests = settings.max_requests
 max_requests_jitter = settings.max_requests_jitter
 # Idle keep-alive connections are kept longer than a client's think time (and than a load
 # balancer's idle timeout): with gunicorn's 2 s default, a client reusing a connection just as the
-# server closes it sees "connection closed without response" (0.1-0.6% of a Locust run).
+# server closes it sees "connection closed without response" (docs/performance.md says how often).
 keepalive = settings.keepalive
 # The worker heartbeat file in memory: on a container's overlay filesystem a slow write could get a
 # healthy worker killed for "timeout".

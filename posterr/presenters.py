@@ -12,9 +12,10 @@ MONTHS = ("January", "February", "March", "April", "May", "June", "July", "Augus
 
 def timestamp(moment: datetime) -> str:
     """RFC 3339 in UTC with a Z, always with microseconds: 2026-11-26T06:38:45.123456Z."""
-    # What PostgreSQL gives (UTC, a four-digit year, microseconds) goes through orjson, four times
-    # faster than strftime (a feed page formats a couple of dozen of these). orjson leaves out a
-    # zero fraction and pads years below 1000 differently, so those take the slower path.
+    # What PostgreSQL gives (UTC, a four-digit year, microseconds) goes through orjson, the cheapest
+    # way (a feed page formats a couple of dozen of these; docs/performance.md has the figures).
+    # orjson leaves out a zero fraction and pads years below 1000 differently, so those take the
+    # slower path.
     if moment.tzinfo is UTC and moment.microsecond and moment.year >= 1000:
         return orjson.dumps(moment, option=orjson.OPT_UTC_Z)[1:-1].decode("ascii")
     return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")

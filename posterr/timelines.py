@@ -176,8 +176,9 @@ class HomeTimelines:
 
     def pushes(self, follower_ids: list[int], author_id: int, entry: str) -> Change:
         """A new post for its author's followers' timelines, to deliver before the post is answered:
-        one script call per PUSH_BATCH followers (a call per follower cost the app 40 µs each; a call
-        for all of them would hold Redis for as long as a thousand timelines take). A batch holds
+        one script call per PUSH_BATCH followers (a call per follower costs the app CPU per call, see
+        docs/performance.md; a call for all of them would hold Redis for as long as a thousand
+        timelines take). A batch holds
         several readers' keys: on a Redis Cluster only readers whose timelines share a slot."""
         def queue(pipe, epoch_of: EpochOf) -> None:
             for group in self.redis.same_slot(follower_ids, timeline_name):

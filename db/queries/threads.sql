@@ -32,7 +32,7 @@ SELECT EXISTS (SELECT 1 FROM posts WHERE id = %(id)s) AS found;
 -- %(limit)s replies of each post, and no branch goes deeper than %(limit)s: nothing past the first
 -- %(limit)s can be needed. A reply's path is the ranks of it and its ancestors among their siblings
 -- (below 32,768), two big-endian bytes each, so that sorting the paths as bytes is depth first and
--- building them costs little at any depth (numeric keys made a thread 1,000 deep three times slower).
+-- building them costs little at any depth (numeric keys were slower on deep threads: docs/performance.md).
 -- Index: posts_replies_idx, one range per post visited.
 WITH RECURSIVE down (id, path) AS (
     SELECT c.id, int2send(c.rank::smallint)

@@ -67,6 +67,12 @@ return 1
 """
 
 
+def position_text(position: str | None) -> str:
+    """A write position as Redis keeps it (_REMEMBER compares them as strings): fixed-width hex, so
+    that string order is WAL order; unknown (None) is above every position."""
+    return f"{lsn(position):016X}" if position else "F" * 16
+
+
 def lsn(text: str | None) -> int:
     """A WAL position ('16/B374D848') as a number that orders like it; none (NULL) is 0."""
     if not text:
@@ -188,7 +194,7 @@ class Replicas:
         client = CLIENT.get()
         if client is None:
             return
-        value = f"{lsn(position):016X}" if position else "F" * 16  # fixed width: Redis compares strings
+        value = position_text(position)
         key = cache.write_position_key(client)
         if self.redis.run_now(lambda _: self._remember(keys=[key], args=[value, self.position_ttl_ms])) is None:
             logs.event(log, "write_position_not_kept", logging.WARNING, client=client, position=position,

@@ -59,9 +59,31 @@ def test_healthz_and_readyz(api, servers):
     assert ready["primary"] == server_name(servers.database_url)  # the server it writes to
 
 
-def test_nosniff_on_every_response(api):
-    assert api.get("/healthz").headers["X-Content-Type-Options"] == "nosniff"
-    assert api.get("/nope").headers["X-Content-Type-Options"] == "nosniff"
+def test_every_route_and_every_kind_of_answer_carries_the_edge_headers(api):
+    """Each operation of the OpenAPI document (a new route is documented, so it cannot be left out)
+    answered once, plus /metrics and the answers no route gives (404, 405, a preflight): every one
+    has nosniff and a request id."""
+    user, other = api.new_user("edgeann"), api.new_user("edgebob")
+    post = api.new_post(user["id"])
+    bodies = {"/api/users": {"username": "edgecid"}, "/api/posts": {"user_id": user["id"], "content": "x"},
+              "/api/posts/{id}/repost": {"user_id": other["id"]},
+              "/api/posts/{id}/replies": {"user_id": other["id"], "content": "re"}}
+    answers = []
+    for template, item in api.get("/api/openapi.json").json()["paths"].items():
+        path = template.replace("{id}", str(post["id"] if template.startswith("/api/posts/") else user["id"]))
+        path = path.replace("{target_id}", str(other["id"]))
+        for method in ("get", "post", "put", "delete"):
+            if method in item:
+                json = bodies.get(template) if method == "post" else None
+                answers.append((f"{method} {template}", api.request(method.upper(), path, json=json)))
+    answers += [("metrics", api.get("/metrics")), ("no route", api.get("/api/nothing-here")),
+                ("no method", api.request("PATCH", "/api/posts")),
+                ("preflight", api.request("OPTIONS", "/api/posts", headers={"Origin": "https://x"}))]
+    assert {response.status_code for _, response in answers} >= {200, 201, 204, 404, 405}
+    for asked, response in answers:
+        assert response.status_code < 500, (asked, response.text)
+        assert response.headers["X-Content-Type-Options"] == "nosniff", asked
+        assert response.headers["X-Request-ID"], asked
 
 
 def test_openapi_document_describes_every_route(api, app_server):

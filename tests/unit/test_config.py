@@ -6,8 +6,9 @@ from __future__ import annotations
 import ast
 import multiprocessing
 import os
+import re
 import runpy
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from ipaddress import ip_network
 from pathlib import Path
 
@@ -32,41 +33,57 @@ def test_unset_or_empty_variables_take_the_defaults_written_in_settings():
     assert Settings.from_env(REQUIRED) == Settings.from_env(empty) == fields_only
 
 
-@pytest.mark.parametrize("attribute, default", [  # the README's configuration table
-    ("replica_urls", ()),
-    ("replica_max_lag", 2.0),
-    ("replica_check_interval", 0.25),
-    ("host", "0.0.0.0"),
-    ("port", 5000),
-    ("workers", multiprocessing.cpu_count()),
-    ("threads", 4),
-    ("max_requests", 100_000),
-    ("max_requests_jitter", 10_000),
-    ("keepalive", 10),
-    ("control_socket", os.path.expanduser("~/.gunicorn/posterr-5000.ctl")),
-    ("daily_post_limit", 5),
-    ("cors_origins", ("*",)),
-    ("secret_key", DEV_SECRET),
-    ("pool_min_size", 2),
-    ("pool_max_size", 4),  # the threads
-    ("pool_timeout", 5.0),
-    ("statement_timeout_ms", 5000),
-    ("redis_timeout", 0.25),
-    ("redis_retry_after", 2.0),
-    ("cache_invalidation_deadline", 10.0),
-    ("request_timeout", 30.0),
-    ("feed_cache_ttl", 60),
-    ("object_cache_ttl", 300),
-    ("timeline_size", 800),
-    ("timeline_ttl", 900),
-    ("fanout_max_followers", 1000),
-    ("rate_limit", (600, 60)),
-    ("trusted_proxies", ()),
-    ("log_level", "INFO"),
-    ("slow_request_ms", 100),
-])
-def test_documented_defaults(attribute, default):
-    assert getattr(Settings.from_env(REQUIRED), attribute) == default
+README = POSTERR.parent / "README.md"
+SETTINGS = {setting.metadata["variable"]: setting for setting in fields(Settings)}
+# Read by other code than Settings, or only as part of another setting's default.
+NOT_SETTINGS = {METRICS_DIR_VARIABLE}
+SHOWN_INSIDE_A_DEFAULT = {"XDG_RUNTIME_DIR"}  # POSTERR_CONTROL_SOCKET's
+
+
+def readme_configuration() -> dict[str, str]:
+    """The README's configuration table: each variable and its default as written there (a row
+    `A` / `B` with `x` / `y` is two; `_JITTER` after `POSTERR_MAX_REQUESTS` is that name's)."""
+    text = README.read_text()
+    table = text[text.index("| variable | default | meaning |"):].split("\n\n", 1)[0].splitlines()[2:]
+    found = {}
+    for line in table:
+        names_cell, default_cell = (cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip("|"))[:2])
+        names = re.findall(r"`([A-Z_]+)`", names_cell)
+        names = [names[0] + name if name.startswith("_") else name for name in names]
+        defaults = default_cell.split(" / ") if len(names) > 1 else [default_cell]
+        assert len(defaults) == len(names), line
+        found.update(zip(names, defaults, strict=True))
+    return found
+
+
+def test_the_readme_table_names_every_setting_and_no_other_variable():
+    assert set(readme_configuration()) == set(SETTINGS) - SHOWN_INSIDE_A_DEFAULT | NOT_SETTINGS
+
+
+# Defaults the README writes in words, and the value each stands for.
+IN_WORDS = {"none": (), "CPU count": multiprocessing.cpu_count(), "a development key (logged as a warning)": DEV_SECRET,
+            "`$XDG_RUNTIME_DIR/posterr-$PORT.ctl`, else `~/.gunicorn/posterr-$PORT.ctl`":
+                os.path.expanduser("~/.gunicorn/posterr-5000.ctl")}  # XDG_RUNTIME_DIR unset here
+
+
+@pytest.mark.parametrize("variable", sorted(set(SETTINGS) - SHOWN_INSIDE_A_DEFAULT))
+def test_the_readme_gives_each_default_that_settings_has(variable):
+    """A default written as a value (`5`, `600/minute`) is what the setting's own parser makes of it;
+    one naming another variable is that one's; one in words is what IN_WORDS says it stands for."""
+    written = readme_configuration()[variable]
+    setting = SETTINGS[variable]
+    defaults = Settings.from_env(REQUIRED)
+    named = re.fullmatch(r"`([A-Z_]+)`", written)
+    literal = re.fullmatch(r"`([^`$]*)`", written)
+    if written == "local server (see above)":
+        assert setting.default is MISSING and setting.default_factory is MISSING  # required: make sets it
+    elif named and named[1] in SETTINGS:
+        assert getattr(defaults, setting.name) == getattr(defaults, SETTINGS[named[1]].name)
+    elif literal:
+        assert getattr(defaults, setting.name) == setting.metadata["parse"](literal[1])
+    else:
+        assert getattr(defaults, setting.name) == IN_WORDS[written]
+
 
 
 @pytest.mark.parametrize("env, attribute, value", [

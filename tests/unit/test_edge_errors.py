@@ -1,5 +1,5 @@
-"""The error edge without servers: a bug becomes a 500 problem without a stack trace. (Settings and
-their start-up errors: test_config.py.)"""
+"""The edge plugin's errors without servers (posterr/edge/): a bug becomes a 500 problem without a
+stack trace, a domain error its own status, and CORS grants only the listed origins."""
 
 from __future__ import annotations
 

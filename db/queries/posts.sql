@@ -228,7 +228,7 @@ CROSS JOIN LATERAL (
     WHERE p.user_id = f.followee_id
       AND (%(author_id)s::bigint IS NULL OR p.user_id = %(author_id)s)
       AND (%(include_replies)s::boolean OR p.type <> 'reply')
-  AND (%(pattern)s::text IS NULL OR (p.type <> 'repost' AND p.content ILIKE %(pattern)s))
+      AND (%(pattern)s::text IS NULL OR (p.type <> 'repost' AND p.content ILIKE %(pattern)s))
       AND (%(since)s::timestamptz IS NULL OR p.created_at >= %(since)s)
       AND (%(until)s::timestamptz IS NULL OR p.created_at < %(until)s)
       AND (%(after_created_at)s::timestamptz IS NULL
@@ -256,7 +256,7 @@ CROSS JOIN LATERAL (
     WHERE p.user_id = f.followee_id
       AND (%(author_id)s::bigint IS NULL OR p.user_id = %(author_id)s)
       AND (%(include_replies)s::boolean OR p.type <> 'reply')
-  AND (%(pattern)s::text IS NULL OR (p.type <> 'repost' AND p.content ILIKE %(pattern)s))
+      AND (%(pattern)s::text IS NULL OR (p.type <> 'repost' AND p.content ILIKE %(pattern)s))
       AND (%(since)s::timestamptz IS NULL OR p.created_at >= %(since)s)
       AND (%(until)s::timestamptz IS NULL OR p.created_at < %(until)s)
       AND (%(after_created_at)s::timestamptz IS NULL

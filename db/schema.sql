@@ -47,6 +47,45 @@ SET default_tablespace = '';
 SET default_table_access_method = heap;
 
 --
+-- Name: posts; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.posts (
+    id bigint NOT NULL,
+    user_id bigint NOT NULL,
+    type text NOT NULL,
+    content text,
+    repost_id bigint,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    repost_count integer DEFAULT 0 NOT NULL,
+    quote_count integer DEFAULT 0 NOT NULL,
+    reply_to_id bigint,
+    reply_count integer DEFAULT 0 NOT NULL,
+    CONSTRAINT posts_content_length CHECK (((char_length(content) >= 1) AND (char_length(content) <= 777))),
+    CONSTRAINT posts_quote_count_check CHECK ((quote_count >= 0)),
+    CONSTRAINT posts_reply_count_check CHECK ((reply_count >= 0)),
+    CONSTRAINT posts_repost_count_check CHECK ((repost_count >= 0)),
+    CONSTRAINT posts_shape CHECK ((((type = 'post'::text) AND (repost_id IS NULL) AND (reply_to_id IS NULL) AND (content IS NOT NULL)) OR ((type = 'repost'::text) AND (repost_id IS NOT NULL) AND (reply_to_id IS NULL) AND (content IS NULL)) OR ((type = 'quote'::text) AND (repost_id IS NOT NULL) AND (reply_to_id IS NULL) AND (content IS NOT NULL)) OR ((type = 'reply'::text) AND (repost_id IS NULL) AND (reply_to_id IS NOT NULL) AND (content IS NOT NULL)))),
+    CONSTRAINT posts_type_known CHECK ((type = ANY (ARRAY['post'::text, 'repost'::text, 'quote'::text, 'reply'::text])))
+);
+
+
+--
+-- Name: post_passes_filters(public.posts, bigint, boolean, text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.post_passes_filters(p public.posts, author_id bigint, include_replies boolean, pattern text, since timestamp with time zone, until timestamp with time zone) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT (author_id IS NULL OR p.user_id = author_id)
+       AND (include_replies OR p.type <> 'reply')
+       AND (pattern IS NULL OR (p.type <> 'repost' AND p.content ILIKE pattern))
+       AND (since IS NULL OR p.created_at >= since)
+       AND (until IS NULL OR p.created_at < until)
+$$;
+
+
+--
 -- Name: follows; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -74,30 +113,6 @@ CREATE TABLE public.idempotency_keys (
     claim bigint DEFAULT 0 NOT NULL,
     claimed_on timestamp with time zone DEFAULT pg_postmaster_start_time() NOT NULL,
     CONSTRAINT idempotency_keys_key_check CHECK (((char_length(key) >= 1) AND (char_length(key) <= 255)))
-);
-
-
---
--- Name: posts; Type: TABLE; Schema: public; Owner: -
---
-
-CREATE TABLE public.posts (
-    id bigint NOT NULL,
-    user_id bigint NOT NULL,
-    type text NOT NULL,
-    content text,
-    repost_id bigint,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    repost_count integer DEFAULT 0 NOT NULL,
-    quote_count integer DEFAULT 0 NOT NULL,
-    reply_to_id bigint,
-    reply_count integer DEFAULT 0 NOT NULL,
-    CONSTRAINT posts_content_length CHECK (((char_length(content) >= 1) AND (char_length(content) <= 777))),
-    CONSTRAINT posts_quote_count_check CHECK ((quote_count >= 0)),
-    CONSTRAINT posts_reply_count_check CHECK ((reply_count >= 0)),
-    CONSTRAINT posts_repost_count_check CHECK ((repost_count >= 0)),
-    CONSTRAINT posts_shape CHECK ((((type = 'post'::text) AND (repost_id IS NULL) AND (reply_to_id IS NULL) AND (content IS NOT NULL)) OR ((type = 'repost'::text) AND (repost_id IS NOT NULL) AND (reply_to_id IS NULL) AND (content IS NULL)) OR ((type = 'quote'::text) AND (repost_id IS NOT NULL) AND (reply_to_id IS NULL) AND (content IS NOT NULL)) OR ((type = 'reply'::text) AND (repost_id IS NULL) AND (reply_to_id IS NOT NULL) AND (content IS NOT NULL)))),
-    CONSTRAINT posts_type_known CHECK ((type = ANY (ARRAY['post'::text, 'repost'::text, 'quote'::text, 'reply'::text])))
 );
 
 
@@ -403,4 +418,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261130101000'),
     ('20261130110000'),
     ('20261202190000'),
-    ('20261207010000');
+    ('20261207010000'),
+    ('20261207040000');

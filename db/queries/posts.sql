@@ -146,17 +146,15 @@ LIMIT %(limit)s;
 -- name: page_latest :many
 -- Plan: per call (planned with the values, so each filter left NULL folds away)
 -- The ids of one feed page (posts_by_ids reads the posts), newest first, every filter optional
--- (a NULL parameter disables it), replies only when include_replies, after a keyset cursor on
--- (created_at, id). For followed_by: page_followed_latest.
+-- (a NULL parameter disables it: post_passes_filters, a function of the schema that the planner
+-- inlines), replies only when include_replies, after a keyset cursor on (created_at, id). For
+-- followed_by: page_followed_latest.
 -- Index: posts_created_at_id_idx (global), posts_user_id_created_at_id_idx (author_id),
 -- posts_content_trgm_idx (rare keywords).
 SELECT p.id
 FROM posts p
-WHERE (%(author_id)s::bigint IS NULL OR p.user_id = %(author_id)s)
-  AND (%(include_replies)s::boolean OR p.type <> 'reply')
-  AND (%(pattern)s::text IS NULL OR (p.type <> 'repost' AND p.content ILIKE %(pattern)s))
-  AND (%(since)s::timestamptz IS NULL OR p.created_at >= %(since)s)
-  AND (%(until)s::timestamptz IS NULL OR p.created_at < %(until)s)
+WHERE post_passes_filters(p, %(author_id)s::bigint, %(include_replies)s::boolean, %(pattern)s::text,
+                          %(since)s::timestamptz, %(until)s::timestamptz)
   AND (%(after_created_at)s::timestamptz IS NULL
        OR (p.created_at, p.id) < (%(after_created_at)s, %(after_id)s::bigint))
 ORDER BY p.created_at DESC, p.id DESC
@@ -174,10 +172,8 @@ SELECT recent.id
 FROM (
     SELECT p.id, p.created_at, p.type, p.content
     FROM posts p
-    WHERE (%(author_id)s::bigint IS NULL OR p.user_id = %(author_id)s)
-      AND (%(include_replies)s::boolean OR p.type <> 'reply')
-      AND (%(since)s::timestamptz IS NULL OR p.created_at >= %(since)s)
-      AND (%(until)s::timestamptz IS NULL OR p.created_at < %(until)s)
+    WHERE post_passes_filters(p, %(author_id)s::bigint, %(include_replies)s::boolean, NULL,
+                              %(since)s::timestamptz, %(until)s::timestamptz)
       AND (%(after_created_at)s::timestamptz IS NULL
            OR (p.created_at, p.id) < (%(after_created_at)s, %(after_id)s::bigint))
     ORDER BY p.created_at DESC, p.id DESC
@@ -201,11 +197,8 @@ SELECT greatest(reltuples, 0)::bigint AS posts FROM pg_class WHERE oid = 'posts'
 -- that user's posts only).
 SELECT p.id, p.repost_count + p.quote_count AS score
 FROM posts p
-WHERE (%(author_id)s::bigint IS NULL OR p.user_id = %(author_id)s)
-  AND (%(include_replies)s::boolean OR p.type <> 'reply')
-  AND (%(pattern)s::text IS NULL OR (p.type <> 'repost' AND p.content ILIKE %(pattern)s))
-  AND (%(since)s::timestamptz IS NULL OR p.created_at >= %(since)s)
-  AND (%(until)s::timestamptz IS NULL OR p.created_at < %(until)s)
+WHERE post_passes_filters(p, %(author_id)s::bigint, %(include_replies)s::boolean, %(pattern)s::text,
+                          %(since)s::timestamptz, %(until)s::timestamptz)
   AND (%(after_created_at)s::timestamptz IS NULL
        OR ((p.repost_count + p.quote_count), p.created_at, p.id)
           < (%(after_score)s::integer, %(after_created_at)s, %(after_id)s::bigint))
@@ -226,11 +219,8 @@ CROSS JOIN LATERAL (
     SELECT p.id, p.created_at
     FROM posts p
     WHERE p.user_id = f.followee_id
-      AND (%(author_id)s::bigint IS NULL OR p.user_id = %(author_id)s)
-      AND (%(include_replies)s::boolean OR p.type <> 'reply')
-      AND (%(pattern)s::text IS NULL OR (p.type <> 'repost' AND p.content ILIKE %(pattern)s))
-      AND (%(since)s::timestamptz IS NULL OR p.created_at >= %(since)s)
-      AND (%(until)s::timestamptz IS NULL OR p.created_at < %(until)s)
+      AND post_passes_filters(p, %(author_id)s::bigint, %(include_replies)s::boolean, %(pattern)s::text,
+                              %(since)s::timestamptz, %(until)s::timestamptz)
       AND (%(after_created_at)s::timestamptz IS NULL
            OR (p.created_at, p.id) < (%(after_created_at)s, %(after_id)s::bigint))
     ORDER BY p.created_at DESC, p.id DESC
@@ -254,11 +244,8 @@ CROSS JOIN LATERAL (
     SELECT p.id, p.repost_count + p.quote_count AS score, p.created_at
     FROM posts p
     WHERE p.user_id = f.followee_id
-      AND (%(author_id)s::bigint IS NULL OR p.user_id = %(author_id)s)
-      AND (%(include_replies)s::boolean OR p.type <> 'reply')
-      AND (%(pattern)s::text IS NULL OR (p.type <> 'repost' AND p.content ILIKE %(pattern)s))
-      AND (%(since)s::timestamptz IS NULL OR p.created_at >= %(since)s)
-      AND (%(until)s::timestamptz IS NULL OR p.created_at < %(until)s)
+      AND post_passes_filters(p, %(author_id)s::bigint, %(include_replies)s::boolean, %(pattern)s::text,
+                              %(since)s::timestamptz, %(until)s::timestamptz)
       AND (%(after_created_at)s::timestamptz IS NULL
            OR ((p.repost_count + p.quote_count), p.created_at, p.id)
               < (%(after_score)s::integer, %(after_created_at)s, %(after_id)s::bigint))

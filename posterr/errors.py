@@ -31,10 +31,12 @@ class ApiError(Exception):
 
 
 class BadRequest(ApiError):
+    """The body could not be read as a JSON object (malformed JSON, a broken chunked body)."""
     status, title, type_slug = 400, "Bad Request", "bad-request"
 
 
 class NotFound(ApiError):
+    """No such user or post, or no such path."""
     status, title, type_slug = 404, "Not Found", "not-found"
 
 
@@ -46,10 +48,13 @@ class MethodNotAllowed(ApiError):
 
 
 class Conflict(ApiError):
+    """The request clashes with what is stored: a taken username, a second repost of one post, an
+    Idempotency-Key whose first request is still running."""
     status, title, type_slug = 409, "Conflict", "conflict"
 
 
 class PayloadTooLarge(ApiError):
+    """A body over http.MAX_BODY bytes, announced or streamed."""
     status, title, type_slug = 413, "Payload Too Large", "payload-too-large"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from datetime import date
 
 import pytest
@@ -153,16 +154,20 @@ def test_a_process_that_never_talked_to_redis_still_deletes_what_others_cached(d
 
 
 def test_a_write_redis_will_not_take_is_answered_after_the_deadline_and_counted(servers, redis_client):
-    """Invariant 4's limit: a Redis that neither answers nor goes away costs a write the deadline."""
+    """Invariant 4's limit: a Redis that neither answers nor goes away costs a write the deadline,
+    no more (it retried until then, and did not wait for the pause to end), and is counted."""
     slow = new_cache(servers, invalidation_deadline=0.3)
     slow.fetch(cache.post_key(1), "json", 60, lambda: b"v1")  # connected: the epoch is known
     before = metrics.CACHE_INVALIDATION_FAILURES._value.get()
-    redis_client.execute_command("CLIENT", "PAUSE", "2000", "WRITE")
+    redis_client.execute_command("CLIENT", "PAUSE", "20000", "WRITE")
     try:
+        started = time.monotonic()
         slow.redis.before_answer(slow.deletes(cache.post_key(1)))
+        took = time.monotonic() - started
     finally:
         redis_client.execute_command("CLIENT", "UNPAUSE")
         slow.redis.close()
+    assert 0.3 <= took < 10, took  # the deadline, then the answer: far before the 20 s pause ends
     assert metrics.CACHE_INVALIDATION_FAILURES._value.get() == before + 1
 
 

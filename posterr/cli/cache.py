@@ -13,9 +13,12 @@ from datetime import datetime
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from posterr.cache import DOCUMENT_FAMILIES, GENERATION_KEY, KEY_FAMILIES, PREFIX, REDIS_ERRORS, KeyFamily, connect
 from posterr.cli.refresh import CLEAR_SCREEN, refreshed
 from posterr.config import Settings
+from posterr.document_cache import DOCUMENT_FAMILIES
+from posterr.keys import GENERATION_KEY, KEY_FAMILIES, PREFIX, KeyFamily
+from posterr.redis_client import connect
+from posterr.redis_failures import REDIS_ERRORS
 
 # Not the daily counters, nor the clients' write positions (reads from replicas rely on them); the
 # generation is deleted first, on its own.
@@ -28,7 +31,7 @@ WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]"}  # the app listens on
 BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
 STATS_EPILOG = f"""\
-columns (one row per key family, posterr/cache.py KEY_FAMILIES, and a total):
+columns (one row per key family, posterr/keys.py KEY_FAMILIES, and a total):
   keys       keys matching the family's pattern, counted with SCAN
   memory     MEMORY USAGE of up to {MEMORY_SAMPLE} sampled keys of the family, scaled to its key count
              (~: an estimate from the sample)

@@ -1,4 +1,4 @@
-"""Key families (posterr/cache.py): every key the app builds belongs to exactly one, and the document
+"""Key families (posterr/keys.py): every key the app builds belongs to exactly one, and the document
 cache counts each lookup under the family of the name it looked up."""
 
 from __future__ import annotations
@@ -9,14 +9,13 @@ from fnmatch import fnmatchcase
 import pytest
 from prometheus_client import REGISTRY
 
-from posterr.cache import (
-    DOCUMENT_FAMILIES,
+from posterr.document_cache import DOCUMENT_FAMILIES, DocumentCache
+from posterr.keys import (
     FEEDS_KEY,
     GENERATION_KEY,
     KEY_FAMILIES,
     POSITIONS_KEPT_KEY,
     POSITIONS_SETTLING_KEY,
-    DocumentCache,
     daily_quota_key,
     generation_key_in_slot,
     post_key,

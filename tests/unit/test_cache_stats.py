@@ -8,7 +8,6 @@ from datetime import datetime
 
 import pytest
 
-from posterr.cache import KEY_FAMILIES
 from posterr.cli.cache import (
     AppFigures,
     Keys,
@@ -24,6 +23,7 @@ from posterr.cli.cache import (
     rates,
 )
 from posterr.config import Settings
+from posterr.keys import KEY_FAMILIES
 
 METRICS = """\
 # HELP posterr_cache_lookups_total Document cache lookups by key family

@@ -4,6 +4,7 @@ exactly one, and the document cache counts each lookup under the family of the n
 from __future__ import annotations
 
 import inspect
+import re
 from datetime import date
 from fnmatch import fnmatchcase
 
@@ -13,6 +14,7 @@ from prometheus_client import REGISTRY
 from posterr import keys
 from posterr.document_cache import DOCUMENT_FAMILIES, DocumentCache
 from posterr.keys import FEEDS_KEY, KEY_FAMILIES, document_key, post_key, user_key
+from tests.conftest import ROOT
 
 EPOCH = "0123456789ab"
 # The family of each builder's keys: a builder added to posterr/keys.py fails the test below until
@@ -59,6 +61,27 @@ def test_every_key_a_builder_makes_is_in_exactly_one_family(name):
     for made in built(builders()[name]):
         key = document_key(made, EPOCH) if name in NAMES else made
         assert key.startswith(f"{keys.PREFIX}:") and families_of(key) == [FAMILY_OF[name]], (name, key)
+
+
+def key_table() -> list[tuple[list[str], str, str]]:
+    """The rows of docs/architecture.md's Redis key table: each row's key names (each `<value>` in
+    them made `x`), its family and the family's pattern."""
+    section = (ROOT / "docs" / "architecture.md").read_text().partition("## Redis keys")[2].partition("\n## ")[0]
+    rows = re.findall(r"^\| (.*?) \| `([^`]+)`: `([^`]+)` \|", section, re.MULTILINE)
+    return [([re.sub(r"<[^>]+>", "x", name) for name in re.findall(r"`(posterr:[^`]+)`", names)],
+             family, pattern)
+            for names, family, pattern in rows]
+
+
+def test_the_docs_key_table_lists_exactly_the_key_families():
+    assert {(family, pattern) for _names, family, pattern in key_table()} == \
+        {(family.name, family.pattern) for family in KEY_FAMILIES}
+
+
+@pytest.mark.parametrize("names, family", [(names, family) for names, family, _pattern in key_table()],
+                         ids=[names[0] if names else "no key name" for names, _family, _pattern in key_table()])
+def test_each_key_in_the_docs_key_table_is_in_the_family_it_is_listed_under(names, family):
+    assert names and all(families_of(name) == [family] for name in names), names
 
 
 class FakeRedis:

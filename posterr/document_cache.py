@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from posterr import metrics
 from posterr.keys import FEEDS_KEY, document_key, post_key, user_key
-from posterr.redis_client import Change, EpochOf, Redis, current_generation
+from posterr.redis_client import Change, EpochOf, Redis, current_generation, missed
 
 
 def _stem(name: str) -> str:
@@ -31,12 +31,7 @@ DOCUMENT_FAMILIES = {_stem(FEEDS_KEY): "feeds", _stem(post_key(0)): "posts", _st
 _READ = current_generation("ARGV[4]", "ARGV[2]") + """if redis.call('HGET', KEYS[1], '~g') ~= generation then redis.call('DEL', KEYS[1]) end
 local hit = redis.call('HGET', KEYS[1], ARGV[1])
 if hit then return {1, hit} end
-if redis.call('HSETNX', KEYS[1], '~gen', ARGV[2]) == 1 then
-  redis.call('HSET', KEYS[1], '~g', generation)
-  redis.call('EXPIRE', KEYS[1], ARGV[3])
-end
-return {0, redis.call('HGET', KEYS[1], '~gen')}
-"""
+""" + missed("ARGV[2]", "ARGV[3]")
 _STORE = """
 if redis.call('HGET', KEYS[1], '~gen') ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])

@@ -415,6 +415,18 @@ end
 """
 
 
+def missed(token: str, ttl: str) -> str:
+    """Lua that ends a read script on a miss: the reader's `token` goes into the hash KEYS[1] unless
+    another reader's is there (mechanism 5), with the current `generation` (current_generation) and
+    the TTL `ttl`; returns {0, the token in place}, which the store must find again."""
+    return f"""if redis.call('HSETNX', KEYS[1], '~gen', {token}) == 1 then
+  redis.call('HSET', KEYS[1], '~g', generation)
+  redis.call('EXPIRE', KEYS[1], {ttl})
+end
+return {{0, redis.call('HGET', KEYS[1], '~gen')}}
+"""
+
+
 def _described(changes: tuple[Change, ...]) -> list[str]:
     return [what for change in changes for what in change.what]
 

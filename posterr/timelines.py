@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from posterr.keys import timeline_keys, timeline_name
-from posterr.redis_client import Change, EpochOf, Redis, current_generation
+from posterr.redis_client import Change, EpochOf, Redis, current_generation, missed
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -60,12 +60,7 @@ _READ = current_generation("ARGV[6]", "ARGV[3]") + """if redis.call('HGET', KEYS
   end
   redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 end
-if redis.call('HSETNX', KEYS[1], '~gen', ARGV[3]) == 1 then
-  redis.call('HSET', KEYS[1], '~g', generation)
-  redis.call('EXPIRE', KEYS[1], ARGV[4])
-end
-return {0, redis.call('HGET', KEYS[1], '~gen')}
-"""
+""" + missed("ARGV[3]", "ARGV[4]")
 # ARGV: token, ttl, complete, merged, number of entries, the sentinel, the entries, then the followees.
 _STORE = """
 if redis.call('HGET', KEYS[1], '~gen') ~= ARGV[1] or redis.call('HEXISTS', KEYS[1], 'ready') == 1 then

@@ -33,6 +33,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
+from posterr.keys import KEY_FAMILIES, PREFIX, timeline_keys
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "loadtests" / "results"
 BENCH_DATABASE = "posterr_bench"
@@ -299,17 +301,17 @@ def copy_database(template_url: str, database_url: str) -> None:
 def forget_cached(redis_url: str, timelines_of: list[int] | None = None) -> int:
     """Delete every posterr key of this Redis database (cached pages, quota counters and home
     timelines: all are rebuilt from PostgreSQL), or with `timelines_of` only the home timelines of
-    these users (posterr:timeline:{ID}:…). Returns how many keys went."""
+    these users. Returns how many keys went."""
     import redis
 
     if timelines_of is not None and not timelines_of:
         return 0
-    tags = {f"{{{user_id}}}".encode() for user_id in timelines_of or ()}
+    owned = {stem for user_id in timelines_of or () for stem in _timeline_stems(user_id)}
     client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
     try:
         removed, batch = 0, []
-        for key in client.scan_iter(match="posterr:timeline:*" if tags else "posterr:*", count=1000):
-            if tags and key.split(b":")[2] not in tags:
+        for key in client.scan_iter(match=_TIMELINES.pattern if owned else f"{PREFIX}:*", count=1000):
+            if owned and _without_epoch(key) not in owned:
                 continue
             batch.append(key)
             if len(batch) >= 1000:
@@ -326,26 +328,38 @@ def forget_cached(redis_url: str, timelines_of: list[int] | None = None) -> int:
 
 
 def timeline_sizes(redis_url: str, user_ids: list[int]) -> dict[int, int]:
-    """How many entries the home timeline (posterr:timeline:{ID}:entries:…) of each of these users
-    holds in this Redis database: 0 when it has none."""
+    """How many entries the home timeline of each of these users holds in this Redis database: 0
+    when it has none."""
     import redis
 
-    tags = {f"{{{user_id}}}".encode(): user_id for user_id in user_ids}
+    entries = {_timeline_stems(user_id)[1]: user_id for user_id in user_ids}
     sizes = dict.fromkeys(user_ids, 0)
     client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
     try:
-        keys = [key for key in client.scan_iter(match="posterr:timeline:*:entries:*", count=1000)
-                if key.split(b":")[2] in tags]
+        keys = [key for key in client.scan_iter(match=_TIMELINES.pattern, count=1000) if _without_epoch(key) in entries]
         pipe = client.pipeline(transaction=False)
         for key in keys:
             pipe.zcard(key)
         for key, size in zip(keys, pipe.execute(), strict=True):
-            sizes[tags[key.split(b":")[2]]] += max(size - 1, 0)  # less the sentinel (posterr/timelines.py)
+            sizes[entries[_without_epoch(key)]] += max(size - 1, 0)  # less the sentinel (posterr/timelines.py)
     except redis.RedisError as error:
         say(f"warning: could not read the home timelines in {redis_url}: {error}")
     finally:
         client.close()
     return sizes
+
+
+_TIMELINES = next(family for family in KEY_FAMILIES if family.name == "timelines")
+
+
+def _timeline_stems(user_id: int) -> list[bytes]:
+    """A home timeline's keys (state, entries, followees) up to their epoch, whatever the epoch."""
+    return [key.encode() for key in timeline_keys(user_id, epoch="")]
+
+
+def _without_epoch(key: bytes) -> bytes:
+    """A key that ends with its epoch (a run_id: no colon), up to that epoch."""
+    return key[:key.rindex(b":") + 1]
 
 
 def user_id_range(database_url: str) -> tuple[int, int]:

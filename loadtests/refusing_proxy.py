@@ -1,7 +1,7 @@
 """A TCP proxy that can refuse: what a Redis behind a proxy, a Kubernetes Service with no ready
 endpoint, or a firewall looks like to the app. While refusing, new connections are refused and the
 open ones are cut, and the server behind it keeps every key (make soak's `redis-refuse`, and the
-tests of posterr/cache.py's mechanism 3)."""
+tests of posterr/redis_client.py's mechanism 3)."""
 
 from __future__ import annotations
 

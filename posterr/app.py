@@ -6,15 +6,17 @@ import logging
 
 import bottle
 
-from posterr import cache, logs
+from posterr import logs
 from posterr.config import DEV_SECRET, Settings
 from posterr.context import Context
 from posterr.cursors import CursorCodec
 from posterr.data_tier import DataTier
 from posterr.db import Database, load_queries
+from posterr.document_cache import DocumentCache
 from posterr.edge.cors import preflight
 from posterr.edge.plugin import EdgePlugin, install_error_handlers
 from posterr.limits import ClientRateLimit, DailyQuota
+from posterr.redis_client import Redis
 from posterr.replicas import Replica, Replicas
 from posterr.routes import ops, posts, users
 from posterr.timelines import HomeTimelines
@@ -24,7 +26,7 @@ log = logging.getLogger("posterr")
 
 
 def build_context(settings: Settings) -> Context:
-    redis = cache.Redis(settings.redis_url, timeout=settings.redis_timeout, retry_after=settings.redis_retry_after,
+    redis = Redis(settings.redis_url, timeout=settings.redis_timeout, retry_after=settings.redis_retry_after,
                         invalidation_deadline=settings.cache_invalidation_deadline)
     queries = load_queries()
 
@@ -41,7 +43,7 @@ def build_context(settings: Settings) -> Context:
         settings=settings,
         db=DataTier(database(settings.database_url, settings.pool_timeout), replicas),
         redis=redis,
-        cache=cache.DocumentCache(redis),
+        cache=DocumentCache(redis),
         timelines=HomeTimelines(redis, size=settings.timeline_size, ttl=settings.timeline_ttl),
         quota=DailyQuota(redis, settings.daily_post_limit),
         rate_limit=ClientRateLimit(redis, *settings.rate_limit) if settings.rate_limit else None,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from posterr.cache import DocumentCache, Redis
 from posterr.config import Settings
 from posterr.cursors import CursorCodec
 from posterr.data_tier import DataTier
+from posterr.document_cache import DocumentCache
 from posterr.limits import ClientRateLimit, DailyQuota
+from posterr.redis_client import Redis
 from posterr.timelines import HomeTimelines
 
 

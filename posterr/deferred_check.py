@@ -3,7 +3,7 @@
 Deferred, a read served from the document cache carries it in its own Redis round trip
 (DocumentCache.fetch sends both together) instead of paying one round trip more. Whatever else the
 request does, the check is settled before it does it: before any other Redis command
-(cache.Redis.run), before any PostgreSQL statement (db.Session), and at the latest when the route
+(redis_client.Redis.run), before any PostgreSQL statement (db.Session), and at the latest when the route
 returns (the edge). So a refused request still costs no work beyond that one round trip.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class DeferredCheck:
-    queue: Callable[[Any], None]  # adds the check's command to a batch (a cache.Batch)
+    queue: Callable[[Any], None]  # adds the check's command to a batch (a cluster_delivery.Batch)
     deliver: Callable[[Any], None]  # takes the command's reply (None: Redis failed); raises a refusal
     run_alone: Callable[[], Any]  # the command on its own: its reply, or None when Redis failed
 

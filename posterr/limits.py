@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from posterr.cache import Change, EpochOf, Redis, daily_quota_key, rate_limit_key
+from posterr.keys import daily_quota_key, rate_limit_key
+from posterr.redis_client import Change, EpochOf, Redis
 
 # KEYS[1] = counter; ARGV = PostgreSQL's count, ttl seconds. Raises the counter, never lowers it:
 # the answers of two creations may arrive in either order.

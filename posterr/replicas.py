@@ -9,7 +9,7 @@ The guarantees, in order of importance, and what keeps each:
    does every read for a while after Redis lost its data (FLUSHALL, a restart without the keys): a
    missing position then proves nothing, until every write before the loss is on every replica
    allowed to serve (POSTERR_REPLICA_MAX_LAG, plus a second). Every position lives on one master
-   beside a key naming the server process that holds them (cache.POSITIONS_KEPT_KEY), so a FLUSHALL,
+   beside a key naming the server process that holds them (POSITIONS_KEPT_KEY, posterr/keys.py), so a FLUSHALL,
    a restart that lost its last writes, or a fail-over to a replica tells a loss.
 2. Bounded staleness for everyone: a replica serves reads only while it is provably at most
    POSTERR_REPLICA_MAX_LAG behind. Each worker samples the primary's WAL position every
@@ -39,9 +39,11 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.rows import dict_row
 
-from posterr import cache, logs, metrics
+from posterr import logs, metrics
 from posterr.db import Database, Query, Session
 from posterr.errors import ServiceUnavailable
+from posterr.keys import POSITIONS_KEPT_KEY, POSITIONS_SETTLING_KEY, write_position_key
+from posterr.redis_client import Redis
 
 log = logging.getLogger("posterr.replicas")
 
@@ -138,7 +140,7 @@ class Replica:
 class Replicas:
     """The replicas of one worker: their pools, their checked state, and the choice of one per read."""
 
-    def __init__(self, primary_url: str, replicas: list[Replica], queries: dict[str, Query], redis: cache.Redis, *,
+    def __init__(self, primary_url: str, replicas: list[Replica], queries: dict[str, Query], redis: Redis, *,
                  max_lag: float, check_interval: float):
         self.primary_url = primary_url
         self.replicas = replicas
@@ -167,9 +169,9 @@ class Replicas:
         usable = [replica for replica in self.replicas if replica.lag(now) <= self.max_lag]
         if not usable:
             return None
-        keys = [cache.write_position_key(client), cache.POSITIONS_KEPT_KEY, cache.POSITIONS_SETTLING_KEY]
+        keys = [write_position_key(client), POSITIONS_KEPT_KEY, POSITIONS_SETTLING_KEY]
         values = self.redis.run(lambda redis_: redis_.mget(keys))  # one slot: one master on a cluster too
-        holder = self.redis.epoch_of(cache.POSITIONS_KEPT_KEY)  # learnt on the connection MGET used
+        holder = self.redis.epoch_of(POSITIONS_KEPT_KEY)  # learnt on the connection MGET used
         if values is None or holder is None:  # Redis cannot say what this client wrote: only the primary surely has it
             return None
         position, kept, settling = values
@@ -195,7 +197,7 @@ class Replicas:
         if client is None:
             return
         value = position_text(position)
-        key = cache.write_position_key(client)
+        key = write_position_key(client)
         if self.redis.run_now(lambda _: self._remember(keys=[key], args=[value, self.position_ttl_ms])) is None:
             logs.event(log, "write_position_not_kept", logging.WARNING, client=client, position=position,
                        note="this client may read from a replica that lacks its write")

@@ -21,13 +21,13 @@ pull query (page_followed_latest) returns. The rules that keep it exact:
    size trimmed (a push older than all of them goes at once), and a trimmed timeline is marked
    incomplete. A page that an incomplete timeline cannot fill comes from PostgreSQL.
 6. A follow, an unfollow, or an author crossing the fan-out limit deletes the timelines whose
-   followees it changes, before it is answered; keys carry the epoch (see cache.py) and expire
+   followees it changes, before it is answered; keys carry the epoch (see redis_client.py) and expire
    after `POSTERR_TIMELINE_TTL`, which bounds how long a push lost with a crashed worker is missed.
 7. A timeline is its three keys (state, entries, followees), and Redis may lose any one of them (an
    eviction, a key expiring before the others, `cache flush`): both sets hold a SENTINEL member so
    that they exist even when empty, and a timeline missing a key is absent, read as a miss and never
    pushed to; what is left of it is deleted in the same script. So is one of a past generation
-   (cache.py, mechanism 3), which a write that Redis refused may have left without its post.
+   (redis_client.py, mechanism 3), which a write that Redis refused may have left without its post.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from posterr.cache import Change, EpochOf, Redis, current_generation, timeline_keys, timeline_name
+from posterr.keys import timeline_keys, timeline_name
+from posterr.redis_client import Change, EpochOf, Redis, current_generation, missed
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -49,7 +50,7 @@ PUSH_BATCH = 100  # followers per push script call
 BUILD_SIZE = 400
 
 # KEYS: state, entries, followees. ARGV: start, count, a new build token, its TTL, the sentinel, the
-# generation key (cache.py, mechanism 3; Redis.read adds it). A hit: {1, complete, merged,
+# generation key (redis_client.py, mechanism 3; Redis.read adds it). A hit: {1, complete, merged,
 # entries}; a miss marks the build (rule 4) in the same call: {0, the build's token}. A timeline with
 # a key gone, or of another generation, is a miss (rule 7): what is left of it is deleted first.
 _READ = current_generation("ARGV[6]", "ARGV[3]") + """if redis.call('HGET', KEYS[1], 'ready') == '1' then
@@ -59,12 +60,7 @@ _READ = current_generation("ARGV[6]", "ARGV[3]") + """if redis.call('HGET', KEYS
   end
   redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 end
-if redis.call('HSETNX', KEYS[1], '~gen', ARGV[3]) == 1 then
-  redis.call('HSET', KEYS[1], '~g', generation)
-  redis.call('EXPIRE', KEYS[1], ARGV[4])
-end
-return {0, redis.call('HGET', KEYS[1], '~gen')}
-"""
+""" + missed("ARGV[3]", "ARGV[4]")
 # ARGV: token, ttl, complete, merged, number of entries, the sentinel, the entries, then the followees.
 _STORE = """
 if redis.call('HGET', KEYS[1], '~gen') ~= ARGV[1] or redis.call('HEXISTS', KEYS[1], 'ready') == 1 then

@@ -29,7 +29,7 @@ from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
 
-from posterr.cache import write_position_key
+from posterr.keys import write_position_key
 from posterr.replicas import lsn
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,13 +13,18 @@ from datetime import datetime
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from posterr.cache import DOCUMENT_FAMILIES, GENERATION_KEY, KEY_FAMILIES, PREFIX, REDIS_ERRORS, KeyFamily, connect
 from posterr.cli.refresh import CLEAR_SCREEN, refreshed
 from posterr.config import Settings
+from posterr.document_cache import DOCUMENT_FAMILIES
+from posterr.keys import KEY_FAMILIES, KeyFamily
+from posterr.redis_client import connect
+from posterr.redis_failures import REDIS_ERRORS
 
-# Not the daily counters, nor the clients' write positions (reads from replicas rely on them); the
-# generation is deleted first, on its own.
-KEPT_BY_FLUSH = ("quota", "wrote", "positions", "generation")
+# Not the daily counters, nor the clients' write positions and whether Redis still holds them (reads
+# from replicas rely on them).
+KEPT_BY_FLUSH = ("quota", "wrote", "positions")
+# Deleted before the others: every cached copy is then of a past generation at once.
+FLUSHED_FIRST = "generation"
 # The families whose reads are cache lookups, with hits and misses; the others are not caches.
 LOOKUP_FAMILIES = (*DOCUMENT_FAMILIES.values(), "timelines")
 MEMORY_SAMPLE = 200  # keys per family whose MEMORY USAGE is asked
@@ -28,7 +33,7 @@ WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]"}  # the app listens on
 BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
 STATS_EPILOG = f"""\
-columns (one row per key family, posterr/cache.py KEY_FAMILIES, and a total):
+columns (one row per key family, posterr/keys.py KEY_FAMILIES, and a total):
   keys       keys matching the family's pattern, counted with SCAN
   memory     MEMORY USAGE of up to {MEMORY_SAMPLE} sampled keys of the family, scaled to its key count
              (~: an estimate from the sample)
@@ -43,9 +48,11 @@ families:
   timelines  pages of the Following feed, posterr_timeline_reads_total: hits were read from a home
              timeline, misses rebuilt one from PostgreSQL; pages read from PostgreSQL alone (Redis
              unavailable, or past a timeline's end) are neither, and are counted on a line below
-  quota, rate_limit, wrote  not caches: no hits or misses (—). The lines below give the refusals
-             of the daily limit (the Redis counter's and PostgreSQL's, not counted apart) and of the
-             rate limit (all decided in Redis)
+  quota, rate_limit, wrote, positions, generation  not caches: no hits or misses (—). The lines
+             below give the refusals of the daily limit (the Redis counter's and PostgreSQL's, not
+             counted apart) and of the rate limit (all decided in Redis); wrote and positions are
+             the clients' write positions (with read replicas), generation the generation of every
+             cached copy
   ?          the app's /metrics could not be read (the line above the table says why), or no
              previous frame to compute a rate from
 """
@@ -69,7 +76,8 @@ def register(commands) -> None:
     keys_parser = cache_commands.add_parser("keys", help="keys matching a pattern")
     keys_parser.add_argument("pattern")
     keys_parser.set_defaults(run=cache_keys)
-    cache_commands.add_parser("flush", help="delete every cached document").set_defaults(run=cache_flush)
+    cache_commands.add_parser(
+        "flush", help="delete every cached document, home timeline and rate-limit state (not the daily counters, nor the write positions)").set_defaults(run=cache_flush)
 
 
 def positive(number_type: type[float | int]) -> Callable[[str], float]:
@@ -324,17 +332,18 @@ def cache_keys(settings: Settings, args, out) -> None:
 
 
 def cache_flush(settings: Settings, _args, out) -> None:
-    """Deletes every cached document, home timeline and rate-limit state; the daily counters and
-    the write positions stay. The generations go first: every copy is then of a past generation at
-    once (on a cluster, each master's at once), while the keys are deleted one by one."""
+    """Deletes every cached document, home timeline and rate-limit state; the families of
+    KEPT_BY_FLUSH stay. The generations go first: every copy is then of a past generation at once
+    (on a cluster, each master's at once), while the keys are deleted one by one."""
     client = connect(settings.redis_url)
-    for key in client.scan_iter(match=f"{GENERATION_KEY}*", count=1000):
+    families = {family.name: family for family in KEY_FAMILIES}
+    for key in client.scan_iter(match=families[FLUSHED_FIRST].pattern, count=1000):
         client.delete(key)
     deleted = 0
     for family in KEY_FAMILIES:
-        if family.name in KEPT_BY_FLUSH:
+        if family.name in (*KEPT_BY_FLUSH, FLUSHED_FIRST):
             continue
         for key in client.scan_iter(match=family.pattern, count=1000):
             deleted += client.delete(key)
-    print(f"deleted {deleted} cached documents (daily counters under {PREFIX}:quota:* and write positions "
-          f"under {PREFIX}:{{positions}}:* kept)", file=out)
+    kept = "; ".join(f"{families[name].holds} ({families[name].pattern})" for name in KEPT_BY_FLUSH)
+    print(f"deleted {deleted} cached documents, home timelines and rate-limit states; kept: {kept}", file=out)

@@ -10,10 +10,12 @@ from typing import Any
 
 import orjson
 
-from posterr import cache, logs, presenters, validation
+from posterr import logs, presenters, validation
 from posterr.context import Context
 from posterr.errors import Conflict, DailyLimitReached, DuplicateRow, NotFound, ValidationFailed
+from posterr.keys import FEEDS_KEY, feed_field, post_key, user_key
 from posterr.limits import seconds_to_utc_midnight
+from posterr.redis_client import Change
 from posterr.services import timelines
 from posterr.services.feed_query import FeedQuery, Server, Source
 from posterr.services.idempotency import Record, Recorded, unkept
@@ -89,11 +91,11 @@ def _followers_to_push(ctx: Context, run, post: dict, followers_count: int) -> l
     return [row["follower_id"] for row in run("fanout_followers", user_id=post["user_id"], limit=followers_count)]
 
 
-def _cache_work(ctx: Context, post: dict, created_at: datetime, followers: list[int]) -> tuple[cache.Change, ...]:
+def _cache_work(ctx: Context, post: dict, created_at: datetime, followers: list[int]) -> tuple[Change, ...]:
     """What a new post changes in Redis, to deliver before it is answered: nobody may read a feed,
     profile or post that lacks it (cached feed pages hold the target's counters too)."""
     target_id = post["repost_id"] or post["reply_to_id"]
-    changed = [cache.FEEDS_KEY, cache.user_key(post["user_id"])] + ([cache.post_key(target_id)] if target_id else [])
+    changed = [FEEDS_KEY, user_key(post["user_id"])] + ([post_key(target_id)] if target_id else [])
     return (ctx.cache.deletes(*changed),
             ctx.timelines.pushes(followers, post["user_id"], member(created_at, post["id"])))
 
@@ -140,7 +142,7 @@ def get_post(ctx: Context, post_id: int) -> bytes:
             raise NotFound(f"there is no post {post_id}")
         return orjson.dumps(presenters.post(row))
 
-    return ctx.cache.fetch(cache.post_key(post_id), "json", ctx.settings.object_cache_ttl, load)
+    return ctx.cache.fetch(post_key(post_id), "json", ctx.settings.object_cache_ttl, load)
 
 
 def list_posts(ctx: Context, params: dict[str, str | None], *, keyword_required: bool = False) -> Page:
@@ -155,8 +157,8 @@ def list_posts(ctx: Context, params: dict[str, str | None], *, keyword_required:
         return ctx.db.read_primary(lambda run: _feed_page(ctx, run, query))
     if server is Server.REPLICA:
         return ctx.db.read(lambda run: _feed_page(ctx, run, query))
-    field = cache.feed_field(query.order, query.size, query.author_id, query.with_replies)
-    return Page.unpack(ctx.cache.fetch(cache.FEEDS_KEY, field, ctx.settings.feed_cache_ttl,
+    field = feed_field(query.order, query.size, query.author_id, query.with_replies)
+    return Page.unpack(ctx.cache.fetch(FEEDS_KEY, field, ctx.settings.feed_cache_ttl,
                                        lambda: ctx.db.read_primary(lambda run: _feed_page(ctx, run, query)).pack()))
 
 

@@ -6,9 +6,10 @@ import logging
 
 import orjson
 
-from posterr import cache, logs, presenters, validation
+from posterr import logs, presenters, validation
 from posterr.context import Context
 from posterr.errors import Conflict, DuplicateRow, NotFound, ValidationFailed
+from posterr.keys import user_key
 from posterr.services.idempotency import Record, Recorded, unkept
 from posterr.services.pagination import Keyset, Page, page_of
 
@@ -42,7 +43,7 @@ def get_user(ctx: Context, user_id: int, viewer_id: str | None = None) -> bytes:
     """A profile, as JSON; without a viewer it is the same for everyone, so it is cached."""
     viewer = validation.query_id("viewer_id", viewer_id)
     if viewer is None:
-        return ctx.cache.fetch(cache.user_key(user_id), "json", ctx.settings.object_cache_ttl, lambda: orjson.dumps(
+        return ctx.cache.fetch(user_key(user_id), "json", ctx.settings.object_cache_ttl, lambda: orjson.dumps(
             presenters.user(ctx.db.read_primary(lambda run: existing_user(run, user_id)))))
 
     def load(run) -> dict:
@@ -79,7 +80,7 @@ def _change_follow(ctx: Context, query: str, follower_id: int, followee_id: int)
         readers = [row["follower_id"] for row in run("fanout_followers", user_id=followee_id, limit=fanout_max + 1)
                    ] if crossed else [follower_id]
     if changed["changed"]:
-        ctx.redis.before_answer(ctx.cache.deletes(cache.user_key(follower_id), cache.user_key(followee_id)),
+        ctx.redis.before_answer(ctx.cache.deletes(user_key(follower_id), user_key(followee_id)),
                                 ctx.timelines.drops(readers))
 
 

@@ -26,7 +26,7 @@ import psycopg
 import pytest
 import requests
 
-from posterr.cache import daily_quota_key
+from posterr.keys import daily_quota_key
 from tests.cluster.conftest import CLUSTER_DIR, Cluster, Instance, healthy, wait_for
 from tests.conftest import RESULTS, ROOT, _free_port
 from tests.integration.pglocks import waiting_behind

@@ -7,7 +7,7 @@ import pytest
 import requests
 from redis.cluster import RedisCluster
 
-from posterr.cache import POSITIONS_KEPT_KEY
+from posterr.keys import POSITIONS_KEPT_KEY
 from tests.conftest import REDIS_CLUSTER, TABLES, log_records
 
 APP_WORKERS = 2  # app_server's gunicorn workers (tests/conftest.py)

@@ -9,10 +9,12 @@ from datetime import date
 import pytest
 from redis.cluster import RedisCluster
 
-from posterr import cache, deferred_check, metrics
-from posterr.cache import DocumentCache, Redis, daily_quota_key
+from posterr import deferred_check, metrics
+from posterr.document_cache import DocumentCache
 from posterr.errors import TooManyRequests
+from posterr.keys import FEEDS_KEY, daily_quota_key, post_key, user_key
 from posterr.limits import ClientRateLimit, DailyQuota
+from posterr.redis_client import Redis
 from tests.conftest import REDIS_CLUSTER
 from tests.integration.conftest import assert_problem, on_every_worker, reads_processed
 
@@ -116,7 +118,7 @@ def test_a_new_user_is_visible_at_once(api):
     assert api.get("/api/users?username=dora").json() == [dora]
 
 
-# --- the mechanisms, driven directly against the suite's Redis (see posterr/cache.py) ----------
+# --- the mechanisms, driven directly against the suite's Redis (see posterr/redis_client.py) ---
 
 def new_cache(servers, *, invalidation_deadline: float = 5) -> DocumentCache:
     return DocumentCache(Redis(servers.redis_url, timeout=0.25, retry_after=1,
@@ -133,36 +135,36 @@ def document_cache(servers):
 def test_a_slow_reader_cannot_put_back_what_a_write_invalidated(document_cache):
     """Invariant 5, the generation token."""
     def read_while_a_write_lands() -> bytes:
-        document_cache.redis.before_answer(document_cache.deletes(cache.FEEDS_KEY))  # the write commits while this reader queries
+        document_cache.redis.before_answer(document_cache.deletes(FEEDS_KEY))  # the write commits while this reader queries
         return b"old page"
 
-    assert document_cache.fetch(cache.FEEDS_KEY, "all:latest:10", 60, read_while_a_write_lands) == b"old page"
-    assert document_cache.fetch(cache.FEEDS_KEY, "all:latest:10", 60, lambda: b"new page") == b"new page"
-    assert document_cache.fetch(cache.FEEDS_KEY, "all:latest:10", 60, lambda: b"unused") == b"new page"
+    assert document_cache.fetch(FEEDS_KEY, "all:latest:10", 60, read_while_a_write_lands) == b"old page"
+    assert document_cache.fetch(FEEDS_KEY, "all:latest:10", 60, lambda: b"new page") == b"new page"
+    assert document_cache.fetch(FEEDS_KEY, "all:latest:10", 60, lambda: b"unused") == b"new page"
 
 
 def test_a_process_that_never_talked_to_redis_still_deletes_what_others_cached(document_cache, servers):
     """Invariant 4: the writer learns the epoch before deleting (other processes cache under it)."""
-    assert document_cache.fetch(cache.post_key(1), "json", 60, lambda: b"v1") == b"v1"
+    assert document_cache.fetch(post_key(1), "json", 60, lambda: b"v1") == b"v1"
     fresh = new_cache(servers)
     try:
         assert fresh.redis.epoch is None
-        fresh.redis.before_answer(fresh.deletes(cache.post_key(1)))
+        fresh.redis.before_answer(fresh.deletes(post_key(1)))
     finally:
         fresh.redis.close()
-    assert document_cache.fetch(cache.post_key(1), "json", 60, lambda: b"v2") == b"v2"
+    assert document_cache.fetch(post_key(1), "json", 60, lambda: b"v2") == b"v2"
 
 
 def test_a_write_redis_will_not_take_is_answered_after_the_deadline_and_counted(servers, redis_client):
     """Invariant 4's limit: a Redis that neither answers nor goes away costs a write the deadline,
     no more (it retried until then, and did not wait for the pause to end), and is counted."""
     slow = new_cache(servers, invalidation_deadline=0.3)
-    slow.fetch(cache.post_key(1), "json", 60, lambda: b"v1")  # connected: the epoch is known
+    slow.fetch(post_key(1), "json", 60, lambda: b"v1")  # connected: the epoch is known
     before = metrics.CACHE_INVALIDATION_FAILURES._value.get()
     redis_client.execute_command("CLIENT", "PAUSE", "20000", "WRITE")
     try:
         started = time.monotonic()
-        slow.redis.before_answer(slow.deletes(cache.post_key(1)))
+        slow.redis.before_answer(slow.deletes(post_key(1)))
         took = time.monotonic() - started
     finally:
         redis_client.execute_command("CLIENT", "UNPAUSE")
@@ -179,15 +181,15 @@ def test_copies_from_before_a_redis_restart_are_never_read_nor_left_behind(serve
         pytest.skip("needs the suite's own Redis")
     reader, writer = new_cache(servers), new_cache(servers)
     try:
-        assert reader.fetch(cache.post_key(1), "json", 60, lambda: b"before") == b"before"
-        writer.fetch(cache.post_key(2), "json", 60, lambda: b"connected")  # writer knows the old epoch
-        old_epoch = writer.redis.epoch_of(cache.post_key(1))
+        assert reader.fetch(post_key(1), "json", 60, lambda: b"before") == b"before"
+        writer.fetch(post_key(2), "json", 60, lambda: b"connected")  # writer knows the old epoch
+        old_epoch = writer.redis.epoch_of(post_key(1))
         servers.stop_redis()
         servers.start_redis()
-        assert reader.fetch(cache.post_key(1), "json", 60, lambda: b"after") == b"after"
-        assert reader.redis.epoch_of(cache.post_key(1)) != old_epoch
-        writer.redis.before_answer(writer.deletes(cache.post_key(1)))
-        assert reader.fetch(cache.post_key(1), "json", 60, lambda: b"after the write") == b"after the write"
+        assert reader.fetch(post_key(1), "json", 60, lambda: b"after") == b"after"
+        assert reader.redis.epoch_of(post_key(1)) != old_epoch
+        writer.redis.before_answer(writer.deletes(post_key(1)))
+        assert reader.fetch(post_key(1), "json", 60, lambda: b"after the write") == b"after the write"
     finally:
         reader.redis.close()
         writer.redis.close()
@@ -210,11 +212,11 @@ def test_a_write_sends_its_scripts_without_asking_and_reloads_them_into_a_redis_
     day = date(2026, 12, 2)
     try:
         before = script_exists_calls(redis_client)
-        redis.before_answer(DocumentCache.deletes(cache.user_key(998)), quota.remembers(998, day, 2))
+        redis.before_answer(DocumentCache.deletes(user_key(998)), quota.remembers(998, day, 2))
         assert redis_client.get(daily_quota_key(998, day)) == b"2"
         assert script_exists_calls(redis_client) == before
         redis_client.script_flush()
-        redis.before_answer(DocumentCache.deletes(cache.user_key(999)), quota.remembers(999, day, 3))
+        redis.before_answer(DocumentCache.deletes(user_key(999)), quota.remembers(999, day, 3))
         assert redis_client.get(daily_quota_key(999, day)) == b"3"
     finally:
         redis.close()
@@ -239,12 +241,12 @@ def test_a_cached_read_carries_the_deferred_rate_check_and_a_refusal_computes_no
             queue=lambda batch: limiter.queue_check(batch, client), deliver=deliver,
             run_alone=lambda: redis.run(lambda client_: limiter.queue_check(client_, client))))
         try:
-            return documents.fetch(cache.user_key(997), "json", 60, lambda: computed.append(1) or b"the document")
+            return documents.fetch(user_key(997), "json", 60, lambda: computed.append(1) or b"the document")
         finally:
             deferred_check.PENDING.reset(token)
 
     try:
-        assert documents.fetch(cache.user_key(997), "json", 60, lambda: b"the document") == b"the document"
+        assert documents.fetch(user_key(997), "json", 60, lambda: b"the document") == b"the document"
         limiter.check("198.51.100.1")  # the scripts are loaded: a first call would load them as well
         before = reads_processed(redis_client)
         assert read_deferring_the_check() == b"the document"

@@ -8,6 +8,8 @@ import re
 import pytest
 
 from posterr.cli import main
+from posterr.cli.cache import KEPT_BY_FLUSH
+from posterr.keys import KEY_FAMILIES
 from tests.integration.conftest import row_count
 
 
@@ -51,7 +53,9 @@ def test_cache_stats_keys_and_flush(run, api, redis_client):
     stats = run("cache", "stats")
     assert "hit ratio" in stats and "memory used" in stats and "posterr:quota:*" in stats
     assert "posterr:user:{1}:" in run("cache", "keys", "posterr:user:*")
-    assert "deleted 2 cached documents" in run("cache", "flush")
+    flushed = run("cache", "flush")
+    assert "deleted 2 cached documents" in flushed
+    assert all(family.pattern in flushed for family in KEY_FAMILIES if family.name in KEPT_BY_FLUSH), flushed
     assert list(redis_client.scan_iter("posterr:user:*")) == []
     assert len(list(redis_client.scan_iter("posterr:quota:*"))) == 1
 

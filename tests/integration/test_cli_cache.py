@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from posterr.cache import KEY_FAMILIES
 from posterr.cli import main
+from posterr.keys import KEY_FAMILIES
 from tests.conftest import ROOT
 
 ROWS = {family.name for family in KEY_FAMILIES} | {"total"}

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
-from posterr.cache import daily_quota_key
+from posterr.keys import daily_quota_key
 from tests.integration.conftest import assert_problem, row_count
 from tests.integration.workers import sessions_on_several_workers
 

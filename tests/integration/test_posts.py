@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from posterr.cache import daily_quota_key
+from posterr.keys import daily_quota_key
 from tests.conftest import running_app
 from tests.integration.conftest import Api, assert_problem, row_count
 from tests.integration.pglocks import waiting_behind

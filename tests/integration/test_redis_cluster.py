@@ -1,6 +1,6 @@
 """Three app instances against a 3-master Redis Cluster (scripts/services.sh redis-cluster-up): the
 daily limit stays exact when a master is SIGKILLed in the middle of simultaneous creations, nothing
-answers 500, and no page read afterwards is stale (posterr/cache.py: per-node epochs)."""
+answers 500, and no page read afterwards is stale (posterr/redis_client.py: per-node epochs)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ import pytest
 import requests
 from redis.cluster import RedisCluster
 
-from posterr.cache import DocumentCache, Redis, daily_quota_key, post_key, user_key
+from posterr.document_cache import DocumentCache
+from posterr.keys import daily_quota_key, post_key, user_key
+from posterr.redis_client import Redis
 from tests.cluster.conftest import wait_for
 from tests.conftest import RESULTS, running_app
 from tests.integration.pglocks import waiting_behind

@@ -1,6 +1,6 @@
 """A Redis that refuses connections while it keeps every key (a proxy, a Kubernetes Service with no
 ready endpoint, a firewall) is no new Redis: a write it refused is seen by every worker once it
-answers again (posterr/cache.py, mechanism 3), on a standalone server and on one master of a Redis
+answers again (posterr/redis_client.py, mechanism 3), on a standalone server and on one master of a Redis
 Cluster."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from loadtests.refusing_proxy import RefusingProxy
-from posterr.cache import user_key
+from posterr.keys import user_key
 from tests.cluster.conftest import wait_for
 from tests.conftest import REDIS_CLUSTER, _free_port, running_app
 from tests.integration.conftest import Api, on_every_worker

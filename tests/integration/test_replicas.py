@@ -18,8 +18,8 @@ from contextlib import ExitStack
 import pytest
 import requests
 
-from posterr.cache import POSITIONS_SETTLING_KEY
 from posterr.cli import main
+from posterr.keys import POSITIONS_SETTLING_KEY
 from posterr.routes.ops import OPENAPI_FILE
 from tests.cluster.conftest import wait_for
 from tests.conftest import DATA, REPLICA_DELAY, RESULTS, log_records, running_app

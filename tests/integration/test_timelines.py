@@ -15,8 +15,9 @@ from itertools import chain
 import pytest
 import requests
 
-from posterr.cache import Redis, timeline_keys, timeline_name
 from posterr.db import load_queries
+from posterr.keys import timeline_keys, timeline_name
+from posterr.redis_client import Redis
 from posterr.timelines import PUSH_BATCH, Build, HomeTimelines, member, post_id
 from tests.conftest import running_app
 from tests.integration.conftest import Api, statement_calls

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from redis.cluster import key_slot
 
-from posterr.cache import POSITIONS_KEPT_KEY, POSITIONS_SETTLING_KEY, Redis, write_position_key
 from posterr.db import load_queries
+from posterr.keys import POSITIONS_KEPT_KEY, POSITIONS_SETTLING_KEY, write_position_key
+from posterr.redis_client import Redis
 from posterr.replicas import CLIENT, Replicas, Status
 
 MAX_LAG = 5.0

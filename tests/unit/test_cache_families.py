@@ -1,53 +1,87 @@
-"""Key families (posterr/cache.py): every key the app builds belongs to exactly one, and the document
-cache counts each lookup under the family of the name it looked up."""
+"""Key families (posterr/keys.py): every key name a builder of posterr/keys.py makes belongs to
+exactly one, and the document cache counts each lookup under the family of the name it looked up."""
 
 from __future__ import annotations
 
+import inspect
+import re
 from datetime import date
 from fnmatch import fnmatchcase
 
 import pytest
 from prometheus_client import REGISTRY
 
-from posterr.cache import (
-    DOCUMENT_FAMILIES,
-    FEEDS_KEY,
-    GENERATION_KEY,
-    KEY_FAMILIES,
-    POSITIONS_KEPT_KEY,
-    POSITIONS_SETTLING_KEY,
-    DocumentCache,
-    daily_quota_key,
-    generation_key_in_slot,
-    post_key,
-    rate_limit_key,
-    timeline_keys,
-    user_key,
-    write_position_key,
-)
+from posterr import keys
+from posterr.document_cache import DOCUMENT_FAMILIES, DocumentCache
+from posterr.keys import FEEDS_KEY, KEY_FAMILIES, document_key, post_key, user_key
+from tests.conftest import ROOT
 
 EPOCH = "0123456789ab"
+# The family of each builder's keys: a builder added to posterr/keys.py fails the test below until
+# it is named here. A document's or a timeline's name is no key: the keys built from it (its name,
+# then more: document_key, timeline_keys) are.
+FAMILY_OF = {
+    "FEEDS_KEY": "feeds", "post_key": "posts", "user_key": "users", "document_key": "posts",
+    "timeline_name": "timelines", "timeline_keys": "timelines", "daily_quota_key": "quota",
+    "rate_limit_key": "rate_limit", "write_position_key": "wrote", "POSITIONS_KEPT_KEY": "positions",
+    "POSITIONS_SETTLING_KEY": "positions", "GENERATION_KEY": "generation", "generation_key_in_slot": "generation",
+}
+NAMES = {"FEEDS_KEY", "post_key", "user_key", "timeline_name"}
+NOT_KEYS = {"PREFIX": "what every key starts with", "feed_field": "a field of the feeds hash"}
+# A builder's arguments, by parameter name.
+ARGUMENTS = {"user_id": 7, "post_id": 7, "day": date(2026, 11, 30), "client": "203.0.113.9", "slot": 5461,
+             "epoch": EPOCH, "name": post_key(7)}
+
+
+def builders() -> dict[str, object]:
+    """Every key name and builder of posterr/keys.py: its public strings and functions."""
+    return {name: value for name, value in vars(keys).items() if not name.startswith("_") and (
+        isinstance(value, str) or callable(value) and not isinstance(value, type)
+        and getattr(value, "__module__", None) == keys.__name__)}
+
+
+def built(builder) -> list[str]:
+    """What a builder makes, called with ARGUMENTS."""
+    if isinstance(builder, str):
+        return [builder]
+    made = builder(**{name: ARGUMENTS[name] for name in inspect.signature(builder).parameters})
+    return made if isinstance(made, list) else [made]
 
 
 def families_of(key: str) -> list[str]:
     return [family.name for family in KEY_FAMILIES if fnmatchcase(key, family.pattern)]
 
 
-@pytest.mark.parametrize("key, family", [
-    (f"{FEEDS_KEY}:{EPOCH}", "feeds"),
-    (f"{post_key(7)}:{EPOCH}", "posts"),
-    (f"{user_key(7)}:{EPOCH}", "users"),
-    *[(key, "timelines") for key in timeline_keys(7, EPOCH)],
-    (daily_quota_key(7, date(2026, 11, 30)), "quota"),
-    (rate_limit_key("203.0.113.9"), "rate_limit"),
-    (write_position_key("203.0.113.9"), "wrote"),
-    (POSITIONS_KEPT_KEY, "positions"),
-    (POSITIONS_SETTLING_KEY, "positions"),
-    (GENERATION_KEY, "generation"),
-    (generation_key_in_slot(5461), "generation"),
-])
-def test_every_key_the_app_builds_is_in_exactly_one_family(key, family):
-    assert families_of(key) == [family]
+def test_every_builder_has_its_family_named():
+    assert set(builders()) == set(FAMILY_OF) | set(NOT_KEYS)
+
+
+@pytest.mark.parametrize("name", sorted(set(builders()) - set(NOT_KEYS)))
+def test_every_key_a_builder_makes_is_in_exactly_one_family(name):
+    for made in built(builders()[name]):
+        key = document_key(made, EPOCH) if name in NAMES else made
+        assert key.startswith(f"{keys.PREFIX}:") and families_of(key) == [FAMILY_OF[name]], (name, key)
+
+
+def key_table() -> list[tuple[list[str], str, str]]:
+    """The rows of docs/architecture.md's Redis key table: each row's key names (each `<value>` in
+    them made `x`), its family and the family's pattern."""
+    section = (ROOT / "docs" / "architecture.md").read_text().partition("## Redis keys")[2].partition("\n## ")[0]
+    rows = re.findall(r"^\| (.*?) \| `([^`]+)`: `([^`]+)` \|", section, re.MULTILINE)
+    return [([re.sub(r"<[^>]+>", "x", name) for name in re.findall(r"`(posterr:[^`]+)`", names)],
+             family, pattern)
+            for names, family, pattern in rows]
+
+
+def test_the_docs_key_table_lists_exactly_the_key_families():
+    assert {(family, pattern) for _names, family, pattern in key_table()} == \
+        {(family.name, family.pattern) for family in KEY_FAMILIES}
+
+
+@pytest.mark.parametrize("names, family", [(names, family) for names, family, _pattern in key_table()],
+                         ids=[names[0] if names else "no key name" for names, _family, _pattern in key_table()])
+def test_each_key_in_the_docs_key_table_is_in_the_family_it_is_listed_under(names, family):
+    assert names and all(families_of(name) == [family] for name in names), names
 
 
 class FakeRedis:

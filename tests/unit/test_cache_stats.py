@@ -8,8 +8,8 @@ from datetime import datetime
 
 import pytest
 
-from posterr.cache import KEY_FAMILIES
 from posterr.cli.cache import (
+    STATS_EPILOG,
     AppFigures,
     Keys,
     Lookups,
@@ -24,6 +24,7 @@ from posterr.cli.cache import (
     rates,
 )
 from posterr.config import Settings
+from posterr.keys import KEY_FAMILIES
 
 METRICS = """\
 # HELP posterr_cache_lookups_total Document cache lookups by key family
@@ -151,6 +152,14 @@ def row(lines: list[str], family: str) -> list[str]:
 ])
 def test_one_row_per_family_and_a_total(family, cells):
     assert row(frame(snapshot(app_figures(METRICS)), None, watching=False), family) == cells
+
+
+def test_every_family_has_a_row_and_is_explained_in_the_help():
+    lines = frame(snapshot(app_figures(METRICS)), None, watching=False)
+    explained = STATS_EPILOG.partition("families:")[2].replace(",", " ").split()
+    for family in KEY_FAMILIES:
+        assert row(lines, family.name)[-1] == family.pattern
+        assert family.name in explained, family.name
 
 
 def test_the_frame_says_memory_is_sampled_and_what_the_other_families_did():

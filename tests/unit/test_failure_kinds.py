@@ -7,8 +7,8 @@ import pytest
 import redis
 from psycopg_pool import PoolTimeout
 
-from posterr.cache import refused
 from posterr.db import server_unreachable
+from posterr.redis_failures import refused
 
 
 def _connection_error(cause: OSError) -> redis.ConnectionError:

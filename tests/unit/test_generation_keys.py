@@ -1,4 +1,4 @@
-"""Where a Redis Cluster master's generation lives (posterr/cache.py, mechanism 3): a key in the
+"""Where a Redis Cluster master's generation lives (posterr/redis_client.py, mechanism 3): a key in the
 lowest slot the master serves, found from the client's map by readers and from CLUSTER NODES by the
 process that bumps it, so both name the same key."""
 
@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 from redis.cluster import key_slot
 
-from posterr.cache import GENERATION_KEY, generation_key_in_slot, lowest_own_slot
+from posterr.keys import GENERATION_KEY, generation_key_in_slot
+from posterr.redis_client import lowest_own_slot
 
 NODES = """\
 27e5 127.0.0.1:7712@7812 master - 0 1796248664604 2 connected 5461-10922

@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 import pytest
 import redis
 
-from posterr.cache import Redis
 from posterr.limits import seconds_to_utc_midnight
+from posterr.redis_client import Redis
 
 
 @pytest.mark.parametrize("now, expected", [
@@ -20,7 +20,7 @@ def test_retry_after_counts_whole_seconds_to_the_next_utc_midnight(now, expected
 
 
 def test_after_a_redis_failure_calls_skip_redis_until_retry_after():
-    """The breaker (posterr/cache.py, invariant 2): one failure, then no call for `retry_after`."""
+    """The breaker (posterr/redis_client.py, mechanism 2): one failure, then no call for `retry_after`."""
     calls = []
 
     def times_out(_client):

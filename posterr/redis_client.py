@@ -1,16 +1,21 @@
-"""Redis: the client, the one place that builds key names, and the document cache.
+"""The Redis client: its circuit breaker, epochs and generations, and the delivery of a write's
+changes before it is answered; what the document cache (posterr/document_cache.py), the home
+timelines (posterr/timelines.py), the limits (posterr/limits.py) and the write positions
+(posterr/replicas.py) are built on. Key names: posterr/keys.py.
 
 PostgreSQL is the source of truth; Redis makes reads cheaper and holds the daily counters' fast
 path. Redis trouble of any kind (refused, timed out, an error reply such as OOM, READONLY, MOVED or
 LOADING) degrades like an outage: reads go to PostgreSQL, the limits fall back to PostgreSQL or fail
 open. It is never a 500 and never a hang.
 
-The mechanisms, and the invariant each one keeps (each has a test in tests/integration/test_cache.py):
+The cache's five mechanisms, the invariant each one keeps, and where it is tested:
 
 1. Deadline: every Redis command gives up after `POSTERR_REDIS_TIMEOUT`, and no lock is held while
    one runs, so a Redis that hangs costs a request at most a few timeouts, never a stuck thread.
+   Tested in tests/integration/test_faults.py (a Redis restarted, frozen, paused: no hang).
 2. Breaker: after a failure, reads and limits skip Redis for `POSTERR_REDIS_RETRY_AFTER` seconds,
-   so an outage costs one timeout per process per interval instead of one per request.
+   so an outage costs one timeout per process per interval instead of one per request. Tested in
+   tests/unit/test_limits.py.
 3. Epoch: document keys end with the run_id of the Redis server that holds them (learnt on every
    connection; on a Redis Cluster, the master serving the key's slot) and a value is used only if
    that run_id did not change during the call, so copies written to an earlier server process
@@ -21,19 +26,25 @@ The mechanisms, and the invariant each one keeps (each has a test in tests/integ
    generation_key_in_slot), each cached read compares it with the current one in the same script,
    and a process bumps a server's generation on its first connection to it after one of its own
    connections failed or broke, before it sends anything else. So whatever a write could not
-   delete while Redis (or one master) refused it is never read once it answers again.
+   delete while Redis (or one master) refused it is never read once it answers again. The epoch is
+   tested in tests/integration/test_cache.py (a restart) and test_redis_cluster.py (per master);
+   the generation in tests/integration/test_redis_refusals.py and tests/unit/test_generation_keys.py.
 4. Invalidation before the answer: a write is answered only after every cached copy that could hide
    it is deleted or unreachable to readers. Deletes are retried while Redis might come back with the
    same copies (a freeze, a pause, a timeout) until `POSTERR_CACHE_INVALIDATION_DEADLINE`; a refused
    connection needs no retry: whatever answers next is another server (another epoch) or is reached
-   through a new connection of this process, which bumps the generation first. On an error
-   reply (OOM refuses a script that writes, not a DEL) what could not be updated, a home timeline
-   push, is deleted instead (`cache_updated_by_delete`). Past the deadline, or when that fails too,
-   the write is answered anyway: the copy then lives out its TTL, and `cache_invalidation_failed`
-   is logged and counted.
+   through a new connection of this process, which bumps the generation first. On a Redis Cluster
+   each command goes on its own (posterr/cluster_delivery.py), so a master that refuses does not
+   keep the write's changes from the others. On an error reply (OOM refuses a script that writes,
+   not a DEL) what could not be updated, a home timeline push, is deleted instead
+   (`cache_updated_by_delete`). Past the deadline, or when that fails too, the write is answered
+   anyway: the copy then lives out its TTL, and `cache_invalidation_failed` is logged and counted.
+   Tested in tests/integration/test_cache.py, test_faults.py (pause, freeze, error replies) and
+   test_redis_cluster.py (a dead master).
 5. Generation token: the first reader to miss puts a token in the hash, and stores what it computed
    only if that token is still there, so a slow reader cannot put back a page older than a write
-   that deleted the hash meanwhile.
+   that deleted the hash meanwhile (posterr/document_cache.py). Tested in
+   tests/integration/test_cache.py.
 """
 
 from __future__ import annotations
@@ -43,7 +54,6 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from datetime import date
 from typing import Any, NamedTuple
 
 import redis
@@ -55,47 +65,11 @@ from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from posterr import deferred_check, logs, metrics
+from posterr.cluster_delivery import Batch, EachCommand
+from posterr.keys import GENERATION_KEY, generation_key_in_slot
+from posterr.redis_failures import BETWEEN_STATES, REDIS_ERRORS, refused
 
 log = logging.getLogger("posterr.cache")
-
-PREFIX = "posterr"
-# What a Redis call may raise: a cluster's own failures (no node for a slot, say) are not RedisErrors.
-REDIS_ERRORS = (redis.RedisError, RedisClusterException)
-
-
-def daily_quota_key(user_id: int, day: date) -> str:
-    return f"{PREFIX}:quota:{{{user_id}}}:{day.isoformat()}"
-
-
-def rate_limit_key(client: str) -> str:
-    return f"{PREFIX}:rl:{client}"
-
-
-def write_position_key(client: str) -> str:
-    """The primary's WAL position after the client's last write (posterr/replicas.py); every client's
-    on the one master that holds POSITIONS_KEPT_KEY, where their loss is seen."""
-    return f"{PREFIX}:{{positions}}:wrote:{client}"
-
-
-# Whether Redis still holds every client's write position (posterr/replicas.py, guarantee 1): `kept`
-# holds the run_id of the server process that has held the positions since, so both a FLUSHALL and a
-# restart (which may have lost its last second of writes) tell a loss; `settling` (a TTL) is the time
-# after a loss during which a position may be missing. One hash tag with the positions.
-POSITIONS_KEPT_KEY = f"{PREFIX}:{{positions}}:kept"
-POSITIONS_SETTLING_KEY = f"{PREFIX}:{{positions}}:settling"
-# The generation of every cached copy on a standalone server (mechanism 3): a random value, replaced
-# by another at each bump, so that no past generation comes back (not even after the key is lost).
-GENERATION_KEY = f"{PREFIX}:generation"
-
-
-@functools.lru_cache(maxsize=64)
-def generation_key_in_slot(slot: int) -> str:
-    """A Redis Cluster master's generation key: one in the lowest slot it serves (`slot`), since a
-    script may only touch keys of its own node. Its tag is the first number that hashes there."""
-    tag = 0
-    while key_slot(f"{GENERATION_KEY}:{{{tag}}}".encode()) != slot:
-        tag += 1
-    return f"{GENERATION_KEY}:{{{tag}}}"
 
 
 def lowest_own_slot(cluster_nodes: str) -> int | None:
@@ -242,7 +216,7 @@ class Redis:
         return None if slot is None else generation_key_in_slot(slot)
 
     def script(self, source: str) -> Script:
-        """A Lua script to call as script(keys=…, args=…[, client=…]); see Batch for why it is kept."""
+        """A Lua script to call as script(keys=…, args=…[, client=…]); see cluster_delivery.Batch for why it is kept."""
         registered = self.client.register_script(source)
         self.scripts.append(registered)
         return registered
@@ -426,150 +400,6 @@ def _serves(slots_cache: dict, slot: int, node_name: str) -> bool:
     nodes = slots_cache.get(slot)
     return bool(nodes) and nodes[0].name == node_name
 
-# Error replies of a cluster node that is there but not serving yet (rejoining after a restart, say):
-# not refusals, since that very process and its keys serve again shortly, so they are retried.
-BETWEEN_STATES = (redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError)
-
-
-class Batch:
-    """On a standalone server, a write's commands in one round trip. Not redis-py's pipeline, which
-    asks SCRIPT EXISTS before every batch that calls a script, a round trip more: here a script the
-    server does not have (it restarted, or its scripts were flushed) fails the batch, and the batch
-    is sent again once every script is loaded. Sending it twice is harmless: its deletes, and the
-    scripts, which leave the same state when run again."""
-
-    def __init__(self, client: redis.Redis, scripts: list[Script]):
-        self.client = client
-        self.scripts = scripts
-        self.commands: list[tuple] = []
-
-    def delete(self, *keys: str) -> None:
-        self.commands.append(("DEL", *keys))
-
-    def evalsha(self, *args: Any) -> None:  # what a Script runs (redis.commands.core.Script.__call__)
-        self.commands.append(("EVALSHA", *args))
-
-    def execute(self, raise_on_error: bool = True) -> list:
-        """The replies in order; with raise_on_error=False, an error reply is its exception, in place."""
-        replies = self._send()
-        if any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
-            for script in self.scripts:
-                self.client.script_load(script.script)
-            replies = self._send()
-        errors = [reply for reply in replies if isinstance(reply, Exception)]
-        if errors and raise_on_error:
-            raise errors[0]
-        return replies
-
-    def _send(self) -> list:
-        pipe = self.client.pipeline(transaction=False)
-        for command in self.commands:
-            pipe.execute_command(*command)
-        return pipe.execute(raise_on_error=False)
-
-
-class EachCommand:
-    """On a Redis Cluster, in place of a pipeline: each command runs at once, and one whose master
-    refuses is skipped rather than failing the rest: a master that is gone comes back with a new
-    epoch, and one that refused while it kept its keys gets its generation bumped before this process
-    sends it anything else (mechanism 3), while the other masters must get theirs."""
-
-    def __init__(self, client: RedisCluster, refused_by_one: Callable[[], None]):
-        self.client = client
-        self.refused_by_one = refused_by_one
-
-    def delete(self, *keys: str) -> Any:
-        return self._unless_refused(self.client.delete, *keys)
-
-    def evalsha(self, *args: Any) -> Any:  # what a Script runs (redis.commands.core.Script.__call__)
-        return self._unless_refused(self.client.evalsha, *args)
-
-    def script_load(self, script: str) -> str:
-        return self.client.script_load(script)
-
-    def _unless_refused(self, command: Callable, *args: Any) -> Any:
-        try:
-            return command(*args)
-        except REDIS_ERRORS as error:
-            if refused(error):
-                self.refused_by_one()
-                return None
-            raise
-
-
-def refused(error: BaseException) -> bool:
-    """Whether nothing listens where Redis should be (a stopped server, a dead cluster master), as
-    opposed to a server that is there but slow, paused, rejoining or answering errors."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, (ConnectionRefusedError, redis.BusyLoadingError)):
-            return True  # LOADING: a server process just started, so it has a new epoch
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-# --- the document cache -------------------------------------------------------------------------
-#
-# Ready-to-send JSON bytes in Redis hashes; the field `~gen` holds the generation token. Document
-# keys get the epoch appended (`posterr:post:{7}:<run_id>`); the part in braces is the Cluster hash
-# tag: one post's or user's hash lives in one slot, different ones spread.
-
-FEEDS_KEY = f"{PREFIX}:{{feeds}}"  # every cached first page of the global and author feeds
-
-
-def feed_field(order: str, limit: int, author_id: int | None, with_replies: bool) -> str:
-    field = f"author:{author_id}:{order}:{limit}" if author_id else f"all:{order}:{limit}"
-    return field + ":replies" if with_replies else field
-
-
-def post_key(post_id: int) -> str:
-    return f"{PREFIX}:post:{{{post_id}}}"
-
-
-def user_key(user_id: int) -> str:
-    return f"{PREFIX}:user:{{{user_id}}}"
-
-
-def timeline_name(user_id: int) -> str:
-    """What a home timeline's keys start with (its hash tag: the reader's id)."""
-    return f"{PREFIX}:timeline:{{{user_id}}}"
-
-
-def timeline_keys(user_id: int, epoch: str) -> list[str]:
-    """A home timeline's state hash, entries (sorted set) and followees (set), in one slot."""
-    base = timeline_name(user_id)
-    return [f"{base}:state:{epoch}", f"{base}:entries:{epoch}", f"{base}:followees:{epoch}"]
-
-
-class KeyFamily(NamedTuple):
-    """Keys of one kind (`python -m posterr cache stats` shows each family's keys, memory and lookups)."""
-    name: str  # for a document family, also its `family` label on posterr_cache_lookups_total
-    pattern: str  # matches every key of the family (SCAN MATCH)
-    holds: str
-
-
-KEY_FAMILIES = (
-    KeyFamily("feeds", f"{FEEDS_KEY}:*", "first pages of the global and author feeds"),
-    KeyFamily("posts", f"{PREFIX}:post:*", "post objects"),
-    KeyFamily("users", f"{PREFIX}:user:*", "user profiles (without viewer)"),
-    KeyFamily("timelines", f"{PREFIX}:timeline:*", "home timelines: state, entries and followees of each reader"),
-    KeyFamily("quota", f"{PREFIX}:quota:*", "daily post counters"),
-    KeyFamily("rate_limit", f"{PREFIX}:rl:*", "per-client rate limit state"),
-    KeyFamily("wrote", f"{PREFIX}:{{positions}}:wrote:*", "each client's last write position (with read replicas)"),
-    KeyFamily("positions", f"{PREFIX}:{{positions}}:[ks]e*",
-              "whether Redis still holds every write position (kept, settling)"),
-    KeyFamily("generation", f"{GENERATION_KEY}*", "the generation of every cached copy (on a cluster, one per master)"),
-)
-
-
-def _stem(name: str) -> str:
-    """A document name up to its hash tag: what every name of one family shares."""
-    return name.partition("{")[0]
-
-
-# The document cache's families by the stem of their names, taken from the builders above so that
-# each name's shape is written once.
-DOCUMENT_FAMILIES = {_stem(FEEDS_KEY): "feeds", _stem(post_key(0)): "posts", _stem(user_key(0)): "users"}
 
 def current_generation(key: str, token: str) -> str:
     """Lua that sets `generation` to the current one (mechanism 3) from the generation key `key`
@@ -585,60 +415,16 @@ end
 """
 
 
-# KEYS: the document. ARGV: the field, a new token, the TTL, the generation key (Redis.read).
-_READ = current_generation("ARGV[4]", "ARGV[2]") + """if redis.call('HGET', KEYS[1], '~g') ~= generation then redis.call('DEL', KEYS[1]) end
-local hit = redis.call('HGET', KEYS[1], ARGV[1])
-if hit then return {1, hit} end
-if redis.call('HSETNX', KEYS[1], '~gen', ARGV[2]) == 1 then
+def missed(token: str, ttl: str) -> str:
+    """Lua that ends a read script on a miss: the reader's `token` goes into the hash KEYS[1] unless
+    another reader's is there (mechanism 5), with the current `generation` (current_generation) and
+    the TTL `ttl`; returns {0, the token in place}, which the store must find again."""
+    return f"""if redis.call('HSETNX', KEYS[1], '~gen', {token}) == 1 then
   redis.call('HSET', KEYS[1], '~g', generation)
-  redis.call('EXPIRE', KEYS[1], ARGV[3])
+  redis.call('EXPIRE', KEYS[1], {ttl})
 end
-return {0, redis.call('HGET', KEYS[1], '~gen')}
+return {{0, redis.call('HGET', KEYS[1], '~gen')}}
 """
-_STORE = """
-if redis.call('HGET', KEYS[1], '~gen') ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-return 1
-"""
-
-
-class DocumentCache:
-    def __init__(self, redis_: Redis):
-        self.redis = redis_
-        self._read = redis_.script(_READ)
-        self._store = redis_.script(_STORE)
-        # Each family's (hit, miss) counters, looked up once: `labels()` takes a lock on every call.
-        self._lookups = {stem: (metrics.CACHE.labels(family, "hit"), metrics.CACHE.labels(family, "miss"))
-                         for stem, family in DOCUMENT_FAMILIES.items()}
-
-    def fetch(self, name: str, field: str, ttl: int, compute: Callable[[], bytes]) -> bytes:
-        """The cached bytes of `field` in hash `name`, or compute() stored for the next reader."""
-        epoch = self.redis.epoch_of(name)
-        if epoch is None:
-            return compute()
-        key = f"{name}:{epoch}"
-        token = f"{random.getrandbits(64):016x}"  # unique per reader: Python's generator, reseeded in each fork
-        found = self.redis.read(self._read, [key], [field, token, ttl])
-        if found is None or self.redis.epoch_of(name) != epoch:
-            return compute()  # Redis failed, or it reconnected to a new server and `key` is a past one's
-        hit, value = found
-        hits, misses = self._lookups[_stem(name)]
-        if hit:
-            hits.inc()
-            return value
-        misses.inc()
-        body = compute()
-        self.redis.run(lambda _: self._store(keys=[key], args=[field, value, body]))
-        return body
-
-    @staticmethod
-    def deletes(*names: str) -> Change:
-        """The documents a write changed, to delete before it is answered (Redis.before_answer)."""
-        def delete(pipe, epoch_of: EpochOf) -> None:
-            for name in names:
-                pipe.delete(f"{name}:{epoch_of(name)}")
-
-        return Change(delete, list(names))
 
 
 def _described(changes: tuple[Change, ...]) -> list[str]:

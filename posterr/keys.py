@@ -1,0 +1,106 @@
+"""Every Redis key name the app uses, built here and nowhere else, and the key table (KEY_FAMILIES).
+
+The part of a name in braces is its Redis Cluster hash tag: keys that one script touches together
+share it (so they share a slot), while different posts, users and readers spread over the cluster.
+Documents and home timelines carry the epoch of the server that holds them (posterr/redis_client.py,
+mechanism 3): their builders give a name, and the key is that name and the epoch.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import date
+from typing import NamedTuple
+
+from redis.cluster import key_slot
+
+PREFIX = "posterr"
+
+
+def daily_quota_key(user_id: int, day: date) -> str:
+    return f"{PREFIX}:quota:{{{user_id}}}:{day.isoformat()}"
+
+
+def rate_limit_key(client: str) -> str:
+    return f"{PREFIX}:rl:{client}"
+
+
+def write_position_key(client: str) -> str:
+    """The primary's WAL position after the client's last write (posterr/replicas.py); every client's
+    on the one master that holds POSITIONS_KEPT_KEY, where their loss is seen."""
+    return f"{PREFIX}:{{positions}}:wrote:{client}"
+
+
+# Whether Redis still holds every client's write position (posterr/replicas.py, guarantee 1): `kept`
+# holds the run_id of the server process that has held the positions since, so both a FLUSHALL and a
+# restart (which may have lost its last second of writes) tell a loss; `settling` (a TTL) is the time
+# after a loss during which a position may be missing. One hash tag with the positions.
+POSITIONS_KEPT_KEY = f"{PREFIX}:{{positions}}:kept"
+POSITIONS_SETTLING_KEY = f"{PREFIX}:{{positions}}:settling"
+# The generation of every cached copy on a standalone server (mechanism 3): a random value, replaced
+# by another at each bump, so that no past generation comes back (not even after the key is lost).
+GENERATION_KEY = f"{PREFIX}:generation"
+
+
+@functools.lru_cache(maxsize=64)
+def generation_key_in_slot(slot: int) -> str:
+    """A Redis Cluster master's generation key: one in the lowest slot it serves (`slot`), since a
+    script may only touch keys of its own node. Its tag is the first number that hashes there."""
+    tag = 0
+    while key_slot(f"{GENERATION_KEY}:{{{tag}}}".encode()) != slot:
+        tag += 1
+    return f"{GENERATION_KEY}:{{{tag}}}"
+
+
+FEEDS_KEY = f"{PREFIX}:{{feeds}}"  # the name of the hash of every cached first page of the global and author feeds
+
+
+def feed_field(order: str, limit: int, author_id: int | None, with_replies: bool) -> str:
+    """A first page's field in the feeds hash (not a key)."""
+    field = f"author:{author_id}:{order}:{limit}" if author_id else f"all:{order}:{limit}"
+    return field + ":replies" if with_replies else field
+
+
+def post_key(post_id: int) -> str:
+    return f"{PREFIX}:post:{{{post_id}}}"
+
+
+def user_key(user_id: int) -> str:
+    return f"{PREFIX}:user:{{{user_id}}}"
+
+
+def document_key(name: str, epoch: str) -> str:
+    """The key of a cached document (FEEDS_KEY, post_key, user_key) in the server of `epoch`."""
+    return f"{name}:{epoch}"
+
+
+def timeline_name(user_id: int) -> str:
+    """What a home timeline's keys start with (its hash tag: the reader's id)."""
+    return f"{PREFIX}:timeline:{{{user_id}}}"
+
+
+def timeline_keys(user_id: int, epoch: str) -> list[str]:
+    """A home timeline's state hash, entries (sorted set) and followees (set), in one slot."""
+    base = timeline_name(user_id)
+    return [f"{base}:state:{epoch}", f"{base}:entries:{epoch}", f"{base}:followees:{epoch}"]
+
+
+class KeyFamily(NamedTuple):
+    """Keys of one kind (`python -m posterr cache stats` shows each family's keys, memory and lookups)."""
+    name: str  # for a document family, also its `family` label on posterr_cache_lookups_total
+    pattern: str  # matches every key of the family (SCAN MATCH)
+    holds: str
+
+
+KEY_FAMILIES = (
+    KeyFamily("feeds", f"{FEEDS_KEY}:*", "first pages of the global and author feeds"),
+    KeyFamily("posts", f"{PREFIX}:post:*", "post objects"),
+    KeyFamily("users", f"{PREFIX}:user:*", "user profiles (without viewer)"),
+    KeyFamily("timelines", f"{PREFIX}:timeline:*", "home timelines: state, entries and followees of each reader"),
+    KeyFamily("quota", f"{PREFIX}:quota:*", "daily post counters"),
+    KeyFamily("rate_limit", f"{PREFIX}:rl:*", "per-client rate limit state"),
+    KeyFamily("wrote", f"{PREFIX}:{{positions}}:wrote:*", "each client's last write position (with read replicas)"),
+    KeyFamily("positions", f"{PREFIX}:{{positions}}:[ks]e*",
+              "whether Redis still holds every write position (kept, settling)"),
+    KeyFamily("generation", f"{GENERATION_KEY}*", "the generation of every cached copy (on a cluster, one per master)"),
+)

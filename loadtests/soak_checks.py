@@ -4,7 +4,8 @@ Every HTTP read here goes over a fresh connection (`Connection: close`), to ngin
 instance directly, so it may reach any worker. A checkpoint after a fault looks at a sample of the
 ledger (every write acknowledged since the previous checkpoint, up to a cap, plus some older ones),
 so that checkpoints stay short while the load runs; the final one looks at every acknowledged write,
-and, the load being stopped, also compares the counters the API shows with the tables.
+and, the load being stopped, also compares the counters the API shows with the tables. What the
+reads show is judged by loadtests/soak_rules.py.
 """
 
 from __future__ import annotations
@@ -13,15 +14,14 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 
 import gevent.pool
 import psycopg
 import requests
 
+from loadtests import soak_rules as rules
 from loadtests.harness import say
 from loadtests.soak_load import MAX_PAGES, Shared, next_page
-from loadtests.soak_servers import DAILY_POST_LIMIT
 from loadtests.soak_state import RECOVERY_SECONDS, AckPost
 
 PROBE_TIMEOUT = 2.0  # liveness: each answer within this
@@ -197,62 +197,37 @@ class Checker:
         rows = {row[0]: row[1:] for row in conn.execute(
             "SELECT id, user_id, type, repost_id, reply_to_id, repost_count, quote_count, reply_count FROM posts "
             "WHERE id = ANY(%s)", ([p.id for p in posts],))}
-        for post in posts:
-            stored = rows.get(post.id)
-            acked = (post.user_id, post.type, post.repost_id, post.reply_to_id)
-            self.verdict.check("writes kept", stored is not None and stored[:4] == acked,
-                               f"{post.type} {post.id} of user {post.user_id} (201 at t={self.t(post.acked_at)}) "
-                               f"{'is not in PostgreSQL' if stored is None else f'is stored as {stored[:4]}'}")
+        rules.posts_kept(self.verdict, posts, rows)
 
         def read_back(numbered: tuple[int, AckPost]) -> None:
             index, post = numbered
             url = f"{self.spread(index)}/api/posts/{post.id}"
             response = self.read(url, "check: GET /api/posts/{id}")
-            body = response.json() if response is not None and response.status_code == 200 else None
-            self.verdict.check("writes kept", body is not None and body["id"] == post.id,
-                               f"{post.type} {post.id} (201 at t={self.t(post.acked_at)}): {url} answered "
-                               f"{response.status_code if response is not None else 'nothing'}")
-            if quiescent and body is not None and post.id in rows:
-                shown, stored = (body["repost_count"], body["quote_count"], body["reply_count"]), rows[post.id][4:]
-                self.verdict.check("counters", shown == stored,
-                                   f"post {post.id}: {url} shows repost/quote/reply counts {shown}, the tables {stored}")
+            rules.post_reads_back(self.verdict, post, url, status_of(response), json_of(response), rows.get(post.id),
+                                  quiescent=quiescent)
 
         self.each(enumerate(posts), read_back)
 
     def users_kept(self, conn: psycopg.Connection, users: list[int], *, quiescent: bool) -> None:
         rows = {row[0]: row[1:] for row in conn.execute(
             "SELECT id, posts_count, followers_count, following_count FROM users WHERE id = ANY(%s)", (users,))}
-        for user in users:
-            self.verdict.check("writes kept", user in rows, f"user {user} (201 at t={self.t(self.ledger.users[user])}) "
-                                                            "is not in PostgreSQL")
+        rules.users_kept(self.verdict, self.ledger.users, users, rows)
 
         def read_back(numbered: tuple[int, int]) -> None:
             index, user = numbered
             url = f"{self.spread(index)}/api/users/{user}"
             response = self.read(url, "check: GET /api/users/{id}")
-            body = response.json() if response is not None and response.status_code == 200 else None
-            self.verdict.check("writes kept", body is not None and body["id"] == user,
-                               f"user {user}: {url} answered {response.status_code if response is not None else 'nothing'}")
-            if quiescent and body is not None and user in rows:
-                shown = (body["posts_count"], body["followers_count"], body["following_count"])
-                self.verdict.check("counters", shown == rows[user],
-                                   f"user {user}: {url} shows posts/followers/following {shown}, the tables {rows[user]}")
+            rules.user_reads_back(self.verdict, user, url, status_of(response), json_of(response), rows.get(user),
+                                  quiescent=quiescent)
 
         self.each(enumerate(users), read_back)
 
     def follows_kept(self, conn: psycopg.Connection) -> None:
         """Each pair whose last acknowledged PUT/DELETE is known, and that no request touched while we
         looked, is in `follows` exactly when it was last followed."""
-        before = {key: (pair.version, pair.following) for key, pair in list(self.ledger.follows.items())
-                  if not pair.busy and pair.following is not None}
+        before = rules.settled_follows(self.ledger.follows)
         stored = set(conn.execute("SELECT follower_id, followee_id FROM follows").fetchall())
-        for key, (version, following) in before.items():
-            pair = self.ledger.follows[key]
-            if pair.busy or pair.version != version:
-                continue  # changed meanwhile: the next checkpoint looks again
-            self.verdict.check("writes kept", (key in stored) == following,
-                               f"user {key[0]} {'followed' if following else 'unfollowed'} user {key[1]} (acknowledged) "
-                               f"but follows {'lacks' if following else 'still has'} the row")
+        rules.follows_kept(self.verdict, self.ledger.follows, before, stored)
 
     # --- read your writes ---------------------------------------------------------------------------
 
@@ -266,7 +241,7 @@ class Checker:
     def author_feed(self, job: tuple[int, str]) -> None:
         author, base = job
         asked = time.monotonic()
-        expected = {post.id for post in list(self.ledger.by_author[author]) if post.acked_at < asked}
+        expected = rules.acknowledged_before(self.ledger.by_author[author], asked)
         found: set[int] = set()
         url: str | None = f"{base}/api/posts?author_id={author}&include_replies=true&limit=100"
         for _ in range(MAX_PAGES):
@@ -274,15 +249,12 @@ class Checker:
             # another client may be shown a page up to POSTERR_REPLICA_MAX_LAG old).
             response = self.read(url, "check: GET /api/posts?author_id&include_replies", self.ledger.clients.get(author))
             if response is None or response.status_code != 200:
-                self.verdict.check("read your writes", False, f"author feed {url} answered "
-                                   f"{response.status_code if response is not None else 'nothing'}")
+                rules.unreadable(self.verdict, "author feed", url, status_of(response))
                 return
             found |= {p["id"] for p in response.json()}
             if expected <= found or not (url := next_page(response)):
                 break
-        missing = sorted(expected - found)
-        self.verdict.check("read your writes", not missing,
-                           f"user {author}'s feed on {base} lacks acknowledged posts {missing}", count=len(expected))
+        rules.author_feed(self.verdict, author, base, expected, found)
 
     def threads(self, posts: list[AckPost]) -> None:
         """Each acknowledged reply is among its parent's replies, on any base, as its author reads."""
@@ -293,14 +265,12 @@ class Checker:
             for _ in range(MAX_PAGES):
                 response = self.read(url, "check: GET /api/posts/{id}/replies", self.ledger.clients.get(post.user_id))
                 if response is None or response.status_code != 200:
-                    self.verdict.check("read your writes", False, f"replies {url} answered "
-                                       f"{response.status_code if response is not None else 'nothing'}")
+                    rules.unreadable(self.verdict, "replies", url, status_of(response))
                     return
                 found |= {p["id"] for p in response.json()}
                 if post.id in found or not (url := next_page(response)):
                     break
-            self.verdict.check("read your writes", post.id in found,
-                               f"reply {post.id} of user {post.user_id} is not among post {post.reply_to_id}'s replies")
+            rules.reply_listed(self.verdict, post, found)
 
         self.each(enumerate(post for post in posts if post.type == "reply"), check)
 
@@ -323,25 +293,10 @@ class Checker:
             if followees != self.followees(conn, reader):
                 return
         if response is None or response.status_code != 200:
-            self.verdict.check("read your writes", False, f"Following feed {url} answered "
-                               f"{response.status_code if response is not None else 'nothing'}")
+            rules.unreadable(self.verdict, "Following feed", url, status_of(response))
             return
-        page = response.json()
-        self.replies_left_out(page, f"user {reader}'s Following feed on {base}")
-        strangers = sorted({p["id"] for p in page if p["user_id"] not in followees})
-        self.verdict.check("read your writes", not strangers,
-                           f"user {reader}'s Following feed on {base} shows posts {strangers} of accounts it does not follow")
-        oldest = min(((p["created_at"], p["id"]) for p in page), default=None) if len(page) == GLOBAL_PAGE else None
-        expected = [post for followee in followees for post in list(self.ledger.by_author[followee])
-                    if post.type != "reply" and post.acked_at < asked and (oldest is None or post.feed_key >= oldest)]
-        missing = sorted({post.id for post in expected} - {p["id"] for p in page})
-        self.verdict.check("read your writes", not missing,
-                           f"user {reader}'s Following feed on {base} lacks acknowledged posts {missing} of accounts "
-                           f"it follows, newer than its last entry", count=len(expected))
-
-    def replies_left_out(self, page: list[dict], where: str) -> None:
-        replies = sorted(p["id"] for p in page if p["type"] == "reply")
-        self.verdict.check("replies left out", not replies, f"{where} shows replies {replies} (no include_replies)")
+        rules.following_feed(self.verdict, reader, base, response.json(), GLOBAL_PAGE, followees,
+                             self.ledger.by_author, asked)
 
     @staticmethod
     def followees(conn: psycopg.Connection, reader: int) -> set[int]:
@@ -355,18 +310,9 @@ class Checker:
             url = f"{base}/api/posts?limit={GLOBAL_PAGE}"
             response = self.read(url, "check: GET /api/posts?limit=100")
             if response is None or response.status_code != 200:
-                self.verdict.check("read your writes", False, f"global feed {url} answered "
-                                   f"{response.status_code if response is not None else 'nothing'}")
+                rules.unreadable(self.verdict, "global feed", url, status_of(response))
                 return
-            page = response.json()
-            self.replies_left_out(page, f"global feed on {base}")
-            oldest = min(((p["created_at"], p["id"]) for p in page), default=None) if len(page) == GLOBAL_PAGE else None
-            expected = [post for post in list(self.ledger.posts.values())
-                        if post.type != "reply" and post.acked_at < asked and (oldest is None or post.feed_key >= oldest)]
-            missing = sorted({post.id for post in expected} - {p["id"] for p in page})
-            self.verdict.check("read your writes", not missing,
-                               f"global feed on {base} lacks acknowledged posts {missing} newer than its last entry",
-                               count=len(expected))
+            rules.global_feed(self.verdict, base, response.json(), GLOBAL_PAGE, list(self.ledger.posts.values()), asked)
 
         self.each(self.bases, check)
 
@@ -381,9 +327,6 @@ class Checker:
                    (SELECT count(*) FROM follows f WHERE f.followee_id = u.id),
                    (SELECT count(*) FROM follows f WHERE f.follower_id = u.id)
             FROM users u""").fetchall()
-        for user, *counts in users:
-            self.verdict.check("counters", counts[:3] == counts[3:],
-                               f"user {user}: posts/followers/following counts {tuple(counts[:3])}, rows {tuple(counts[3:])}")
         posts = conn.execute("""
             SELECT p.id, p.repost_count, p.quote_count, p.reply_count,
                    coalesce(shared.reposts, 0), coalesce(shared.quotes, 0), coalesce(answers.replies, 0)
@@ -394,34 +337,23 @@ class Checker:
             LEFT JOIN (SELECT reply_to_id, count(*) AS replies
                        FROM posts WHERE reply_to_id IS NOT NULL GROUP BY reply_to_id) answers ON answers.reply_to_id = p.id
             """).fetchall()
-        for post, *counts in posts:
-            self.verdict.check("counters", counts[:3] == counts[3:],
-                               f"post {post}: repost/quote/reply counts {tuple(counts[:3])}, rows {tuple(counts[3:])}")
+        rules.counters(self.verdict, users, posts)
 
     def daily_limit(self, conn: psycopg.Connection) -> None:
-        """At most DAILY_POST_LIMIT creations per user per UTC day, in `posts` and in `post_quota`; and
-        every 429 the load got came when the user really had made them all that day (users with a
-        creation whose answer was lost are left out: it may have been written, or its unit kept)."""
+        """The creations per user and UTC day in `posts` and `post_quota`, and the 429s the load got
+        since the last checkpoint, for rules.daily_limit."""
         refusals = self.ledger.refusals[self.checked_refusals:]
         self.checked_refusals += len(refusals)
         made = {(user, day): count for user, day, count in conn.execute(
             "SELECT user_id, (created_at AT TIME ZONE 'UTC')::date, count(*) FROM posts GROUP BY 1, 2")}
-        for (user, day), count in made.items():
-            self.verdict.check("daily limit", count <= DAILY_POST_LIMIT, f"user {user} made {count} creations on {day}")
-        for user, day, used in conn.execute("SELECT user_id, day, used FROM post_quota"):
-            self.verdict.check("daily limit", used <= DAILY_POST_LIMIT, f"post_quota says user {user} used {used} on {day}")
-        for user, moment, when in refusals:
-            if user in self.ledger.uncertain_creators or near_midnight(moment):
-                continue
-            count = made.get((user, moment.date()), 0)
-            self.verdict.check("daily limit", count >= DAILY_POST_LIMIT,
-                               f"user {user} got a 429 at t={self.t(when)} with {count} creations that day")
-
-    def t(self, moment: float) -> str:
-        return f"{self.verdict.clock.since_start(moment):.1f}"
+        quota = conn.execute("SELECT user_id, day, used FROM post_quota").fetchall()
+        rules.daily_limit(self.verdict, made, quota, refusals, self.ledger.uncertain_creators)
 
 
-def near_midnight(moment: datetime) -> bool:
-    """Within 5 s of a UTC midnight, the app's day and ours may differ."""
-    seconds = moment.hour * 3600 + moment.minute * 60 + moment.second
-    return seconds < 5 or seconds > 86_395
+def status_of(response: requests.Response | None) -> int | None:
+    return None if response is None else response.status_code
+
+
+def json_of(response: requests.Response | None):
+    """The body of a 200, else None."""
+    return response.json() if response is not None and response.status_code == 200 else None

@@ -341,7 +341,7 @@ def timeline_sizes(redis_url: str, user_ids: list[int]) -> dict[int, int]:
         for key in keys:
             pipe.zcard(key)
         for key, size in zip(keys, pipe.execute(), strict=True):
-            sizes[entries[_without_epoch(key)]] += max(size - 1, 0)  # less the sentinel (posterr/timelines.py)
+            sizes[entries[_without_epoch(key)]] += max(size - 1, 0)  # less the sentinel (posterr/home_timelines.py)
     except redis.RedisError as error:
         say(f"warning: could not read the home timelines in {redis_url}: {error}")
     finally:

@@ -15,11 +15,11 @@ from posterr.db import Database, load_queries
 from posterr.document_cache import DocumentCache
 from posterr.edge.cors import preflight
 from posterr.edge.plugin import EdgePlugin, install_error_handlers
+from posterr.home_timelines import HomeTimelines
 from posterr.limits import ClientRateLimit, DailyQuota
 from posterr.redis_client import Redis
 from posterr.replicas import Replica, Replicas
 from posterr.routes import ops, posts, users
-from posterr.timelines import HomeTimelines
 from posterr.watchdog import Watchdog
 
 log = logging.getLogger("posterr")

@@ -8,9 +8,9 @@ from posterr.config import Settings
 from posterr.cursors import CursorCodec
 from posterr.data_tier import DataTier
 from posterr.document_cache import DocumentCache
+from posterr.home_timelines import HomeTimelines
 from posterr.limits import ClientRateLimit, DailyQuota
 from posterr.redis_client import Redis
-from posterr.timelines import HomeTimelines
 
 
 @dataclass(frozen=True)

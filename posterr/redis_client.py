@@ -1,6 +1,6 @@
 """The Redis client: its circuit breaker, epochs and generations, and the delivery of a write's
 changes before it is answered; what the document cache (posterr/document_cache.py), the home
-timelines (posterr/timelines.py), the limits (posterr/limits.py) and the write positions
+timelines (posterr/home_timelines.py), the limits (posterr/limits.py) and the write positions
 (posterr/replicas.py) are built on. Key names: posterr/keys.py.
 
 PostgreSQL is the source of truth; Redis makes reads cheaper and holds the daily counters' fast
@@ -86,13 +86,13 @@ EpochOf = Callable[[str], str]  # a key name (its hash tag) -> the epoch its key
 
 
 class Change(NamedTuple):
-    """Commands a write must get to Redis before it is answered: queue(target, epoch_of) adds them
-    to a pipeline (or, on a Redis Cluster, runs them); `instead` adds the deletes that make it safe
-    when Redis refuses them with an error reply (under OOM a script that writes is refused, a DEL is
-    not). None: the commands are deletes already."""
-    queue: Callable[[Any, EpochOf], None]
-    what: list[str]  # for the log line when they cannot be delivered
-    instead: Callable[[Any, EpochOf], None] | None = None
+    """Commands a write must get to Redis before it is answered: queue_commands(target, epoch_of)
+    adds them to a pipeline (or, on a Redis Cluster, runs them); queue_deletes_instead adds the
+    deletes that make it safe when Redis refuses them with an error reply (under OOM a script that
+    writes is refused, a DEL is not). None: the commands are deletes already."""
+    queue_commands: Callable[[Any, EpochOf], None]
+    described: list[str]  # what they change, for the log line when they cannot be delivered
+    queue_deletes_instead: Callable[[Any, EpochOf], None] | None = None
 
 
 def connect(url: str, **options: Any) -> redis.Redis | RedisCluster:
@@ -349,7 +349,8 @@ class Redis:
 
     def _delete_instead(self, changes: tuple[Change, ...], error: redis.ResponseError) -> None:
         """An error reply: what could not be updated is deleted (readers rebuild it), once."""
-        deletes = tuple(Change(change.instead or change.queue, change.what) for change in changes)
+        deletes = tuple(Change(change.queue_deletes_instead or change.queue_commands, change.described)
+                        for change in changes)
         try:
             if self._run_under_current_epoch(deletes):
                 logs.event(log, "cache_updated_by_delete", logging.WARNING, keys=_described(changes),
@@ -371,7 +372,7 @@ class Redis:
         # a cluster each command goes on its own (a push is one call per slot of its readers).
         target = EachCommand(self.client, self.connection_failed) if self.cluster else Batch(self.client, self.scripts)
         for change in changes:
-            change.queue(target, epoch_of)
+            change.queue_commands(target, epoch_of)
         if not self.cluster:
             target.execute()
         return all(self._epoch_or_dark(name) == epoch for name, epoch in used.items())
@@ -428,7 +429,7 @@ return {{0, redis.call('HGET', KEYS[1], '~gen')}}
 
 
 def _described(changes: tuple[Change, ...]) -> list[str]:
-    return [what for change in changes for what in change.what]
+    return [what for change in changes for what in change.described]
 
 
 def _give_up(changes: tuple[Change, ...], error: redis.RedisError) -> None:

@@ -13,6 +13,7 @@ import orjson
 from posterr import logs, presenters, validation
 from posterr.context import Context
 from posterr.errors import Conflict, DailyLimitReached, DuplicateRow, NotFound, ValidationFailed
+from posterr.home_timelines import member
 from posterr.keys import FEEDS_KEY, feed_field, post_key, user_key
 from posterr.limits import seconds_to_utc_midnight
 from posterr.redis_client import Change
@@ -21,7 +22,6 @@ from posterr.services.feed_query import FeedQuery, Server, Source
 from posterr.services.idempotency import Record, Recorded, unkept
 from posterr.services.pagination import Page, newest_first_window, page_of, trending_window
 from posterr.services.users import existing_user
-from posterr.timelines import member
 
 log = logging.getLogger("posterr.posts")
 # A keyword is first looked for among this many of the newest posts (see page_latest_scan), and
@@ -57,7 +57,7 @@ def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any 
                           reply_to_id=answered_id, day=day, daily_limit=ctx.settings.daily_post_limit)
             post = _new_post(created, user, kind, text, target) if created else None
             recorded = record(run, post) if post else None
-            # Read while this transaction holds the author's row lock: see posterr/timelines.py, rule 2.
+            # Read while this transaction holds the author's row lock: see posterr/home_timelines.py, rule 2.
             followers = _followers_to_push(ctx, run, post, created["followers_count"]) if post else []
     except DuplicateRow:
         raise Conflict(f"user {author} has already reposted post {target_id}") from None

@@ -1,4 +1,4 @@
-"""The "Following" feed, newest first: read from the reader's home timeline (posterr/timelines.py
+"""The "Following" feed, newest first: read from the reader's home timeline (posterr/home_timelines.py
 says what keeps it exact), built from PostgreSQL on a miss, or read from PostgreSQL outright when
 Redis is unavailable or the timeline cannot fill the page."""
 
@@ -8,8 +8,8 @@ from datetime import datetime
 
 from posterr import metrics
 from posterr.context import Context
+from posterr.home_timelines import Build, Slice, member, post_id
 from posterr.services.users import existing_user
-from posterr.timelines import Build, Slice, member, post_id
 
 
 def page_ids(ctx: Context, run, user_id: int, after: tuple[datetime, int] | None, count: int) -> list[int]:

@@ -75,7 +75,7 @@ def _change_follow(ctx: Context, query: str, follower_id: int, followee_id: int)
                 raise NotFound(f"there is no user {user_id}")
         changed = run(query, follower_id=follower_id, followee_id=followee_id)
         # The followee's posts stop being pushed from here: every timeline built while they were
-        # pushed lacks their next posts (posterr/timelines.py, rule 6).
+        # pushed lacks their next posts (posterr/home_timelines.py, rule 6).
         crossed = changed.get("followee_followers") == fanout_max + 1
         readers = [row["follower_id"] for row in run("fanout_followers", user_id=followee_id, limit=fanout_max + 1)
                    ] if crossed else [follower_id]

@@ -1,4 +1,4 @@
-"""Home timelines (posterr/timelines.py): the "Following" feed, newest first, read from Redis is
+"""Home timelines (posterr/home_timelines.py): the "Following" feed, newest first, read from Redis is
 exactly what the pull query over PostgreSQL returns, after every write, on random follow graphs and
 write sequences (unfollows, Redis flushes, restarts and pushes lost to a stopped Redis included).
 
@@ -16,9 +16,9 @@ import pytest
 import requests
 
 from posterr.db import load_queries
+from posterr.home_timelines import PUSH_BATCH, Build, HomeTimelines, member, post_id
 from posterr.keys import timeline_keys, timeline_name
 from posterr.redis_client import Redis
-from posterr.timelines import PUSH_BATCH, Build, HomeTimelines, member, post_id
 from tests.conftest import running_app
 from tests.integration.conftest import Api, statement_calls
 from tests.integration.test_feed import walk
@@ -208,7 +208,7 @@ def test_a_timeline_entry_that_postgresql_lacks_is_left_out(app, sql):
     assert served(app, reader, 10) == [kept["id"]]
 
 
-# --- the Redis scripts' rules, one at a time (posterr/timelines.py), against the real Redis ------
+# --- the Redis scripts' rules, one at a time (posterr/home_timelines.py), against the real Redis ------
 
 @pytest.fixture
 def timelines(servers):

@@ -184,7 +184,7 @@ class HomeTimelines:
                     generation_key = self.redis.generation_key(keys[0])
                     self._push(keys=keys, args=[author_id, entry, self.size, generation_key], client=pipe)
 
-        return Change(queue, [f"timelines of {len(follower_ids)} followers"], self.drops(follower_ids).queue)
+        return Change(queue, [f"timelines of {len(follower_ids)} followers"], self.drops(follower_ids).queue_commands)
 
     @staticmethod
     def drops(user_ids: list[int]) -> Change:

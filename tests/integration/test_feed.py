@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from itertools import chain
@@ -12,34 +11,13 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.integration.conftest import assert_problem
-
-
-def next_url(response) -> str | None:
-    link = response.headers.get("Link")
-    return re.fullmatch(r'<([^>]+)>; rel="next"', link).group(1) if link else None
-
-
-def walk(api, url: str, max_pages: int = 500) -> list[list[int]]:
-    """The ids of every page, following Link headers (a chain that does not end fails)."""
-    pages = []
-    while url:
-        assert len(pages) < max_pages, f"still a Link after {max_pages} pages: {pages[-3:]}"
-        response = api.get(url)
-        assert response.status_code == 200, response.text
-        pages.append([post["id"] for post in response.json()])
-        url = next_url(response)
-    return pages
+from tests.integration.pages import ids, next_url, walk
 
 
 def make_posts(api, count: int, prefix: str = "post") -> list[dict]:
     """`count` posts spread over as many users as the daily limit needs, oldest first."""
     users = [api.new_user(f"{prefix}{n}")["id"] for n in range((count + 4) // 5)]
     return [api.new_post(users[n // 5], f"{prefix} number {n}") for n in range(count)]
-
-
-def ids(response) -> list[int]:
-    assert response.status_code == 200, response.text
-    return [post["id"] for post in response.json()]
 
 
 def test_feed_is_newest_first_and_frontend_fields_are_there(api):

@@ -9,7 +9,7 @@ from itertools import chain
 import pytest
 
 from tests.integration.conftest import assert_problem, row_count
-from tests.integration.test_feed import next_url
+from tests.integration.pages import next_url
 from tests.integration.workers import sessions_on_several_workers
 
 

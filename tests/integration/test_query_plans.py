@@ -15,6 +15,7 @@ from posterr.db import load_queries
 from posterr.services.pagination import EARLIEST, LATEST, MAX_ID, MAX_SCORE
 from posterr.validation import MAX_LIMIT
 from tests.conftest import TABLES
+from tests.integration.plans import sequential_scans
 
 QUERIES = load_queries()
 NOW = datetime.now(UTC)
@@ -132,13 +133,6 @@ def seeded(servers, sql):
 @pytest.fixture(autouse=True)
 def clean_state():
     """These tests read the seeded data (the module-wide `seeded` fixture), so nothing is truncated."""
-
-
-def sequential_scans(plan: dict) -> list[str]:
-    found = [plan["Relation Name"]] if plan.get("Node Type") == "Seq Scan" else []
-    for child in plan.get("Plans", []):
-        found += sequential_scans(child)
-    return found
 
 
 def plan_as_run(sql, name: str, params: dict) -> dict:

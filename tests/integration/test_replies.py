@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from tests.integration.conftest import Api, assert_problem, row_count
-from tests.integration.test_feed import ids, next_url, walk
+from tests.integration.pages import ids, next_url, walk
 
 
 def reply(api, user_id: int, target_id: int, content: str = "a reply") -> dict:

@@ -13,7 +13,7 @@ import pytest
 from posterr.services.posts import SCAN_FROM_POSTS
 from tests.conftest import running_app
 from tests.integration.conftest import Api, statement_calls
-from tests.integration.test_feed import next_url
+from tests.integration.pages import next_url
 
 SEED = 20261202
 POSTS = SCAN_FROM_POSTS + 4_000  # enough for the walks to be tried (the service asks PostgreSQL's estimate)

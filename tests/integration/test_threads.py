@@ -12,7 +12,7 @@ import pytest
 from loadtests.harness import seed
 from posterr.db import load_queries
 from tests.conftest import TABLES
-from tests.integration.test_query_plans import sequential_scans
+from tests.integration.plans import sequential_scans
 
 QUERIES = load_queries()
 DEEP, WIDE = 1_000, 10_000

@@ -21,7 +21,7 @@ from posterr.keys import timeline_keys, timeline_name
 from posterr.redis_client import Redis
 from tests.conftest import running_app
 from tests.integration.conftest import Api, statement_calls
-from tests.integration.test_feed import walk
+from tests.integration.pages import walk
 
 FANOUT_MAX = 3
 SIZE = 6

@@ -153,6 +153,7 @@ ha: venv
 ha-down:
 	@POSTERR_CLUSTER_DIR=$(HA_CLUSTER_DIR) scripts/cluster.sh down
 	@scripts/ha.sh down
+	@$(if $(REDIS_URL),,$(SERVICES) redis-cluster-down)
 
 test-ha: venv
 	@POSTERR_TEST_HA=1 $(BIN)/python -m pytest tests/ha $(PYTEST_ARGS)

@@ -282,7 +282,7 @@ run() {
   up
   trap down EXIT
   trap 'say "stopping"; exit 0' INT TERM
-  say "Ctrl-C stops the cluster (the databases keep running: 'make services-down' stops the local ones, 'make ha-down' a Patroni cluster of 'make ha')"
+  say "Ctrl-C stops the cluster (the databases keep running: 'make services-down' stops the local ones, 'make ha-down' everything 'make ha' started)"
   local pid
   pid=$(live_pid "$dir/nginx.pid" nginx)
   while alive "$pid"; do

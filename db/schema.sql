@@ -71,6 +71,54 @@ CREATE TABLE public.posts (
 
 
 --
+-- Name: post_after_newest_first(public.posts, timestamp with time zone, bigint); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.post_after_newest_first(p public.posts, after_created_at timestamp with time zone, after_id bigint) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT after_created_at IS NULL OR (p.created_at, p.id) < (after_created_at, after_id)
+$$;
+
+
+--
+-- Name: post_after_trending(public.posts, integer, timestamp with time zone, bigint); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.post_after_trending(p public.posts, after_score integer, after_created_at timestamp with time zone, after_id bigint) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT after_created_at IS NULL
+        OR ((p.repost_count + p.quote_count), p.created_at, p.id) < (after_score, after_created_at, after_id)
+$$;
+
+
+--
+-- Name: post_in_newest_first_window(public.posts, timestamp with time zone, timestamp with time zone, bigint, boolean); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.post_in_newest_first_window(p public.posts, since timestamp with time zone, before_created_at timestamp with time zone, before_id bigint, include_replies boolean) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT p.created_at >= since
+       AND (p.created_at, p.id) < (before_created_at, before_id)
+       AND (include_replies OR p.type <> 'reply')
+$$;
+
+
+--
+-- Name: post_in_trending_window(public.posts, integer, timestamp with time zone, bigint, boolean); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.post_in_trending_window(p public.posts, before_score integer, before_created_at timestamp with time zone, before_id bigint, include_replies boolean) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT ((p.repost_count + p.quote_count), p.created_at, p.id) < (before_score, before_created_at, before_id)
+       AND (include_replies OR p.type <> 'reply')
+$$;
+
+
+--
 -- Name: post_passes_filters(public.posts, bigint, boolean, text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -419,4 +467,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261130110000'),
     ('20261202190000'),
     ('20261207010000'),
-    ('20261207040000');
+    ('20261207040000'),
+    ('20261207050000');

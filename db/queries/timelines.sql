@@ -32,8 +32,7 @@ CROSS JOIN LATERAL (
     FROM posts p
     WHERE p.user_id = a.id
       AND p.type <> 'reply'
-      AND (%(after_created_at)s::timestamptz IS NULL
-           OR (p.created_at, p.id) < (%(after_created_at)s, %(after_id)s::bigint))
+      AND post_after_newest_first(p, %(after_created_at)s::timestamptz, %(after_id)s::bigint)
     ORDER BY p.created_at DESC, p.id DESC
     LIMIT %(limit)s
 ) p

@@ -188,3 +188,28 @@ def test_one_statement_pages_walk_an_index_and_join_only_the_page(seeded, name, 
     plan = plan_as_run(seeded, name, params)
     assert max_rows_above_scans(plan) <= MAX_LIMIT + 1, plan
     assert not node_types(plan) & {"Sort", "Incremental Sort", "Hash", "Hash Join", "Merge Join", "Memoize"}, plan
+
+
+EXECUTIONS = 12  # the cases of each page in turn
+
+
+@pytest.mark.parametrize("name", ONE_STATEMENT_PAGES)
+def test_the_app_settles_on_the_one_statement_pages_generic_plan(seeded, name):
+    """PostgreSQL plans a prepared statement with its values five times, then keeps the generic plan
+    unless it costs more than those did. The one-statement pages are built for their generic plan (the
+    test above): it must be the one the app settles on, or every call would be planned again."""
+    query = QUERIES[name]
+    names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", query.sql)))
+    numbered = re.sub(r"%\((\w+)\)s", lambda found: f"${names.index(found[1]) + 1}", query.sql)
+    seeded.execute("DEALLOCATE ALL")
+    seeded.execute(f"PREPARE settling AS {numbered}")
+    try:
+        for number in range(EXECUTIONS):
+            params = CASES[name][number % len(CASES[name])][1]
+            seeded.execute(pgsql.SQL("EXECUTE settling({})").format(
+                pgsql.SQL(", ").join(pgsql.Literal(params[name]) for name in names))).fetchall()
+        generic, custom = seeded.execute(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = 'settling'").fetchone()
+    finally:
+        seeded.execute("DEALLOCATE settling")
+    assert (generic, custom) == (EXECUTIONS - 5, 5)

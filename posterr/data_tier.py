@@ -25,6 +25,11 @@ class DataTier:
         self.primary = primary
         self.replicas = replicas
 
+    @property
+    def name(self) -> str:
+        """The primary as DATABASE_URL names it (host:port; several hosts behind a fail-over cluster)."""
+        return self.primary.name
+
     def start(self) -> None:
         """Open the pools: after gunicorn forks, never in the master (sockets do not survive a fork)."""
         self.primary.open()

@@ -55,10 +55,10 @@ class DocumentCache:
             return compute()
         key = document_key(name, epoch)
         token = f"{random.getrandbits(64):016x}"  # unique per reader: Python's generator, reseeded in each fork
-        found = self.redis.read(self._read, [key], [field, token, ttl])
-        if found is None or self.redis.epoch_of(name) != epoch:
+        reply = self.redis.read(self._read, [key], [field, token, ttl])
+        if reply is None or self.redis.epoch_of(name) != epoch:
             return compute()  # Redis failed, or it reconnected to a new server and `key` is a past one's
-        hit, value = found
+        hit, value = reply
         hits, misses = self._lookups[_stem(name)]
         if hit:
             hits.inc()

@@ -153,12 +153,12 @@ class HomeTimelines:
             return None
         keys = timeline_keys(user_id, epoch)
         args = [f"({after}" if after else "+", count, f"{random.getrandbits(64):016x}", BUILD_MARK_TTL, SENTINEL]
-        found = self.redis.read(self._read, keys, args)
-        if found is None or self.redis.epoch_of(timeline_name(user_id)) != epoch:
+        reply = self.redis.read(self._read, keys, args)
+        if reply is None or self.redis.epoch_of(timeline_name(user_id)) != epoch:
             return None
-        if found[0] == 0:
-            return Build(user_id, epoch, found[1].decode())
-        _, complete, merged, entries = found
+        if reply[0] == 0:
+            return Build(user_id, epoch, reply[1].decode())
+        _, complete, merged, entries = reply
         return Slice([e.decode() for e in entries], complete == b"1", _ids(merged))
 
     def store(self, build: Build, entries: list[str], followees: list[int], merged: list[int]) -> bool:

@@ -181,8 +181,8 @@ def human_bytes(size: float) -> str:
 
 
 def total_lookups(lookups: Iterable[Lookups]) -> Lookups:
-    found = list(lookups)
-    return Lookups(sum(each.hits for each in found), sum(each.misses for each in found))
+    each_family = list(lookups)
+    return Lookups(sum(each.hits for each in each_family), sum(each.misses for each in each_family))
 
 
 # --- the table -----------------------------------------------------------------------------------

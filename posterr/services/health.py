@@ -13,7 +13,7 @@ def readiness(ctx: Context) -> dict:
     except ServiceUnavailable:
         raise ServiceUnavailable(f"PostgreSQL is unreachable (redis: {redis})", retry_after=5) from None
     primary = f"{answered['host']}:{answered['port']}" if answered["host"] else ctx.db.name
-    found: dict = {"postgres": "ok", "redis": redis, "primary": primary}
+    readiness: dict = {"postgres": "ok", "redis": redis, "primary": primary}
     if ctx.db.replicas:  # a replica down or behind only sends its reads to the primary: still ready
-        found["replicas"] = ctx.db.replicas.describe()
-    return found
+        readiness["replicas"] = ctx.db.replicas.describe()
+    return readiness

@@ -1,0 +1,14 @@
+"""The data tier's own parts that need no server: what it tells of the primary (the pools are made,
+not opened)."""
+
+from __future__ import annotations
+
+from posterr.data_tier import DataTier
+from posterr.db import Database, load_queries
+
+
+def test_the_data_tier_names_its_primary_as_the_url_does():
+    """/readyz falls back to this name when the server cannot say its address (a Unix socket)."""
+    primary = Database("postgres://posterr@db1:5433,db2:5433/posterr", load_queries(), min_size=0, max_size=1,
+                       timeout=1, statement_timeout_ms=1000)
+    assert DataTier(primary).name == "db1:5433,db2:5433"

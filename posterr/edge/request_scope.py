@@ -28,17 +28,18 @@ class RequestScope:
 def request_scope(ctx: Context, route_rule: str, watchdog: Watchdog) -> Iterator[RequestScope]:
     scope = RequestScope()
     rid = request_id()
+    tokens: list[tuple[ContextVar[Any], Token]] = []
     watchdog.begin(rid, route_rule)
-    tokens: list[tuple[ContextVar[Any], Token]] = [(logs.REQUEST_ID, logs.REQUEST_ID.set(rid))]
-    if ctx.db.replicas:
-        tokens.append((replicas.CLIENT, replicas.CLIENT.set(client_address())))
-    if ctx.settings.slow_request_ms:
-        tokens.append((db.QUERY_TIMES, db.QUERY_TIMES.set(scope.query_times)))
-    rate_checked = rate_limit.defer(ctx, route_rule)
-    if rate_checked:
-        tokens.append((deferred_check.PENDING, rate_checked))
-    tokens.append((db.UNCONFIRMED_COMMITS, db.UNCONFIRMED_COMMITS.set(scope.unconfirmed)))
-    try:
+    try:  # whatever was set is reset, even when setting the rest failed
+        tokens.append((logs.REQUEST_ID, logs.REQUEST_ID.set(rid)))
+        if ctx.db.replicas:
+            tokens.append((replicas.CLIENT, replicas.CLIENT.set(client_address())))
+        if ctx.settings.slow_request_ms:
+            tokens.append((db.QUERY_TIMES, db.QUERY_TIMES.set(scope.query_times)))
+        rate_checked = rate_limit.defer(ctx, route_rule)
+        if rate_checked:
+            tokens.append((deferred_check.PENDING, rate_checked))
+        tokens.append((db.UNCONFIRMED_COMMITS, db.UNCONFIRMED_COMMITS.set(scope.unconfirmed)))
         yield scope
     finally:
         watchdog.end()

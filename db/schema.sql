@@ -146,6 +146,24 @@ CREATE TABLE public.follows (
 
 
 --
+-- Name: follow_lists; Type: VIEW; Schema: public; Owner: -
+--
+
+CREATE VIEW public.follow_lists AS
+ SELECT 'followers'::text AS list,
+    follows.followee_id AS owner_id,
+    follows.follower_id AS member_id,
+    follows.created_at AS followed_at
+   FROM public.follows
+UNION ALL
+ SELECT 'following'::text AS list,
+    follows.follower_id AS owner_id,
+    follows.followee_id AS member_id,
+    follows.created_at AS followed_at
+   FROM public.follows;
+
+
+--
 -- Name: idempotency_keys; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -468,4 +486,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261202190000'),
     ('20261207010000'),
     ('20261207040000'),
-    ('20261207050000');
+    ('20261207050000'),
+    ('20261207060000');

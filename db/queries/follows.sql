@@ -53,28 +53,19 @@ SELECT EXISTS (
     SELECT 1 FROM follows WHERE follower_id = %(follower_id)s AND followee_id = %(followee_id)s
 ) AS following;
 
--- name: followers_page :many
--- The users who follow user_id, newest follow first, after a keyset cursor.
--- Index: follows_followee_created_idx, then users_pkey per row.
+-- name: follow_list_page :many
+-- One page of a user's followers or of the users they follow (list: 'followers' or 'following'),
+-- newest follow first, before the keyset position (before_followed_at, before_id), which the caller
+-- always sets (pagination.LATEST and validation.MAX_ID for the first page), so that the position is
+-- a condition of the index walk and a deep page starts where it is, in one generic plan for both
+-- lists (the view follow_lists, db/migrations/20261207060000_add_follow_lists.sql).
+-- Index: follows_followee_created_idx (followers), follows_follower_created_idx (following), then
+-- users_pkey per row.
 SELECT u.id, u.username, u.created_at, u.posts_count, u.followers_count, u.following_count,
-       f.created_at AS followed_at
-FROM follows f
-JOIN users u ON u.id = f.follower_id
-WHERE f.followee_id = %(user_id)s
-  AND (%(after_followed_at)s::timestamptz IS NULL
-       OR (f.created_at, f.follower_id) < (%(after_followed_at)s, %(after_id)s::bigint))
-ORDER BY f.created_at DESC, f.follower_id DESC
-LIMIT %(limit)s;
-
--- name: following_page :many
--- The users whom user_id follows, newest follow first, after a keyset cursor.
--- Index: follows_follower_created_idx, then users_pkey per row.
-SELECT u.id, u.username, u.created_at, u.posts_count, u.followers_count, u.following_count,
-       f.created_at AS followed_at
-FROM follows f
-JOIN users u ON u.id = f.followee_id
-WHERE f.follower_id = %(user_id)s
-  AND (%(after_followed_at)s::timestamptz IS NULL
-       OR (f.created_at, f.followee_id) < (%(after_followed_at)s, %(after_id)s::bigint))
-ORDER BY f.created_at DESC, f.followee_id DESC
+       l.followed_at
+FROM follow_lists l
+JOIN users u ON u.id = l.member_id
+WHERE l.list = %(list)s AND l.owner_id = %(user_id)s
+  AND (l.followed_at, l.member_id) < (%(before_followed_at)s, %(before_id)s)
+ORDER BY l.followed_at DESC, l.member_id DESC
 LIMIT %(limit)s;

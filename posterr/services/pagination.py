@@ -41,11 +41,21 @@ class Keyset:
 
     def after(self, codec: CursorCodec, cursor: str | None) -> dict[str, Any]:
         """The page's start as its query takes it, `after_<column>` each: None for the first page."""
-        values = codec.decode(self.kind, cursor) if cursor else [None] * len(self.columns)
+        values = self._decoded(codec, cursor) if cursor else [None] * len(self.columns)
+        return {f"after_{column}": value for column, value in zip(self.columns, values, strict=True)}
+
+    def before(self, codec: CursorCodec, cursor: str | None, start: tuple[Any, ...]) -> dict[str, Any]:
+        """The page's start for a query that takes every bound, so that one generic plan walks the
+        index from there: `before_<column>` each, `start` (a position past every row) for the first page."""
+        values = self._decoded(codec, cursor) if cursor else start
+        return {f"before_{column}": value for column, value in zip(self.columns, values, strict=True)}
+
+    def _decoded(self, codec: CursorCodec, cursor: str) -> list[Any]:
+        values = codec.decode(self.kind, cursor)
         if len(values) != len(self.columns):
             raise ValidationFailed.of("cursor", "is not a cursor this server issued")
-        return {f"after_{column}": cursor_time(value) if column.endswith("_at") and value is not None else value
-                for column, value in zip(self.columns, values, strict=True)}
+        return [cursor_time(value) if column.endswith("_at") else value
+                for column, value in zip(self.columns, values, strict=True)]
 
 
 def page_of(rows: list[dict], limit: int, codec: CursorCodec, keyset: Keyset, present: Callable[[dict], dict]) -> Page:

@@ -11,7 +11,7 @@ from posterr.context import Context
 from posterr.errors import Conflict, DuplicateRow, NotFound, ValidationFailed
 from posterr.keys import user_key
 from posterr.services.idempotency import Record, Recorded, unkept
-from posterr.services.pagination import Keyset, Page, page_of
+from posterr.services.pagination import LATEST, Keyset, Page, page_of
 
 log = logging.getLogger("posterr.users")
 USERS = Keyset("users", ("id",))
@@ -85,21 +85,20 @@ def _change_follow(ctx: Context, query: str, follower_id: int, followee_id: int)
 
 
 def followers(ctx: Context, user_id: int, *, limit: str | None, cursor: str | None) -> Page:
-    return _follow_list(ctx, FOLLOWERS, "followers_page", user_id, limit, cursor)
+    return _follow_list(ctx, FOLLOWERS, user_id, limit, cursor)
 
 
 def following(ctx: Context, user_id: int, *, limit: str | None, cursor: str | None) -> Page:
-    return _follow_list(ctx, FOLLOWING, "following_page", user_id, limit, cursor)
+    return _follow_list(ctx, FOLLOWING, user_id, limit, cursor)
 
 
-def _follow_list(ctx: Context, keyset: Keyset, query: str, user_id: int, limit: str | None,
-                 cursor: str | None) -> Page:
+def _follow_list(ctx: Context, keyset: Keyset, user_id: int, limit: str | None, cursor: str | None) -> Page:
     size = validation.limit(limit)
-    after = keyset.after(ctx.cursors, cursor)
+    before = keyset.before(ctx.cursors, cursor, (LATEST, validation.MAX_ID))
 
     def load(run) -> list[dict]:
         existing_user(run, user_id)
-        return run(query, user_id=user_id, limit=size + 1, **after)
+        return run("follow_list_page", list=keyset.kind, user_id=user_id, limit=size + 1, **before)
 
     return page_of(ctx.db.read(load), size, ctx.cursors, keyset, presenters.user)
 

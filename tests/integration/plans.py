@@ -9,3 +9,10 @@ def sequential_scans(plan: dict) -> list[str]:
     for child in plan.get("Plans", []):
         found += sequential_scans(child)
     return found
+
+
+def nodes(plan: dict):
+    """Every node of a plan, the root first."""
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from nodes(child)

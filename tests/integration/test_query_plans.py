@@ -15,7 +15,7 @@ from posterr.db import load_queries
 from posterr.services.pagination import EARLIEST, LATEST, MAX_ID, MAX_SCORE
 from posterr.validation import MAX_LIMIT
 from tests.conftest import TABLES
-from tests.integration.plans import sequential_scans
+from tests.integration.plans import nodes, sequential_scans
 
 QUERIES = load_queries()
 NOW = datetime.now(UTC)
@@ -35,10 +35,11 @@ CASES = {
     "insert_follow": [("pair", {"follower_id": 1, "followee_id": 2})],
     "delete_follow": [("pair", {"follower_id": 1, "followee_id": 2})],
     "follow_exists": [("pair", {"follower_id": 1, "followee_id": 2})],
-    "followers_page": [("first", {"user_id": 3, "after_followed_at": None, "after_id": None, "limit": 11}),
-                       ("next", {"user_id": 3, "after_followed_at": NOW - timedelta(days=1), "after_id": 9, "limit": 11})],
-    "following_page": [("first", {"user_id": 3, "after_followed_at": None, "after_id": None, "limit": 11}),
-                       ("next", {"user_id": 3, "after_followed_at": NOW - timedelta(days=1), "after_id": 9, "limit": 11})],
+    "follow_list_page": [
+        (f"{kind} {page}", {"list": kind, "user_id": 3, "limit": 11, **start})
+        for kind in ("followers", "following")
+        for page, start in (("first", {"before_followed_at": LATEST, "before_id": MAX_ID}),
+                            ("next", {"before_followed_at": NOW - timedelta(days=1), "before_id": 9}))],
     "ping": [("ping", {})],
     "statement_stats": [("all", {})],
     "running_statements": [("all", {})],
@@ -175,7 +176,7 @@ def max_rows_above_scans(plan: dict) -> float:
 
 
 ONE_STATEMENT_PAGES = ("posts_page_latest", "author_posts_page_latest", "posts_page_trending",
-                       "author_posts_page_trending")
+                       "author_posts_page_trending", "follow_list_page")
 
 
 @pytest.mark.parametrize("name, label, params", [case for case in PLAN_CASES if case[0] in ONE_STATEMENT_PAGES],
@@ -188,6 +189,19 @@ def test_one_statement_pages_walk_an_index_and_join_only_the_page(seeded, name, 
     plan = plan_as_run(seeded, name, params)
     assert max_rows_above_scans(plan) <= MAX_LIMIT + 1, plan
     assert not node_types(plan) & {"Sort", "Incremental Sort", "Hash", "Hash Join", "Merge Join", "Memoize"}, plan
+
+
+@pytest.mark.parametrize("kind", ["followers", "following"])
+def test_a_follow_list_page_walks_its_own_index_from_its_position(seeded, kind):
+    """One statement serves both lists: in its generic plan each list has its own index walk, which
+    starts at the page's position (an index condition, so a deep page reads no earlier follows), and
+    the other list's walk is behind a one-time filter that skips it."""
+    plan = plan_as_run(seeded, "follow_list_page", dict(CASES["follow_list_page"])[f"{kind} next"])
+    walks = {node["Index Name"]: node["Index Cond"] for node in nodes(plan)
+             if node.get("Relation Name") == "follows"}
+    assert set(walks) == {"follows_followee_created_idx", "follows_follower_created_idx"}, plan
+    assert all("ROW(created_at" in condition for condition in walks.values()), walks
+    assert sum("One-Time Filter" in node for node in nodes(plan)) == 2, plan
 
 
 EXECUTIONS = 12  # the cases of each page in turn

@@ -56,13 +56,17 @@ def test_a_keyset_cursor_gives_back_the_position_it_was_made_from():
     cursor = CODEC.encode(FOLLOWED.kind, FOLLOWED.position(row))
     assert FOLLOWED.position(row) == [T2.isoformat(), 42]
     assert FOLLOWED.after(CODEC, cursor) == {"after_followed_at": T2, "after_id": 42}
+    assert FOLLOWED.before(CODEC, cursor, (LATEST, MAX_ID)) == {"before_followed_at": T2, "before_id": 42}
 
 
-def test_a_first_page_starts_nowhere():
+def test_a_first_page_starts_nowhere_or_past_every_row():
     assert FOLLOWED.after(CODEC, None) == {"after_followed_at": None, "after_id": None}
+    assert FOLLOWED.before(CODEC, None, (LATEST, MAX_ID)) == {"before_followed_at": LATEST, "before_id": MAX_ID}
 
 
-@pytest.mark.parametrize("values", [[T2.isoformat()], [T2.isoformat(), 42, 7], ["not a time", 42]])
-def test_a_signed_cursor_that_is_no_position_of_the_list_is_refused(values):
+@pytest.mark.parametrize("start", ["after", "before"])
+@pytest.mark.parametrize("values", [[T2.isoformat()], [T2.isoformat(), 42, 7], ["not a time", 42], [None, 42]])
+def test_a_signed_cursor_that_is_no_position_of_the_list_is_refused(values, start):
+    cursor = CODEC.encode(FOLLOWED.kind, values)
     with pytest.raises(ValidationFailed):
-        FOLLOWED.after(CODEC, CODEC.encode(FOLLOWED.kind, values))
+        FOLLOWED.after(CODEC, cursor) if start == "after" else FOLLOWED.before(CODEC, cursor, (LATEST, MAX_ID))

@@ -94,31 +94,6 @@ $$;
 
 
 --
--- Name: post_in_newest_first_window(public.posts, timestamp with time zone, timestamp with time zone, bigint, boolean); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.post_in_newest_first_window(p public.posts, since timestamp with time zone, before_created_at timestamp with time zone, before_id bigint, include_replies boolean) RETURNS boolean
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$
-    SELECT p.created_at >= since
-       AND (p.created_at, p.id) < (before_created_at, before_id)
-       AND (include_replies OR p.type <> 'reply')
-$$;
-
-
---
--- Name: post_in_trending_window(public.posts, integer, timestamp with time zone, bigint, boolean); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.post_in_trending_window(p public.posts, before_score integer, before_created_at timestamp with time zone, before_id bigint, include_replies boolean) RETURNS boolean
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$
-    SELECT ((p.repost_count + p.quote_count), p.created_at, p.id) < (before_score, before_created_at, before_id)
-       AND (include_replies OR p.type <> 'reply')
-$$;
-
-
---
 -- Name: post_passes_filters(public.posts, bigint, boolean, text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -131,6 +106,26 @@ CREATE FUNCTION public.post_passes_filters(p public.posts, author_id bigint, inc
        AND (since IS NULL OR p.created_at >= since)
        AND (until IS NULL OR p.created_at < until)
 $$;
+
+
+--
+-- Name: feed_posts; Type: VIEW; Schema: public; Owner: -
+--
+
+CREATE VIEW public.feed_posts AS
+ SELECT (0)::bigint AS feed,
+    posts.id,
+    posts.type,
+    posts.created_at,
+    (posts.repost_count + posts.quote_count) AS score
+   FROM public.posts
+UNION ALL
+ SELECT posts.user_id AS feed,
+    posts.id,
+    posts.type,
+    posts.created_at,
+    (posts.repost_count + posts.quote_count) AS score
+   FROM public.posts;
 
 
 --
@@ -487,4 +482,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261207010000'),
     ('20261207040000'),
     ('20261207050000'),
-    ('20261207060000');
+    ('20261207060000'),
+    ('20261207070000');

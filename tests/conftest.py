@@ -31,6 +31,7 @@ from redis.retry import Retry
 
 from posterr.keys import write_position_key
 from posterr.replicas import lsn
+from tests.integration.workers import serving_process
 
 ROOT = Path(__file__).resolve().parent.parent
 # Overridable so that two suites can run side by side on one machine.
@@ -184,7 +185,7 @@ def running_app(servers, log_name: str, **settings: str):
                                    cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         try:
-            _wait_until_serving(base, process)
+            _wait_until_serving(base, process, int(env["WEB_CONCURRENCY"]))
             yield base
         finally:
             process.terminate()
@@ -221,17 +222,24 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_until_serving(base: str, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 30
+def _wait_until_serving(base: str, process: subprocess.Popen, workers: int) -> None:
+    """Until every worker answers /healthz: a test that spreads connections over the workers must not
+    start while one is still booting (all of them would go to the other)."""
+    deadline, answered = time.monotonic() + 30, set()
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"gunicorn exited with {process.returncode}; see {DATA / 'gunicorn.log'}")
         try:
-            if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
+            with requests.get(f"{base}/healthz", timeout=1, stream=True) as response:
+                if response.status_code == 200:
+                    answered.add(serving_process(response))
         except requests.RequestException:
-            time.sleep(0.05)  # polling the socket until it answers, not synchronising test steps
-    raise RuntimeError(f"gunicorn did not answer /healthz within 30 s; see {DATA / 'gunicorn.log'}")
+            pass
+        if len(answered) == workers:
+            return
+        time.sleep(0.02)  # polling the socket until it answers, not synchronising test steps
+    raise RuntimeError(f"{workers - len(answered)} of {workers} gunicorn workers did not answer /healthz "
+                       f"within 30 s; see {DATA / 'gunicorn.log'}")
 
 
 class Sql:

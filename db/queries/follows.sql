@@ -65,7 +65,7 @@ SELECT u.id, u.username, u.created_at, u.posts_count, u.followers_count, u.follo
        l.followed_at
 FROM follow_lists l
 JOIN users u ON u.id = l.member_id
-WHERE l.list = %(list)s AND l.owner_id = %(user_id)s
-  AND (l.followed_at, l.member_id) < (%(before_followed_at)s, %(before_id)s)
+WHERE l.list = %(list)s::text AND l.owner_id = %(user_id)s::bigint
+  AND (l.followed_at, l.member_id) < (%(before_followed_at)s::timestamptz, %(before_id)s::bigint)
 ORDER BY l.followed_at DESC, l.member_id DESC
 LIMIT %(limit)s;

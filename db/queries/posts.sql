@@ -56,75 +56,49 @@ FROM post_details
 WHERE id = %(id)s;
 
 -- name: posts_page_latest :many
--- One page of the global feed, newest first, as post objects, in one prepared statement: posts
--- created at or after `since` and before the keyset position (before_created_at, before_id), which
--- the caller takes as the earlier of the cursor and the end of the date range (an unset bound is an
--- infinite one), so that one generic plan serves every page (post_in_newest_first_window, a function
--- of the schema that the planner inlines). The inner LIMIT is a constant, the most a page reads
--- (MAX_LIMIT + 1): PostgreSQL costs a LIMIT parameter at a tenth of the rows, and a generic plan made
--- for that many rows hashes or memoizes whole tables; the outer LIMIT stops the inner scan after
+-- One page of a feed without filters, newest first, as post objects, in one prepared statement: the
+-- global feed (feed 0) or an author's (feed = their id), from the view feed_posts. Posts created at or
+-- after `since` and before the keyset position (before_created_at, before_id), which the caller takes
+-- as the earlier of the cursor and the end of the date range (an unset bound is an infinite one), so
+-- that one generic plan serves every page of both feeds. The inner LIMIT is a constant, the most a page
+-- reads (MAX_LIMIT + 1): PostgreSQL costs a LIMIT parameter at a tenth of the rows, and a generic plan
+-- made for that many rows hashes or memoizes whole tables; the outer LIMIT stops the inner scan after
 -- `limit` rows all the same, and only those are joined with their details.
--- Index: posts_created_at_id_idx (the page), posts_pkey and users_pkey (post_details).
+-- Index: posts_created_at_id_idx (global), posts_user_id_created_at_id_idx (an author's), then
+-- posts_pkey and users_pkey (post_details).
 SELECT d.id, d.user_id, d.username, d.type, d.content, d.repost_id, d.repost_count, d.quote_count, d.created_at,
        d.original_id, d.original_user_id, d.original_username, d.original_type, d.original_content,
        d.original_created_at, d.reply_to_id, d.reply_count, d.reply_to_user_id, d.reply_to_username
 FROM (
-    SELECT p.id, p.created_at FROM posts p
-    WHERE post_in_newest_first_window(p, %(since)s, %(before_created_at)s, %(before_id)s, %(include_replies)s)
-    ORDER BY p.created_at DESC, p.id DESC LIMIT 101
-) page
-JOIN post_details d ON d.id = page.id
-ORDER BY page.created_at DESC, page.id DESC
-LIMIT %(limit)s;
-
--- name: author_posts_page_latest :many
--- One page of an author's feed, newest first, as post objects: posts_page_latest for one author (a
--- statement of its own, so that its generic plan walks this index in order).
--- Index: posts_user_id_created_at_id_idx (the page), posts_pkey and users_pkey (post_details).
-SELECT d.id, d.user_id, d.username, d.type, d.content, d.repost_id, d.repost_count, d.quote_count, d.created_at,
-       d.original_id, d.original_user_id, d.original_username, d.original_type, d.original_content,
-       d.original_created_at, d.reply_to_id, d.reply_count, d.reply_to_user_id, d.reply_to_username
-FROM (
-    SELECT p.id, p.created_at FROM posts p
-    WHERE p.user_id = %(author_id)s
-      AND post_in_newest_first_window(p, %(since)s, %(before_created_at)s, %(before_id)s, %(include_replies)s)
-    ORDER BY p.created_at DESC, p.id DESC LIMIT 101
+    SELECT f.id, f.created_at FROM feed_posts f
+    WHERE f.feed = %(feed)s::bigint
+      AND f.created_at >= %(since)s::timestamptz
+      AND (f.created_at, f.id) < (%(before_created_at)s::timestamptz, %(before_id)s::bigint)
+      AND (%(include_replies)s::boolean OR f.type <> 'reply')
+    ORDER BY f.created_at DESC, f.id DESC LIMIT 101
 ) page
 JOIN post_details d ON d.id = page.id
 ORDER BY page.created_at DESC, page.id DESC
 LIMIT %(limit)s;
 
 -- name: posts_page_trending :many
--- One page of the global feed by (repost_count + quote_count) descending, then newest first, as
--- post objects, after the keyset position (before_score, before_created_at, before_id), infinite
--- when unset (post_in_trending_window); one generic plan, as posts_page_latest. A trending page
--- within dates is page_trending's.
--- Index: posts_trending_idx (the page), posts_pkey and users_pkey (post_details).
+-- One page of a feed without filters by (repost_count + quote_count) descending, then newest first, as
+-- post objects, with the score it was ordered by: the global feed or an author's, as
+-- posts_page_latest, after the keyset position (before_score, before_created_at, before_id), infinite
+-- when unset; one generic plan, as posts_page_latest. A trending page within dates is page_trending's.
+-- Index: posts_trending_idx (global), posts_user_trending_idx (an author's), then posts_pkey and
+-- users_pkey (post_details).
 SELECT d.id, d.user_id, d.username, d.type, d.content, d.repost_id, d.repost_count, d.quote_count, d.created_at,
        d.original_id, d.original_user_id, d.original_username, d.original_type, d.original_content,
        d.original_created_at, d.reply_to_id, d.reply_count, d.reply_to_user_id, d.reply_to_username,
        page.score
 FROM (
-    SELECT p.id, p.repost_count + p.quote_count AS score, p.created_at FROM posts p
-    WHERE post_in_trending_window(p, %(before_score)s, %(before_created_at)s, %(before_id)s, %(include_replies)s)
-    ORDER BY (p.repost_count + p.quote_count) DESC, p.created_at DESC, p.id DESC LIMIT 101
-) page
-JOIN post_details d ON d.id = page.id
-ORDER BY page.score DESC, page.created_at DESC, page.id DESC
-LIMIT %(limit)s;
-
--- name: author_posts_page_trending :many
--- One page of an author's feed by trending, as post objects: posts_page_trending for one author.
--- Index: posts_user_trending_idx (the page), posts_pkey and users_pkey (post_details).
-SELECT d.id, d.user_id, d.username, d.type, d.content, d.repost_id, d.repost_count, d.quote_count, d.created_at,
-       d.original_id, d.original_user_id, d.original_username, d.original_type, d.original_content,
-       d.original_created_at, d.reply_to_id, d.reply_count, d.reply_to_user_id, d.reply_to_username,
-       page.score
-FROM (
-    SELECT p.id, p.repost_count + p.quote_count AS score, p.created_at FROM posts p
-    WHERE p.user_id = %(author_id)s
-      AND post_in_trending_window(p, %(before_score)s, %(before_created_at)s, %(before_id)s, %(include_replies)s)
-    ORDER BY (p.repost_count + p.quote_count) DESC, p.created_at DESC, p.id DESC LIMIT 101
+    SELECT f.id, f.score, f.created_at FROM feed_posts f
+    WHERE f.feed = %(feed)s::bigint
+      AND (f.score, f.created_at, f.id)
+          < (%(before_score)s::integer, %(before_created_at)s::timestamptz, %(before_id)s::bigint)
+      AND (%(include_replies)s::boolean OR f.type <> 'reply')
+    ORDER BY f.score DESC, f.created_at DESC, f.id DESC LIMIT 101
 ) page
 JOIN post_details d ON d.id = page.id
 ORDER BY page.score DESC, page.created_at DESC, page.id DESC

@@ -169,7 +169,7 @@ def _feed_page(ctx: Context, run, query: FeedQuery) -> Page:
     elif source is Source.ONE_STATEMENT:
         window = (newest_first_window(query.last, *query.bounds) if query.order == "latest"
                   else trending_window((query.after["after_score"], *query.last) if query.last else None))
-        rows = run(_ONE_STATEMENT_QUERIES[query.order, query.author_id is not None], author_id=query.author_id,
+        rows = run(_ONE_STATEMENT_QUERIES[query.order], feed=query.author_id or GLOBAL_FEED,
                    include_replies=query.with_replies, limit=wanted, **window)
     else:
         ordered = _page_rows(run, query.order, query.filters())
@@ -191,8 +191,8 @@ def posts_in_order(run, ids: list[int]) -> list[dict[str, Any]]:
     return [by_id[post_id] for post_id in ids if post_id in by_id]
 
 
-_ONE_STATEMENT_QUERIES = {("latest", False): "posts_page_latest", ("latest", True): "author_posts_page_latest",
-                          ("trending", False): "posts_page_trending", ("trending", True): "author_posts_page_trending"}
+_ONE_STATEMENT_QUERIES = {"latest": "posts_page_latest", "trending": "posts_page_trending"}
+GLOBAL_FEED = 0  # the feed of every post in the view feed_posts; an author's feed is their id
 _PAGE_QUERIES = {("latest", False): "page_latest", ("trending", False): "page_trending",
                  ("latest", True): "page_followed_latest", ("trending", True): "page_followed_trending"}
 

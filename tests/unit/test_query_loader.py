@@ -97,10 +97,8 @@ def test_every_statement_starts_with_its_name():
 # LIMIT a constant that must cover the largest page a client may ask for, plus the row that tells
 # whether a next page exists.
 ONE_STATEMENT_PAGES = {
-    "posts_page_latest": {"since", "before_created_at", "before_id"},
-    "author_posts_page_latest": {"author_id", "since", "before_created_at", "before_id"},
-    "posts_page_trending": {"before_score", "before_created_at", "before_id"},
-    "author_posts_page_trending": {"author_id", "before_score", "before_created_at", "before_id"},
+    "posts_page_latest": {"feed", "since", "before_created_at", "before_id"},
+    "posts_page_trending": {"feed", "before_score", "before_created_at", "before_id"},
 }
 
 

@@ -1,13 +1,11 @@
-"""Which failures mean "the server is gone" and which mean "this one call failed"."""
+"""posterr/redis_failures.py: which Redis failures mean "the server is gone" (refused) and which mean
+"this one call failed". (PostgreSQL's: tests/unit/test_db.py.)"""
 
 from __future__ import annotations
 
-import psycopg
 import pytest
 import redis
-from psycopg_pool import PoolTimeout
 
-from posterr.db import server_unreachable
 from posterr.redis_failures import refused
 
 
@@ -32,28 +30,3 @@ def _connection_error(cause: OSError) -> redis.ConnectionError:
 ])
 def test_only_a_refused_or_freshly_started_redis_needs_no_retried_delete(error, gone):
     assert refused(error) is gone
-
-
-def _pg_error(error_class, sqlstate: str | None = None) -> Exception:
-    error = error_class("failed")
-    if sqlstate is not None:
-        assert error_class.sqlstate == sqlstate
-    return error
-
-
-@pytest.mark.parametrize(("error", "unreachable"), [
-    (PoolTimeout("couldn't get a connection after 5 s"), True),
-    (psycopg.OperationalError("consuming input failed: server closed the connection unexpectedly"), True),
-    (psycopg.InterfaceError("the connection is closed"), True),
-    (_pg_error(psycopg.errors.AdminShutdown, "57P01"), True),
-    (_pg_error(psycopg.errors.CrashShutdown, "57P02"), True),
-    (_pg_error(psycopg.errors.CannotConnectNow, "57P03"), True),
-    (_pg_error(psycopg.errors.TooManyConnections, "53300"), True),
-    (_pg_error(psycopg.errors.ConnectionFailure, "08006"), True),
-    (_pg_error(psycopg.errors.DeadlockDetected, "40P01"), False),
-    (_pg_error(psycopg.errors.SerializationFailure, "40001"), False),
-    (_pg_error(psycopg.errors.LockNotAvailable, "55P03"), False),
-    (_pg_error(psycopg.errors.DiskFull, "53100"), False),
-])
-def test_only_connection_failures_count_as_postgresql_down(error, unreachable):
-    assert server_unreachable(error) is unreachable

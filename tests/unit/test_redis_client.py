@@ -1,14 +1,14 @@
-"""Where a Redis Cluster master's generation lives (posterr/redis_client.py, mechanism 3): a key in the
-lowest slot the master serves, found from the client's map by readers and from CLUSTER NODES by the
-process that bumps it, so both name the same key."""
+"""posterr/redis_client.py without a server. The breaker (mechanism 2): after a failure, no call for
+`retry_after`. Where a Redis Cluster master's generation lives (mechanism 3): a key in the lowest
+slot the master serves, found from the client's map by readers and from CLUSTER NODES by the process
+that bumps it, so both name the same key (the key made for a slot: tests/unit/test_keys.py)."""
 
 from __future__ import annotations
 
 import pytest
-from redis.cluster import key_slot
+import redis
 
-from posterr.keys import GENERATION_KEY, generation_key_in_slot
-from posterr.redis_client import lowest_own_slot
+from posterr.redis_client import Redis, lowest_own_slot
 
 NODES = """\
 27e5 127.0.0.1:7712@7812 master - 0 1796248664604 2 connected 5461-10922
@@ -30,8 +30,17 @@ def test_the_lowest_slot_the_answering_node_serves(flags, slots, lowest):
     assert lowest_own_slot(NODES.format(flags=flags, slots=slots)) == lowest
 
 
-@pytest.mark.parametrize("slot", [0, 1, 5460, 5461, 10923, 16383])
-def test_a_generation_key_hashes_to_its_slot(slot):
-    key = generation_key_in_slot(slot)
-    assert key.startswith(f"{GENERATION_KEY}:{{")
-    assert key_slot(key.encode()) == slot
+def test_after_a_redis_failure_calls_skip_redis_until_retry_after():
+    """The breaker (posterr/redis_client.py, mechanism 2): one failure, then no call for `retry_after`."""
+    calls = []
+
+    def times_out(_client):
+        calls.append(1)
+        raise redis.TimeoutError("Timeout reading from socket")
+
+    breaker = Redis("redis://127.0.0.1:1/0", timeout=0.1, retry_after=60, invalidation_deadline=1)
+    breaker.cluster = False  # nothing listens on port 1: as if a standalone server had answered once
+    assert [breaker.run(times_out) for _ in range(5)] == [None] * 5
+    assert len(calls) == 1
+    breaker._down_until = 0.0  # the interval has passed
+    assert breaker.run(lambda _client: "answered") == "answered"

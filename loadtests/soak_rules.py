@@ -3,9 +3,9 @@ read from PostgreSQL, the pages read through the API and the 429s the load got. 
 checks and violations in the verdict.
 
 loadtests/soak_checks.py does the reading (fresh connections, SQL, retries) and hands what it read
-to these; they do no I/O, so tests/unit/test_soak_rules.py can give them histories that break each
-invariant and see that they say so. They import neither Locust nor gevent (which monkey-patches the
-standard library on import), so the unit tests' process stays unpatched.
+to these; they do no I/O, so tests/unit/loadtests/test_soak_rules.py can give them histories that
+break each invariant and see that they say so. They import neither Locust nor gevent (which
+monkey-patches the standard library on import), so the unit tests' process stays unpatched.
 """
 
 from __future__ import annotations

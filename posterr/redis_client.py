@@ -15,7 +15,7 @@ The cache's five mechanisms, the invariant each one keeps, and where it is teste
    Tested in tests/integration/test_faults.py (a Redis restarted, frozen, paused: no hang).
 2. Breaker: after a failure, reads and limits skip Redis for `POSTERR_REDIS_RETRY_AFTER` seconds,
    so an outage costs one timeout per process per interval instead of one per request. Tested in
-   tests/unit/test_limits.py.
+   tests/unit/test_redis_client.py.
 3. Epoch: document keys end with the run_id of the Redis server that holds them (learnt on every
    connection; on a Redis Cluster, the master serving the key's slot) and a value is used only if
    that run_id did not change during the call, so copies written to an earlier server process
@@ -28,7 +28,8 @@ The cache's five mechanisms, the invariant each one keeps, and where it is teste
    connections failed or broke, before it sends anything else. So whatever a write could not
    delete while Redis (or one master) refused it is never read once it answers again. The epoch is
    tested in tests/integration/test_cache.py (a restart) and test_redis_cluster.py (per master);
-   the generation in tests/integration/test_redis_refusals.py and tests/unit/test_generation_keys.py.
+   the generation in tests/integration/test_redis_refusals.py, tests/unit/test_redis_client.py and
+   tests/unit/test_keys.py.
 4. Invalidation before the answer: a write is answered only after every cached copy that could hide
    it is deleted or unreachable to readers. Deletes are retried while Redis might come back with the
    same copies (a freeze, a pause, a timeout) until `POSTERR_CACHE_INVALIDATION_DEADLINE`; a refused

@@ -1,3 +1,6 @@
+"""posterr/cursors.py: a cursor comes back as it was made, is opaque URL-safe text, and is refused
+when it is of another kind, signed with another secret, tampered with or garbage."""
+
 from __future__ import annotations
 
 import pytest

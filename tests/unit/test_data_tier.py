@@ -1,5 +1,5 @@
-"""The data tier's own parts that need no server: what it tells of the primary (the pools are made,
-not opened)."""
+"""The data tier's own parts (posterr/data_tier.py) that need no server: what it tells of the
+primary (the pools are made, not opened)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """No import cycles inside posterr/, not even under TYPE_CHECKING: each module's imports are read
-from its source, so a cycle hidden from the interpreter is found too."""
+from its source, so a cycle hidden from the interpreter is found too. This checks the package as a
+whole, not one module, so it sits at the top of tests/unit instead of beside a module's tests."""
 
 from __future__ import annotations
 

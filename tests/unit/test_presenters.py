@@ -1,3 +1,6 @@
+"""posterr/presenters.py: the API's formats, timestamps in RFC 3339 UTC with a Z and the joined date
+as the unpadded UTC date."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone

@@ -1,3 +1,6 @@
+"""posterr/validation.py, as tables of good and bad input: usernames, ids (in a body, in a path),
+content, limits, sort orders, days and date ranges, LIKE patterns, what a creation is, and flags."""
+
 from __future__ import annotations
 
 from datetime import date

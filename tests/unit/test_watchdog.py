@@ -1,4 +1,5 @@
-"""The request watchdog, with stand-ins for gunicorn's worker (the logic, not the process)."""
+"""The request watchdog (posterr/watchdog.py), with stand-ins for gunicorn's worker (the logic, not
+the process)."""
 
 from __future__ import annotations
 

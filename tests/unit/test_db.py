@@ -1,11 +1,29 @@
+"""posterr/db.py without a server: the query loader (db/queries/*.sql read into named queries), how
+logs and the operator commands name a PostgreSQL server, which failures mean the server is gone, and
+how a Session times its named queries only while a request asks it to."""
+
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
+import psycopg
 import pytest
+from psycopg_pool import PoolTimeout
 
-from posterr.db import QUERIES_DIR, QueryFileError, load_queries
+from posterr.db import (
+    QUERIES_DIR,
+    QUERY_TIMES,
+    Query,
+    QueryFileError,
+    Session,
+    load_queries,
+    server_name,
+    server_unreachable,
+)
 from posterr.validation import MAX_LIMIT
+
+# --- the query loader -----------------------------------------------------------------------------
 
 
 def write(tmp_path, name, text):
@@ -108,3 +126,92 @@ def test_every_one_statement_page_reads_at_most_the_largest_page_and_takes_its_b
     assert set(re.findall(r"%\((\w+)\)s", query.sql)) == own | {"include_replies", "limit"}
     assert re.findall(r"LIMIT (\d+)", query.sql) == [str(MAX_LIMIT + 1)]
     assert not query.per_call_plan
+
+
+# --- server names ---------------------------------------------------------------------------------
+# How logs, metrics, /readyz and the operator commands name a PostgreSQL server: host:port, no
+# user or password, every host of a multi-host (fail-over) URL.
+
+
+@pytest.mark.parametrize(("url", "name"), [
+    ("postgres://posterr@127.0.0.1:54329/posterr?sslmode=disable", "127.0.0.1:54329"),
+    ("postgresql://user:secret@db.internal/posterr", "db.internal:5432"),
+    ("postgresql:///posterr", "localhost:5432"),
+    ("postgresql://[::1]:6432/posterr", "[::1]:6432"),
+    ("postgresql://[::1]/posterr", "[::1]:5432"),
+    ("postgresql://posterr@10.0.0.1:5432,10.0.0.2:5433,10.0.0.3/posterr?target_session_attrs=read-write",
+     "10.0.0.1:5432,10.0.0.2:5433,10.0.0.3:5432"),
+    ("postgresql://u:p@a:1,b/posterr", "a:1,b:5432"),
+])
+def test_a_server_is_named_by_its_hosts_and_ports_only(url, name):
+    assert server_name(url) == name
+
+
+# --- PostgreSQL gone, or one statement failed (see test_redis_failures.py for Redis) --------------
+
+
+def _pg_error(error_class, sqlstate: str | None = None) -> Exception:
+    error = error_class("failed")
+    if sqlstate is not None:
+        assert error_class.sqlstate == sqlstate
+    return error
+
+
+@pytest.mark.parametrize(("error", "unreachable"), [
+    (PoolTimeout("couldn't get a connection after 5 s"), True),
+    (psycopg.OperationalError("consuming input failed: server closed the connection unexpectedly"), True),
+    (psycopg.InterfaceError("the connection is closed"), True),
+    (_pg_error(psycopg.errors.AdminShutdown, "57P01"), True),
+    (_pg_error(psycopg.errors.CrashShutdown, "57P02"), True),
+    (_pg_error(psycopg.errors.CannotConnectNow, "57P03"), True),
+    (_pg_error(psycopg.errors.TooManyConnections, "53300"), True),
+    (_pg_error(psycopg.errors.ConnectionFailure, "08006"), True),
+    (_pg_error(psycopg.errors.DeadlockDetected, "40P01"), False),
+    (_pg_error(psycopg.errors.SerializationFailure, "40001"), False),
+    (_pg_error(psycopg.errors.LockNotAvailable, "55P03"), False),
+    (_pg_error(psycopg.errors.DiskFull, "53100"), False),
+])
+def test_only_connection_failures_count_as_postgresql_down(error, unreachable):
+    assert server_unreachable(error) is unreachable
+
+
+# --- a Session's query times (the slow_request line: tests/unit/edge/test_plugin.py) --------------
+
+
+class Connection:
+    """Answers every statement with one row, or fails those that contain "fail"."""
+
+    def execute(self, sql, params, **options):
+        if "fail" in sql:
+            raise RuntimeError("the statement failed")
+        return SimpleNamespace(fetchone=lambda: {"sql": sql}, rowcount=1)
+
+
+QUERIES = {name: Query(name, "one", f"SELECT {name}", "test.sql", "none", per_call_plan=False, writes=False)
+           for name in ("first", "second", "fail")}
+
+
+@pytest.fixture
+def timed():
+    """The query times of a request that is being timed, as the HTTP edge sets them."""
+    times: list[tuple[str, float]] = []
+    token = QUERY_TIMES.set(times)
+    yield times
+    QUERY_TIMES.reset(token)
+
+
+def test_a_timed_request_gets_each_query_in_order_failed_ones_too(timed):
+    run = Session(Connection(), QUERIES)
+    assert run("first") == {"sql": "SELECT first"}
+    run("second")
+    with pytest.raises(RuntimeError):
+        run("fail")
+    run("first")
+    assert [name for name, _ in timed] == ["first", "second", "fail", "first"]
+    assert all(seconds >= 0 for _, seconds in timed)
+
+
+def test_a_session_outside_a_timed_request_only_runs_the_query():
+    run = Session(Connection(), QUERIES)
+    assert run("first") == {"sql": "SELECT first"}
+    assert QUERY_TIMES.get() is None

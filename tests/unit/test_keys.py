@@ -1,5 +1,7 @@
-"""Key families (posterr/keys.py): every key name a builder of posterr/keys.py makes belongs to
-exactly one, and the document cache counts each lookup under the family of the name it looked up."""
+"""posterr/keys.py: every key name one of its builders makes belongs to exactly one key family, the
+docs' key table lists exactly those families (how the document cache counts lookups by family:
+tests/unit/test_document_cache.py), and a Redis Cluster master's generation key hashes to the slot
+it is made for."""
 
 from __future__ import annotations
 
@@ -9,11 +11,10 @@ from datetime import date
 from fnmatch import fnmatchcase
 
 import pytest
-from prometheus_client import REGISTRY
+from redis.cluster import key_slot
 
 from posterr import keys
-from posterr.document_cache import DOCUMENT_FAMILIES, DocumentCache
-from posterr.keys import FEEDS_KEY, KEY_FAMILIES, document_key, post_key, user_key
+from posterr.keys import GENERATION_KEY, KEY_FAMILIES, document_key, generation_key_in_slot, post_key
 from tests.conftest import ROOT
 
 EPOCH = "0123456789ab"
@@ -84,35 +85,8 @@ def test_each_key_in_the_docs_key_table_is_in_the_family_it_is_listed_under(name
     assert names and all(families_of(name) == [family] for name in names), names
 
 
-class FakeRedis:
-    """Just what DocumentCache.fetch uses: an epoch, and scripts that answer `found`."""
-
-    def __init__(self, found: list):
-        self.client = self
-        self.found = found
-
-    def script(self, _source: str):
-        return lambda keys, args: self.found
-
-    def epoch_of(self, _name: str) -> str:
-        return EPOCH
-
-    def run(self, operation):
-        return operation(self.client)
-
-    def read(self, script, keys, args):
-        return script(keys=keys, args=args)
-
-
-def lookups(family: str, result: str) -> float:
-    return REGISTRY.get_sample_value("posterr_cache_lookups_total", {"family": family, "result": result}) or 0.0
-
-
-@pytest.mark.parametrize("name, family", [(FEEDS_KEY, "feeds"), (post_key(3), "posts"), (user_key(4), "users")])
-@pytest.mark.parametrize("found, result", [([1, b"cached"], "hit"), ([0, "token"], "miss")])
-def test_each_lookup_is_counted_under_its_family_and_result(name, family, found, result):
-    before = {(each, outcome): lookups(each, outcome) for each in DOCUMENT_FAMILIES.values()
-              for outcome in ("hit", "miss")}
-    DocumentCache(FakeRedis(found)).fetch(name, "json", 60, lambda: b"computed")
-    changed = {key: lookups(*key) - value for key, value in before.items() if lookups(*key) != value}
-    assert changed == {(family, result): 1.0}
+@pytest.mark.parametrize("slot", [0, 1, 5460, 5461, 10923, 16383])
+def test_a_generation_key_hashes_to_its_slot(slot):
+    key = generation_key_in_slot(slot)
+    assert key.startswith(f"{GENERATION_KEY}:{{")
+    assert key_slot(key.encode()) == slot

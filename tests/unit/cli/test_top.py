@@ -1,14 +1,10 @@
-"""The pure parts of `python -m posterr top` and `activity`: grouping pg_stat_statements rows by
-named query, figures since a reset point, and how a connection is described."""
+"""The pure parts of `python -m posterr top` (posterr/cli/top.py): grouping pg_stat_statements rows
+by named query, and figures since a reset point."""
 
 from __future__ import annotations
 
-import io
-
 import pytest
 
-from posterr.cli.activity import described
-from posterr.cli.refresh import refreshed
 from posterr.cli.top import OTHER, ranked
 
 
@@ -55,32 +51,3 @@ def test_the_limit_keeps_the_heaviest_named_queries_and_other():
 def test_a_query_with_no_calls_since_the_mark_is_left_out():
     mark = {"3": [5, 15.0, 5, 20, 0]}
     assert "insert_post" not in [f.name for f in ranked(ROWS, mark, limit=10)]
-
-
-@pytest.mark.parametrize("row, query, wait, blocked", [
-    ({"query": "/* posterr:insert_post */ WITH quota AS (\n  INSERT ...", "wait_event_type": "Lock",
-      "wait_event": "transactionid", "blocked_by": [42]}, "insert_post", "Lock:transactionid", [42]),
-    ({"query": "SELECT   1\n FROM users  FOR UPDATE", "wait_event_type": None, "wait_event": None, "blocked_by": []},
-     "other: SELECT 1 FROM users FOR UPDATE", "", []),
-])
-def test_a_connection_is_named_by_its_query(row, query, wait, blocked):
-    base = {"pid": 7, "state": "active", "seconds": 0.25, "client": "127.0.0.1", "application_name": ""}
-    shown = described({**base, **row})
-    assert (shown["query"], shown["wait"], shown["blocked_by"], shown["seconds"]) == (query, wait, blocked, 0.25)
-
-
-@pytest.mark.parametrize("every, frames, statuses, shown, status", [
-    (None, None, [0], 1, 0),  # no --watch: one frame
-    (None, 3, [0], 1, 0),  # a frame count alone changes nothing
-    (0.0, 3, [0, 0, 0, 0], 3, 0),  # --watch with a count: that many frames
-    (0.0, None, [0, 2], 2, 2),  # a failing frame ends the watch with its status
-])
-def test_a_view_is_refreshed_until_its_count_or_a_failure(every, frames, statuses, shown, status):
-    calls = []
-
-    def show(clear: bool) -> int:
-        calls.append(clear)
-        return statuses[len(calls) - 1]
-
-    assert refreshed(show, every, frames, io.StringIO()) == status
-    assert calls == [False] * shown  # not a terminal: never cleared

@@ -1,5 +1,7 @@
-"""The edge plugin's errors without servers (posterr/edge/): a bug becomes a 500 problem without a
-stack trace, a domain error its own status, and CORS grants only the listed origins."""
+"""The edge plugin (posterr/edge/plugin.py) without servers: a bug becomes a 500 problem without a
+stack trace, a domain error its own status, and CORS grants only the listed origins; and the
+slow_request line: which requests are slow, and what the line says of their queries (how a Session
+times them: tests/unit/test_db.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import bottle
 import orjson
 import pytest
 
-from posterr.edge.plugin import EdgePlugin, install_error_handlers
+from posterr.edge.plugin import EdgePlugin, database_time, install_error_handlers, is_slow
 from posterr.errors import Conflict
 from posterr.watchdog import Watchdog
 
@@ -67,3 +69,28 @@ def test_domain_errors_carry_their_status(app):
 def test_unlisted_origin_gets_no_cors_grant(app):
     _, headers, _ = call(app, "/api/conflict")
     assert "access-control-allow-origin" not in headers
+
+
+# --- the slow_request line ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("elapsed, slow_request_ms, slow", [
+    (0.0995, 100, False),
+    (0.1005, 100, True),
+    (0.002, 1, True),
+    (60.0, None, False),  # off
+])
+def test_a_request_is_slow_when_over_the_threshold(elapsed, slow_request_ms, slow):
+    assert is_slow(elapsed, slow_request_ms) is slow
+
+
+def test_database_time_lists_each_query_in_order_and_their_sum():
+    times = [("insert_post", 0.1523), ("post_by_id", 0.0004), ("post_by_id", 0.00041)]
+    assert database_time(times) == {
+        "queries": [{"name": "insert_post", "ms": 152.3}, {"name": "post_by_id", "ms": 0.4},
+                    {"name": "post_by_id", "ms": 0.41}],
+        "db_ms": 153.11}
+
+
+def test_database_time_of_a_request_without_queries():
+    assert database_time([]) == {"queries": [], "db_ms": 0}

@@ -1,4 +1,4 @@
-"""make bench --profile's summary of py-spy's collapsed stacks."""
+"""make bench --profile's summary of py-spy's collapsed stacks (loadtests/profiling.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""How far keyword search walks down the newest posts before it asks the trigram index."""
+"""posterr/services/posts.py: how far keyword search walks down the newest posts before it asks the
+trigram index."""
 
 import pytest
 

@@ -1,4 +1,5 @@
-"""`python -m posterr replicas` behind a multi-host DATABASE_URL: each member as a URL of its own."""
+"""`python -m posterr replicas` (posterr/cli/replicas.py) behind a multi-host DATABASE_URL: each
+member as a URL of its own."""
 
 from __future__ import annotations
 

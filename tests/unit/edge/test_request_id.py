@@ -1,5 +1,5 @@
-"""Request ids and cache tokens come from Python's generator, which must differ in every forked
-worker: gunicorn forks its workers from one master."""
+"""Request ids (posterr/edge/request_id.py) and cache tokens come from Python's generator, which
+must differ in every forked worker: gunicorn forks its workers from one master."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""`python -m posterr cache stats`, its pure parts: the app's metrics read into per-family figures,
-ratios and rates, and the table."""
+"""`python -m posterr cache stats` (posterr/cli/cache.py), its pure parts: the app's metrics read
+into per-family figures, ratios and rates, and the table."""
 
 from __future__ import annotations
 

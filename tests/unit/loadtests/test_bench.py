@@ -1,4 +1,5 @@
-"""make bench's arithmetic (a row's figures over its rounds, and CPU time per request) and its rows."""
+"""make bench's arithmetic (loadtests/bench.py: a row's figures over its rounds, and CPU time per
+request) and its rows."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ import os
 import socket
 import struct
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -103,15 +104,19 @@ def fresh_request(method: str, url: str, **kwargs) -> tuple[requests.Response, i
     return response, pid
 
 
-def until_several_workers(send, at_least: int = 2, attempts: int = 200) -> list[tuple[requests.Response, int]]:
+def until_several_workers(send, at_least: int = 2, attempts: int = 200, at_once: int = 4
+                         ) -> list[tuple[requests.Response, int]]:
     """Calls send() (which returns fresh_request's pair) until `at_least` distinct processes have
-    answered; fails if `attempts` fresh connections all went to fewer."""
-    answers = []
-    for _ in range(attempts):
-        answers.append(send())
-        if len({pid for _, pid in answers}) >= at_least:
-            return answers
-    raise AssertionError(f"{attempts} fresh connections were all served by {distinct(answers)}")
+    answered, `at_once` calls at a time (see sessions_on_several_workers: one by one, the worker just
+    awake wins every accept); fails if `attempts` fresh connections all went to fewer. Every answer
+    is returned, so the caller knows how many requests were sent."""
+    answers: list[tuple[requests.Response, int]] = []
+    with ThreadPoolExecutor(at_once) as pool:
+        while len(answers) < attempts:
+            answers += pool.map(lambda _: send(), range(at_once))
+            if len(distinct(answers)) >= at_least:
+                return answers
+    raise AssertionError(f"{len(answers)} fresh connections were all served by {distinct(answers)}")
 
 
 def distinct(answers: Iterable[tuple[requests.Response, int]]) -> set[int]:
@@ -123,21 +128,29 @@ def sessions_on_several_workers(base: str, count: int, at_most_per_worker: int |
     """`count` sessions, each holding an open keep-alive connection to the app (so a later request
     goes out at once, with no connect), together served by at least two worker processes, and by
     each at most `at_most_per_worker` (say, its thread count, when all requests must run at once).
-    The caller closes them."""
+    The connections are opened `count` at a time: one by one, the worker that has just accepted and
+    is awake wins every race to accept the next (seen: 400 in a row), so a worker asleep in its
+    poll may never get one. The caller closes them."""
     cap = at_most_per_worker or count - 1
     kept: list[tuple[requests.Session, int]] = []
-    for _ in range(attempts):
-        session = requests.Session()
-        response = session.get(f"{base}/healthz", stream=True, timeout=15)
-        pid = serving_process(response)
-        assert response.content and response.status_code == 200
-        if sum(1 for _, p in kept if p == pid) < cap:
-            kept.append((session, pid))
-        else:
-            session.close()
-        if len(kept) == count:
-            return [s for s, _ in kept]
+    with ThreadPoolExecutor(count) as pool:
+        for _ in range(0, attempts, count):
+            for session, pid in pool.map(lambda _: _session_and_worker(base), range(count)):
+                if len(kept) < count and sum(1 for _, p in kept if p == pid) < cap:
+                    kept.append((session, pid))
+                else:
+                    session.close()
+            if len(kept) == count:
+                return [s for s, _ in kept]
     for session, _ in kept:
         session.close()
     raise AssertionError(f"{attempts} connections to {base} did not give {count} spread over several workers "
                          f"(at most {cap} each): {sorted(p for _, p in kept)}")
+
+
+def _session_and_worker(base: str) -> tuple[requests.Session, int]:
+    session = requests.Session()
+    response = session.get(f"{base}/healthz", stream=True, timeout=15)
+    pid = serving_process(response)
+    assert response.content and response.status_code == 200
+    return session, pid

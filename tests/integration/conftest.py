@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import itertools
 import os
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import pytest
@@ -155,15 +157,22 @@ def fresh_get(base: str, path: str, request_id: str) -> requests.Response:
 
 def on_every_worker(base: str, label: str, check, log_name: str = "gunicorn.log") -> None:
     """check(get) over fresh connections until both gunicorn workers have answered (seen by the pid
-    in the access log of each request, in the app's `log_name`), at most 200 rounds."""
+    in the access log of each request, in the app's `log_name`), at least 4 and at most 200 rounds,
+    two at a time (tests/integration/workers.py: one by one, the worker just awake wins every
+    accept); so `check` must only read."""
     request_ids: set[str] = set()
     run = os.urandom(4).hex()  # the log file outlives this run: its ids must be this run's own
-    for round_ in range(200):
-        def get(path: str, _round=round_) -> requests.Response:
-            request_id = f"{label}-{run}-{_round}-{len(request_ids)}"
-            request_ids.add(request_id)
-            return fresh_get(base, path, request_id)
-        check(get)
-        if round_ >= 3 and len({r["pid"] for r in log_records(log_name, request_ids)}) == APP_WORKERS:
-            return
+    numbers = itertools.count()
+
+    def get(path: str) -> requests.Response:
+        request_id = f"{label}-{run}-{next(numbers)}"
+        request_ids.add(request_id)
+        return fresh_get(base, path, request_id)
+
+    with ThreadPoolExecutor(2) as pool:
+        for rounds in range(2, 201, 2):
+            for checked in [pool.submit(check, get) for _ in range(2)]:
+                checked.result()
+            if rounds >= 4 and len({r["pid"] for r in log_records(log_name, request_ids)}) == APP_WORKERS:
+                return
     raise AssertionError(f"{label}: not every worker answered in 200 rounds of fresh connections")

@@ -79,6 +79,7 @@ def cursor_time(value: Any) -> datetime:
 EARLIEST = datetime.min.replace(tzinfo=UTC)
 LATEST = datetime.max.replace(tzinfo=UTC)
 MAX_SCORE = 2**31 - 1  # repost_count + quote_count, an integer
+NEWEST_FIRST_START = (LATEST, MAX_ID)  # the (time, id) position every row comes after, newest first
 
 
 def newest_first_window(after: tuple[datetime, int] | None, since: datetime | None,
@@ -86,11 +87,11 @@ def newest_first_window(after: tuple[datetime, int] | None, since: datetime | No
     """The bounds of a newest-first page: posts at or after `since`, and before both the cursor's
     (created_at, id) and `until` (exclusive): the position (until, 0) comes before every post of
     that instant, since ids are positive."""
-    before = min(after or (LATEST, MAX_ID), (until, 0) if until else (LATEST, MAX_ID))
+    before = min(after or NEWEST_FIRST_START, (until, 0) if until else NEWEST_FIRST_START)
     return {"since": since or EARLIEST, "before_created_at": before[0], "before_id": before[1]}
 
 
 def trending_window(after: tuple[int, datetime, int] | None) -> dict[str, Any]:
     """The bounds of a trending page: before the cursor's (score, created_at, id), if any."""
-    score, created_at, last_id = after or (MAX_SCORE, LATEST, MAX_ID)
+    score, created_at, last_id = after or (MAX_SCORE, *NEWEST_FIRST_START)
     return {"before_score": score, "before_created_at": created_at, "before_id": last_id}

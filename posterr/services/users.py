@@ -11,7 +11,7 @@ from posterr.context import Context
 from posterr.errors import Conflict, DuplicateRow, NotFound, ValidationFailed
 from posterr.keys import user_key
 from posterr.services.idempotency import Record, Recorded, unkept
-from posterr.services.pagination import LATEST, Keyset, Page, page_of
+from posterr.services.pagination import NEWEST_FIRST_START, Keyset, Page, page_of
 
 log = logging.getLogger("posterr.users")
 USERS = Keyset("users", ("id",))
@@ -94,7 +94,7 @@ def following(ctx: Context, user_id: int, *, limit: str | None, cursor: str | No
 
 def _follow_list(ctx: Context, keyset: Keyset, user_id: int, limit: str | None, cursor: str | None) -> Page:
     size = validation.limit(limit)
-    before = keyset.before(ctx.cursors, cursor, (LATEST, validation.MAX_ID))
+    before = keyset.before(ctx.cursors, cursor, NEWEST_FIRST_START)
 
     def load(run) -> list[dict]:
         existing_user(run, user_id)

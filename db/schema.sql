@@ -109,6 +109,56 @@ $$;
 
 
 --
+-- Name: token_writes_for(bytea, bigint); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.token_writes_for(token_digest bytea, acting_user bigint) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM api_tokens t
+        WHERE t.digest = token_digest AND t.user_id = acting_user AND t.revoked_at IS NULL
+          AND (t.expires_at IS NULL OR t.expires_at > now()) AND 'write' = ANY (t.scopes)
+    )
+$$;
+
+
+--
+-- Name: api_tokens; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.api_tokens (
+    id bigint NOT NULL,
+    user_id bigint NOT NULL,
+    digest bytea NOT NULL,
+    hint text NOT NULL,
+    scopes text[] NOT NULL,
+    name text DEFAULT ''::text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone,
+    last_used_at timestamp with time zone,
+    revoked_at timestamp with time zone,
+    CONSTRAINT api_tokens_digest_length CHECK ((octet_length(digest) = 32)),
+    CONSTRAINT api_tokens_known_scopes CHECK ((scopes <@ ARRAY['read'::text, 'write'::text])),
+    CONSTRAINT api_tokens_name_length CHECK ((char_length(name) <= 100))
+);
+
+
+--
+-- Name: api_tokens_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.api_tokens ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.api_tokens_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
 -- Name: feed_posts; Type: VIEW; Schema: public; Owner: -
 --
 
@@ -188,6 +238,7 @@ CREATE TABLE public.users (
     posts_count integer DEFAULT 0 NOT NULL,
     followers_count integer DEFAULT 0 NOT NULL,
     following_count integer DEFAULT 0 NOT NULL,
+    password_hash text,
     CONSTRAINT users_followers_count_check CHECK ((followers_count >= 0)),
     CONSTRAINT users_following_count_check CHECK ((following_count >= 0)),
     CONSTRAINT users_posts_count_check CHECK ((posts_count >= 0)),
@@ -278,6 +329,14 @@ ALTER TABLE public.users ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
 
 
 --
+-- Name: api_tokens api_tokens_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.api_tokens
+    ADD CONSTRAINT api_tokens_pkey PRIMARY KEY (id);
+
+
+--
 -- Name: follows follows_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -323,6 +382,20 @@ ALTER TABLE ONLY public.schema_migrations
 
 ALTER TABLE ONLY public.users
     ADD CONSTRAINT users_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: api_tokens_digest_key; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX api_tokens_digest_key ON public.api_tokens USING btree (digest);
+
+
+--
+-- Name: api_tokens_user_id_created_at_id_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX api_tokens_user_id_created_at_id_idx ON public.api_tokens USING btree (user_id, created_at DESC, id DESC) WHERE (revoked_at IS NULL);
 
 
 --
@@ -410,6 +483,14 @@ CREATE UNIQUE INDEX users_username_lower_key ON public.users USING btree (lower(
 
 
 --
+-- Name: api_tokens api_tokens_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.api_tokens
+    ADD CONSTRAINT api_tokens_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id);
+
+
+--
 -- Name: follows follows_followee_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -483,4 +564,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261207040000'),
     ('20261207050000'),
     ('20261207060000'),
-    ('20261207070000');
+    ('20261207070000'),
+    ('20261208010000');

@@ -17,9 +17,11 @@ from posterr.edge.cors import preflight
 from posterr.edge.plugin import EdgePlugin, install_error_handlers
 from posterr.home_timelines import HomeTimelines
 from posterr.limits import ClientRateLimit, DailyQuota
+from posterr.login_limit import LoginAttempts
+from posterr.recent_tokens import RecentTokens
 from posterr.redis_client import Redis
 from posterr.replicas import Replica, Replicas
-from posterr.routes import ops, posts, users
+from posterr.routes import ops, posts, tokens, users
 from posterr.watchdog import Watchdog
 
 log = logging.getLogger("posterr")
@@ -48,6 +50,8 @@ def build_context(settings: Settings) -> Context:
         quota=DailyQuota(redis, settings.daily_post_limit),
         rate_limit=ClientRateLimit(redis, *settings.rate_limit) if settings.rate_limit else None,
         cursors=CursorCodec(settings.secret_key),
+        login_attempts=LoginAttempts(redis),
+        recent_tokens=RecentTokens(),
     )
 
 
@@ -59,6 +63,9 @@ def create_app(settings: Settings | None = None, *, start: bool = False) -> bott
     logs.configure(settings.log_level)
     if settings.secret_key == DEV_SECRET:
         log.warning("POSTERR_SECRET_KEY is not set: cursors are signed with the development key")
+    if settings.auth_mode == "legacy":
+        log.warning("POSTERR_AUTH=legacy: a request without a token acts for the user it names, so anyone can "
+                    "act for anyone; use it only for the previous frontend, which has no login")
     ctx = build_context(settings)
     app = bottle.Bottle()
     app.config["posterr.context"] = ctx
@@ -68,6 +75,7 @@ def create_app(settings: Settings | None = None, *, start: bool = False) -> bott
     ops.install(app, ctx)
     users.install(app, ctx)
     posts.install(app, ctx)
+    tokens.install(app, ctx)
     # CORS preflight on every /api route, and only there: unknown paths stay 404, not 405.
     for rule in sorted({route.rule for route in app.routes if route.rule.startswith("/api/")}):
         app.route(rule, "OPTIONS", preflight)

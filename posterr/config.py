@@ -79,6 +79,16 @@ def parse_rate(text: str) -> tuple[int, int] | None:
     return int(count), _PERIODS[unit]
 
 
+AUTH_MODES = ("required", "legacy")
+
+
+def parse_auth_mode(text: str) -> str:
+    mode = text.strip().lower()
+    if mode not in AUTH_MODES:
+        raise Invalid(" or ".join(AUTH_MODES))
+    return mode
+
+
 def parse_threshold_ms(text: str) -> int | None:
     """`250` → 250 milliseconds; `off` or `0` → None (no threshold)."""
     if text.strip().lower() == "off":
@@ -137,6 +147,9 @@ class Settings:
     control_socket: str = _setting("POSTERR_CONTROL_SOCKET", str, "")
     # Not a posterr setting: systemd-logind sets it to the user's folder for sockets and the like.
     runtime_dir: str = _setting("XDG_RUNTIME_DIR", str, "~/.gunicorn")
+    # `required`: acting for a user takes that user's bearer token; `legacy`: a request without an
+    # Authorization header acts for the user it names (the previous frontend, which has no login).
+    auth_mode: str = _setting("POSTERR_AUTH", parse_auth_mode, "required")
     daily_post_limit: int = _setting("POSTERR_DAILY_POST_LIMIT", whole_number(1), 5)
     cors_origins: tuple[str, ...] = _setting("POSTERR_CORS_ORIGINS", parse_list, ("*",))
     secret_key: str = _setting("POSTERR_SECRET_KEY", str, DEV_SECRET)

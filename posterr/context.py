@@ -10,6 +10,8 @@ from posterr.data_tier import DataTier
 from posterr.document_cache import DocumentCache
 from posterr.home_timelines import HomeTimelines
 from posterr.limits import ClientRateLimit, DailyQuota
+from posterr.login_limit import LoginAttempts
+from posterr.recent_tokens import RecentTokens
 from posterr.redis_client import Redis
 
 
@@ -23,6 +25,13 @@ class Context:
     quota: DailyQuota
     rate_limit: ClientRateLimit | None
     cursors: CursorCodec
+    login_attempts: LoginAttempts
+    recent_tokens: RecentTokens
+
+    @property
+    def legacy(self) -> bool:
+        """Whether a request without a token may act for the user it names (POSTERR_AUTH=legacy)."""
+        return self.settings.auth_mode == "legacy"
 
     def start(self) -> None:
         """Open the pools: after gunicorn forks, never in the master (sockets do not survive a fork)."""

@@ -35,6 +35,48 @@ class BadRequest(ApiError):
     status, title, type_slug = 400, "Bad Request", "bad-request"
 
 
+REALM = 'Bearer realm="posterr"'
+
+
+class InvalidAuthRequest(BadRequest):
+    """RFC 6750's invalid_request: a scheme other than Bearer, two Authorization headers, or a
+    token outside the header."""
+    type_slug = "invalid-auth-request"
+
+    def __init__(self, detail: str):
+        super().__init__(detail, headers={"WWW-Authenticate": f'{REALM}, error="invalid_request"'})
+
+
+class Unauthorized(ApiError):
+    """No token on a call that acts for a user (RFC 6750: no error code), or a failed login."""
+    status, title, type_slug = 401, "Unauthorized", "unauthorized"
+
+    def __init__(self, detail: str):
+        super().__init__(detail, headers={"WWW-Authenticate": REALM})
+
+
+class InvalidToken(Unauthorized):
+    """An unknown, malformed, revoked or expired token (RFC 6750's invalid_token)."""
+    type_slug = "invalid-token"
+
+    def __init__(self, detail: str = "the token is unknown, revoked or expired"):
+        super().__init__(detail)
+        self.headers["WWW-Authenticate"] = f'{REALM}, error="invalid_token"'
+
+
+class Forbidden(ApiError):
+    """A token acting for another user than its own."""
+    status, title, type_slug = 403, "Forbidden", "forbidden"
+
+
+class InsufficientScope(Forbidden):
+    type_slug = "insufficient-scope"
+
+    def __init__(self, scope: str):
+        super().__init__(f"the token lacks the {scope} scope",
+                         headers={"WWW-Authenticate": f'{REALM}, error="insufficient_scope", scope="{scope}"'})
+
+
 class NotFound(ApiError):
     """No such user or post, or no such path."""
     status, title, type_slug = 404, "Not Found", "not-found"

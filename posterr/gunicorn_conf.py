@@ -47,7 +47,9 @@ else:
     control_socket = settings.control_socket
 limit_request_line = 8190
 limit_request_fields = 100
-limit_request_field_size = 8190
+# A header line up to 16 KiB reaches the app, so that an oversized Authorization header gets the
+# app's 401 problem (a bad token) instead of gunicorn's own plain-text 400.
+limit_request_field_size = 16384
 # The app writes one JSON access line per request itself (with the route template and request id);
 # gunicorn's own lines go out in the same JSON shape.
 accesslog = None

@@ -11,8 +11,10 @@ import bottle
 import orjson
 from gunicorn.http.errors import ParseException
 
-from posterr import validation
+from posterr import credentials, validation
+from posterr.context import Context
 from posterr.errors import BadRequest, NotFound, PayloadTooLarge, ValidationFailed
+from posterr.services.acting import Actor, Caller, acting_user
 from posterr.services.idempotency import Attempt, Created
 from posterr.services.pagination import Page
 
@@ -46,7 +48,9 @@ def json_body() -> dict[str, Any]:
         raise BadRequest(f"the request body is not valid JSON: {error}") from None
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
-    if isinstance(body.get("user_id"), int):
+    credentials.refuse_token_outside_header(body.items(), "body")
+    caller()  # checked once the body is known to be well formed (posterr/edge/auth.py)
+    if isinstance(body.get("user_id"), int) and "posterr.user_id" not in request.environ:
         request.environ["posterr.user_id"] = body["user_id"]  # for the access log
     return body
 
@@ -77,6 +81,16 @@ def path_id(text: str, what: str) -> int:
     return value
 
 
+def caller() -> Caller:
+    """The holder of the request's token (posterr/edge/auth.py finds it)."""
+    return bottle.request.environ["posterr.caller"]()
+
+
+def actor(ctx: Context, named: Any, field: str = "user_id") -> Actor:
+    """Who this write acts for, given the user the request names (401, 403 or 422 otherwise)."""
+    return acting_user(caller(), named, legacy=ctx.legacy, field=field)
+
+
 def query_params(*names: str) -> dict[str, str | None]:
     """The named query parameters as text; empty ones count as absent, undecodable ones are 422."""
     query = bottle.request.query
@@ -96,10 +110,12 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     return bottle.HTTPResponse(body, status, headers, content_type="application/json")
 
 
-def attempt(body: dict, location_prefix: str) -> Attempt:
-    """This creating request, for services.idempotency (keys are scoped to the route)."""
+def attempt(body: dict, location_prefix: str, acting: Actor | None = None) -> Attempt:
+    """This creating request, for services.idempotency (keys are scoped to the route and the user
+    it acts for)."""
     request = bottle.request
-    return Attempt(scope=f"{request.method} {request.route.rule}", key_header=request.environ.get("HTTP_IDEMPOTENCY_KEY"),
+    return Attempt(scope=f"{request.method} {request.route.rule}", user_id=acting.user_id if acting else 0,
+                   key_header=request.environ.get("HTTP_IDEMPOTENCY_KEY"),
                    path=request.path, body=body, location_prefix=location_prefix)
 
 

@@ -25,6 +25,12 @@ def rate_limit_key(client: str) -> str:
     return f"{PREFIX}:rl:{client}"
 
 
+def login_failures_key(kind: str, who: str) -> str:
+    """The failed logins of one username (lower case) or one client, kind `user` or `client`: a
+    sorted set of attempts scored by their time (posterr/login_limit.py)."""
+    return f"{PREFIX}:login:{kind}:{who}"
+
+
 def write_position_key(client: str) -> str:
     """The primary's WAL position after the client's last write (posterr/replicas.py); every client's
     on the one master that holds POSITIONS_KEPT_KEY, where their loss is seen."""
@@ -98,7 +104,8 @@ KEY_FAMILIES = (
     KeyFamily("users", f"{PREFIX}:user:*", "user profiles (without viewer)"),
     KeyFamily("timelines", f"{PREFIX}:timeline:*", "home timelines: state, entries and followees of each reader"),
     KeyFamily("quota", f"{PREFIX}:quota:*", "daily post counters"),
-    KeyFamily("rate_limit", f"{PREFIX}:rl:*", "per-client rate limit state"),
+    KeyFamily("rate_limit", f"{PREFIX}:rl:*", "per-client rate limit state (a client: an address, or user:ID)"),
+    KeyFamily("login", f"{PREFIX}:login:*", "failed logins in the last 15 minutes, per username and per client"),
     KeyFamily("wrote", f"{PREFIX}:{{positions}}:wrote:*", "each client's last write position (with read replicas)"),
     KeyFamily("positions", f"{PREFIX}:{{positions}}:[ks]e*",
               "whether Redis still holds every write position (kept, settling)"),

@@ -71,3 +71,26 @@ def post(row: dict) -> dict:
         "reply_count": row["reply_count"],
         "created_at": timestamp(row["created_at"]),
     }
+
+
+def token(row: dict) -> dict:
+    """A token as its owner lists it: never the token, only its hint."""
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "scopes": row["scopes"],
+        "created_at": timestamp(row["created_at"]),
+        "expires_at": optional_timestamp(row["expires_at"]),
+        "last_used_at": optional_timestamp(row["last_used_at"]),
+        "hint": row["hint"],
+    }
+
+
+def new_token(row: dict, secret: str) -> dict:
+    """A token as it is issued: the one answer that holds it."""
+    return {"id": row["id"], "token": secret, "scopes": row["scopes"], "name": row["name"],
+            "created_at": timestamp(row["created_at"]), "expires_at": optional_timestamp(row["expires_at"])}
+
+
+def optional_timestamp(moment: datetime | None) -> str | None:
+    return None if moment is None else timestamp(moment)

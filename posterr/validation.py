@@ -143,3 +143,44 @@ def like_pattern(keyword_text: str) -> str:
     """A case-insensitive substring pattern for ILIKE, with LIKE's wildcards taken literally."""
     escaped = keyword_text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+TOKEN_SCOPES = ("read", "write")
+MAX_TOKEN_NAME = 100
+TOKEN_LIFETIME = (60, 31_536_000)  # seconds: a minute to a year
+
+
+def token_scopes(value: Any) -> list[str]:
+    """A token's scopes: a non-empty list of distinct ones among read and write; absent: both."""
+    if value is None:
+        return list(TOKEN_SCOPES)
+    if not isinstance(value, list) or not value or len(set(map(repr, value))) != len(value) \
+            or not all(isinstance(scope, str) and scope in TOKEN_SCOPES for scope in value):
+        raise ValidationFailed.of("scopes", "must be a non-empty list of distinct scopes among: read, write")
+    return [scope for scope in TOKEN_SCOPES if scope in value]
+
+
+def token_name(value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > MAX_TOKEN_NAME or any(ord(c) < 32 or c == "\x7f" for c in value):
+        raise ValidationFailed.of("name", f"must be a string of at most {MAX_TOKEN_NAME} characters, "
+                                          "without control characters")
+    return value
+
+
+def token_lifetime(value: Any) -> int | None:
+    """expires_in: whole seconds from a minute to a year; absent: the token does not expire."""
+    if value is None:
+        return None
+    low, high = TOKEN_LIFETIME
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValidationFailed.of("expires_in", f"must be a whole number of seconds from {low} to {high}")
+    return value
+
+
+def login_text(field: str, value: Any) -> str:
+    """A login's username or password: a string (whether it names an account is the login's to say)."""
+    if not isinstance(value, str):
+        raise ValidationFailed.of(field, "is required and must be a string")
+    return value

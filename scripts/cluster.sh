@@ -247,7 +247,7 @@ start_instance() {  # start_instance PORT
   # setsid: a terminal's Ctrl-C reaches this script only, which then stops the servers gracefully.
   ( cd "$root" && HOST=127.0.0.1 PORT=$port WEB_CONCURRENCY=${WEB_CONCURRENCY:-2} POSTERR_SECRET_KEY=$key \
       DATABASE_URL=$DATABASE_URL REDIS_URL=$REDIS_URL \
-      POSTERR_TRUSTED_PROXIES=${POSTERR_TRUSTED_PROXIES:-127.0.0.1} \
+      POSTERR_TRUSTED_PROXIES=${POSTERR_TRUSTED_PROXIES:-127.0.0.1} POSTERR_AUTH=${POSTERR_AUTH:-required} \
       exec setsid "$root/.venv/bin/gunicorn" -c posterr/gunicorn_conf.py ) \
     </dev/null >>"$logs/app-$port.log" 2>&1 &
   echo $! >"$dir/app-$port.pid"

@@ -45,7 +45,7 @@ SERVICES_ENV = {"POSTERR_DATA_DIR": str(DATA),
                 # Idem for the Redis Cluster's masters (their cluster bus listens 100 ports higher).
                 "POSTERR_REDIS_CLUSTER_PORTS": os.environ.get("POSTERR_TEST_REDIS_CLUSTER_PORTS", "24351 24352 24353"),
                 "POSTERR_PG_EXTRA_CONF": "fsync = off\nsynchronous_commit = off\nfull_page_writes = off"}
-TABLES = "users, posts, follows, post_quota, idempotency_keys"
+TABLES = "users, posts, follows, post_quota, idempotency_keys, api_tokens"
 # `make test-cluster` runs the integration suite again with every app reading from a streaming
 # replica that applies the primary's commits this late (recovery_min_apply_delay), e.g. "2s".
 REPLICA_DELAY = os.environ.get("POSTERR_TEST_REPLICA_DELAY", "")
@@ -175,6 +175,10 @@ def running_app(servers, log_name: str, **settings: str):
            "PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": "2", "POSTERR_THREADS": "8",
            "POSTERR_DAILY_POST_LIMIT": "5", "POSTERR_SECRET_KEY": "test-secret", "POSTERR_POOL_TIMEOUT": "3",
            "POSTERR_REDIS_RETRY_AFTER": "0.5", "POSTERR_RATE_LIMIT": "off",
+           # The integration suite speaks v1.1 (a body or path names the acting user), which legacy
+           # mode keeps for the previous frontend; the tests of accounts and tokens, the cluster and
+           # fail-over tests and the soak run in required mode (POSTERR_AUTH="required").
+           "POSTERR_AUTH": "legacy",
            **({"DATABASE_REPLICA_URLS": servers.replica_url,
                "POSTERR_REPLICA_MAX_LAG": str(REPLICA_MAX_LAG_MS / 1000)} if servers.replica_url else {}),
            **settings}

@@ -22,7 +22,7 @@ from posterr.redis_failures import REDIS_ERRORS
 
 # Not the daily counters, nor the clients' write positions and whether Redis still holds them (reads
 # from replicas rely on them).
-KEPT_BY_FLUSH = ("quota", "wrote", "positions")
+KEPT_BY_FLUSH = ("quota", "wrote", "positions", "login")
 # Deleted before the others: every cached copy is then of a past generation at once.
 FLUSHED_FIRST = "generation"
 # The families whose reads are cache lookups, with hits and misses; the others are not caches.
@@ -48,11 +48,11 @@ families:
   timelines  pages of the Following feed, posterr_timeline_reads_total: hits were read from a home
              timeline, misses rebuilt one from PostgreSQL; pages read from PostgreSQL alone (Redis
              unavailable, or past a timeline's end) are neither, and are counted on a line below
-  quota, rate_limit, wrote, positions, generation  not caches: no hits or misses (—). The lines
-             below give the refusals of the daily limit (the Redis counter's and PostgreSQL's, not
-             counted apart) and of the rate limit (all decided in Redis); wrote and positions are
-             the clients' write positions (with read replicas), generation the generation of every
-             cached copy
+  quota, rate_limit, login, wrote, positions, generation  not caches: no hits or misses (—). The
+             lines below give the refusals of the daily limit (the Redis counter's and PostgreSQL's,
+             not counted apart) and of the rate limit (all decided in Redis); login holds the failed
+             logins; wrote and positions are the clients' write positions (with read replicas),
+             generation the generation of every cached copy
   ?          the app's /metrics could not be read (the line above the table says why), or no
              previous frame to compute a rate from
 """
@@ -77,7 +77,7 @@ def register(commands) -> None:
     keys_parser.add_argument("pattern")
     keys_parser.set_defaults(run=cache_keys)
     cache_commands.add_parser(
-        "flush", help="delete every cached document, home timeline and rate-limit state (not the daily counters, nor the write positions)").set_defaults(run=cache_flush)
+        "flush", help="delete every cached document, home timeline and rate-limit state (not the daily counters, the write positions, nor the failed logins)").set_defaults(run=cache_flush)
 
 
 def positive(number_type: type[float | int]) -> Callable[[str], float]:

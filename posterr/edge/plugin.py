@@ -16,6 +16,7 @@ import bottle
 
 from posterr import deferred_check, logs, metrics
 from posterr.edge import current_context, rate_limit
+from posterr.edge.auth import FOUND_AFTER_BODY, RequestCaller
 from posterr.edge.clients import client_address
 from posterr.edge.cors import add_cors_headers
 from posterr.edge.problems import bug, from_bottle, render_problem
@@ -40,13 +41,19 @@ class EdgePlugin:
 
         def wrapper(*args, **kwargs):
             started = time.perf_counter()
-            with request_scope(current_context(), rule, watchdog) as scope:
+            ctx = current_context()
+            with request_scope(ctx, rule, watchdog) as scope:
+                caller = bottle.request.environ["posterr.caller"] = RequestCaller(ctx, rule, scope)
                 try:
                     try:
+                        if bottle.request.method != FOUND_AFTER_BODY:
+                            caller()
                         result = callback(*args, **kwargs)
                     except Exception:
+                        caller.count_if_not_yet()
                         deferred_check.settle()  # a refusal wins over the route's own answer, as if checked first
                         raise
+                    caller.count_if_not_yet()
                     deferred_check.settle()  # the route called no server, so nothing settled it
                     if scope.unconfirmed:
                         raise UnconfirmedCommit()

@@ -25,12 +25,12 @@ def refusal(ctx: Context, route_rule: str) -> TooManyRequests | None:
     return _refusal(ctx.rate_limit.check(client_address()))
 
 
-def defer(ctx: Context, route_rule: str) -> Token | None:
-    """Counts the request against its client at its first call to a server (posterr/deferred_check.py),
+def defer(ctx: Context, route_rule: str, client: str) -> Token | None:
+    """Counts the request against `client` at its first call to a server (posterr/deferred_check.py),
     which raises the refusal if it is over the limit; reset the token when the request ends."""
     if not _limited(ctx, route_rule):
         return None
-    limiter, client = ctx.rate_limit, client_address()
+    limiter = ctx.rate_limit
 
     def deliver(reply) -> None:
         refused = _refusal(limiter.decision(reply))

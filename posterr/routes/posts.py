@@ -16,9 +16,10 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
     def created_post(body: dict, **what) -> bottle.HTTPResponse:
         """201 for posts.create_post (what it creates: content, repost_id, reply_to_id), once per
         Idempotency-Key."""
-        attempt = http.attempt(body, "/api/posts/")
+        author = http.actor(ctx, body.get("user_id"))
+        attempt = http.attempt(body, "/api/posts/", author)
         return http.created(idempotency.create_once(ctx, attempt, lambda record: posts.create_post(
-            ctx, body.get("user_id"), record=record, **what), lambda post: posts.deliver_again(ctx, post)))
+            ctx, author, record=record, **what), lambda post: posts.deliver_again(ctx, post)))
 
     @app.post("/api/posts")
     def create_post():

@@ -15,7 +15,7 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         body = http.json_body()
         attempt = http.attempt(body, "/api/users/")
         return http.created(idempotency.create_once(ctx, attempt, lambda record: users.create_user(
-            ctx, body.get("username"), record=record)))
+            ctx, body.get("username"), body.get("password"), record=record)))
 
     @app.get("/api/users")
     def list_users():
@@ -29,12 +29,14 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
 
     @app.put("/api/users/<user_id>/following/<target_id>")
     def follow(user_id, target_id):
-        users.follow(ctx, http.path_id(user_id, "user"), http.path_id(target_id, "user"))
+        follower = http.actor(ctx, http.path_id(user_id, "user"), "id")
+        users.follow(ctx, follower, http.path_id(target_id, "user"))
         return http.no_content()
 
     @app.delete("/api/users/<user_id>/following/<target_id>")
     def unfollow(user_id, target_id):
-        users.unfollow(ctx, http.path_id(user_id, "user"), http.path_id(target_id, "user"))
+        follower = http.actor(ctx, http.path_id(user_id, "user"), "id")
+        users.unfollow(ctx, follower, http.path_id(target_id, "user"))
         return http.no_content()
 
     @app.get("/api/users/<user_id>/followers")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import itertools
 import logging
 import random
@@ -12,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from posterr import logs, validation
+from posterr import logs
 from posterr.context import Context
 from posterr.db import Session
 from posterr.errors import ApiError, Conflict, ValidationFailed
@@ -43,10 +44,11 @@ def unkept(_run: Session, created: dict) -> Recorded:
 
 @dataclass(frozen=True)
 class Attempt:
-    """One creating request, as its idempotency is judged: its route (`POST /api/posts`), the
-    Idempotency-Key header as sent (None without one), its path and body, and where what it creates
-    will live (`/api/posts/` + id)."""
+    """One creating request, as its idempotency is judged: its route (`POST /api/posts`), the user
+    it acts for (0 for none, as for a new account), the Idempotency-Key header as sent (None without
+    one), its path and body, and where what it creates will live (`/api/posts/` + id)."""
     scope: str
+    user_id: int
     key_header: str | None
     path: str
     body: dict
@@ -82,10 +84,11 @@ def create_once(ctx: Context, attempt: Attempt, create: Callable[[Record], Recor
     location_prefix = attempt.location_prefix
     if key is None:
         return _answer(create(unkept), location_prefix)
-    record_key = {"scope": attempt.scope, "user_id": _acting_user(attempt.body), "key": key,
-                  "claim": random.getrandbits(63)}
-    fingerprint = hashlib.sha256(orjson.dumps({"path": attempt.path, "body": attempt.body},
-                                              option=orjson.OPT_SORT_KEYS)).hexdigest()
+    record_key = {"scope": attempt.scope, "user_id": attempt.user_id, "key": key, "claim": random.getrandbits(63)}
+    # Keyed with the server's secret: a body may hold a password, which must not be guessable from
+    # its digest.
+    fingerprint = hmac.new(ctx.settings.secret_key.encode(), orjson.dumps(
+        {"path": attempt.path, "body": attempt.body}, option=orjson.OPT_SORT_KEYS), hashlib.sha256).hexdigest()
     claim = None
     for _ in range(3):  # no row: a concurrent first claim committed between our two looks
         claim = ctx.db("claim_idempotency_key", fingerprint=fingerprint, **record_key)
@@ -139,8 +142,3 @@ def _replay(record: dict[str, Any] | None, fingerprint: str) -> Created:
         raise Conflict("a request with this Idempotency-Key is still being processed; retry shortly")
     return Created(bytes(record["body"]), record["location"], replayed=True)
 
-
-def _acting_user(body: dict) -> int:
-    """Keys are scoped to the route and the acting user (0 where there is none, as for new users)."""
-    user_id = body.get("user_id")
-    return user_id if validation.is_id(user_id) else 0

@@ -12,12 +12,13 @@ import orjson
 
 from posterr import logs, presenters, validation
 from posterr.context import Context
-from posterr.errors import Conflict, DailyLimitReached, DuplicateRow, NotFound, ValidationFailed
+from posterr.errors import Conflict, DailyLimitReached, DuplicateRow, InvalidToken, NotFound, ValidationFailed
 from posterr.home_timelines import member
 from posterr.keys import FEEDS_KEY, feed_field, post_key, user_key
 from posterr.limits import seconds_to_utc_midnight
 from posterr.redis_client import Change
 from posterr.services import timelines
+from posterr.services.acting import Actor
 from posterr.services.feed_query import FeedQuery, Server, Source
 from posterr.services.idempotency import Record, Recorded, unkept
 from posterr.services.pagination import Page, newest_first_window, page_of, trending_window
@@ -32,10 +33,11 @@ LONGEST_WALK = 100_000
 _estimate = {"posts": 0, "until": 0.0}  # per process
 
 
-def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any = None, reply_to_id: Any = None,
+def create_post(ctx: Context, actor: Actor, content: Any = None, repost_id: Any = None, reply_to_id: Any = None,
                 *, record: Record = unkept) -> Recorded:
-    """A post (no repost_id), a repost (repost_id, no content), a quote (both) or a reply (reply_to_id)."""
-    author = validation.body_id("user_id", user_id)
+    """A post (no repost_id), a repost (repost_id, no content), a quote (both) or a reply (reply_to_id),
+    by the actor (its token is checked again in the creation's own transaction)."""
+    author = actor.user_id
     reposted_id = validation.body_id("repost_id", repost_id, required=False)
     answered_id = validation.body_id("reply_to_id", reply_to_id, required=False)
     kind, text = validation.creation(content, reposted_id, answered_id)
@@ -43,9 +45,11 @@ def create_post(ctx: Context, user_id: Any, content: Any = None, repost_id: Any 
 
     try:
         with ctx.db.transaction() as run:
-            user = run("author_of_new_post", id=author)
+            user = run("author_of_new_post", id=author, token_digest=actor.token_digest)
             if user is None:
                 raise NotFound(f"there is no user {author}")
+            if not user["token_live"]:
+                raise InvalidToken()
             day = user["today"]
             target = _checked_target(run, kind, author, target_id) if target_id is not None else None
             if ctx.quota.used_up(author, day):

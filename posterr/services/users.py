@@ -6,10 +6,11 @@ import logging
 
 import orjson
 
-from posterr import logs, presenters, validation
+from posterr import logs, passwords, presenters, validation
 from posterr.context import Context
 from posterr.errors import Conflict, DuplicateRow, NotFound, ValidationFailed
 from posterr.keys import user_key
+from posterr.services.acting import Actor, check_still_writes
 from posterr.services.idempotency import Record, Recorded, unkept
 from posterr.services.pagination import NEWEST_FIRST_START, Keyset, Page, page_of
 
@@ -19,11 +20,15 @@ FOLLOWERS = Keyset("followers", ("followed_at", "id"))
 FOLLOWING = Keyset("following", ("followed_at", "id"))
 
 
-def create_user(ctx: Context, username: object, *, record: Record = unkept) -> Recorded:
+def create_user(ctx: Context, username: object, password: object = None, *, record: Record = unkept) -> Recorded:
+    """A new account; its password is required unless in legacy mode (where an account without one
+    gets no token until an operator sets one)."""
     name = validation.username(username)
+    secret = None if password is None and ctx.legacy else passwords.new_password(password)
+    password_hash = passwords.hashed(secret) if secret is not None else None
     try:
         with ctx.db.transaction() as run:
-            recorded = record(run, presenters.user(run("insert_user", username=name)))
+            recorded = record(run, presenters.user(run("insert_user", username=name, password_hash=password_hash)))
     except DuplicateRow:
         raise Conflict(f"the username {name!r} is taken") from None
     logs.event(log, "user_created", user_id=recorded.created["id"], username=name)
@@ -55,20 +60,22 @@ def get_user(ctx: Context, user_id: int, viewer_id: str | None = None) -> bytes:
     return orjson.dumps(ctx.db.read(load))
 
 
-def follow(ctx: Context, follower_id: int, followee_id: int) -> None:
-    if follower_id == followee_id:
+def follow(ctx: Context, follower: Actor, followee_id: int) -> None:
+    if follower.user_id == followee_id:
         raise ValidationFailed.of("target_id", "a user cannot follow themselves")
-    _change_follow(ctx, "insert_follow", follower_id, followee_id)
+    _change_follow(ctx, "insert_follow", follower, followee_id)
 
 
-def unfollow(ctx: Context, follower_id: int, followee_id: int) -> None:
+def unfollow(ctx: Context, follower: Actor, followee_id: int) -> None:
     """Idempotent: unfollowing yourself is a no-op, as there is nothing to remove."""
-    _change_follow(ctx, "delete_follow", follower_id, followee_id)
+    _change_follow(ctx, "delete_follow", follower, followee_id)
 
 
-def _change_follow(ctx: Context, query: str, follower_id: int, followee_id: int) -> None:
+def _change_follow(ctx: Context, query: str, follower: Actor, followee_id: int) -> None:
     fanout_max = ctx.settings.fanout_max_followers
+    follower_id = follower.user_id
     with ctx.db.transaction() as run:
+        check_still_writes(run, follower)
         locked = {row["id"] for row in run("lock_users", follower_id=follower_id, followee_id=followee_id)}
         for user_id in (follower_id, followee_id):
             if user_id not in locked:

@@ -4,6 +4,7 @@ import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import pytest
 import requests
@@ -13,6 +14,7 @@ from posterr.keys import POSITIONS_KEPT_KEY
 from tests.conftest import REDIS_CLUSTER, TABLES, log_records
 
 APP_WORKERS = 2  # app_server's gunicorn workers (tests/conftest.py)
+PASSWORD = "correct horse battery staple"
 
 
 class Api:
@@ -51,6 +53,31 @@ class Api:
     def follow(self, user_id: int, target_id: int) -> None:
         response = self.put(f"/api/users/{user_id}/following/{target_id}")
         assert response.status_code == 204, response.text
+
+    def new_account(self, username: str, password: str = PASSWORD, **token_options) -> Account:
+        """A new user with a password, and a token from logging in (scopes read and write unless
+        given)."""
+        user = self.post("/api/users", {"username": username, "password": password})
+        assert user.status_code == 201, user.text
+        return Account(user.json()["id"], username, password, self.token(username, password, **token_options))
+
+    def token(self, username: str, password: str = PASSWORD, **options) -> str:
+        response = self.post("/api/tokens", {"username": username, "password": password, **options})
+        assert response.status_code == 201, response.text
+        return response.json()["token"]
+
+
+@dataclass(frozen=True)
+class Account:
+    id: int
+    username: str
+    password: str
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """The headers of a request made with the account's token."""
+        return {"Authorization": f"Bearer {self.token}"}
 
 
 @pytest.fixture(scope="module")

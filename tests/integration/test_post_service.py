@@ -13,6 +13,7 @@ from posterr.config import Settings
 from posterr.db import Session
 from posterr.errors import Conflict, DailyLimitReached
 from posterr.services import idempotency, posts, users
+from posterr.services.acting import Actor
 from posterr.services.idempotency import Attempt
 
 
@@ -36,10 +37,10 @@ def test_the_daily_limit_counts_a_post_on_the_day_postgresql_dates_it(ctx, sql, 
     author = new_user(sql, "skewed")
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).date()
     for _ in range(2):
-        posts.create_post(ctx, author, "today")
+        posts.create_post(ctx, Actor(author), "today")
     monkeypatch.setattr(posts, "utc_today", lambda: tomorrow, raising=False)  # what the service once asked
     with pytest.raises(DailyLimitReached):
-        posts.create_post(ctx, author, "one too many")
+        posts.create_post(ctx, Actor(author), "one too many")
     days = sql.execute("SELECT q.day, p.created_at FROM post_quota q JOIN posts p ON p.user_id = q.user_id "
                        "WHERE q.user_id = %s", (author,)).fetchall()
     assert {day for day, _ in days} == {created_at.astimezone(UTC).date() for _, created_at in days}
@@ -83,12 +84,12 @@ class WorkerKilled(BaseException):
 
 
 def post_attempt(author: int, key: str = "k1") -> Attempt:
-    return Attempt("POST /api/posts", key, "/api/posts", {"user_id": author, "content": "once"}, "/api/posts/")
+    return Attempt("POST /api/posts", author, key, "/api/posts", {"user_id": author, "content": "once"}, "/api/posts/")
 
 
 def create_once(ctx, author: int, key: str = "k1"):
     return idempotency.create_once(ctx, post_attempt(author, key),
-                                   lambda record: posts.create_post(ctx, author, "once", record=record),
+                                   lambda record: posts.create_post(ctx, Actor(author), "once", record=record),
                                    lambda post: posts.deliver_again(ctx, post))
 
 
@@ -126,7 +127,7 @@ def test_a_request_that_stalled_past_its_claim_creates_nothing(ctx, sql):
     def stalled_create(record):
         sql.execute("UPDATE idempotency_keys SET created_at = now() - interval '2 minutes'")
         taken_over.append(create_once(ctx, author))  # the retry, meanwhile
-        return posts.create_post(ctx, author, "once", record=record)
+        return posts.create_post(ctx, Actor(author), "once", record=record)
 
     with pytest.raises(Conflict):
         idempotency.create_once(ctx, post_attempt(author), stalled_create)

@@ -20,15 +20,26 @@ from tests.integration.plans import nodes, sequential_scans
 
 QUERIES = load_queries()
 NOW = datetime.now(UTC)
+DIGEST = bytes(32)
 AFTER = {"after_score": None, "after_created_at": None, "after_id": None}
 FEED = {"author_id": None, "followed_by": None, "pattern": None, "since": None, "until": None,
         "include_replies": False, "limit": 11, **AFTER}
 
 # One or more parameter sets per named query: (label, parameters).
 CASES = {
-    "insert_user": [("new", {"username": "planner"})],
+    "insert_user": [("new", {"username": "planner", "password_hash": None})],
     "user_by_id": [("one", {"id": 5})],
-    "author_of_new_post": [("one", {"id": 5})],
+    "author_of_new_post": [("legacy", {"id": 5, "token_digest": None}), ("token", {"id": 5, "token_digest": DIGEST})],
+    "account_by_username": [("one", {"username": "SEED42"})],
+    "set_password_hash": [("one", {"id": 5, "password_hash": "$argon2id$"})],
+    "insert_token": [("new", {"user_id": 5, "digest": DIGEST, "hint": "pst_abcd", "scopes": ["read"],
+                              "token_name": "", "expires_in": 60})],
+    "live_token": [("one", {"digest": DIGEST})],
+    "touch_token": [("one", {"id": 5})],
+    "write_token_is_live": [("one", {"digest": DIGEST, "user_id": 5})],
+    "tokens_page": [("first", {"user_id": 5, "limit": 11, "before_created_at": LATEST, "before_id": MAX_ID})],
+    "revoke_token": [("one", {"id": 5, "user_id": 5})],
+    "revoke_user_tokens": [("all", {"user_id": 5})],
     "users_page": [("first", {"after_id": None, "username": None, "limit": 11}),
                    ("deep", {"after_id": 1500, "username": None, "limit": 11}),
                    ("lookup", {"after_id": None, "username": "SEED42", "limit": 11})],

@@ -1,0 +1,48 @@
+"""The live tokens this process has looked up in the last moment, by digest: a request that sends
+a token it sent a moment ago costs no round trip to PostgreSQL to say whose it is.
+
+A revoked or expired token must be refused by every worker within a second, whatever state Redis is
+in, so nothing is shared: each process keeps an entry for TTL seconds, counted from before its
+lookup began. Writes check their token again in their own transaction (posterr/services/acting.py),
+so this can only delay the refusal of a read or of the rate limit's identity, never admit a write."""
+
+from __future__ import annotations
+
+import time
+
+from posterr.services.acting import Caller
+
+TTL = 0.5
+MAX_ENTRIES = 10_000
+
+
+class RecentTokens:
+    def __init__(self, ttl: float = TTL, max_entries: int = MAX_ENTRIES):
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[bytes, tuple[float, Caller]] = {}
+
+    def get(self, digest: bytes) -> Caller | None:
+        entry = self._entries.get(digest)
+        if entry is None or time.monotonic() >= entry[0]:
+            return None
+        return entry[1]
+
+    def put(self, digest: bytes, caller: Caller, looked_up_at: float) -> None:
+        """`looked_up_at`: time.monotonic() before the lookup began (the entry is as old as that)."""
+        if len(self._entries) >= self.max_entries:
+            self._drop_expired()
+        self._entries[digest] = (looked_up_at + self.ttl, caller)
+
+    def forget_token(self, token_id: int) -> None:
+        """Forgets a token this process has just revoked."""
+        for digest, (_, caller) in list(self._entries.items()):
+            if caller.token_id == token_id:
+                self._entries.pop(digest, None)
+
+    def _drop_expired(self) -> None:
+        now = time.monotonic()
+        live = {digest: entry for digest, entry in list(self._entries.items()) if entry[0] > now}
+        if len(live) >= self.max_entries:  # all live: a flood of tokens; start over rather than grow
+            live = {}
+        self._entries = live

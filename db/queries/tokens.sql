@@ -40,11 +40,13 @@ ORDER BY created_at DESC, id DESC
 LIMIT %(limit)s;
 
 -- name: revoke_token :one
--- Revokes one live token of the user; no row: there is no such live token of theirs.
+-- Revokes one live token of the user (of anyone's, for an operator: user_id NULL); no row: there is
+-- no such live token of theirs.
 -- Index: api_tokens_pkey.
 UPDATE api_tokens SET revoked_at = now()
-WHERE id = %(id)s AND user_id = %(user_id)s AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
-RETURNING id;
+WHERE id = %(id)s AND (%(user_id)s::bigint IS NULL OR user_id = %(user_id)s) AND revoked_at IS NULL
+  AND (expires_at IS NULL OR expires_at > now())
+RETURNING id, user_id;
 
 -- name: revoke_user_tokens :one
 -- Revokes every live token of a user at once (the operators' `tokens revoke --user`).

@@ -6,16 +6,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from posterr.cli import activity, cache, queries, replicas, top
+from posterr.cli import accounts, activity, cache, queries, replicas, top
 from posterr.config import Settings
 
-COMMANDS = (queries, top, activity, replicas, cache)
+COMMANDS = (queries, top, activity, replicas, cache, accounts)
 
 
 def main(argv: list[str] | None = None, out=sys.stdout) -> None:
     parser = argparse.ArgumentParser(prog="python -m posterr", description=(
         "Operator commands: the named queries and their plans, what the database spends its time on and is "
-        "doing now, the read replicas, and the Redis cache; against the servers of DATABASE_URL, "
+        "doing now, the read replicas, the Redis cache, and accounts and tokens; against the servers of DATABASE_URL, "
         "DATABASE_REPLICA_URLS and REDIS_URL."))
     commands = parser.add_subparsers(dest="command", required=True)
     for module in COMMANDS:

@@ -38,7 +38,7 @@ CASES = {
     "touch_token": [("one", {"id": 5})],
     "write_token_is_live": [("one", {"digest": DIGEST, "user_id": 5})],
     "tokens_page": [("first", {"user_id": 5, "limit": 11, "before_created_at": LATEST, "before_id": MAX_ID})],
-    "revoke_token": [("one", {"id": 5, "user_id": 5})],
+    "revoke_token": [("one", {"id": 5, "user_id": 5}), ("an operator's", {"id": 5, "user_id": None})],
     "revoke_user_tokens": [("all", {"user_id": 5})],
     "users_page": [("first", {"after_id": None, "username": None, "limit": 11}),
                    ("deep", {"after_id": 1500, "username": None, "limit": 11}),

@@ -1,17 +1,21 @@
 from __future__ import annotations
 
+import io
 import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 from redis.cluster import RedisCluster
 
+from loadtests.refusing_proxy import RefusingProxy
+from posterr.cli import main
 from posterr.keys import POSITIONS_KEPT_KEY
-from tests.conftest import REDIS_CLUSTER, TABLES, log_records
+from tests.conftest import REDIS_CLUSTER, TABLES, _free_port, log_records, running_app
 
 APP_WORKERS = 2  # app_server's gunicorn workers (tests/conftest.py)
 PASSWORD = "correct horse battery staple"
@@ -96,6 +100,45 @@ def redis_cluster(servers):
 @pytest.fixture
 def api(app_server) -> Api:
     return Api(app_server)
+
+
+@pytest.fixture(scope="module")
+def required_app(servers, request):
+    """An app of the module's own in required mode (what the contract calls the default), logging to
+    gunicorn-<module>.log."""
+    with running_app(servers, f"gunicorn-{request.module.__name__.rpartition('.')[2]}.log",
+                     POSTERR_AUTH="required") as base:
+        yield base
+
+
+@contextmanager
+def app_behind_refusing_proxy(servers, log_name: str, **settings: str):
+    """An app reaching the suite's (standalone) Redis through a proxy that the test makes refuse: (Api, proxy)."""
+    if REDIS_CLUSTER:
+        pytest.skip("the suite's Redis is a cluster: the proxy stands before one server")
+    url = urlsplit(servers.redis_url)
+    proxy = RefusingProxy(_free_port(), (url.hostname, url.port))
+    proxy.resume()
+    try:
+        with running_app(servers, log_name, REDIS_URL=url._replace(netloc=f"127.0.0.1:{proxy.port}").geturl(),
+                         POSTERR_REDIS_RETRY_AFTER="0.05", **settings) as base:
+            yield Api(base), proxy
+    finally:
+        proxy.stop()
+
+
+@pytest.fixture
+def run_cli(servers, monkeypatch):
+    """`python -m posterr ARGS…` against the suite's servers, in this process: what it printed."""
+    monkeypatch.setenv("DATABASE_URL", servers.database_url)
+    monkeypatch.setenv("REDIS_URL", servers.redis_url)
+
+    def run(*argv: str) -> str:
+        out = io.StringIO()
+        main(list(argv), out=out)
+        return out.getvalue()
+
+    return run
 
 
 @pytest.fixture

@@ -9,23 +9,14 @@ import re
 import time
 import unicodedata
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 
 import pytest
 
-from loadtests.refusing_proxy import RefusingProxy
-from tests.conftest import REDIS_CLUSTER, _free_port, running_app
-from tests.integration.conftest import PASSWORD, Api, assert_problem, row_count
+from tests.conftest import running_app
+from tests.integration.conftest import PASSWORD, Api, app_behind_refusing_proxy, assert_problem, row_count
 from tests.integration.workers import fresh_request, until_several_workers
 
-LOG = "gunicorn-accounts.log"
 TOKEN = re.compile(r"pst_[0-9A-Za-z]{43}")
-
-
-@pytest.fixture(scope="module")
-def required_app(servers):
-    with running_app(servers, LOG, POSTERR_AUTH="required") as base:
-        yield base
 
 
 @pytest.fixture
@@ -133,18 +124,8 @@ def test_failed_logins_are_limited_per_client_across_usernames(api):
 @pytest.fixture
 def refusing_redis(servers):
     """An app in required mode reaching Redis through a proxy that the test makes refuse."""
-    if REDIS_CLUSTER:
-        pytest.skip("the suite's Redis is a cluster: the proxy stands before one server")
-    url = urlsplit(servers.redis_url)
-    proxy = RefusingProxy(_free_port(), (url.hostname, url.port))
-    proxy.resume()
-    try:
-        with running_app(servers, "gunicorn-accounts-refusals.log", POSTERR_AUTH="required",
-                         REDIS_URL=url._replace(netloc=f"127.0.0.1:{proxy.port}").geturl(),
-                         POSTERR_REDIS_RETRY_AFTER="0.05") as base:
-            yield Api(base), proxy
-    finally:
-        proxy.stop()
+    with app_behind_refusing_proxy(servers, "gunicorn-accounts-refusals.log", POSTERR_AUTH="required") as found:
+        yield found
 
 
 def test_a_login_is_503_while_its_failures_cannot_be_counted(refusing_redis, sql):

@@ -16,16 +16,10 @@ from tests.conftest import DATA, running_app
 from tests.integration.conftest import PASSWORD, Api, assert_problem, row_count
 from tests.integration.workers import distinct, fresh_request, until_several_workers
 
-LOG = "gunicorn-bearer.log"
+LOG = "gunicorn-test_bearer_tokens.log"  # required_app's (tests/integration/conftest.py)
 REALM = 'Bearer realm="posterr"'
 INVALID_TOKEN = f'{REALM}, error="invalid_token"'
 INVALID_REQUEST = f'{REALM}, error="invalid_request"'
-
-
-@pytest.fixture(scope="module")
-def required_app(servers):
-    with running_app(servers, LOG, POSTERR_AUTH="required") as base:
-        yield base
 
 
 @pytest.fixture

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import re
 
 import pytest
 
-from posterr.cli import main
 from posterr.cli.cache import KEPT_BY_FLUSH
 from posterr.keys import KEY_FAMILIES
 from tests.integration.conftest import row_count
 
 
 @pytest.fixture
-def run(servers, monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", servers.database_url)
-    monkeypatch.setenv("REDIS_URL", servers.redis_url)
-
-    def run_cli(*argv: str) -> str:
-        out = io.StringIO()
-        main(list(argv), out=out)
-        return out.getvalue()
-
+def run(run_cli):
     return run_cli
 
 

@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
 
 import pytest
 
-from posterr.cli import main
 from tests.conftest import ROOT
 from tests.integration.conftest import assert_problem
 
 
 @pytest.fixture
-def run(servers, monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", servers.database_url)
-    monkeypatch.setenv("REDIS_URL", servers.redis_url)
-
-    def run_cli(*argv: str) -> str:
-        out = io.StringIO()
-        main(list(argv), out=out)
-        return out.getvalue()
-
+def run(run_cli):
     return run_cli
 
 

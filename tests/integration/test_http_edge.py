@@ -48,7 +48,7 @@ def test_cors_preflight_and_exposed_headers(api):
     response = api.get("/api/users", headers={"Origin": "http://frontend.example"})
     assert response.headers["Access-Control-Allow-Origin"] == "*"
     exposed = {h.strip().lower() for h in response.headers["Access-Control-Expose-Headers"].split(",")}
-    assert exposed == {"link", "retry-after", "ratelimit", "ratelimit-policy", "x-request-id", "location"}
+    assert exposed == {"link", "retry-after", "ratelimit", "ratelimit-policy", "x-request-id", "location", "www-authenticate"}
     assert_problem(api.request("OPTIONS", "/api/nothing-here"), 404)
 
 
@@ -95,7 +95,8 @@ def test_openapi_document_describes_every_route(api, app_server):
               ("/api/posts", "post"), ("/api/posts", "get"), ("/api/posts/search", "get"),
               ("/api/posts/{id}", "get"), ("/api/posts/{id}/repost", "post"), ("/api/posts/{id}/replies", "post"),
               ("/api/posts/{id}/replies", "get"), ("/api/posts/{id}/context", "get"), ("/healthz", "get"),
-              ("/readyz", "get"), ("/api/openapi.json", "get")}
+              ("/readyz", "get"), ("/api/openapi.json", "get"), ("/api/tokens", "post"), ("/api/tokens", "get"),
+              ("/api/tokens/{id}", "delete")}
     documented = {(path, method) for path, item in document["paths"].items() for method in item
                   if method in ("get", "post", "put", "delete")}
     assert served <= documented

@@ -5,7 +5,9 @@ generated requests, valid and invalid (schemathesis' examples, coverage and fuzz
 response must: not be a 5xx; have a documented status code, content type and headers; match the
 documented schema; and, when it is an error, be problem+json with `error` equal to `detail`, as the
 API says (docs/api.md). Some generated ids and cursors are swapped for ones that exist, so that the success
-paths and second pages are reached as well as the 404s and 422s.
+paths and second pages are reached as well as the 404s and 422s. The app runs in required mode (what
+the document describes): most cases carry the bearer token of the user they name, some none or a
+generated one, so that the 401s and 403s are reached too.
 
 One pytest test per operation. Bounded and reproducible: a fixed seed, derandomized generation, no
 shrinking, no example database, MAX_EXAMPLES per operation in the fuzzing phase (the coverage phase
@@ -31,6 +33,8 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+
+from tests.integration.conftest import PASSWORD
 
 OPENAPI_FILE = Path(__file__).resolve().parents[2] / "posterr" / "openapi.json"
 SEED = 20261126
@@ -86,23 +90,32 @@ SEEDED: dict[str, list] = {}
 
 
 @pytest.fixture
-def seeded(app_server, clean_state):
-    """Users, follows, and posts of every type made through the API, and a few real cursors."""
+def seeded(required_app, clean_state):
+    """Accounts with tokens, follows, and posts of every type made through the API, and a few real
+    cursors."""
     session = requests.Session()
 
     def call(method: str, path: str, expect: int, **kwargs) -> requests.Response:
-        response = session.request(method, app_server + path, timeout=15, **kwargs)
+        response = session.request(method, required_app + path, timeout=15, **kwargs)
         assert response.status_code == expect, response.text
         return response
 
-    users = [call("POST", "/api/users", 201, json={"username": f"seed{n}"}).json()["id"] for n in range(6)]
+    tokens = {}
+    for n in range(6):
+        user = call("POST", "/api/users", 201, json={"username": f"seed{n}", "password": PASSWORD}).json()["id"]
+        tokens[user] = call("POST", "/api/tokens", 201, json={"username": f"seed{n}", "password": PASSWORD}).json()["token"]
+    users = list(tokens)
+
+    def bearer(user: int) -> dict[str, str]:
+        return {"Authorization": f"Bearer {tokens[user]}"}
+
     for follower in users[:4]:
         for target in users:
             if target != follower:
-                call("PUT", f"/api/users/{follower}/following/{target}", 204)
+                call("PUT", f"/api/users/{follower}/following/{target}", 204, headers=bearer(follower))
 
     def create(user: int, **body) -> int:
-        return call("POST", "/api/posts", 201, json={"user_id": user, **body}).json()["id"]
+        return call("POST", "/api/posts", 201, json=body, headers=bearer(user)).json()["id"]
 
     first = create(users[0], content="hello posterr")
     second = create(users[1], content="Another post about posterr")
@@ -125,7 +138,7 @@ def seeded(app_server, clean_state):
         cursors += parse_qs(urlsplit(link).query)["cursor"]
 
     unknown = 10**6  # a well-formed id that names nothing: the 404 paths
-    SEEDED.update(users=[*users, unknown],
+    SEEDED.update(users=[*users, unknown], tokens=tokens,
                   posts=[first, second, repost, quote, quote_of_repost, repost_of_quote, answer, second_answer,
                          reply_to_reply, unknown],
                   cursors=cursors)
@@ -158,30 +171,40 @@ def _slots(case) -> list[tuple[str, str, str]]:
 
 @schema.hook
 def flatmap_case(context, case):
-    """Keep a generated id or cursor one time in four; otherwise use one that exists (or the unknown id)."""
-    slots = _slots(case)
-    if not slots or not SEEDED:
+    """Keep a generated id or cursor one time in four; otherwise use one that exists (or the unknown id).
+    Then, three times in four, the token of the user the case names (the body's user_id, the path's
+    follower), else of any seeded user; otherwise whatever Authorization was generated, if any."""
+    if not SEEDED:
         return st.just(case)
+    slots = _slots(case)
     picks = [st.one_of(st.none(), *[st.sampled_from(SEEDED[pool])] * 3) for _, _, pool in slots]
+    holders = st.one_of(st.none(), *[st.sampled_from(sorted(SEEDED["tokens"]))] * 3)
 
     def aim(chosen: tuple):
-        for (part, name, _), value in zip(slots, chosen, strict=True):
+        *values, holder = chosen
+        for (part, name, _), value in zip(slots, values, strict=True):
             if value is not None:
                 setattr(case, part, {**getattr(case, part), name: value})
+        if holder is not None:
+            named = case.body.get("user_id") if isinstance(case.body, dict) else None
+            if "following" in case.operation.path:
+                named = (case.path_parameters or {}).get("id")
+            token = SEEDED["tokens"].get(named if named in SEEDED["tokens"] else holder)
+            case.headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}
         return case
 
-    return st.tuples(*picks).map(aim)
+    return st.tuples(*picks, holders).map(aim)
 
 
 @schema.parametrize()
 # The fixtures hold for all of an operation's cases on purpose: they share the seeded rows.
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
-def test_app_conforms_to_openapi_document(case, seeded, app_server):
-    case.call_and_validate(base_url=app_server, checks=CHECKS)
+def test_app_conforms_to_openapi_document(case, seeded, required_app):
+    case.call_and_validate(base_url=required_app, checks=CHECKS)
 
 
-def test_served_document_is_the_file(app_server):
-    response = requests.get(f"{app_server}/api/openapi.json", timeout=15)
+def test_served_document_is_the_file(required_app):
+    response = requests.get(f"{required_app}/api/openapi.json", timeout=15)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("application/json")
     assert response.json() == json.loads(OPENAPI_FILE.read_text(encoding="utf-8"))

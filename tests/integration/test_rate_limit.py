@@ -16,7 +16,7 @@ import requests
 from posterr.limits import ClientRateLimit
 from posterr.redis_client import Redis
 from tests.conftest import DATA, REDIS_CLUSTER, running_app
-from tests.integration.conftest import assert_problem, reads_processed, statement_calls
+from tests.integration.conftest import Api, assert_problem, reads_processed, statement_calls
 from tests.integration.workers import fresh_request
 
 LIMIT = 20
@@ -182,3 +182,17 @@ def test_a_following_page_from_its_timeline_carries_the_check_in_the_timeline_re
     trips = reads_processed(redis_client) - before - (3 if REDIS_CLUSTER else 1)  # less our own INFO
     assert (response.status_code, len(response.json()), remaining(response)) == (200, 1, LIMIT - 2)
     assert trips == (2 if REDIS_CLUSTER else 1)
+
+
+def test_a_token_counts_against_its_user_wherever_it_comes_from(servers):
+    """Contract v2.0: an authenticated request counts against its token's user, an anonymous one
+    against its address; so rotating addresses does not escape a user's limit, nor does a user's use
+    spend the addresses' allowance."""
+    with running_app(servers, "gunicorn-rate-tokens.log", POSTERR_AUTH="required", POSTERR_RATE_LIMIT=f"{LIMIT}/hour",
+                     POSTERR_TRUSTED_PROXIES="127.0.0.1") as base:
+        account = Api(base).new_account("limited")
+        statuses = [requests.get(f"{base}/api/posts", timeout=10, headers={
+            **account.auth, "X-Forwarded-For": f"198.51.100.{n}"}).status_code for n in range(LIMIT + 1)]
+        assert statuses == [200] * LIMIT + [429]
+        assert get(base, "/api/posts", "198.51.100.1").status_code == 200
+        assert remaining(get(base, "/api/posts", "198.51.100.2")) == LIMIT - 1

@@ -14,26 +14,18 @@ from redis.cluster import RedisCluster
 from loadtests.refusing_proxy import RefusingProxy
 from posterr.keys import user_key
 from tests.cluster.conftest import wait_for
-from tests.conftest import REDIS_CLUSTER, _free_port, running_app
-from tests.integration.conftest import Api, on_every_worker
+from tests.conftest import _free_port, running_app
+from tests.integration.conftest import Api, app_behind_refusing_proxy, on_every_worker
 
 LOG = "gunicorn-refusals.log"
 
 
 @pytest.fixture
 def proxied(servers):
-    if REDIS_CLUSTER:
-        pytest.skip("the suite's Redis is a cluster: see the cluster test below")
-    """The app, reaching Redis through a proxy that the test makes refuse."""
-    url = urlsplit(servers.redis_url)
-    proxy = RefusingProxy(_free_port(), (url.hostname, url.port))
-    proxy.resume()
-    try:
-        with running_app(servers, LOG, REDIS_URL=url._replace(netloc=f"127.0.0.1:{proxy.port}").geturl(),
-                         POSTERR_REDIS_RETRY_AFTER="0.05") as base:
-            yield Api(base), proxy
-    finally:
-        proxy.stop()
+    """The app, reaching Redis through a proxy that the test makes refuse (on a Redis Cluster: the
+    cluster test below)."""
+    with app_behind_refusing_proxy(servers, LOG) as found:
+        yield found
 
 
 def test_a_write_that_redis_refused_is_read_by_every_worker_once_it_answers(proxied):

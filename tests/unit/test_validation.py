@@ -149,3 +149,45 @@ def test_bad_flags(text):
     with pytest.raises(ValidationFailed) as caught:
         validation.flag("include_replies", text)
     assert caught.value.errors[0]["field"] == "include_replies"
+
+
+@pytest.mark.parametrize("value, expected", [(None, ["read", "write"]), (["write"], ["write"]), (["read"], ["read"]),
+                                             (["write", "read"], ["read", "write"])])
+def test_good_token_scopes(value, expected):
+    assert validation.token_scopes(value) == expected
+
+
+@pytest.mark.parametrize("value", [[], ["admin"], ["read", "read"], "read", ["READ"], [1], [None], {"read": True}])
+def test_bad_token_scopes(value):
+    with pytest.raises(ValidationFailed) as caught:
+        validation.token_scopes(value)
+    assert caught.value.errors[0]["field"] == "scopes"
+
+
+@pytest.mark.parametrize("value, expected", [(None, ""), ("", ""), ("laptop", "laptop"), ("é" * 100, "é" * 100)])
+def test_good_token_names(value, expected):
+    assert validation.token_name(value) == expected
+
+
+@pytest.mark.parametrize("value", ["n" * 101, "a\nb", "tab\t", "\x7f", 5, ["x"]])
+def test_bad_token_names(value):
+    with pytest.raises(ValidationFailed):
+        validation.token_name(value)
+
+
+@pytest.mark.parametrize("value, expected", [(None, None), (60, 60), (31_536_000, 31_536_000)])
+def test_good_token_lifetimes(value, expected):
+    assert validation.token_lifetime(value) == expected
+
+
+@pytest.mark.parametrize("value", [59, 31_536_001, 0, -60, "60", 60.0, True])
+def test_bad_token_lifetimes(value):
+    with pytest.raises(ValidationFailed) as caught:
+        validation.token_lifetime(value)
+    assert caught.value.errors[0]["field"] == "expires_in"
+
+
+@pytest.mark.parametrize("value", [None, 5, b"alice", ["alice"]])
+def test_a_login_needs_text(value):
+    with pytest.raises(ValidationFailed):
+        validation.login_text("username", value)

@@ -9,40 +9,45 @@ so this can only delay the refusal of a read or of the rate limit's identity, ne
 from __future__ import annotations
 
 import time
-
-from posterr.services.acting import Caller
+from typing import Any, NamedTuple
 
 TTL = 0.5
 MAX_ENTRIES = 10_000
+
+
+class Entry(NamedTuple):
+    expires: float  # time.monotonic()
+    token_id: int
+    holder: Any  # what the lookup found (services/acting.py's Caller)
 
 
 class RecentTokens:
     def __init__(self, ttl: float = TTL, max_entries: int = MAX_ENTRIES):
         self.ttl = ttl
         self.max_entries = max_entries
-        self._entries: dict[bytes, tuple[float, Caller]] = {}
+        self._entries: dict[bytes, Entry] = {}
 
-    def get(self, digest: bytes) -> Caller | None:
+    def get(self, digest: bytes) -> Any | None:
         entry = self._entries.get(digest)
-        if entry is None or time.monotonic() >= entry[0]:
+        if entry is None or time.monotonic() >= entry.expires:
             return None
-        return entry[1]
+        return entry.holder
 
-    def put(self, digest: bytes, caller: Caller, looked_up_at: float) -> None:
+    def put(self, digest: bytes, token_id: int, holder: Any, looked_up_at: float) -> None:
         """`looked_up_at`: time.monotonic() before the lookup began (the entry is as old as that)."""
         if len(self._entries) >= self.max_entries:
             self._drop_expired()
-        self._entries[digest] = (looked_up_at + self.ttl, caller)
+        self._entries[digest] = Entry(looked_up_at + self.ttl, token_id, holder)
 
     def forget_token(self, token_id: int) -> None:
         """Forgets a token this process has just revoked."""
-        for digest, (_, caller) in list(self._entries.items()):
-            if caller.token_id == token_id:
+        for digest, entry in list(self._entries.items()):
+            if entry.token_id == token_id:
                 self._entries.pop(digest, None)
 
     def _drop_expired(self) -> None:
         now = time.monotonic()
-        live = {digest: entry for digest, entry in list(self._entries.items()) if entry[0] > now}
+        live = {digest: entry for digest, entry in list(self._entries.items()) if entry.expires > now}
         if len(live) >= self.max_entries:  # all live: a flood of tokens; start over rather than grow
             live = {}
         self._entries = live

@@ -33,7 +33,7 @@ def caller_of(ctx: Context, token: str) -> Caller:
     caller = Caller(user_id=row["user_id"], token_id=row["id"], token_digest=digest, scopes=frozenset(row["scopes"]))
     if row["stale"]:
         _touch(ctx, row["id"])
-    ctx.recent_tokens.put(digest, caller, looked_up_at)
+    ctx.recent_tokens.put(digest, caller.token_id, caller, looked_up_at)
     return caller
 
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 from posterr import recent_tokens
 from posterr.recent_tokens import RecentTokens
-from posterr.services.acting import Caller
 
-ALICE = Caller(user_id=1, token_id=10, token_digest=b"a" * 32, scopes=frozenset({"write"}))
+ALICE = "alice's caller"
 
 
 def test_an_entry_lives_ttl_seconds_from_before_its_lookup(monkeypatch):
     now = [100.0]
     monkeypatch.setattr(recent_tokens.time, "monotonic", lambda: now[0])
     cache = RecentTokens(ttl=0.5)
-    cache.put(b"a" * 32, ALICE, looked_up_at=99.8)
+    cache.put(b"a" * 32, 10, ALICE, looked_up_at=99.8)
     assert cache.get(b"a" * 32) == ALICE
     now[0] = 100.3
     assert cache.get(b"a" * 32) is None
@@ -23,7 +22,7 @@ def test_an_entry_lives_ttl_seconds_from_before_its_lookup(monkeypatch):
 
 def test_a_revoked_token_is_forgotten():
     cache = RecentTokens(ttl=60)
-    cache.put(b"a" * 32, ALICE, looked_up_at=recent_tokens.time.monotonic())
+    cache.put(b"a" * 32, 10, ALICE, looked_up_at=recent_tokens.time.monotonic())
     cache.forget_token(10)
     assert cache.get(b"a" * 32) is None
 
@@ -33,10 +32,10 @@ def test_a_full_cache_drops_what_expired_and_never_holds_more_than_its_size(monk
     monkeypatch.setattr(recent_tokens.time, "monotonic", lambda: now[0])
     cache = RecentTokens(ttl=1, max_entries=3)
     for n in range(3):
-        cache.put(bytes([n]) * 32, ALICE, looked_up_at=0.0)
+        cache.put(bytes([n]) * 32, 10, ALICE, looked_up_at=0.0)
     now[0] = 5.0
-    cache.put(b"x" * 32, ALICE, looked_up_at=5.0)
+    cache.put(b"x" * 32, 10, ALICE, looked_up_at=5.0)
     assert len(cache._entries) == 1 and cache.get(b"x" * 32) == ALICE
     for n in range(10):
-        cache.put(bytes([n]) * 32, ALICE, looked_up_at=5.0)
+        cache.put(bytes([n]) * 32, 10, ALICE, looked_up_at=5.0)
         assert len(cache._entries) <= 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
+from argon2 import PasswordHasher
 
 from posterr import passwords
 from posterr.errors import ValidationFailed
@@ -35,3 +36,23 @@ def test_a_hash_is_argon2id_and_matches_only_its_password_in_any_unicode_form():
 def test_no_hash_never_matches():
     assert not passwords.matches(None, "posterr: no such account, but the same work")
     assert not passwords.matches("not a hash", "anything at all")
+
+
+def test_no_account_costs_one_argon2_check_as_a_wrong_password_does(monkeypatch):
+    """An unknown username must take about as long as a wrong password: the same check, on a dummy
+    hash made with the same cost."""
+    checked = []
+
+    class Counting(PasswordHasher):
+        def verify(self, stored, given):
+            checked.append(stored)
+            return super().verify(stored, given)
+
+    hasher = passwords.HASHER
+    monkeypatch.setattr(passwords, "HASHER", Counting(time_cost=hasher.time_cost, memory_cost=hasher.memory_cost,
+                                                      parallelism=hasher.parallelism, type=hasher.type))
+    stored = passwords.hashed("the right password")
+    passwords.matches(stored, "a wrong password")
+    passwords.matches(None, "a wrong password")
+    assert len(checked) == 2 and checked[1] != stored
+    assert checked[1].split("$")[:4] == stored.split("$")[:4]  # argon2id, same version and cost

@@ -115,7 +115,7 @@ def attempt(body: dict, location_prefix: str, acting: Actor | None = None) -> At
     it acts for)."""
     request = bottle.request
     return Attempt(scope=f"{request.method} {request.route.rule}", user_id=acting.user_id if acting else 0,
-                   key_header=request.environ.get("HTTP_IDEMPOTENCY_KEY"),
+                   token_digest=acting.token_digest if acting else None, key_header=request.environ.get("HTTP_IDEMPOTENCY_KEY"),
                    path=request.path, body=body, location_prefix=location_prefix)
 
 

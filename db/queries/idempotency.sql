@@ -3,9 +3,11 @@
 -- than 24 hours, or a claim whose request died without releasing it (running for over a
 -- minute: the request timeout is 30 s; or taken on a server process that is gone, a restart or a
 -- fail-over since: `claimed_on`), is taken over as if it were not there; `claim` names the
--- request that holds it. When the key is held, returns that record (claimed = false). No row at
--- all means a concurrent claim committed meanwhile: ask again.
--- Index: idempotency_keys_pkey.
+-- request that holds it. When the key is held, returns that record (claimed = false), and whether
+-- the request's token (its digest; NULL without one) still writes for the user: a replay is an
+-- acknowledgement too, so a revoked token gets none. No row at all means a concurrent claim
+-- committed meanwhile: ask again.
+-- Index: idempotency_keys_pkey, api_tokens_digest_key (through token_writes_for).
 WITH claimed AS (
     INSERT INTO idempotency_keys AS k (scope, user_id, key, fingerprint, claim)
     VALUES (%(scope)s, %(user_id)s, %(key)s, %(fingerprint)s, %(claim)s)
@@ -17,9 +19,10 @@ WITH claimed AS (
                                  OR k.claimed_on <> pg_postmaster_start_time()))
     RETURNING k.fingerprint, k.status, k.location, k.body, true AS claimed
 )
-SELECT fingerprint, status, location, body, claimed FROM claimed
+SELECT fingerprint, status, location, body, claimed, true AS token_live FROM claimed
 UNION ALL
-SELECT fingerprint, status, location, body, false AS claimed
+SELECT fingerprint, status, location, body, false AS claimed,
+       %(token_digest)s::bytea IS NULL OR token_writes_for(%(token_digest)s, %(user_id)s) AS token_live
 FROM idempotency_keys
 WHERE scope = %(scope)s AND user_id = %(user_id)s AND key = %(key)s
   AND NOT EXISTS (SELECT 1 FROM claimed);

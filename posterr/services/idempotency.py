@@ -16,7 +16,7 @@ import orjson
 from posterr import logs
 from posterr.context import Context
 from posterr.db import Session
-from posterr.errors import ApiError, Conflict, ValidationFailed
+from posterr.errors import ApiError, Conflict, InvalidToken, ValidationFailed
 
 log = logging.getLogger("posterr.idempotency")
 KEY_FIELD = "Idempotency-Key"
@@ -49,6 +49,7 @@ class Attempt:
     one), its path and body, and where what it creates will live (`/api/posts/` + id)."""
     scope: str
     user_id: int
+    token_digest: bytes | None  # the token the request acts with, checked again before a replay
     key_header: str | None
     path: str
     body: dict
@@ -91,7 +92,8 @@ def create_once(ctx: Context, attempt: Attempt, create: Callable[[Record], Recor
         {"path": attempt.path, "body": attempt.body}, option=orjson.OPT_SORT_KEYS), hashlib.sha256).hexdigest()
     claim = None
     for _ in range(3):  # no row: a concurrent first claim committed between our two looks
-        claim = ctx.db("claim_idempotency_key", fingerprint=fingerprint, **record_key)
+        claim = ctx.db("claim_idempotency_key", fingerprint=fingerprint, token_digest=attempt.token_digest,
+                       **record_key)
         if claim:
             break
     if claim is None or not claim["claimed"]:
@@ -136,6 +138,8 @@ def _clean_up_now_and_then(ctx: Context) -> None:
 
 
 def _replay(record: dict[str, Any] | None, fingerprint: str) -> Created:
+    if record is not None and not record["token_live"]:
+        raise InvalidToken()  # revoked since the edge looked it up: no acknowledgement, not even a replay
     if record is not None and record["fingerprint"] != fingerprint:
         raise ValidationFailed.of(KEY_FIELD, "was already used with another request body")
     if record is None or record["status"] is None:

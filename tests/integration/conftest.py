@@ -5,7 +5,7 @@ import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import pytest
@@ -75,8 +75,8 @@ class Api:
 class Account:
     id: int
     username: str
-    password: str
-    token: str
+    password: str = field(repr=False)  # so that a failing assertion never prints it
+    token: str = field(repr=False)
 
     @property
     def auth(self) -> dict[str, str]:

@@ -177,6 +177,19 @@ def test_a_revoked_token_is_refused_by_every_worker(api, sql, alice, bob):
     assert_problem(api.delete(f"/api/tokens/{spare['id']}", headers=alice.auth), 404)  # no longer live
 
 
+def test_a_revoked_token_gets_no_replay_of_what_it_created(api, alice):
+    """A replay of an Idempotency-Key's first 201 acknowledges the write again: a token revoked since
+    gets 401 on every worker, however recently a worker looked it up."""
+    spare = api.post("/api/tokens", {"username": "alice", "password": PASSWORD}).json()
+    headers = {"Idempotency-Key": "again", **bearer(spare["token"])}
+    url = f"{api.base}/api/posts"
+    assert api.post("/api/posts", {"content": "once"}, headers=headers).status_code == 201
+    until_several_workers(lambda: fresh_request("GET", url, headers=bearer(spare["token"])))  # cached by each
+    assert api.delete(f"/api/tokens/{spare['id']}", headers=alice.auth).status_code == 204
+    replays = until_several_workers(lambda: fresh_request("POST", url, json={"content": "once"}, headers=headers))
+    assert {response.status_code for response, _ in replays} == {401}
+
+
 def test_an_expired_token_is_refused(api, sql, alice):
     sql.execute("UPDATE api_tokens SET expires_at = now() - interval '1 second' WHERE user_id = %s", (alice.id,))
     response = api.post("/api/posts", {"content": "late"}, headers=alice.auth)

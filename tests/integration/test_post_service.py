@@ -84,7 +84,8 @@ class WorkerKilled(BaseException):
 
 
 def post_attempt(author: int, key: str = "k1") -> Attempt:
-    return Attempt("POST /api/posts", author, key, "/api/posts", {"user_id": author, "content": "once"}, "/api/posts/")
+    return Attempt("POST /api/posts", author, None, key, "/api/posts", {"user_id": author, "content": "once"},
+                   "/api/posts/")
 
 
 def create_once(ctx, author: int, key: str = "k1"):

@@ -73,7 +73,7 @@ CASES = {
     "posts_by_ids": [("page", {"ids": list(range(100, 111))})],
     "posts_estimate": [("estimate", {})],
     "claim_idempotency_key": [("new", {"scope": "POST /api/posts", "user_id": 1, "key": "k", "fingerprint": "f",
-                                       "claim": 7})],
+                                       "claim": 7, "token_digest": DIGEST})],
     "complete_idempotency_key": [("one", {"scope": "POST /api/posts", "user_id": 1, "key": "k", "status": 201,
                                           "location": "/api/posts/1", "body": b"{}", "claim": 7})],
     "release_idempotency_key": [("one", {"scope": "POST /api/posts", "user_id": 1, "key": "k", "claim": 7})],

@@ -10,7 +10,7 @@ from posterr.services.idempotency import Attempt
 
 
 def attempt(body: dict) -> Attempt:
-    return Attempt("POST /api/posts", 0, None, "/api/posts", body, "/api/posts/")
+    return Attempt("POST /api/posts", 0, None, None, "/api/posts", body, "/api/posts/")
 
 
 def test_without_a_key_the_answer_is_what_the_unkept_record_made():

@@ -21,8 +21,8 @@ import requests
 
 from loadtests import soak_rules as rules
 from loadtests.harness import say
-from loadtests.soak_load import MAX_PAGES, Shared, next_page
-from loadtests.soak_state import RECOVERY_SECONDS, AckPost
+from loadtests.soak_load import MAX_PAGES, next_page
+from loadtests.soak_state import RECOVERY_SECONDS, AckPost, Shared
 
 PROBE_TIMEOUT = 2.0  # liveness: each answer within this
 PROBE_STREAK = 3  # good probes in a row per base (over fresh connections: likely every worker)
@@ -45,7 +45,8 @@ class Checker:
         self.ledger, self.verdict, self.bases = shared.ledger, shared.verdict, shared.bases
         self.database_url = database_url
         self.rng = rng
-        self.checked_posts = self.checked_users = self.checked_refusals = 0  # ledger positions already seen
+        # Ledger positions already seen.
+        self.checked_posts = self.checked_users = self.checked_refusals = self.checked_revoked_writes = 0
         self.recovery_deadline = 0.0  # until then, a lost answer is retried (the app may still recover)
         self.unanswered = self.skipped = 0  # this checkpoint's reads without an answer, and checks left out
         self.pool = gevent.pool.Pool(CONCURRENCY)
@@ -63,6 +64,7 @@ class Checker:
                 self.follows_kept(conn)
                 self.counters(conn)
                 self.daily_limit(conn)
+                self.revoked_writes(conn)
         authors = self.author_feeds(posts)
         self.threads(posts)
         readers = self.following_feeds(users[:FOLLOWING_READERS] if not final else users)
@@ -73,7 +75,7 @@ class Checker:
         found = self.verdict.total_violations - before
         say(f"check after {after}: {recovered}; {len(posts)} posts, {len(users)} users, "
             f"{authors} author feeds and {readers} Following feeds × {len(self.bases)} bases, follows, counters, "
-            f"daily limit: "
+            f"daily limit, writes with revoked tokens: "
             f"{'ok' if not found else f'{found} VIOLATIONS'} ({time.monotonic() - started:.1f} s)")
 
     # --- plumbing -----------------------------------------------------------------------------------
@@ -348,6 +350,15 @@ class Checker:
             "SELECT user_id, (created_at AT TIME ZONE 'UTC')::date, count(*) FROM posts GROUP BY 1, 2")}
         quota = conn.execute("SELECT user_id, day, used FROM post_quota").fetchall()
         rules.daily_limit(self.verdict, made, quota, refusals, self.ledger.uncertain_creators)
+
+    def revoked_writes(self, conn: psycopg.Connection) -> None:
+        """The writes sent with a revoked token since the last checkpoint, and which of the posts they
+        carried PostgreSQL holds, for rules.revoked_writes."""
+        writes = self.ledger.revoked_writes[self.checked_revoked_writes:]
+        self.checked_revoked_writes += len(writes)
+        carried = [write.content for write in writes if write.content is not None]
+        stored = {row[0] for row in conn.execute("SELECT content FROM posts WHERE content = ANY(%s)", (carried,))}
+        rules.revoked_writes(self.verdict, writes, stored)
 
 
 def status_of(response: requests.Response | None) -> int | None:

@@ -4,11 +4,13 @@
                              [--results loadtests/results]
 
 1. Starts its own PostgreSQL and Redis (scripts/services.sh) and three gunicorn instances (2 workers
-   each) behind nginx (scripts/cluster.sh), on free ports, with every file and log under the data
-   folder: it runs beside `make run`, `make test` and `make cluster`, and never prints server output.
+   each, POSTERR_AUTH=required) behind nginx (scripts/cluster.sh), on free ports, with every file and
+   log under the data folder: it runs beside `make run`, `make test` and `make cluster`, and never
+   prints server output.
 2. Runs a steady mixed load with Locust as a library (loadtests/soak_load.py): reads over keep-alive
-   and over fresh connections to nginx and to each instance, sign-ups, posts, reposts, quotes,
-   follows and unfollows, some accounts at their daily limit.
+   and over fresh connections to nginx and to each instance, sign-ups with a password and logins for
+   bearer tokens (loadtests/soak_accounts.py), posts, reposts, quotes, follows and unfollows with
+   them, some accounts at their daily limit; now and then a token revoked, then a write tried with it.
 3. Meanwhile injects faults from a schedule drawn from random.Random(seed) (loadtests/soak_faults.py):
    Redis stopped, frozen, paused, flushed, restarted, out of memory, evicting random keys, refusing
    connections behind a proxy while it keeps its keys; PostgreSQL crashed, restarted, stopped; a
@@ -20,7 +22,8 @@
    Redis through proxies (on a cluster, one per master, announced to clients in its place).
 4. After each fault heals, and at the end, checks the invariants (loadtests/soak_checks.py): liveness
    of every instance, no acknowledged write lost, read-your-writes, exact counters and daily limit,
-   no 500 and no 5xx outside a fault window, problem+json errors.
+   no 500 and no 5xx outside a fault window, problem+json errors, no write acknowledged with a token
+   revoked before it was sent, no live token refused.
 5. Stops everything it started, whatever happens (SIGTERM too), prints the tables, writes the JSON
    report to loadtests/results/soak-<timestamp>-seed<seed>.json, and exits 1 on any violation.
 
@@ -43,11 +46,12 @@ from locust.env import Environment
 
 from loadtests import harness, soak_report
 from loadtests.harness import say
+from loadtests.soak_accounts import LOAD_TIMEOUT
 from loadtests.soak_checks import Checker
 from loadtests.soak_faults import CATEGORIES, KINDS, Fault, Injector, plan
-from loadtests.soak_load import LOAD_TIMEOUT, Shared, SoakMember
+from loadtests.soak_load import SoakMember
 from loadtests.soak_servers import INSTANCES, SoakServers
-from loadtests.soak_state import RECOVERY_SECONDS, Clock, FaultWindows, Ledger, Verdict
+from loadtests.soak_state import RECOVERY_SECONDS, Clock, FaultWindows, Ledger, Shared, Verdict
 
 SPAWN_RATE = 10  # load users started per second
 

@@ -4,8 +4,9 @@ Every HTTP read here goes over a fresh connection (`Connection: close`), to ngin
 instance directly, so it may reach any worker. A checkpoint after a fault looks at a sample of the
 ledger (every write acknowledged since the previous checkpoint, up to a cap, plus some older ones),
 so that checkpoints stay short while the load runs; the final one looks at every acknowledged write,
-and, the load being stopped, also compares the counters the API shows with the tables. What the
-reads show is judged by loadtests/soak_rules.py.
+and, the load being stopped, also compares the counters the API shows with the tables. The feeds'
+checks (read your writes) are in loadtests/soak_feed_checks.py. What the reads show is judged by
+loadtests/soak_rules.py.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import requests
 
 from loadtests import soak_rules as rules
 from loadtests.harness import say
-from loadtests.soak_load import MAX_PAGES, Shared, next_page
-from loadtests.soak_state import RECOVERY_SECONDS, AckPost
+from loadtests.soak_feed_checks import FeedChecks, status_of
+from loadtests.soak_state import RECOVERY_SECONDS, AckPost, Shared
 
 PROBE_TIMEOUT = 2.0  # liveness: each answer within this
 PROBE_STREAK = 3  # good probes in a row per base (over fresh connections: likely every worker)
@@ -33,19 +34,19 @@ MAX_UNANSWERED = 16
 CONCURRENCY = 8
 SAMPLE_NEW, SAMPLE_OLD = 150, 30  # posts (and users / 3) checked at a checkpoint after a fault
 FOLLOWING_READERS = 20  # Following feeds (home timelines) checked at a checkpoint after a fault
-GLOBAL_PAGE = 100
 
 
 class GaveUp(Exception):
     """Too many reads of this checkpoint went unanswered: it reads no more."""
 
 
-class Checker:
+class Checker(FeedChecks):
     def __init__(self, shared: Shared, database_url: str, rng: random.Random) -> None:
         self.ledger, self.verdict, self.bases = shared.ledger, shared.verdict, shared.bases
         self.database_url = database_url
         self.rng = rng
-        self.checked_posts = self.checked_users = self.checked_refusals = 0  # ledger positions already seen
+        # Ledger positions already seen.
+        self.checked_posts = self.checked_users = self.checked_refusals = self.checked_revoked_writes = 0
         self.recovery_deadline = 0.0  # until then, a lost answer is retried (the app may still recover)
         self.unanswered = self.skipped = 0  # this checkpoint's reads without an answer, and checks left out
         self.pool = gevent.pool.Pool(CONCURRENCY)
@@ -63,6 +64,7 @@ class Checker:
                 self.follows_kept(conn)
                 self.counters(conn)
                 self.daily_limit(conn)
+                self.revoked_writes(conn)
         authors = self.author_feeds(posts)
         self.threads(posts)
         readers = self.following_feeds(users[:FOLLOWING_READERS] if not final else users)
@@ -73,7 +75,7 @@ class Checker:
         found = self.verdict.total_violations - before
         say(f"check after {after}: {recovered}; {len(posts)} posts, {len(users)} users, "
             f"{authors} author feeds and {readers} Following feeds × {len(self.bases)} bases, follows, counters, "
-            f"daily limit: "
+            f"daily limit, writes with revoked tokens: "
             f"{'ok' if not found else f'{found} VIOLATIONS'} ({time.monotonic() - started:.1f} s)")
 
     # --- plumbing -----------------------------------------------------------------------------------
@@ -229,94 +231,7 @@ class Checker:
         stored = set(conn.execute("SELECT follower_id, followee_id FROM follows").fetchall())
         rules.follows_kept(self.verdict, self.ledger.follows, before, stored)
 
-    # --- read your writes ---------------------------------------------------------------------------
-
-    def author_feeds(self, posts: list[AckPost]) -> int:
-        """Every acknowledged post of each sampled author is in that author's Posts and Replies feed
-        on every base."""
-        authors = sorted({post.user_id for post in posts})
-        self.each([(author, base) for author in authors for base in self.bases], self.author_feed)
-        return len(authors)
-
-    def author_feed(self, job: tuple[int, str]) -> None:
-        author, base = job
-        asked = time.monotonic()
-        expected = rules.acknowledged_before(self.ledger.by_author[author], asked)
-        found: set[int] = set()
-        url: str | None = f"{base}/api/posts?author_id={author}&include_replies=true&limit=100"
-        for _ in range(MAX_PAGES):
-            # As the author's own client: its posts were acknowledged to it (with read replicas,
-            # another client may be shown a page up to POSTERR_REPLICA_MAX_LAG old).
-            response = self.read(url, "check: GET /api/posts?author_id&include_replies", self.ledger.clients.get(author))
-            if response is None or response.status_code != 200:
-                rules.unreadable(self.verdict, "author feed", url, status_of(response))
-                return
-            found |= {p["id"] for p in response.json()}
-            if expected <= found or not (url := next_page(response)):
-                break
-        rules.author_feed(self.verdict, author, base, expected, found)
-
-    def threads(self, posts: list[AckPost]) -> None:
-        """Each acknowledged reply is among its parent's replies, on any base, as its author reads."""
-        def check(numbered: tuple[int, AckPost]) -> None:
-            index, post = numbered
-            found: set[int] = set()
-            url: str | None = f"{self.spread(index)}/api/posts/{post.reply_to_id}/replies?limit=100"
-            for _ in range(MAX_PAGES):
-                response = self.read(url, "check: GET /api/posts/{id}/replies", self.ledger.clients.get(post.user_id))
-                if response is None or response.status_code != 200:
-                    rules.unreadable(self.verdict, "replies", url, status_of(response))
-                    return
-                found |= {p["id"] for p in response.json()}
-                if post.id in found or not (url := next_page(response)):
-                    break
-            rules.reply_listed(self.verdict, post, found)
-
-        self.each(enumerate(post for post in posts if post.type == "reply"), check)
-
-    def following_feeds(self, readers: list[int]) -> int:
-        """Each reader's Following feed (its home timeline) on every base shows only posts of accounts
-        it follows, and every acknowledged post of theirs newer than the page's last entry; readers
-        whose follows changed while we looked are left for the next checkpoint."""
-        self.each([(reader, base) for reader in readers for base in self.bases], self.following_feed)
-        return len(readers)
-
-    def following_feed(self, job: tuple[int, str]) -> None:
-        reader, base = job
-        with self.connect() as conn:
-            if conn is None:
-                return
-            followees = self.followees(conn, reader)
-            asked = time.monotonic()
-            url = f"{base}/api/posts?followed_by={reader}&limit={GLOBAL_PAGE}"
-            response = self.read(url, "check: GET /api/posts?followed_by")
-            if followees != self.followees(conn, reader):
-                return
-        if response is None or response.status_code != 200:
-            rules.unreadable(self.verdict, "Following feed", url, status_of(response))
-            return
-        rules.following_feed(self.verdict, reader, base, response.json(), GLOBAL_PAGE, followees,
-                             self.ledger.by_author, asked)
-
-    @staticmethod
-    def followees(conn: psycopg.Connection, reader: int) -> set[int]:
-        return {row[0] for row in conn.execute("SELECT followee_id FROM follows WHERE follower_id = %s", (reader,))}
-
-    def global_feeds(self) -> None:
-        """The first page of the global feed on every base holds every acknowledged post newer than
-        the page's last one (older ones have legitimately moved on)."""
-        def check(base: str) -> None:
-            asked = time.monotonic()
-            url = f"{base}/api/posts?limit={GLOBAL_PAGE}"
-            response = self.read(url, "check: GET /api/posts?limit=100")
-            if response is None or response.status_code != 200:
-                rules.unreadable(self.verdict, "global feed", url, status_of(response))
-                return
-            rules.global_feed(self.verdict, base, response.json(), GLOBAL_PAGE, list(self.ledger.posts.values()), asked)
-
-        self.each(self.bases, check)
-
-    # --- counters and the daily limit ---------------------------------------------------------------
+    # --- counters, the daily limit and revoked tokens -----------------------------------------------
 
     def counters(self, conn: psycopg.Connection) -> None:
         """The denormalised counters against counts of the rows (each query sees one snapshot, and
@@ -349,9 +264,14 @@ class Checker:
         quota = conn.execute("SELECT user_id, day, used FROM post_quota").fetchall()
         rules.daily_limit(self.verdict, made, quota, refusals, self.ledger.uncertain_creators)
 
-
-def status_of(response: requests.Response | None) -> int | None:
-    return None if response is None else response.status_code
+    def revoked_writes(self, conn: psycopg.Connection) -> None:
+        """The writes sent with a revoked token since the last checkpoint, and which of the posts they
+        carried PostgreSQL holds, for rules.revoked_writes."""
+        writes = self.ledger.revoked_writes[self.checked_revoked_writes:]
+        self.checked_revoked_writes += len(writes)
+        carried = [write.content for write in writes if write.content is not None]
+        stored = {row[0] for row in conn.execute("SELECT content FROM posts WHERE content = ANY(%s)", (carried,))}
+        rules.revoked_writes(self.verdict, writes, stored)
 
 
 def json_of(response: requests.Response | None):

@@ -1,13 +1,14 @@
-"""The soak's load: Locust users (greenlets of the soak's own process) that sign up, read and write.
+"""The soak's load: Locust users (greenlets of the soak's own process) that sign up, log in, read and
+write, each with an account and bearer tokens of its own (loadtests/soak_accounts.py).
 
 Reads go through nginx over the user's keep-alive connection, and over fresh connections
 (`Connection: close`) to nginx or straight to one instance, so that every gunicorn worker is
 reached (a keep-alive connection only ever reaches one). Writes (sign-ups, posts, reposts, quotes,
-replies, follows, unfollows) go through nginx; every acknowledged one goes into the ledger for the checks.
-A user whose account has used its 5 creations of the day gets 429s; half the time it then signs up
-a fresh account, so writes keep flowing while some accounts stay at their limit. Right after some
-201s the writer reads its own "Posts and Replies" feed (fresh connection, any instance) and must see
-the post.
+replies, follows, unfollows) go through nginx with the user's token; every acknowledged one goes
+into the ledger for the checks. A user whose account has used its 5 creations of the day gets 429s;
+half the time it then signs up a fresh account, so writes keep flowing while some accounts stay at
+their limit. Right after some 201s the writer reads its own "Posts and Replies" feed (fresh
+connection, any instance) and must see the post.
 
 Every request has a timeout (LOAD_TIMEOUT): a hang shows up as a violation, never as a stuck soak.
 """
@@ -17,21 +18,18 @@ from __future__ import annotations
 import random
 import secrets
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import ClassVar
 from urllib.parse import urljoin
 
 import requests
-from locust import HttpUser, between, task
+from locust import between, task
 
-from loadtests.soak_state import AckPost, Ledger, Verdict
+from loadtests.soak_accounts import AccountHolder, answer_lost
+from loadtests.soak_state import AckPost
 
-# Longer than anything the app may legitimately take: a PostgreSQL connection waited for (5 s) plus
-# a statement (5 s), and nginx trying up to three instances within 10 s.
-LOAD_TIMEOUT = 20.0
 OWN_READ_SHARE = 0.5  # of the 201s, how many the writer reads back at once
 SWITCH_ACCOUNT_SHARE = 0.5  # of the 429s, how many make the user sign up a fresh account
+NAMED_SHARE = 0.5  # of the creations, how many name their author in user_id (the token says it anyway)
 SEEN_LIMIT = 100  # posts remembered per user (candidates for reposts, quotes and replies)
 # A creation whose answer was lost (or 409: its first attempt still running) is sent again with its
 # Idempotency-Key after these pauses, as a careful client does: a retry of one that committed gets
@@ -40,15 +38,6 @@ RETRY_PAUSES = (0.5, 1.0, 2.0, 4.0)
 MAX_PAGES = 10
 WORDS = ["soak", "fault", "redis", "postgres", "nginx", "worker", "kill", "pause", "freeze", "crash", "hello",
          "world", "quokka", "zebra", "today"]
-
-
-@dataclass
-class Shared:
-    """What every load user reads and writes: the ledger, the verdict, and where to send requests."""
-
-    ledger: Ledger
-    verdict: Verdict
-    bases: list[str]  # nginx, then each instance
 
 
 def sentence() -> str:
@@ -60,61 +49,28 @@ def next_page(response: requests.Response) -> str | None:
     return urljoin(response.url, link) if link else None
 
 
-def answer_lost(status: int) -> bool:
-    """No answer, or one from nginx or a fault (502/503/504): the request may or may not have been done."""
-    return status == 0 or status >= 500
-
-
-class SoakMember(HttpUser):
+class SoakMember(AccountHolder):
     wait_time = between(0.2, 1.0)
-    shared: ClassVar[Shared]  # set by loadtests/soak.py before the runner starts
 
     def on_start(self) -> None:
-        # Each member is a client of its own (the instances trust 127.0.0.1, nginx included, as a
-        # proxy): read-your-writes is per client, and with read replicas that is what it promises.
-        self.address = f"10.{random.randrange(256)}.{random.randrange(256)}.{random.randrange(1, 255)}"
-        self.account: int | None = None
-        self.following: set[int] = set()
+        super().on_start()
         self.reposted: set[int] = set()
         self.seen: list[dict] = []
         self.sign_up()
 
-    # --- plumbing -----------------------------------------------------------------------------------
-
-    def call(self, method: str, url: str, route: str, *, fresh: bool = False, body: dict | None = None,
-             key: str | None = None):
-        """One request, recorded and judged (server errors, problem+json) by the verdict. A relative
-        URL goes to nginx over this user's keep-alive connection."""
-        started = time.monotonic()
-        headers = {"X-Forwarded-For": self.address, **({"Connection": "close"} if fresh else {}),
-                   **({"Idempotency-Key": key} if key else {})}
-        response = self.client.request(method, url, name=route, json=body, timeout=LOAD_TIMEOUT, headers=headers)
-        self.shared.verdict.response(route, response.status_code, response.headers.get("Content-Type", ""),
-                                     started, time.monotonic(), what=url,
-                                     timed_out=isinstance(getattr(response, "error", None), requests.Timeout))
-        return response
-
-    def any_base(self) -> str:
-        return random.choice(self.shared.bases)
-
-    def any_user(self) -> int | None:
-        return random.choice(self.shared.ledger.user_ids) if self.shared.ledger.user_ids else None
+    def sign_up(self) -> bool:
+        signed_up = super().sign_up()
+        if signed_up:
+            self.reposted = set()
+        return signed_up
 
     def remember(self, posts: list[dict]) -> None:
         self.seen.extend({"id": p["id"], "type": p["type"]} for p in posts)
         del self.seen[:-SEEN_LIMIT]
 
-    def sign_up(self) -> None:
-        for _ in range(3):  # a 409 (the random name is taken) gets another name
-            response = self.call("POST", "/api/users", "POST /api/users",
-                                 body={"username": "s" + secrets.token_hex(6)})
-            if response.status_code == 201:
-                self.account = response.json()["id"]
-                self.shared.ledger.add_user(self.account, self.address)
-                self.following, self.reposted = set(), set()
-                return
-            if response.status_code != 409:
-                return  # a fault: the next write task tries again
+    def author(self) -> dict:
+        """What a creation's body says of its author: sometimes its user_id, which must be the token's."""
+        return {"user_id": self.account} if random.random() < NAMED_SHARE else {}
 
     # --- reads --------------------------------------------------------------------------------------
 
@@ -166,14 +122,15 @@ class SoakMember(HttpUser):
     @task(1)
     def read_following_feed(self) -> None:
         if self.account is not None:
-            self.call("GET", f"/api/posts?followed_by={self.account}", "GET /api/posts?followed_by (keep-alive)")
+            self.call("GET", f"/api/posts?followed_by={self.account}", "GET /api/posts?followed_by (keep-alive)",
+                      token=self.token)
 
     # --- creations ----------------------------------------------------------------------------------
 
     @task(4)
     def post(self) -> None:
         if self.has_account():
-            self.create("/api/posts", {"user_id": self.account, "content": sentence()}, "POST /api/posts (post)")
+            self.create("/api/posts", {**self.author(), "content": sentence()}, "POST /api/posts (post)")
 
     @task(2)
     def repost(self) -> None:
@@ -181,36 +138,32 @@ class SoakMember(HttpUser):
         if self.has_account() and candidates:
             target = random.choice(candidates)
             self.reposted.add(target)  # tried once whatever the answer: a second try would be a 409
-            self.create(f"/api/posts/{target}/repost", {"user_id": self.account}, "POST /api/posts/{id}/repost")
+            self.create(f"/api/posts/{target}/repost", self.author(), "POST /api/posts/{id}/repost")
 
     @task(1)
     def quote(self) -> None:
         candidates = [p["id"] for p in self.seen if p["type"] != "quote"]
         if self.has_account() and candidates:
-            body = {"user_id": self.account, "content": sentence(), "repost_id": random.choice(candidates)}
+            body = {**self.author(), "content": sentence(), "repost_id": random.choice(candidates)}
             self.create("/api/posts", body, "POST /api/posts (quote)")
 
     @task(2)
     def reply(self) -> None:
         candidates = [p["id"] for p in self.seen if p["type"] != "repost"]
         if self.has_account() and candidates:
-            body = {"user_id": self.account, "content": sentence(), "reply_to_id": random.choice(candidates)}
+            body = {**self.author(), "content": sentence(), "reply_to_id": random.choice(candidates)}
             self.create("/api/posts", body, "POST /api/posts (reply)")
-
-    def has_account(self) -> bool:
-        if self.account is None:
-            self.sign_up()
-        return self.account is not None
 
     def create(self, url: str, body: dict, route: str) -> None:
         key = secrets.token_hex(8)
-        response = self.call("POST", url, route, body=body, key=key)
+        token = self.token
+        response = self.call("POST", url, route, body=body, key=key, token=token)
         for pause in RETRY_PAUSES:
             if not (answer_lost(response.status_code) or response.status_code == 409 and "Idempotency-Key"
                     in response.text):
                 break
             time.sleep(pause)  # gevent's: the other load users go on meanwhile
-            response = self.call("POST", url, f"{route} (retry, same key)", body=body, key=key)
+            response = self.call("POST", url, f"{route} (retry, same key)", body=body, key=key, token=token)
             if response.headers.get("Idempotent-Replayed"):  # counted apart: the first attempt had committed
                 self.shared.verdict.routes[f"{route} (the retry's 201 replayed)"][response.status_code] += 1
         ledger = self.shared.ledger
@@ -254,7 +207,7 @@ class SoakMember(HttpUser):
 
     @task(1)
     def unfollow(self) -> None:
-        if self.account is not None and self.following:
+        if self.following and self.has_account():
             self.change_follow(random.choice(sorted(self.following)), "DELETE")
 
     def change_follow(self, target: int, method: str) -> None:
@@ -262,7 +215,7 @@ class SoakMember(HttpUser):
         pair.version += 1
         pair.busy = True
         response = self.call(method, f"/api/users/{self.account}/following/{target}",
-                             f"{method} /api/users/{{id}}/following/{{id}}")
+                             f"{method} /api/users/{{id}}/following/{{id}}", token=self.token)
         pair.busy = False
         if response.status_code == 204:
             pair.following = method == "PUT"

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 
 from loadtests.soak_servers import DAILY_POST_LIMIT
-from loadtests.soak_state import AckPost, FollowPair, Verdict
+from loadtests.soak_state import AckPost, FollowPair, RevokedWrite, Verdict
 
 # --- acknowledged writes ----------------------------------------------------------------------------
 
@@ -189,6 +189,29 @@ def near_midnight(moment: datetime) -> bool:
     """Within 5 s of a UTC midnight, the app's day and ours may differ."""
     seconds = moment.hour * 3600 + moment.minute * 60 + moment.second
     return seconds < 5 or seconds > 86_395
+
+
+# --- tokens ---------------------------------------------------------------------------------------
+
+
+def revoked_writes(verdict: Verdict, writes: Iterable[RevokedWrite], stored: set[str]) -> None:
+    """No write sent with a token after its revocation was acknowledged is acknowledged itself (2xx),
+    and no post one carried is in PostgreSQL (`stored`: those of their contents it holds), whatever
+    the answer was. A write sent before the revocation's 204 came proves nothing: it is left out."""
+    for write in writes:
+        if write.sent_at < write.revoked_at:
+            continue
+        where = (f"{write.what} with token {write.token_id} of user {write.user_id} (revoked at "
+                 f"t={run_time(verdict, write.revoked_at)}, sent at t={run_time(verdict, write.sent_at)})")
+        verdict.check("revoked tokens", not 200 <= write.status < 300, f"{where} was acknowledged: {write.status}")
+        if write.content is not None:
+            verdict.check("revoked tokens", write.content not in stored,
+                          f"{where} answered {shown_status(write.status or None)}, yet its post is in PostgreSQL")
+
+
+def live_token_answer(verdict: Verdict, user: int, token: int, what: str, status: int) -> None:
+    """A call made with a token its holder never revoked was not refused as if it were (401)."""
+    verdict.check("live tokens", status != 401, f"{what} with token {token} of user {user}, never revoked: 401")
 
 
 # --- wording ----------------------------------------------------------------------------------------

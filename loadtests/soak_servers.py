@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -117,15 +118,15 @@ class SoakServers:
                                  "POSTERR_REDIS_CLUSTER_PORTS": " ".join(map(str, self.redis_cluster_ports)),
                                  "POSTERR_REDIS_CLUSTER_ANNOUNCED_PORTS": " ".join(map(str, self.proxied.values()))}
                                 if self.replicated else {})}
-        # The app in its production configuration, but no per-client rate limit and no gunicorn
-        # control socket (nothing uses it).
+        # The app in its production configuration (tokens required), but no per-client rate limit
+        # and no gunicorn control socket (nothing uses it).
         self.cluster_env = {**inherited, "DATABASE_URL": self.database_url, "REDIS_URL": self.app_redis_url,
                             **({"DATABASE_REPLICA_URLS": self.replica_url} if self.replicated else {}),
                             "POSTERR_CLUSTER_DIR": str(self.cluster_dir),
                             "POSTERR_CLUSTER_PORT": str(self.nginx_port),
                             "POSTERR_CLUSTER_APP_PORTS": " ".join(map(str, self.app_ports)),
                             "WEB_CONCURRENCY": "2", "POSTERR_RATE_LIMIT": "off", "POSTERR_CONTROL_SOCKET": "off",
-                            "POSTERR_DAILY_POST_LIMIT": str(DAILY_POST_LIMIT)}
+                            "POSTERR_DAILY_POST_LIMIT": str(DAILY_POST_LIMIT), "POSTERR_AUTH": "required"}
 
     @property
     def nginx_base(self) -> str:
@@ -203,13 +204,12 @@ class SoakServers:
         self.cluster_env.update(DATABASE_URL=urls["DATABASE_URL"], DATABASE_REPLICA_URLS=urls["DATABASE_REPLICA_URLS"])
 
     def first_write_after(self, since: float, seconds: float = 90) -> float:
-        """Seconds from `since` (time.monotonic()) to a creation acknowledged through nginx, asking
-        again every 0.1 s (each asks for a user of its own, outside the load's ledger)."""
+        """Seconds from `since` (time.monotonic()) to a sign-up (a write that needs no token) acknowledged
+        through nginx, asking every 0.1 s for a user of its own, outside the load's ledger."""
         deadline = time.monotonic() + seconds
-        attempt = 0
         while time.monotonic() < deadline:
-            attempt += 1
-            status, _, _ = harness.http_post(f"{self.nginx_base}/api/users", {"username": f"probe{os.getpid() % 1000}x{attempt}"})
+            status, _, _ = harness.http_post(f"{self.nginx_base}/api/users", {
+                "username": f"probe{secrets.token_hex(4)}", "password": secrets.token_urlsafe(18)})
             if status == 201:
                 return time.monotonic() - since
             time.sleep(0.1)  # polling until writes are taken again

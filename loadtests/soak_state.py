@@ -33,6 +33,10 @@ INVARIANTS = {
     "daily limit": "at most 5 creations per user per UTC day; a 429 only when the user has made 5",
     "counters": "posts_count, followers_count, following_count, repost_count, quote_count and "
                 "reply_count equal what the tables hold (and, at the end, what the API shows)",
+    "revoked tokens": "a write sent with a token after its revocation was acknowledged (204), to nginx or any "
+                      "instance, is never acknowledged (2xx), and no post it carried is in PostgreSQL; a "
+                      "revocation whose outcome is unknown (503, no answer) is none",
+    "live tokens": "a token its holder never revoked is never refused (401)",
 }
 MAX_DETAILS = 200  # violations kept per invariant (the count is always exact)
 
@@ -76,6 +80,19 @@ class FollowPair:
 
 
 @dataclass
+class RevokedWrite:
+    """A write sent with a token after the 204 of its revocation, and what came back."""
+
+    user_id: int
+    token_id: int
+    revoked_at: float  # when the revocation's 204 came
+    sent_at: float
+    what: str  # the method and URL
+    status: int  # 0: no answer
+    content: str | None = None  # the post's text, for a creation: unique, so PostgreSQL can be asked for it
+
+
+@dataclass
 class Ledger:
     """Every write the app acknowledged, and what the daily-limit check needs to know."""
 
@@ -90,6 +107,7 @@ class Ledger:
     # Users with a creation whose answer was lost (502, 504, no answer): it may have been written, or
     # a killed worker may have kept its unit of the day's quota, so a later 429 proves nothing.
     uncertain_creators: set[int] = field(default_factory=set)
+    revoked_writes: list[RevokedWrite] = field(default_factory=list)
 
     def add_user(self, user_id: int, client: str) -> None:
         self.users[user_id] = time.monotonic()
@@ -184,3 +202,12 @@ class Verdict:
     @property
     def total_violations(self) -> int:
         return sum(self.violation_counts.values())
+
+
+@dataclass
+class Shared:
+    """What every load user reads and writes: the ledger, the verdict, and where to send requests."""
+
+    ledger: Ledger
+    verdict: Verdict
+    bases: list[str]  # nginx, then each instance

@@ -1,5 +1,7 @@
 """A cluster on loopback: three gunicorn instances behind nginx, sharing the suite's PostgreSQL and
 Redis (the `servers` fixture), each on a free port, so it runs beside `make run` and `make cluster`.
+They run as deployed, with POSTERR_AUTH=required: the tests make their users through the API with a
+password and log them in for the tokens they act with (`new_account`).
 
 nginx's config is the repository's template (deploy/nginx.conf.template) rendered by
 scripts/cluster.sh, the same as `make cluster` uses; nginx, its temp files and every log live in
@@ -22,11 +24,21 @@ import pytest
 import requests
 
 from tests.conftest import DATA, ROOT, TABLES, _free_port
+from tests.integration.conftest import PASSWORD, Account
 
 CLUSTER_DIR = DATA / "cluster"
 INSTANCES = 3
 SECRET = "cluster-test-secret"  # one key on every instance: a cursor made by one is read by another
 
+
+def new_account(base: str, username: str, session: requests.Session | None = None) -> Account:
+    """A user made through `base` with a password, and a token from logging in there."""
+    post = (session or requests).post
+    user = post(f"{base}/api/users", json={"username": username, "password": PASSWORD}, timeout=10)
+    assert user.status_code == 201, user.text
+    login = post(f"{base}/api/tokens", json={"username": username, "password": PASSWORD}, timeout=10)
+    assert login.status_code == 201, login.text
+    return Account(user.json()["id"], username, PASSWORD, login.json()["token"])
 
 
 def wait_for(condition, seconds: float, what: str, pause: float = 0.02):
@@ -191,7 +203,7 @@ def cluster(servers):
     common = {**os.environ, "DATABASE_URL": servers.database_url, "REDIS_URL": servers.redis_url,
               "HOST": "127.0.0.1", "WEB_CONCURRENCY": "2", "POSTERR_THREADS": "8",
               "POSTERR_DAILY_POST_LIMIT": "5", "POSTERR_SECRET_KEY": SECRET, "POSTERR_POOL_TIMEOUT": "3",
-              "POSTERR_REDIS_RETRY_AFTER": "0.5", "POSTERR_RATE_LIMIT": "off"}
+              "POSTERR_REDIS_RETRY_AFTER": "0.5", "POSTERR_RATE_LIMIT": "off", "POSTERR_AUTH": "required"}
     instances = [Instance(n, port, {**common, "PORT": str(port)}) for n, port in enumerate(app_ports)]
     found = Cluster(instances, nginx_port, servers.database_url)
     conf = found.render_nginx()

@@ -1,6 +1,8 @@
 """The app tier scales out: three gunicorn instances behind nginx, sharing one PostgreSQL and one
 Redis, behave as one service — the daily limit stays exact, a write is visible everywhere at once,
-a killed instance loses no acknowledged write, and SIGTERM drains in-flight requests.
+a token issued by one instance is taken by the others and one revoked through one is refused by
+every worker's writes at once, a killed instance loses no acknowledged write, and SIGTERM drains
+in-flight requests. Every write acts with a token its user logged in for (POSTERR_AUTH=required).
 
 Synchronisation is by conditions polled with deadlines (pg_stat_activity, process exit, log
 lines, counters), never by sleeping for a guessed time.
@@ -27,8 +29,9 @@ import pytest
 import requests
 
 from posterr.keys import daily_quota_key
-from tests.cluster.conftest import CLUSTER_DIR, Cluster, Instance, healthy, wait_for
+from tests.cluster.conftest import CLUSTER_DIR, Cluster, Instance, healthy, new_account, wait_for
 from tests.conftest import RESULTS, ROOT, _free_port
+from tests.integration.conftest import PASSWORD
 from tests.integration.pglocks import waiting_behind
 from tests.integration.workers import fresh_request, until_several_workers
 
@@ -60,20 +63,20 @@ def test_nginx_spreads_requests_over_every_instance(cluster):
 def test_daily_limit_is_exact_under_simultaneous_requests_spread_over_instances(cluster, sql, redis_client):
     users, per_user = 4, 15
     with requests.Session() as session:
-        ids = [_json(session.post(f"{cluster.base}/api/users", json={"username": f"racer{n}"}, timeout=10), 201)["id"]
-               for n in range(users)]
+        accounts = [new_account(cluster.base, f"racer{n}", session) for n in range(users)]
+    ids = [account.id for account in accounts]
     # Each user's 15 creations go round-robin to the three instances directly and through nginx.
     targets = [instance.base for instance in cluster.instances] + [cluster.base]
-    jobs = [(ids[u], targets[j % len(targets)], f"race {u}-{j}") for u in range(users) for j in range(per_user)]
+    jobs = [(accounts[u], targets[j % len(targets)], f"race {u}-{j}") for u in range(users) for j in range(per_user)]
     barrier = threading.Barrier(len(jobs))
 
     def create(job):
-        user_id, base, content = job
+        account, base, content = job
         with requests.Session() as session:
             session.get(f"{base}/healthz", timeout=10)  # connect first, so the barrier lines up the POSTs
             barrier.wait(timeout=30)
-            return base, user_id, session.post(f"{base}/api/posts", json={"user_id": user_id, "content": content},
-                                               timeout=30)
+            return base, account.id, session.post(f"{base}/api/posts", json={"content": content},
+                                                  headers=account.auth, timeout=30)
 
     with ThreadPoolExecutor(len(jobs)) as pool:
         results = list(pool.map(create, jobs))
@@ -116,7 +119,8 @@ def test_a_write_through_one_instance_is_visible_at_once_through_the_others(clus
         return _json(requests.request(method, bases[n] + path, timeout=10, **kwargs), status)
 
     checks = 0
-    fan = call(0, "POST", "/api/users", 201, json={"username": "fan"})["id"]
+    fan_account = new_account(bases[0], "fan")
+    fan = fan_account.id
     for round_ in range(6):
         writer = round_ % 3
         readers = [n for n in range(3) if n != writer]
@@ -126,7 +130,7 @@ def test_a_write_through_one_instance_is_visible_at_once_through_the_others(clus
                          f"/api/users/{fan}/following"):
                 _on_every_worker(bases[n], path)
         name = f"Visible{round_}"
-        user = call(writer, "POST", "/api/users", 201, json={"username": name})
+        user = call(writer, "POST", "/api/users", 201, json={"username": name, "password": PASSWORD})
         for n in readers:
             for body in _on_every_worker(bases[n], f"/api/users/{user['id']}"):
                 assert body["username"] == name
@@ -134,8 +138,11 @@ def test_a_write_through_one_instance_is_visible_at_once_through_the_others(clus
             for body in _on_every_worker(bases[n], f"/api/users?username={name.lower()}"):
                 assert [u["id"] for u in body] == [user["id"]]
                 checks += 1
-        post = call(writer, "POST", "/api/posts", 201, json={"user_id": user["id"], "content": f"seen {round_}"})
-        call(writer, "PUT", f"/api/users/{fan}/following/{user['id']}", 204)
+        # Logged in through a reader, the token writes through the writer at once.
+        token = call(readers[0], "POST", "/api/tokens", 201, json={"username": name, "password": PASSWORD})["token"]
+        post = call(writer, "POST", "/api/posts", 201, json={"content": f"seen {round_}"},
+                    headers={"Authorization": f"Bearer {token}"})
+        call(writer, "PUT", f"/api/users/{fan}/following/{user['id']}", 204, headers=fan_account.auth)
         # path: (what to read from the answer, its value now)
         expected = {
             f"/api/posts/{post['id']}": (lambda body: body["content"], f"seen {round_}"),
@@ -159,28 +166,53 @@ def test_a_write_through_one_instance_is_visible_at_once_through_the_others(clus
     assert pages[0] == pages[1] and len(pages[0]) == 2
     assert {p["id"] for p in pages[0]}.isdisjoint(p["id"] for p in first.json())
     checks += 2
-    RESULTS.append(f"read-your-writes: 6 rounds, each writing through one instance (user, post, follow) and "
-                   f"reading through both workers of the two others (fresh connections) after warming their "
-                   f"reads: {checks} cross-instance reads checked, all current; a cursor from one instance pages "
-                   "on the others")
+    RESULTS.append(f"read-your-writes: 6 rounds, each writing through one instance (user, post, follow; the "
+                   f"post with a token issued by another) and reading through both workers of the two others "
+                   f"(fresh connections) after warming their reads: {checks} cross-instance reads checked, all "
+                   "current; a cursor from one instance pages on the others")
+
+
+def test_a_token_revoked_through_one_instance_is_refused_at_once_by_every_workers_writes(cluster, sql):
+    """Every worker of the two other instances has just looked the token up, and may keep it for half
+    a second as live; revoked through the first instance, it is refused (401) by writes on every one
+    of those workers all the same, whatever they cached: a write checks its token in its own
+    transaction. Nothing is written."""
+    bases = [instance.base for instance in cluster.instances]
+    holder = new_account(bases[0], "holder")
+    second = _json(requests.post(f"{bases[0]}/api/tokens", json={"username": "holder", "password": PASSWORD},
+                                 timeout=10), 201)
+    doomed = {"Authorization": f"Bearer {second['token']}"}
+    for base in bases[1:]:
+        until_several_workers(lambda base=base: fresh_request("GET", f"{base}/api/tokens", headers=doomed))
+    _json(requests.delete(f"{bases[0]}/api/tokens/{second['id']}", headers=holder.auth, timeout=10), 204)
+    writes = [answer for base in bases[1:] for answer in until_several_workers(
+        lambda base=base: fresh_request("POST", f"{base}/api/posts", json={"content": "revoked"}, headers=doomed))]
+    assert {response.status_code for response, _ in writes} == {401}
+    assert sql.execute("SELECT count(*) FROM posts").fetchone()[0] == 0
+    assert _json(requests.post(f"{bases[2]}/api/posts", json={"content": "kept"}, headers=holder.auth, timeout=10),
+                 201)["user_id"] == holder.id
+    RESULTS.append(f"revocation: a token cached by both workers of two instances, revoked through the third: "
+                   f"{len(writes)} writes with it on those {len({pid for _, pid in writes})} workers, all 401, "
+                   "nothing written; the holder's other token still writes")
 
 
 @dataclass
 class Attempt:
-    kind: str  # "user" or "post"
-    key: str  # the username, or the post's content
+    kind: str  # "user", "token" or "post"
+    key: str  # the username (of a user, or of the token's user), or the post's content
     started: float
     ended: float
     status: int | None  # None: no HTTP answer (connection error)
     upstream: str | None
-    body: dict | None
+    body: dict | None  # without the token itself, which no assertion message may show
     problem: bool  # application/problem+json
 
 
 class Load:
-    """Clients creating users and posts through nginx and reading each new user back, each retrying
-    a failed creation (what a careful client does) until it gets an answer: 201, or 409 for a user
-    whose failed attempt had in fact been committed. Reads are not retried by the client."""
+    """Clients creating users through nginx, each with a password, reading it back, logging it in for
+    a token and creating a post with that token, each retrying a failed creation (what a careful client
+    does) until it gets an answer: 201, or 409 for a user whose failed attempt had in fact been
+    committed. Reads are not retried by the client."""
 
     def __init__(self, base: str, threads: int, keepalive: bool = True):
         self.base = base
@@ -204,31 +236,34 @@ class Load:
             worker.join(timeout=60)
             assert not worker.is_alive(), "a load thread did not finish"
 
-    def _attempt(self, session, kind, key, path, body) -> Attempt:
+    def _attempt(self, session, kind, key, path, body, token: str | None = None) -> tuple[Attempt, dict | None]:
+        """One request (a GET without a body), recorded; the attempt and the answer's JSON."""
         started = time.monotonic()
+        headers = {**self.headers, **({"Authorization": f"Bearer {token}"} if token else {})}
         try:
             if body is None:
-                response = session.get(self.base + path, headers=self.headers, timeout=30)
+                response = session.get(self.base + path, headers=headers, timeout=30)
             else:
-                response = session.post(self.base + path, json=body, headers=self.headers, timeout=30)
+                response = session.post(self.base + path, json=body, headers=headers, timeout=30)
             status, upstream = response.status_code, response.headers.get("X-Upstream")
             problem = response.headers.get("Content-Type", "").startswith("application/problem+json")
             payload = response.json() if response.content else None
         except requests.RequestException:
             status, upstream, problem, payload = None, None, False, None
-        attempt = Attempt(kind, key, started, time.monotonic(), status, upstream, payload, problem)
+        shown = {name: value for name, value in payload.items() if name != "token"} if payload else payload
+        attempt = Attempt(kind, key, started, time.monotonic(), status, upstream, shown, problem)
         with self.lock:
             self.attempts.append(attempt)
             if status == 201:
                 self.acked += 1
-        return attempt
+        return attempt, payload
 
-    def _create(self, session, kind, key, path, body) -> dict | None:
+    def _create(self, session, kind, key, path, body, token: str | None = None) -> dict | None:
         failed_before = False
         for _ in range(5):
-            attempt = self._attempt(session, kind, key, path, body)
+            attempt, payload = self._attempt(session, kind, key, path, body, token)
             if attempt.status == 201:
-                return attempt.body
+                return payload
             if attempt.status == 409 and kind == "user" and failed_before:
                 found = session.get(f"{self.base}/api/users?username={key}", headers=self.headers, timeout=30).json()
                 return found[0]
@@ -236,7 +271,7 @@ class Load:
                 break  # an answer that retrying will not change
             failed_before = True
         with self.lock:
-            self.unresolved.append(key)
+            self.unresolved.append(f"{kind} {key}")
         return None
 
     def _run(self, thread: int) -> None:
@@ -244,12 +279,28 @@ class Load:
             n = 0
             while not self.stop.is_set():
                 name = f"k{thread:02d}n{n:05d}"
-                user = self._create(session, "user", name, "/api/users", {"username": name})
+                login = {"username": name, "password": PASSWORD}
+                user = self._create(session, "user", name, "/api/users", login)
                 if user is not None:
                     self._attempt(session, "read", name, f"/api/users/{user['id']}", None)
-                    self._create(session, "post", f"load {name}", "/api/posts",
-                                 {"user_id": user["id"], "content": f"load {name}"})
+                    issued = self._create(session, "token", name, "/api/tokens", login)
+                    if issued is not None:
+                        self._create(session, "post", f"load {name}", "/api/posts", {"content": f"load {name}"},
+                                     issued["token"])
                 n += 1
+
+
+def not_stored(sql, acked: list[Attempt]) -> list[Attempt]:
+    """The acknowledged creations that PostgreSQL does not hold as acknowledged: a user under its
+    name, a token of that user, a post of its author with its content."""
+    users = dict(sql.execute("SELECT username, id FROM users WHERE username LIKE 'k%'").fetchall())
+    tokens = dict(sql.execute("SELECT id, user_id FROM api_tokens").fetchall())
+    posts = {pid: (uid, content) for pid, uid, content in
+             sql.execute("SELECT id, user_id, content FROM posts WHERE content LIKE 'load k%'").fetchall()}
+    expected = {"user": lambda a: users.get(a.key) == a.body["id"],
+                "token": lambda a: a.key in users and tokens.get(a.body["id"]) == users[a.key],
+                "post": lambda a: posts.get(a.body["id"]) == (a.body["user_id"], a.key)}
+    return [a for a in acked if not expected[a.kind](a)]
 
 
 def test_an_instance_killed_under_load_loses_no_acknowledged_write(cluster, sql):
@@ -257,9 +308,10 @@ def test_an_instance_killed_under_load_loses_no_acknowledged_write(cluster, sql)
     # One creation surely in flight on the victim when it dies: held inside its INSERT by a lock on
     # its author's quota row (on a victim whose statement timeout outlasts the hold).
     with requests.Session() as session:
-        held_user = _json(session.post(f"{cluster.base}/api/users", json={"username": "held"}, timeout=10), 201)["id"]
-        _json(session.post(f"{cluster.base}/api/posts", json={"user_id": held_user, "content": "first"}, timeout=10),
-              201)
+        held_account = new_account(cluster.base, "held", session)
+        _json(session.post(f"{cluster.base}/api/posts", json={"content": "first"}, headers=held_account.auth,
+                           timeout=10), 201)
+    held_user = held_account.id
     with patient(cluster, victim):
         locker = psycopg.connect(cluster.database_url)
         held_pool = ThreadPoolExecutor(1)
@@ -267,7 +319,7 @@ def test_an_instance_killed_under_load_loses_no_acknowledged_write(cluster, sql)
         try:
             locker.execute("SELECT used FROM post_quota WHERE user_id = %s FOR UPDATE", (held_user,))
             held = held_pool.submit(requests.post, f"{victim.base}/api/posts", timeout=120,
-                                    json={"user_id": held_user, "content": "held at the kill"})
+                                    json={"content": "held at the kill"}, headers=held_account.auth)
             wait_for(lambda: waiting_behind(sql, locker.info.backend_pid, "INSERT INTO post_quota") == 1, 15,
                      "the held creation to wait on the quota row lock")
             load.start()
@@ -311,21 +363,16 @@ def test_an_instance_killed_under_load_loses_no_acknowledged_write(cluster, sql)
     assert sum(1 for a in acked if a.started > dead_at) >= 300
 
     # Every acknowledged write is in PostgreSQL, as acknowledged.
-    users = dict(sql.execute("SELECT username, id FROM users WHERE username LIKE 'k%'").fetchall())
-    posts = {pid: (uid, content) for pid, uid, content in
-             sql.execute("SELECT id, user_id, content FROM posts WHERE content LIKE 'load k%'").fetchall()}
-    for a in acked:
-        if a.kind == "user":
-            assert users.get(a.key) == a.body["id"], f"acknowledged user {a.key} ({a.body['id']}) missing"
-        else:
-            assert posts.get(a.body["id"]) == (a.body["user_id"], a.key), f"acknowledged post {a.body} missing"
+    assert not (missing := not_stored(sql, acked)), f"acknowledged but missing: {missing[:5]}"
     # And nothing appeared that the clients did not ask for.
+    users = dict(sql.execute("SELECT username, id FROM users WHERE username LIKE 'k%'").fetchall())
+    posts = {pid: content for pid, content in sql.execute("SELECT id, content FROM posts WHERE content LIKE 'load k%'")}
     asked = {a.key for a in attempts if a.kind == "user"}
     assert set(users) <= asked
     # A failed attempt may or may not have committed before the instance died: the client's retry
     # answers 409 for a user (no duplicate); a post has no natural key, so its retry may duplicate it.
     committed_unacked_users = sum(1 for a in attempts if a.kind == "user" and a.status == 409)
-    duplicated_posts = sum(n - 1 for n in Counter(content for _, content in posts.values()).values() if n > 1)
+    duplicated_posts = sum(n - 1 for n in Counter(posts.values()).values() if n > 1)
     RESULTS.append(
         f"instance killed under load: {len(attempts)} requests ({len(attempts) - len(reads)} POSTs, {len(reads)} GETs) "
         f"from {load.threads} clients through nginx; instance {victim.port} SIGKILLed after {acked_at_kill} "
@@ -369,16 +416,18 @@ def _not_serving(base: str) -> bool:
 def test_sigterm_drains_in_flight_requests_before_the_instance_exits(cluster, sql):
     victim = cluster.instances[1]
     with requests.Session() as session:
-        user = _json(session.post(f"{cluster.base}/api/users", json={"username": "drain"}, timeout=10), 201)["id"]
-        _json(session.post(f"{cluster.base}/api/posts", json={"user_id": user, "content": "before"}, timeout=10), 201)
+        account = new_account(cluster.base, "drain", session)
+        _json(session.post(f"{cluster.base}/api/posts", json={"content": "before"}, headers=account.auth, timeout=10),
+              201)
+    user = account.id
     in_flight = 3
     with patient(cluster, victim):
         log_start = victim.log_path.stat().st_size
         # Hold the author's quota row: each creation waits for it inside its INSERT, in flight.
         with psycopg.connect(cluster.database_url) as locker, ThreadPoolExecutor(in_flight) as pool:
             locker.execute("SELECT used FROM post_quota WHERE user_id = %s FOR UPDATE", (user,))
-            futures = [pool.submit(requests.post, f"{victim.base}/api/posts", timeout=120,
-                                   json={"user_id": user, "content": f"in flight {n}"}) for n in range(in_flight)]
+            futures = [pool.submit(requests.post, f"{victim.base}/api/posts", timeout=120, headers=account.auth,
+                                   json={"content": f"in flight {n}"}) for n in range(in_flight)]
             wait_for(lambda: waiting_behind(sql, locker.info.backend_pid, "INSERT INTO post_quota") == in_flight, 15,
                      f"{in_flight} creations to wait on the quota row lock")
             victim.process.send_signal(signal.SIGTERM)  # the master, as `docker stop` or systemd would
@@ -437,21 +486,21 @@ def test_a_rolling_restart_behind_nginx_fails_no_request(cluster, sql):
     assert not failed, failed[:5]
     assert not load.unresolved
     acked = [a for a in attempts if a.status == 201]
-    users = dict(sql.execute("SELECT username, id FROM users WHERE username LIKE 'k%'").fetchall())
-    posts = set(sql.execute("SELECT id FROM posts WHERE content LIKE 'load k%'").fetchall())
-    assert all((users.get(a.key) == a.body["id"]) if a.kind == "user" else ((a.body["id"],) in posts) for a in acked)
+    assert not (missing := not_stored(sql, acked)), f"acknowledged but missing: {missing[:5]}"
     RESULTS.append(f"rolling restart: each of the 3 instances taken out of nginx, SIGTERMed (drained, exit 0), "
                    f"restarted and put back, under {load.threads} clients: {len(attempts)} requests, 0 errors, "
                    f"{len(acked)} acknowledged writes checked in PostgreSQL, 0 missing")
 
 
 def test_cluster_script_serves_and_stops(servers):
-    """`make cluster`'s script: up (detached) on free ports, requests through its nginx, a rolling
-    restart of one instance, down; nothing is left running."""
+    """`make cluster`'s script: up (detached) on free ports, requests through its nginx (in required
+    mode unless told otherwise: a post needs a token), a rolling restart of one instance, down;
+    nothing is left running."""
     folder = CLUSTER_DIR.parent / "cluster-script"
     ports = [_free_port() for _ in range(4)]
     assert len(set(ports)) == 4
-    env = {**os.environ, "POSTERR_CLUSTER_DIR": str(folder), "POSTERR_CLUSTER_PORT": str(ports[0]),
+    inherited = {name: value for name, value in os.environ.items() if name != "POSTERR_AUTH"}
+    env = {**inherited, "POSTERR_CLUSTER_DIR": str(folder), "POSTERR_CLUSTER_PORT": str(ports[0]),
            "POSTERR_CLUSTER_APP_PORTS": " ".join(map(str, ports[1:])), "DATABASE_URL": servers.database_url,
            "REDIS_URL": servers.redis_url, "POSTERR_SECRET_KEY": "script-test"}
     script = str(ROOT / "scripts" / "cluster.sh")
@@ -462,15 +511,18 @@ def test_cluster_script_serves_and_stops(servers):
             base = f"http://127.0.0.1:{ports[0]}"
             with requests.Session() as session:
                 assert session.get(f"{base}/healthz", timeout=5).status_code == 200
-                user = _json(session.post(f"{base}/api/users", json={"username": "viascript"}, timeout=10), 201)
+                account = new_account(base, "viascript", session)
                 for port in ports[1:]:
-                    got = session.get(f"http://127.0.0.1:{port}/api/users/{user['id']}", timeout=5)
+                    got = session.get(f"http://127.0.0.1:{port}/api/users/{account.id}", timeout=5)
                     assert _json(got, 200)["username"] == "viascript"
+                _json(session.post(f"{base}/api/posts", json={"user_id": account.id, "content": "anyone"}, timeout=10),
+                      401)
+                _json(session.post(f"{base}/api/posts", json={"content": "mine"}, headers=account.auth, timeout=10), 201)
             before = int((folder / f"app-{ports[1]}.pid").read_text())
             subprocess.run([script, "restart", str(ports[1])], env=env, stdout=log, stderr=log, check=True, timeout=90)
             assert int((folder / f"app-{ports[1]}.pid").read_text()) != before
             assert not _running(before)
-            assert requests.get(f"http://127.0.0.1:{ports[1]}/api/users/{user['id']}", timeout=5).status_code == 200
+            assert requests.get(f"http://127.0.0.1:{ports[1]}/api/users/{account.id}", timeout=5).status_code == 200
             pids = [int((folder / f"app-{port}.pid").read_text()) for port in ports[1:]]
             pids.append(int((folder / "nginx.pid").read_text()))
         finally:

@@ -26,7 +26,9 @@ FAILING_OVER = ("docker-compose.ha.yml", {"etcd", "pg1", "pg2", "pg3", "redis", 
                          ids=["single-primary", "failing-over"])
 def test_compose_file_is_valid(name, services, expected):
     tool = cluster_script("compose", "checking the compose files")
-    env = {**os.environ, "POSTERR_SECRET_KEY": "compose-check"}
+    # Without POSTERR_AUTH in the environment: the files' own default is what is checked.
+    env = {**{key: value for key, value in os.environ.items() if key != "POSTERR_AUTH"},
+           "POSTERR_SECRET_KEY": "compose-check"}
 
     def compose(*args: str) -> str:
         done = subprocess.run([*tool, "-f", str(ROOT / name), *args], cwd=ROOT, env=env,
@@ -40,6 +42,7 @@ def test_compose_file_is_valid(name, services, expected):
     for found in (*expected, "appendonly", "service_completed_successfully", "replicas: 3",
                   "nginx.compose.conf:/etc/nginx/nginx.conf", "5000"):
         assert found in rendered, found
+    assert yaml.safe_load(rendered)["services"]["app"]["environment"]["POSTERR_AUTH"] == "required"
 
 
 def test_the_patroni_image_runs_the_shared_configuration():

@@ -1,7 +1,10 @@
 """`make test-ha`: the fail-over tests, against a Patroni cluster of three PostgreSQL members with
 etcd (scripts/ha.sh) and a Redis, all on ports and in a folder of their own (<test data dir>/ha), so
-they run beside `make ha`. Not part of `make test` (tests/conftest.py leaves this folder out unless
-POSTERR_TEST_HA=1, which `make test-ha` sets)."""
+they run beside `make ha`; POSTERR_TEST_HA_PG_PORTS, POSTERR_TEST_HA_API_PORTS, POSTERR_TEST_HA_ETCD_PORT
+(etcd's peer port is the next one) and POSTERR_TEST_HA_REDIS_PORT move those ports, so that two
+checkouts' runs go side by side. Not part of `make test` (tests/conftest.py leaves this folder out
+unless POSTERR_TEST_HA=1, which `make test-ha` sets). The app runs as deployed, with
+POSTERR_AUTH=required: the tests' users are accounts with a password, and act with their tokens."""
 
 from __future__ import annotations
 
@@ -17,10 +20,12 @@ from tests.conftest import DATA, ROOT, TABLES, running_app
 from tests.integration.conftest import Api
 
 HA_DIR = DATA / "ha"
-PG_PORTS = ("25461", "25462", "25463")
+PG_PORTS = tuple(os.environ.get("POSTERR_TEST_HA_PG_PORTS", "25461 25462 25463").split())
 HA_ENV = {"POSTERR_HA_DIR": str(HA_DIR), "POSTERR_HA_PG_PORTS": " ".join(PG_PORTS),
-          "POSTERR_HA_API_PORTS": "25471 25472 25473", "POSTERR_HA_ETCD_PORT": "25480"}
-REDIS_ENV = {"POSTERR_DATA_DIR": str(HA_DIR / "redis-home"), "POSTERR_REDIS_PORT": "25490"}
+          "POSTERR_HA_API_PORTS": os.environ.get("POSTERR_TEST_HA_API_PORTS", "25471 25472 25473"),
+          "POSTERR_HA_ETCD_PORT": os.environ.get("POSTERR_TEST_HA_ETCD_PORT", "25480")}
+REDIS_ENV = {"POSTERR_DATA_DIR": str(HA_DIR / "redis-home"),
+             "POSTERR_REDIS_PORT": os.environ.get("POSTERR_TEST_HA_REDIS_PORT", "25490")}
 
 
 def ha_script(*args: str) -> str:
@@ -83,9 +88,10 @@ def clean(ha):
 
 @pytest.fixture
 def app(clean):
-    """The app against the cluster: a short statement timeout (the commit deadline) and a large
-    daily limit, so that the tests' many creations are about fail-over, not the limit; a thread and a
-    connection for each of 40 creations held in flight, however they are spread over the workers."""
-    with running_app(clean, "ha-app.log", POSTERR_STATEMENT_TIMEOUT_MS="2000", POSTERR_DAILY_POST_LIMIT="1000",
-                     POSTERR_POOL_TIMEOUT="2", POSTERR_THREADS="40") as base:
+    """The app against the cluster, in required mode: a short statement timeout (the commit deadline)
+    and a large daily limit, so that the tests' many creations are about fail-over, not the limit; a
+    thread and a connection for each of 40 creations held in flight, however they are spread over
+    the workers."""
+    with running_app(clean, "ha-app.log", POSTERR_AUTH="required", POSTERR_STATEMENT_TIMEOUT_MS="2000",
+                     POSTERR_DAILY_POST_LIMIT="1000", POSTERR_POOL_TIMEOUT="2", POSTERR_THREADS="40") as base:
         yield Api(base)

@@ -1,5 +1,6 @@
 """Fail-over under load: no acknowledged write is lost, an unknown outcome is a 503 (never a 201),
-and a retry with the same Idempotency-Key gets exactly one post."""
+and a retry with the same Idempotency-Key gets exactly one post. Every creation acts with its
+author's token (the app runs in required mode), looked up on whichever member is primary."""
 
 from __future__ import annotations
 
@@ -16,13 +17,14 @@ import requests
 from tests.cluster.conftest import wait_for
 from tests.conftest import RESULTS, ROOT
 from tests.ha.conftest import PG_PORTS, ha_script
+from tests.integration.conftest import Account
 
 CREATIONS = 40
 
 
-def create(base: str, user: int, key: str) -> requests.Response:
-    return requests.post(f"{base}/api/posts", json={"user_id": user, "content": key},
-                         headers={"Idempotency-Key": key}, timeout=30)
+def create(base: str, author: Account, key: str) -> requests.Response:
+    return requests.post(f"{base}/api/posts", json={"content": key}, headers={"Idempotency-Key": key, **author.auth},
+                         timeout=30)
 
 
 def posts_by_content(ha) -> dict[str, list[int]]:
@@ -39,7 +41,7 @@ def waiting_on_locks(ha) -> int:
         return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'").fetchone()[0]
 
 
-def first_write_after(base: str, user: int, label: str, seconds: float = 60) -> float:
+def first_write_after(base: str, author: Account, label: str, seconds: float = 60) -> float:
     """Seconds until a creation is acknowledged (each attempt with a key of its own)."""
     started = time.monotonic()
     attempt = 0
@@ -47,21 +49,21 @@ def first_write_after(base: str, user: int, label: str, seconds: float = 60) -> 
     def acknowledged() -> bool:
         nonlocal attempt
         attempt += 1
-        return create(base, user, f"{label}-probe-{attempt}").status_code == 201
+        return create(base, author, f"{label}-probe-{attempt}").status_code == 201
 
     wait_for(acknowledged, seconds, f"a write to be acknowledged after {label}", pause=0.1)
     return time.monotonic() - started
 
 
-def settle_with_retries(base: str, answers: dict[str, tuple[int, requests.Response]], ha) -> None:
+def settle_with_retries(base: str, answers: dict[str, tuple[Account, requests.Response]], ha) -> None:
     """Every 503 retried with its key until acknowledged; then every key names exactly one post, and
     every 201 (first answer or retry) is the post PostgreSQL holds."""
-    for key, (user, answer) in answers.items():
+    for key, (author, answer) in answers.items():
         assert answer.status_code in (201, 503), f"{key}: {answer.status_code} {answer.text}"
         if answer.status_code == 503:
             assert answer.headers.get("Retry-After"), key
-            answers[key] = (user, wait_for(lambda k=key, u=user: _acknowledged(create(base, u, k)), 30,
-                                           f"the retry of {key} to be acknowledged", pause=0.2))
+            answers[key] = (author, wait_for(lambda k=key, a=author: _acknowledged(create(base, a, k)), 30,
+                                             f"the retry of {key} to be acknowledged", pause=0.2))
     stored = posts_by_content(ha)
     for key, (_, answer) in answers.items():
         assert stored.get(key) == [answer.json()["id"]], f"{key}: answered {answer.json()['id']}, stored {stored.get(key)}"
@@ -75,18 +77,19 @@ def _acknowledged(answer: requests.Response) -> requests.Response | None:
 def test_killing_the_primary_with_40_creations_in_flight_loses_no_acknowledged_one(app, ha):
     """40 creations wait on held quota rows; half are let go and the primary is killed at once, so
     some are acknowledged, some are committing and some never started their commit."""
-    users = [app.new_user(f"writer{n}")["id"] for n in range(8)]
+    users = [app.new_account(f"writer{n}") for n in range(8)]
     held_users, released_users = users[:4], users[4:]
     for user in users:  # each gets its quota row for today, which the test then holds
-        assert create(app.base, user, f"before-{user}").status_code == 201
+        assert create(app.base, user, f"before-{user.id}").status_code == 201
     keys = {f"creation-{n}": users[n % len(users)] for n in range(CREATIONS)}
-    answers: dict[str, tuple[int, requests.Response]] = {}
+    answers: dict[str, tuple[Account, requests.Response]] = {}
     # closing, not the connections' own `with`: that would commit on a connection the kill ended.
     with closing(ha.connect_primary()) as held, closing(ha.connect_primary()) as released, \
             ThreadPoolExecutor(CREATIONS) as pool:
         for locker, locked in ((held, held_users), (released, released_users)):
             locker.autocommit = False
-            locker.execute("SELECT used FROM post_quota WHERE user_id = ANY(%s) FOR UPDATE", (locked,))
+            locker.execute("SELECT used FROM post_quota WHERE user_id = ANY(%s) FOR UPDATE",
+                           ([user.id for user in locked],))
         futures = {key: pool.submit(create, app.base, user, key) for key, user in keys.items()}
         wait_for(lambda: waiting_on_locks(ha) >= CREATIONS, 30, f"{CREATIONS} creations to wait on the quota rows")
         released.rollback()
@@ -98,7 +101,7 @@ def test_killing_the_primary_with_40_creations_in_flight_loses_no_acknowledged_o
     statuses = [answer.status_code for _, answer in answers.values()]
     assert all(answers[key][1].status_code == 503 for key, user in keys.items() if user in held_users)
     before_kill = posts_by_content(ha)
-    assert all(f"before-{user}" in before_kill for user in users)
+    assert all(f"before-{user.id}" in before_kill for user in users)
     settle_with_retries(app.base, answers, ha)
     RESULTS.append(f"primary killed (port {killed_port}) with {CREATIONS} creations in flight, 20 of them just "
                    f"released from a row lock: {statuses.count(201)} x 201, {statuses.count(503)} x 503, "
@@ -107,22 +110,22 @@ def test_killing_the_primary_with_40_creations_in_flight_loses_no_acknowledged_o
 
 
 def test_a_switchover_with_reads_and_writes_going_on(app, ha):
-    users = [app.new_user(f"switch{n}")["id"] for n in range(4)]
+    users = [app.new_account(f"switch{n}") for n in range(4)]
     before = ha.primary_port()
     stop = threading.Event()
-    answers: dict[str, tuple[int, requests.Response]] = {}
+    answers: dict[str, tuple[Account, requests.Response]] = {}
     reads: list[int] = []
 
-    def write(user: int) -> None:
+    def write(user: Account) -> None:
         n = 0
         while not stop.is_set():
-            key = f"switch-{user}-{n}"
+            key = f"switch-{user.id}-{n}"
             answers[key] = (user, create(app.base, user, key))
             n += 1
 
-    def read(user: int) -> None:
+    def read(user: Account) -> None:
         while not stop.is_set():
-            for path in ("/api/posts", f"/api/users/{user}", f"/api/posts?author_id={user}"):
+            for path in ("/api/posts", f"/api/users/{user.id}", f"/api/posts?author_id={user.id}"):
                 reads.append(requests.get(app.base + path, timeout=30).status_code)
 
     with ThreadPoolExecutor(8) as pool:
@@ -147,7 +150,7 @@ def test_a_switchover_with_reads_and_writes_going_on(app, ha):
 
 
 def test_losing_the_replicas_makes_writes_wait_then_503_while_reads_go_on(app, ha):
-    user = app.new_user("lonely")["id"]
+    user = app.new_account("lonely")
     primary = ha.primary_port()
     replicas = [port for port in ha_script("members").split() if port != primary]
     try:
@@ -163,8 +166,8 @@ def test_losing_the_replicas_makes_writes_wait_then_503_while_reads_go_on(app, h
         waited = time.monotonic() - started
         assert unconfirmed.status_code == 503, unconfirmed.text
         assert unconfirmed.headers["Retry-After"]
-        assert requests.get(f"{app.base}/api/posts?author_id={user}", timeout=30).status_code == 200
-        assert requests.get(f"{app.base}/api/users/{user}", timeout=30).status_code == 200
+        assert requests.get(f"{app.base}/api/posts?author_id={user.id}", timeout=30).status_code == 200
+        assert requests.get(f"{app.base}/api/users/{user.id}", timeout=30).status_code == 200
         answers["no-replica-left"] = (user, unconfirmed)
     finally:
         for port in replicas:

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from loadtests import soak_rules as rules
-from loadtests.soak_state import AckPost, Clock, FaultWindows, FollowPair, Verdict
+from loadtests.soak_state import AckPost, Clock, FaultWindows, FollowPair, RevokedWrite, Verdict
 from tests.conftest import ROOT
 
 BASE = "http://127.0.0.1:8080"
@@ -253,3 +253,37 @@ def test_the_denormalised_counters_equal_the_rows(verdict, users, posts, expecte
 def test_at_most_five_creations_a_day_and_a_429_only_after_five(verdict, made, quota, refusals, uncertain, expected):
     rules.daily_limit(verdict, made, quota, refusals, uncertain)
     assert_reported(verdict, expected)
+
+
+# --- tokens ----------------------------------------------------------------------------------------
+
+WRITE = f"POST {BASE}/api/posts with token 8 of user 3 (revoked at t=20.0, sent at t=20.5)"
+
+
+def revoked(status: int, content: str | None = "Revoked 1a", sent: float = 20.5) -> RevokedWrite:
+    """User 3's write with token 8 (revoked at 20.0), sent at `sent` and answered `status`."""
+    return RevokedWrite(3, 8, 20.0, sent, f"POST {BASE}/api/posts", status, content)
+
+
+@pytest.mark.parametrize(("writes", "stored", "expected"), [
+    ([revoked(401), revoked(503), revoked(0, None), revoked(404, None)], set(), []),
+    ([revoked(201, sent=19.0)], {"Revoked 1a"}, []),  # sent before the revocation's 204: it proves nothing
+    ([revoked(201)], {"Revoked 1a"}, [("revoked tokens", f"{WRITE} was acknowledged: 201"),
+                                      ("revoked tokens", f"{WRITE} answered 201, yet its post is in PostgreSQL")]),
+    ([revoked(204, None)], set(), [("revoked tokens", f"{WRITE} was acknowledged: 204")]),
+    ([revoked(0)], {"Revoked 1a"}, [("revoked tokens", f"{WRITE} answered nothing, yet its post is in PostgreSQL")]),
+    ([revoked(503)], {"Revoked 1a"}, [("revoked tokens", "answered 503, yet its post is in PostgreSQL")]),
+])
+def test_no_write_with_a_revoked_token_is_acknowledged_or_stored(verdict, writes, stored, expected):
+    rules.revoked_writes(verdict, writes, stored)
+    assert_reported(verdict, expected)
+
+
+@pytest.mark.parametrize(("status", "expected"), [
+    (201, []), (403, []), (429, []),
+    (401, [("live tokens", "PUT /api/users/3/following/4 with token 8 of user 3, never revoked: 401")]),
+])
+def test_a_token_never_revoked_is_never_refused(verdict, status, expected):
+    rules.live_token_answer(verdict, 3, 8, "PUT /api/users/3/following/4", status)
+    assert_reported(verdict, expected)
+    assert verdict.checks["live tokens"] == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 import bottle
 
@@ -22,6 +23,8 @@ from posterr.recent_tokens import RecentTokens
 from posterr.redis_client import Redis
 from posterr.replicas import Replica, Replicas
 from posterr.routes import ops, posts, tokens, users
+from posterr.services.tokens import write_uses
+from posterr.token_uses import TokenUses
 from posterr.watchdog import Watchdog
 
 log = logging.getLogger("posterr")
@@ -41,9 +44,10 @@ def build_context(settings: Settings) -> Context:
                         [Replica(url, database(url, min(settings.pool_timeout, 1.0))) for url in settings.replica_urls],
                         queries, redis, max_lag=settings.replica_max_lag,
                         check_interval=settings.replica_check_interval) if settings.replica_urls else None
+    db = DataTier(database(settings.database_url, settings.pool_timeout), replicas)
     return Context(
         settings=settings,
-        db=DataTier(database(settings.database_url, settings.pool_timeout), replicas),
+        db=db,
         redis=redis,
         cache=DocumentCache(redis),
         timelines=HomeTimelines(redis, size=settings.timeline_size, ttl=settings.timeline_ttl),
@@ -52,6 +56,7 @@ def build_context(settings: Settings) -> Context:
         cursors=CursorCodec(settings.secret_key),
         login_attempts=LoginAttempts(redis),
         recent_tokens=RecentTokens(),
+        token_uses=TokenUses(partial(write_uses, db)),
     )
 
 

@@ -13,6 +13,7 @@ from posterr.limits import ClientRateLimit, DailyQuota
 from posterr.login_limit import LoginAttempts
 from posterr.recent_tokens import RecentTokens
 from posterr.redis_client import Redis
+from posterr.token_uses import TokenUses
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Context:
     cursors: CursorCodec
     login_attempts: LoginAttempts
     recent_tokens: RecentTokens
+    token_uses: TokenUses
 
     @property
     def legacy(self) -> bool:
@@ -34,9 +36,12 @@ class Context:
         return self.settings.auth_mode == "legacy"
 
     def start(self) -> None:
-        """Open the pools: after gunicorn forks, never in the master (sockets do not survive a fork)."""
+        """Open the pools and start the threads: after gunicorn forks, never in the master (sockets
+        and threads do not survive a fork)."""
         self.db.start()
+        self.token_uses.start()
 
     def stop(self) -> None:
+        self.token_uses.stop()
         self.db.stop()
         self.redis.close()

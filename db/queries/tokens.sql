@@ -6,22 +6,21 @@ VALUES (%(user_id)s, %(digest)s, %(hint)s, %(scopes)s, %(token_name)s,
 RETURNING id, scopes, name, created_at, expires_at;
 
 -- name: live_token :one
--- The live (not revoked, not expired) token with this digest, for the request that carries it; stale
--- says whether its last_used_at is behind this minute (then touch_token sets it).
+-- The live (not revoked, not expired) token with this digest, for the request that carries it.
 -- Index: api_tokens_digest_key.
-SELECT id, user_id, scopes,
-       last_used_at IS NULL OR last_used_at < date_trunc('minute', now()) AS stale
+SELECT id, user_id, scopes
 FROM api_tokens
 WHERE digest = %(digest)s AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now());
 
--- name: touch_token :exec
--- last_used_at to the minute: one write a minute at most, however often the token is used. Its
--- commit does not wait for a synchronous standby (set_config, local to this statement's own
--- transaction, evaluated for the row it updates): losing it in a fail-over harms nothing, and it can
--- neither stall nor turn the request it rides on into a 503.
+-- name: touch_tokens :exec
+-- last_used_at of many tokens at once, each to the minute it was last used (posterr/token_uses.py:
+-- each process writes its batch every few seconds, not a row per request). Its commit does not wait
+-- for a synchronous standby (set_config, local to this statement's own transaction, evaluated for
+-- the rows it updates): losing it in a fail-over harms nothing, and it never stalls.
 -- Index: api_tokens_pkey.
-UPDATE api_tokens SET last_used_at = date_trunc('minute', now())
-WHERE id = %(id)s AND (last_used_at IS NULL OR last_used_at < date_trunc('minute', now()))
+UPDATE api_tokens t SET last_used_at = used.minute
+FROM unnest(%(ids)s::bigint[], %(minutes)s::timestamptz[]) AS used (id, minute)
+WHERE t.id = used.id AND (t.last_used_at IS NULL OR t.last_used_at < used.minute)
   AND set_config('synchronous_commit', 'local', true) IS NOT NULL;
 
 -- name: write_token_is_live :one

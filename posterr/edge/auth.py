@@ -4,7 +4,8 @@ that sends one is checked, in both modes, and the rate limit counts the request 
 
 The contract orders a malformed body (400) before any check of the token, so a POST's caller is
 found once its body has been read (posterr/http.py, json_body), every other request's before its
-route runs."""
+route runs. A route declared with `token_rechecked=True` is a write whose service checks the token
+again in its own transaction: a lookup minutes old then says enough (posterr/recent_tokens.py)."""
 
 from __future__ import annotations
 
@@ -19,14 +20,16 @@ from posterr.services import tokens
 from posterr.services.acting import ANONYMOUS, Caller
 
 FOUND_AFTER_BODY = "POST"
+RECHECKED = "token_rechecked"  # the route option that says so
 
 
 class RequestCaller:
     """The current request's caller, found at the first call and kept (routes reach it through
     posterr.http.caller); finding it counts the request in the rate limit."""
 
-    def __init__(self, ctx: Context, route_rule: str, scope: RequestScope):
-        self.ctx, self.route_rule, self.scope = ctx, route_rule, scope
+    def __init__(self, ctx: Context, route: bottle.Route, scope: RequestScope):
+        self.ctx, self.route_rule, self.scope = ctx, route.rule, scope
+        self.rechecked = bool(route.config.get(RECHECKED))
         self._caller: Caller | None = None
         self._counted = False
 
@@ -57,6 +60,6 @@ class RequestCaller:
         token = credentials.bearer_token(request.environ.get("HTTP_AUTHORIZATION"))
         if token is None:
             return ANONYMOUS
-        caller = tokens.caller_of(self.ctx, token)
+        caller = tokens.caller_of(self.ctx, token, rechecked=self.rechecked)
         request.environ["posterr.user_id"] = caller.user_id  # for the access log
         return caller

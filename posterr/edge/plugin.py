@@ -43,7 +43,7 @@ class EdgePlugin:
             started = time.perf_counter()
             ctx = current_context()
             with request_scope(ctx, rule, watchdog) as scope:
-                caller = bottle.request.environ["posterr.caller"] = RequestCaller(ctx, rule, scope)
+                caller = bottle.request.environ["posterr.caller"] = RequestCaller(ctx, route, scope)
                 try:
                     try:
                         if bottle.request.method != FOUND_AFTER_BODY:

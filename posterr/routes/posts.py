@@ -21,18 +21,18 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         return http.created(idempotency.create_once(ctx, attempt, lambda record: posts.create_post(
             ctx, author, record=record, **what), lambda post: posts.deliver_again(ctx, post)))
 
-    @app.post("/api/posts")
+    @app.post("/api/posts", token_rechecked=True)
     def create_post():
         body = http.json_body()
         return created_post(body, content=body.get("content"), repost_id=body.get("repost_id"),
                             reply_to_id=body.get("reply_to_id"))
 
-    @app.post("/api/posts/<post_id>/repost")
+    @app.post("/api/posts/<post_id>/repost", token_rechecked=True)
     def repost(post_id):
         target_id = http.path_id(post_id, "post")
         return created_post(http.json_body(), repost_id=target_id)
 
-    @app.post("/api/posts/<post_id>/replies")
+    @app.post("/api/posts/<post_id>/replies", token_rechecked=True)
     def reply(post_id):
         target_id = http.path_id(post_id, "post")
         body = http.json_body()

@@ -22,7 +22,7 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         params = http.query_params("limit", "cursor")
         return http.page_response(tokens.list_tokens(ctx, http.caller(), **params), params)
 
-    @app.delete("/api/tokens/<token_id>")
+    @app.delete("/api/tokens/<token_id>", token_rechecked=True)
     def revoke(token_id):
         tokens.revoke(ctx, http.caller(), http.path_id(token_id, "token"))
         return http.no_content()

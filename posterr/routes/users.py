@@ -27,13 +27,13 @@ def install(app: bottle.Bottle, ctx: Context) -> None:
         viewer_id = http.query_params("viewer_id")["viewer_id"]
         return http.json_response(users.get_user(ctx, http.path_id(user_id, "user"), viewer_id))
 
-    @app.put("/api/users/<user_id>/following/<target_id>")
+    @app.put("/api/users/<user_id>/following/<target_id>", token_rechecked=True)
     def follow(user_id, target_id):
         follower = http.actor(ctx, http.path_id(user_id, "user"), "id")
         users.follow(ctx, follower, http.path_id(target_id, "user"))
         return http.no_content()
 
-    @app.delete("/api/users/<user_id>/following/<target_id>")
+    @app.delete("/api/users/<user_id>/following/<target_id>", token_rechecked=True)
     def unfollow(user_id, target_id):
         follower = http.actor(ctx, http.path_id(user_id, "user"), "id")
         users.unfollow(ctx, follower, http.path_id(target_id, "user"))

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from posterr import validation
-from posterr.errors import Forbidden, InsufficientScope, InvalidToken, Unauthorized
+from posterr.errors import Forbidden, InsufficientScope, InvalidToken, Unauthorized, ValidationFailed
 
 READ, WRITE = "read", "write"
+T = TypeVar("T")
 SCOPES = (READ, WRITE)
 
 
@@ -56,6 +57,18 @@ def acting_user(caller: Caller, named: Any, *, legacy: bool, field: str = "user_
             raise Forbidden(f"the token acts for user {caller.user_id}, not for user {named}")
         validation.body_id(field, named)
     return Actor(caller.user_id, caller.token_digest)
+
+
+def validated_after_token(db: Any, actor: Actor, validate: Callable[[], T]) -> T:
+    """validate()'s result. When it refuses (422) a write whose token the edge knew from an older
+    lookup (posterr/recent_tokens.py), the token is checked first, on `db`'s primary: the contract
+    puts 401 before 422, and only an invalid request pays for the check."""
+    try:
+        return validate()
+    except ValidationFailed:
+        if actor.token_digest is not None:
+            db.read_primary(lambda run: check_still_writes(run, actor))
+        raise
 
 
 def check_still_writes(run: Callable[..., Any], actor: Actor) -> None:

@@ -18,7 +18,7 @@ from posterr.keys import FEEDS_KEY, feed_field, post_key, user_key
 from posterr.limits import seconds_to_utc_midnight
 from posterr.redis_client import Change
 from posterr.services import timelines
-from posterr.services.acting import Actor
+from posterr.services.acting import Actor, validated_after_token
 from posterr.services.feed_query import FeedQuery, Server, Source
 from posterr.services.idempotency import Record, Recorded, unkept
 from posterr.services.pagination import Page, newest_first_window, page_of, trending_window
@@ -38,9 +38,8 @@ def create_post(ctx: Context, actor: Actor, content: Any = None, repost_id: Any 
     """A post (no repost_id), a repost (repost_id, no content), a quote (both) or a reply (reply_to_id),
     by the actor (its token is checked again in the creation's own transaction)."""
     author = actor.user_id
-    reposted_id = validation.body_id("repost_id", repost_id, required=False)
-    answered_id = validation.body_id("reply_to_id", reply_to_id, required=False)
-    kind, text = validation.creation(content, reposted_id, answered_id)
+    reposted_id, answered_id, kind, text = validated_after_token(
+        ctx.db, actor, lambda: _what_is_created(content, repost_id, reply_to_id))
     target_id = reposted_id or answered_id
 
     try:
@@ -73,6 +72,12 @@ def create_post(ctx: Context, actor: Actor, content: Any = None, repost_id: Any 
     ctx.redis.before_answer(*_cache_work(ctx, post, created["created_at"], followers),
                             ctx.quota.remembers(author, day, created["used"]))
     return recorded
+
+
+def _what_is_created(content: Any, repost_id: Any, reply_to_id: Any) -> tuple[int | None, int | None, str, str | None]:
+    reposted_id = validation.body_id("repost_id", repost_id, required=False)
+    answered_id = validation.body_id("reply_to_id", reply_to_id, required=False)
+    return reposted_id, answered_id, *validation.creation(content, reposted_id, answered_id)
 
 
 def deliver_again(ctx: Context, post: dict) -> None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 from typing import Any
 
 from posterr import credentials, logs, passwords, presenters, validation
 from posterr.context import Context
+from posterr.data_tier import DataTier
 from posterr.db import Session
-from posterr.errors import ApiError, InvalidToken, NotFound, Unauthorized
+from posterr.errors import InvalidToken, NotFound, Unauthorized
+from posterr.recent_tokens import KNOWN_FOR, LIVE_FOR
 from posterr.services.acting import WRITE, Actor, Caller, check_still_writes, token_holder
 from posterr.services.pagination import NEWEST_FIRST_START, Keyset, Page, page_of
 
@@ -19,30 +22,27 @@ TOKENS = Keyset("tokens", ("created_at", "id"))
 WRONG_LOGIN = "the username or the password is wrong"
 
 
-def caller_of(ctx: Context, token: str) -> Caller:
-    """The holder of a live token (401 for any other), from this process's recent lookups or from
-    the primary (a replica may not have seen its revocation yet)."""
+def caller_of(ctx: Context, token: str, *, rechecked: bool = False) -> Caller:
+    """The holder of a live token (401 for any other), from this process's lookups or from the
+    primary (a replica may not have seen its revocation yet). `rechecked`: the request's write checks
+    the token again in its own transaction, so a lookup minutes old says enough (recent_tokens.py)."""
     digest = credentials.digest(token)
-    known = ctx.recent_tokens.get(digest)
-    if known is not None:
-        return known
-    looked_up_at = time.monotonic()
-    row = ctx.db.read_primary(lambda run: run("live_token", digest=digest))
-    if row is None:
-        raise InvalidToken()
-    caller = Caller(user_id=row["user_id"], token_id=row["id"], token_digest=digest, scopes=frozenset(row["scopes"]))
-    if row["stale"]:
-        _touch(ctx, row["id"])
-    ctx.recent_tokens.put(digest, caller.token_id, caller, looked_up_at)
+    caller = ctx.recent_tokens.get(digest, KNOWN_FOR if rechecked else LIVE_FOR)
+    if caller is None:
+        looked_up_at = time.monotonic()
+        row = ctx.db.read_primary(lambda run: run("live_token", digest=digest))
+        if row is None:
+            raise InvalidToken()
+        caller = Caller(user_id=row["user_id"], token_id=row["id"], token_digest=digest,
+                        scopes=frozenset(row["scopes"]))
+        ctx.recent_tokens.put(digest, caller.token_id, caller, looked_up_at)
+    ctx.token_uses.used(caller.token_id)
     return caller
 
 
-def _touch(ctx: Context, token_id: int) -> None:
-    """last_used_at, to the minute; a failure costs the request nothing."""
-    try:
-        ctx.db("touch_token", id=token_id)
-    except ApiError as error:
-        logs.event(log, "token_touch_failed", logging.WARNING, token_id=token_id, error=error.detail)
+def write_uses(db: DataTier, token_ids: list[int], minutes: list[datetime]) -> None:
+    """The minute each token was last used (posterr/token_uses.py writes its batches so)."""
+    db("touch_tokens", ids=token_ids, minutes=minutes)
 
 
 def log_in(ctx: Context, body: dict[str, Any], client: str) -> dict:
@@ -83,6 +83,7 @@ def list_tokens(ctx: Context, caller: Caller, *, limit: str | None, cursor: str 
     user_id = token_holder(caller)
     size = validation.limit(limit)
     before = TOKENS.before(ctx.cursors, cursor, NEWEST_FIRST_START)
+    ctx.token_uses.flush()  # this process's latest uses, this one's included, before they are listed
     rows = ctx.db.read_primary(lambda run: run("tokens_page", user_id=user_id, limit=size + 1, **before))
     return page_of(rows, size, ctx.cursors, TOKENS, presenters.token)
 

@@ -10,7 +10,7 @@ from posterr import logs, passwords, presenters, validation
 from posterr.context import Context
 from posterr.errors import Conflict, DuplicateRow, NotFound, ValidationFailed
 from posterr.keys import user_key
-from posterr.services.acting import Actor, check_still_writes
+from posterr.services.acting import Actor, check_still_writes, validated_after_token
 from posterr.services.idempotency import Record, Recorded, unkept
 from posterr.services.pagination import NEWEST_FIRST_START, Keyset, Page, page_of
 
@@ -61,9 +61,13 @@ def get_user(ctx: Context, user_id: int, viewer_id: str | None = None) -> bytes:
 
 
 def follow(ctx: Context, follower: Actor, followee_id: int) -> None:
-    if follower.user_id == followee_id:
-        raise ValidationFailed.of("target_id", "a user cannot follow themselves")
+    validated_after_token(ctx.db, follower, lambda: _not_self(follower.user_id, followee_id))
     _change_follow(ctx, "insert_follow", follower, followee_id)
+
+
+def _not_self(follower_id: int, followee_id: int) -> None:
+    if follower_id == followee_id:
+        raise ValidationFailed.of("target_id", "a user cannot follow themselves")
 
 
 def unfollow(ctx: Context, follower: Actor, followee_id: int) -> None:

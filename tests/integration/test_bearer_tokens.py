@@ -170,6 +170,11 @@ def test_a_revoked_token_is_refused_by_every_worker(api, sql, alice, bob):
     assert api.delete(f"/api/tokens/{spare['id']}", headers=alice.auth).status_code == 204
     writes = until_several_workers(lambda: fresh_request("POST", url, json={"content": "x"}, headers=bearer(spare["token"])))
     assert len(distinct(writes)) == 2 and {response.status_code for response, _ in writes} == {401}
+    invalid = until_several_workers(lambda: fresh_request("POST", url, json={"content": ""}, headers=bearer(spare["token"])))
+    assert {response.status_code for response, _ in invalid} == {401}  # 401 comes before 422
+    follows = until_several_workers(lambda: fresh_request("PUT", f"{api.base}/api/users/{alice.id}/following/{bob.id}",
+                                                          headers=bearer(spare["token"])))
+    assert {response.status_code for response, _ in follows} == {401}
     assert nothing_written(sql)
     time.sleep(max(0.0, revoked_at + 1.0 - time.monotonic()))  # the contract's bound, not a synchronisation
     reads = until_several_workers(lambda: fresh_request("GET", url, headers=bearer(spare["token"])))

@@ -35,7 +35,7 @@ CASES = {
     "insert_token": [("new", {"user_id": 5, "digest": DIGEST, "hint": "pst_abcd", "scopes": ["read"],
                               "token_name": "", "expires_in": 60})],
     "live_token": [("one", {"digest": DIGEST})],
-    "touch_token": [("one", {"id": 5})],
+    "touch_tokens": [("batch", {"ids": [5, 6], "minutes": [NOW, NOW]})],
     "write_token_is_live": [("one", {"digest": DIGEST, "user_id": 5})],
     "tokens_page": [("first", {"user_id": 5, "limit": 11, "before_created_at": LATEST, "before_id": MAX_ID})],
     "revoke_token": [("one", {"id": 5, "user_id": 5}), ("an operator's", {"id": 5, "user_id": None})],

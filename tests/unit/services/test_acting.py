@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from posterr.errors import Forbidden, InsufficientScope, InvalidToken, Unauthorized, ValidationFailed
-from posterr.services.acting import ANONYMOUS, Actor, Caller, acting_user, check_still_writes, token_holder
+from posterr.services.acting import (
+    ANONYMOUS,
+    Actor,
+    Caller,
+    acting_user,
+    check_still_writes,
+    token_holder,
+    validated_after_token,
+)
 
 WRITER = Caller(user_id=7, token_id=1, token_digest=b"d" * 32, scopes=frozenset({"read", "write"}))
 READER = Caller(user_id=7, token_id=2, token_digest=b"r" * 32, scopes=frozenset({"read"}))
@@ -43,6 +51,35 @@ def test_a_token_holder_needs_a_token_and_the_scope_asked_for():
 def test_the_rate_limit_counts_a_token_against_its_user_and_nobody_against_the_address():
     assert WRITER.rate_limit_client("203.0.113.9") == "user:7"
     assert ANONYMOUS.rate_limit_client("203.0.113.9") == "203.0.113.9"
+
+
+class Primary:
+    """A DataTier's read_primary, over the run function given."""
+
+    def __init__(self, run):
+        self.run = run
+
+    def read_primary(self, work):
+        return work(self.run)
+
+
+def test_a_refused_write_checks_its_token_first_so_401_comes_before_422():
+    asked = []
+
+    def run(name, **params):
+        asked.append(name)
+        return {"live": False}
+
+    def invalid():
+        raise ValidationFailed.of("content", "must not be empty")
+
+    assert validated_after_token(Primary(run), Actor(7, b"d" * 32), lambda: "fine") == "fine"
+    assert asked == []  # a valid request pays nothing here: its transaction checks the token
+    with pytest.raises(InvalidToken):
+        validated_after_token(Primary(run), Actor(7, b"d" * 32), invalid)
+    with pytest.raises(ValidationFailed):
+        validated_after_token(Primary(run), Actor(7), invalid)  # legacy, no token: as before
+    assert asked == ["write_token_is_live"]
 
 
 def test_a_write_checks_its_token_again_only_when_it_has_one():

@@ -624,7 +624,7 @@ def targets(rows: list[Row]) -> list[dict]:
     for what, name, yardstick, most in CPU_TARGETS:
         if name in measured and yardstick in measured:
             ratio = round_ratio(measured[name], measured[yardstick])
-            found.append({"target": f"{what}: CPU {name} / {yardstick} <= {most}", "value": round(ratio, 2),
+            found.append({"target": f"{what}: CPU {name} / {yardstick} <= {most}", "value": round(ratio, 3),
                           "limit": most, "held": ratio <= most})
     if "search" in measured:
         for what, key, most in SEARCH_TARGETS:

@@ -107,6 +107,8 @@ def test_the_token_post_target_is_at_most_a_tenth_more_cpu_than_the_plain_post()
                      "CPU create_post_token / create_post <= 1.1": (1.11, False)}
     [held] = targets([measured("create_post", 4.0), measured("create_post_token", 4.4)])
     assert (held["value"], held["held"]) == (1.1, True)
+    [near] = targets([measured("create_post", 4.0), measured("create_post_token", 4.416)])
+    assert (near["value"], near["held"]) == (1.104, False)  # three decimals: never "1.1 NOT held"
 
 
 def test_without_authors_there_are_no_post_fans_rows():
@@ -140,7 +142,7 @@ def test_each_target_is_a_ratio_of_cpu_per_request_in_the_same_run_and_says_whet
     found = {target["target"].split(":")[0]: (target["value"], target["held"]) for target in targets(rows)}
     assert found == {
         "the edge": (1.3, True),
-        "cached first page against /healthz": (1.54, False),
+        "cached first page against /healthz": (1.538, False),
         "uncached page deep_page against the floor's one-statement page": (1.31, False),
         "a post pushed to 1,000 timelines against one pushed to 10": (2.0, True),
         "search p50 <= 50 ms": (49.9, True),

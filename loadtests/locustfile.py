@@ -1,9 +1,10 @@
-"""A realistic mix for locust: every simulated user gets a bearer token (a returning member: a seeded
-account's, issued in bulk by loadtests/loadtest.py; a newcomer: signs up with a password and logs
-in, loadtests/members.py says which), then scrolls the feed by its Link headers, opens profiles (and
-their "Posts and Replies"), follows and unfollows, posts, reposts, quotes, replies, opens threads and
-searches. Every call that acts for the user sends its token (contract v2.0, the app in
-POSTERR_AUTH=required mode) and names no user_id; reads send none, as they need none.
+"""A realistic mix for locust: every simulated user scrolls the feed by its Link headers, opens
+profiles (and their "Posts and Replies"), follows and unfollows, posts, reposts, quotes, replies,
+opens threads and searches, acting with a bearer token of its own: a returning member with a seeded
+account's, issued in bulk by loadtests/loadtest.py; a newcomer (loadtests/members.py says which)
+browses without one until it first wants to act, then signs up with a password and logs in. Every
+call that acts for the user sends its token (contract v2.0, the app in POSTERR_AUTH=required mode)
+and names no user_id; reads send none, as they need none.
 
 Run it with `make loadtest` (loadtests/loadtest.py starts the app and passes the settings below), or
 by hand: `locust -f loadtests/locustfile.py --host http://127.0.0.1:5000`.
@@ -75,9 +76,23 @@ class Member(HttpUser):
         self.seen: list[dict] = []  # {id, type} of posts shown to this user
         account = None if is_newcomer(next(STARTED), NEWCOMERS_PERCENT) else ACCOUNTS.take()
         self.returning = account is not None  # a seeded user, with posts and reposts from before the run
-        user_id, token = account or self._sign_up_and_log_in()
-        if token:
-            self.user_id, self.auth = user_id, {"Authorization": f"Bearer {token}"}
+        self.signed_up = False  # a newcomer tried to, at its first acting call
+        if account:
+            self._act_as(*account)
+
+    def _act_as(self, user_id: int, token: str) -> None:
+        self.user_id, self.auth = user_id, {"Authorization": f"Bearer {token}"}
+
+    def _acts(self) -> bool:
+        """Whether the user can act. A newcomer browses without an account until it first wants to
+        act, and signs up and logs in then: so the newcomers' Argon2 hashes spread over the run
+        instead of piling onto its start, where every user starts at once."""
+        if self.user_id is None and not self.returning and not self.signed_up:
+            self.signed_up = True
+            user_id, token = self._sign_up_and_log_in()
+            if token:
+                self._act_as(user_id, token)
+        return self.user_id is not None
 
     def _sign_up_and_log_in(self) -> tuple[int | None, str | None]:
         """A new account with a password, and a token for it (never shown: failures show the answer's
@@ -186,12 +201,14 @@ class Member(HttpUser):
 
     @task(2)
     def follow_or_unfollow(self) -> None:
-        if self.user_id is None:
+        if not self._acts():
             return
         if self.following and random.random() < 0.3:
             target, method = random.choice(sorted(self.following)), "DELETE"
         else:
             target, method = random.randint(USER_LOW, USER_HIGH), "PUT"
+            if target == self.user_id:  # a returning member is one of the seeded users: not themselves (422)
+                return
         with self.client.request(method, f"/api/users/{self.user_id}/following/{target}", headers=self.auth,
                                  name="/api/users/[me]/following/[id]", catch_response=True) as response:
             if response.status_code != 204:
@@ -211,13 +228,13 @@ class Member(HttpUser):
 
     @task(2)
     def post(self) -> None:
-        if self.user_id is not None:
+        if self._acts():
             self._create("/api/posts", {"content": sentence()}, "/api/posts [post]")
 
     @task(1)
     def repost(self) -> None:
         candidates = [p for p in self.seen if p["type"] != "repost" and p["id"] not in self.reposted]
-        if self.user_id is None or not candidates:
+        if not candidates or not self._acts():
             return
         target = random.choice(candidates)["id"]
         self.reposted.add(target)  # tried once, whatever the answer: a second try would be a 409
@@ -228,7 +245,7 @@ class Member(HttpUser):
     @task(1)
     def quote(self) -> None:
         candidates = [p for p in self.seen if p["type"] != "quote"]
-        if self.user_id is None or not candidates:
+        if not candidates or not self._acts():
             return
         body = {"content": sentence(), "repost_id": random.choice(candidates)["id"]}
         self._create("/api/posts", body, "/api/posts [quote]")
@@ -236,7 +253,7 @@ class Member(HttpUser):
     @task(2)
     def reply(self) -> None:
         candidates = [p for p in self.seen if p["type"] != "repost"]
-        if self.user_id is None or not candidates:
+        if not candidates or not self._acts():
             return
         target = random.choice(candidates)["id"]
         if random.random() < 0.5:

@@ -8,9 +8,12 @@ What it does, in order:
 2. on the configured PostgreSQL server, migrates `posterr_bench_seed` and seeds it unless it holds
    this seed already (recorded as the database's comment), then copies it to a fresh
    `posterr_bench`, so every run (and its POSTs) starts from the same rows; clears the posterr keys
-   of Redis database 11 (the benchmark's own);
-3. starts gunicorn with posterr/gunicorn_conf.py (workers = CPU count) on a free port with
-   POSTERR_RATE_LIMIT=off and a daily limit of 1,000,000, so nothing is refused;
+   of Redis database 11 (the benchmark's own); issues bearer tokens to up to 10,000 seeded users in
+   that copy (loadtests/bulk_tokens.py), for create_post_token;
+3. starts gunicorn with posterr/gunicorn_conf.py (workers = CPU count) on a free port with the
+   rate limit at a rate no run reaches and a daily limit of 1,000,000, so nothing is refused, in
+   POSTERR_AUTH=legacy mode, so that the v1.1 POSTs (user_id in the body) and the ones with a
+   token are served by the same app;
 4. runs wrk against each row below at a fixed concurrency, one after the other, in --rounds rounds
    (3; the rows alternate), and prints one table of medians: requests/s, p50, p99, CPU time per
    request, each as a share of /healthz's in the same run, and the answers that were not 2xx/3xx.
@@ -51,6 +54,11 @@ Rows:
   of the wide thread's root. Left out, with a note, when the seed has no such threads.
 - profile: GET /api/users/{id} of one seeded user.
 - create post: POST /api/posts, the author drawn at random among the seeded users per request.
+- create_post_token: the same POSTs as a v2.0 client sends them, without user_id and with the
+  bearer token of an author drawn at random per request among the up to 10,000 seeded users given
+  one (evenly spread over their ids). Its target: at most 1.10 times create_post's CPU per request
+  (issue 32); with --only, naming it measures create_post too (each row named brings the
+  yardsticks of its targets).
 - create_post_sync (with --sync-standby, `make bench BENCH_SYNC=1`): the same POSTs while each commit
   waits for a synchronous standby, as under Patroni's synchronous_mode (make ha). A streaming replica
   of the local PostgreSQL (scripts/services.sh replica-up; a base backup the first time) streams
@@ -92,7 +100,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin
 
-from loadtests import harness, profiling
+from loadtests import bulk_tokens, harness, profiling
 from loadtests.harness import say
 
 # Keywords by the share of seeded posts and quotes that contain them (case-insensitive substring;
@@ -171,6 +179,26 @@ request = function()
 end
 """
 
+# The same posts by a v2.0 client: no user_id, and the bearer token of an author drawn at random among
+# the tokens issued for this run (loadtests/bulk_tokens.py), read from a file in the run's temporary
+# folder rather than written into the script.
+LUA_POST_TOKEN = r"""
+local words = {%(words)s}
+local tokens = {}
+for line in io.lines(%(tokens_file)s) do tokens[#tokens + 1] = line end
+local headers = {["Content-Type"] = "application/json", ["Accept"] = "application/json"}
+init = function(args)
+  math.randomseed(os.time() * 100 + (thread_id or 0))
+end
+request = function()
+  local picked = {}
+  for i = 1, 5 do picked[i] = words[math.random(#words)] end
+  headers["Authorization"] = "Bearer " .. tokens[math.random(#tokens)]
+  local body = string.format('{"content": "%%s #%%d"}', table.concat(picked, " "), math.random(0, 996))
+  return wrk.format("POST", "/api/posts", headers, body)
+end
+"""
+
 
 @dataclass
 class Row:
@@ -180,6 +208,7 @@ class Row:
     script: str = ""  # Lua besides the report
     method: str = "GET"
     body: dict | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # of the check request (wrk's come from the script)
     expect: int = 200
     nonempty: bool = False  # check() also wants a non-empty JSON list (a page with posts)
     base: str = "app"  # the server it is sent to: app, floor (loadtests/floor.py) or peer (a full URL)
@@ -222,6 +251,15 @@ class Author:
     pushed: int | None = None  # of those, how many had posts in their timeline after the rounds
 
 
+@dataclass
+class TokenPosts:
+    """The create_post_token row's tokens: the file wrk's script reads them from, how many it holds,
+    and one of them for the check request."""
+    path: str
+    count: int
+    check_token: str
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__.split("\n\n")[0],
                                      epilog="Make variables: BENCH_POSTS, BENCH_USERS, BENCH_DURATION, "
@@ -235,7 +273,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="wrk -t (default 2)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gunicorn workers (default: CPUs)")
     parser.add_argument("--only", default="", help="comma-separated row names to run (healthz and the floor's "
-                        "always run)")
+                        "always run, and so does each named row's target yardstick: create_post with "
+                        "create_post_token)")
     parser.add_argument("--split-search", action="store_true", help="also one search row per word group")
     parser.add_argument("--pause", type=float, default=1.0, help="seconds between rows (default 1)")
     parser.add_argument("--rounds", type=int, default=3,
@@ -330,7 +369,7 @@ def profile_user(low: int, high: int) -> int:
 
 def rows_for(low: int, high: int, pages: Pages, split_search: bool, following: list[Following] | None = None,
              authors: list[Author] | None = None, threads: Threads | None = None,
-             sync_standby: bool = False) -> list[Row]:
+             sync_standby: bool = False, token_posts: TokenPosts | None = None) -> list[Row]:
     profile = profile_user(low, high)
     words = [word for group in ("rare", "medium", "common") for word in KEYWORDS[group]]
     rows = [
@@ -375,6 +414,12 @@ def rows_for(low: int, high: int, pages: Pages, split_search: bool, following: l
         Row("create_post", "POST /api/posts, random author", "/api/posts", post, method="POST",
             body={"user_id": low, "content": "bench check post"}, expect=201),
     ]
+    if token_posts:
+        rows.append(Row("create_post_token", f"POST /api/posts with a bearer token, random author of {token_posts.count:,}",
+                        "/api/posts", LUA_POST_TOKEN % {"words": lua_strings(seed_vocabulary()),
+                                                         "tokens_file": lua_strings([token_posts.path])},
+                        method="POST", body={"content": "bench check post"},
+                        headers={"Authorization": f"Bearer {token_posts.check_token}"}, expect=201))
     if sync_standby:
         rows.append(Row("create_post_sync", "POST /api/posts, each commit waiting for a synchronous standby",
                         "/api/posts", post, method="POST", body={"user_id": low, "content": "bench check post"},
@@ -409,7 +454,7 @@ def check(base: str, row: Row) -> str | None:
 
     data = json.dumps(row.body).encode() if row.body is not None else None
     request = urllib.request.Request(base + row.path, data=data, method=row.method,
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", **row.headers})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             status, body, text = response.status, response.read(), ""
@@ -548,10 +593,17 @@ CPU_TARGETS = [
     *((f"uncached page {name} against the floor's one-statement page", name, "floor_feed", 1.3)
       for name in UNCACHED_PAGES),
     ("POST /api/posts against /healthz", "create_post", "healthz", 4.0),
+    ("POST /api/posts with a bearer token against without (issue 32)", "create_post_token", "create_post", 1.10),
     ("a post pushed to 1,000 timelines against one pushed to 10", "post_fans_1000", "post_fans_10", 2.0),
 ]
 # Keyword search latency at the bench's concurrency: (what, the result's key, the most in ms).
 SEARCH_TARGETS = [("search p50", "p50_us", 50), ("search p99", "p99_us", 200)]
+
+
+def with_yardsticks(only: set[str]) -> set[str]:
+    """The rows --only names and the yardsticks of their targets (create_post with
+    create_post_token, …), so that each target they have is measured; empty: every row."""
+    return only | {yardstick for _what, name, yardstick, _most in CPU_TARGETS if name in only}
 
 
 def round_ratio(row: dict, yardstick: dict) -> float:
@@ -572,7 +624,7 @@ def targets(rows: list[Row]) -> list[dict]:
     for what, name, yardstick, most in CPU_TARGETS:
         if name in measured and yardstick in measured:
             ratio = round_ratio(measured[name], measured[yardstick])
-            found.append({"target": f"{what}: CPU {name} / {yardstick} <= {most}", "value": round(ratio, 2),
+            found.append({"target": f"{what}: CPU {name} / {yardstick} <= {most}", "value": round(ratio, 3),
                           "limit": most, "held": ratio <= most})
     if "search" in measured:
         for what, key, most in SEARCH_TARGETS:
@@ -603,9 +655,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     only = {name.strip() for name in args.only.split(",") if name.strip()}
     names = [row.name for row in rows_for(1, 2, Pages("/", "/", "/"), args.split_search, [Following(n, 1) for n in FOLLOWING],
-                                          [Author(n, 1) for n in FANS], Threads(1, 1, 1, 1), args.sync_standby)]
+                                          [Author(n, 1) for n in FANS], Threads(1, 1, 1, 1), args.sync_standby,
+                                          TokenPosts("", 1, ""))]
     if only - set(names):
         harness.fail(f"--only: no row named {', '.join(sorted(only - set(names)))} (rows: {', '.join(names)})")
+    only = with_yardsticks(only)
     harness.stop_on_sigterm()
     harness.RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = harness.timestamp()
@@ -622,6 +676,11 @@ def main(argv: list[str] | None = None) -> int:
     authors = [Author(n, found[n][0]) for n in FANS if found.get(n, (0, 0))[1] == n]
     fans_left_out = [f"post_fans_{n}: not measured, user author{n} has {found.get(n, (0, 0))[1]:,} followers, "
                      f"not {n:,} (see db/seed/fans.sql)" for n in FANS if found.get(n, (0, 0))[1] != n]
+    token_users = bulk_tokens.spread(low, high, bulk_tokens.MOST) if not only or "create_post_token" in only else []
+    if token_users:
+        started = time.monotonic()
+        issued = bulk_tokens.issue(bench_db, token_users, "bench")
+        say(f"issued {len(issued):,} tokens to seeded users in {time.monotonic() - started:.1f}s (create_post_token)")
     found_threads = harness.find_threads(bench_db)
     threads = Threads(*found_threads) if found_threads else None
     threads_left_out = [] if threads else [
@@ -641,10 +700,12 @@ def main(argv: list[str] | None = None) -> int:
             "the numbers will be low and noisy")
 
     # The rate limit is on, as in production, at a rate no run reaches: its Redis call is paid by every
-    # /api request, and is part of what is measured.
+    # /api request, and is part of what is measured. Legacy mode, so that create_post and post_fans_N
+    # still measure v1.1's POST (user_id in the body, no token) while create_post_token is served by
+    # the same app in the same run: a request with a token is checked exactly as in required mode.
     app = harness.App(bench_db, bench_redis, harness.RESULTS / f"bench-{stamp}-gunicorn.log",
                       daily_post_limit=1_000_000, workers=args.workers,
-                      extra_env={"POSTERR_RATE_LIMIT": "1000000000/minute"})
+                      extra_env={"POSTERR_RATE_LIMIT": "1000000000/minute", "POSTERR_AUTH": "legacy"})
     from posterr.config import Settings
 
     settings = Settings.from_env(app.env)  # what the app will read: the fan-out limit, the timelines' TTL
@@ -653,6 +714,10 @@ def main(argv: list[str] | None = None) -> int:
     floor = harness.Floor(bench_db, harness.RESULTS / f"bench-{stamp}-floor.log", workers=args.workers,
                           threads=settings.threads)
     with app, floor, tempfile.TemporaryDirectory(prefix="posterr-bench-") as scripts:
+        token_posts = None
+        if token_users:
+            path = bulk_tokens.write_private(Path(scripts) / "tokens.txt", issued)
+            token_posts = TokenPosts(str(path), len(issued), issued[0])
         deep, followed = deep_page(app.base, DEEP_PAGES)
         pages = Pages(deep, deep_page(app.base, 1, f"/api/posts?author_id={profile_user(low, high)}")[0],
                       deep_page(app.base, 1, "/api/posts?sort_by=trending")[0])
@@ -679,7 +744,7 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"warning: {failed} followers' Following feeds did not answer 200: their authors' rows "
                     "push into fewer timelines than they have followers")
         rows = [row for row in rows_for(low, high, pages, args.split_search, following, authors, threads,
-                                        args.sync_standby)
+                                        args.sync_standby, token_posts)
                 if not only or row.name in only or row.name in ALWAYS]
         fanned = {f"post_fans_{author.fans}" for author in authors if author.timelines}
         if args.peer_url:

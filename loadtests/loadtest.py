@@ -1,12 +1,16 @@
 """`make loadtest`: locust, headless, against the app started as `make bench` starts it.
 
     python -m loadtests.loadtest [--users 200] [--spawn-rate 50] [--run-time 60s] [--p95-ms 50]
-                                 [--posts 10000] [--seed-users 1000] [--daily-limit 5]
+                                 [--posts 10000] [--seed-users 1000] [--daily-limit 5] [--newcomers 10]
 
 The database is a fresh copy of `posterr_bench_seed` in `posterr_bench`, as `make bench` makes it
 (the seed is made once and reused), Redis database 11,
-gunicorn with posterr/gunicorn_conf.py on a free port with POSTERR_RATE_LIMIT=off and the normal
-daily limit (5), so the 429s of the limit are part of the mix. Reports go to
+gunicorn with posterr/gunicorn_conf.py on a free port with POSTERR_RATE_LIMIT=off, the normal
+daily limit (5), so the 429s of the limit are part of the mix, and POSTERR_AUTH=required: every
+acting call carries its user's token. The simulated users who are not newcomers (loadtests/members.py)
+act as seeded users, evenly spread over their ids, with tokens issued in bulk in that copy before
+locust starts (loadtests/bulk_tokens.py) and handed over in a file only its owner can read, in a
+temporary folder deleted at the end; newcomers sign up and log in. Reports go to
 loadtests/results/loadtest-<timestamp>{_stats.csv,_failures.csv,…,.html}. The exit code is
 locust's: 1 when more than 1 % of the requests failed or p95 is over --p95-ms.
 """
@@ -18,9 +22,12 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
-from loadtests import harness
+from loadtests import bulk_tokens, harness
 from loadtests.harness import say
+from loadtests.members import accounts_lines, is_newcomer
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -38,12 +45,22 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reseed", action="store_true", help="seed again even if the same seed is there")
     parser.add_argument("--daily-limit", type=int, default=5, help="POSTERR_DAILY_POST_LIMIT (default 5)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gunicorn workers (default: CPUs)")
+    parser.add_argument("--newcomers", type=int, default=10, metavar="PERCENT",
+                        help="users who sign up and log in (an Argon2 hash each) rather than act as a seeded "
+                             "user with a token issued in bulk (default 10)")
     args = parser.parse_args(argv)
     if run_seconds(args.run_time) is None:
         parser.error("--run-time looks like 60s, 5m or 1h30m")
     if args.users < 1 or args.spawn_rate <= 0:
         parser.error("--users and --spawn-rate must be positive")
+    if not 0 <= args.newcomers <= 100:
+        parser.error("--newcomers is a percentage, 0 to 100")
     return args
+
+
+def returning_members(users: int, newcomers_percent: int) -> int:
+    """How many of the simulated users are not newcomers (each then needs a seeded account's token)."""
+    return sum(not is_newcomer(number, newcomers_percent) for number in range(users))
 
 
 def run_seconds(text: str) -> int | None:
@@ -63,10 +80,16 @@ def main(argv: list[str] | None = None) -> int:
     bench_db, bench_redis, low, high = harness.prepare_data(users=args.seed_users, posts=args.posts,
                                                             follows=args.follows_per_user, reseed=args.reseed)
     prefix = harness.RESULTS / f"loadtest-{stamp}"
+    members = bulk_tokens.spread(low, high, min(returning_members(args.users, args.newcomers), bulk_tokens.MOST))
+    issued = bulk_tokens.issue(bench_db, members, "loadtest")
+    say(f"issued tokens to {len(issued):,} seeded users, the returning members; the other "
+        f"{args.users - len(issued):,} simulated users sign up and log in")
 
+    # Required whatever the caller's environment says (App starts from it): the mix is a v2.0 client's.
     app = harness.App(bench_db, bench_redis, harness.RESULTS / f"loadtest-{stamp}-gunicorn.log",
-                      daily_post_limit=args.daily_limit, workers=args.workers)
-    with app:
+                      daily_post_limit=args.daily_limit, workers=args.workers, extra_env={"POSTERR_AUTH": "required"})
+    with app, tempfile.TemporaryDirectory(prefix="posterr-loadtest-") as private:
+        accounts = bulk_tokens.write_private(Path(private) / "accounts.txt", accounts_lines(members, issued))
         command = [sys.executable, "-m", "locust", "-f", str(harness.ROOT / "loadtests" / "locustfile.py"),
                    "--headless", "--only-summary", "-u", str(args.users), "-r", str(args.spawn_rate),
                    "-t", args.run_time, "--stop-timeout", "10", "--host", app.base,
@@ -74,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         # locust reads LOCUST_* variables as options (make passes LOCUST_USERS & co. on): only ours count.
         env = {name: value for name, value in os.environ.items() if not name.startswith("LOCUST_")}
         env.update({"LOADTEST_USER_LOW": str(low), "LOADTEST_USER_HIGH": str(high),
-                    "LOADTEST_P95_MS": str(args.p95_ms), "LOADTEST_MAX_FAIL_RATIO": str(args.max_fail_ratio)})
+                    "LOADTEST_P95_MS": str(args.p95_ms), "LOADTEST_MAX_FAIL_RATIO": str(args.max_fail_ratio),
+                    "LOADTEST_ACCOUNTS_FILE": str(accounts), "LOADTEST_NEWCOMERS": str(args.newcomers)})
         say(f"locust: {args.users} users (+{args.spawn_rate:g}/s) for {args.run_time} against {app.base}; "
             f"fails over {args.max_fail_ratio:.0%} failures or p95 > {args.p95_ms:g} ms")
         process = subprocess.Popen(command, cwd=harness.ROOT, env=env)

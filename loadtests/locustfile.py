@@ -1,6 +1,10 @@
-"""A realistic mix for locust: every simulated user signs up, then scrolls the feed by its Link
-headers, opens profiles (and their "Posts and Replies"), follows and unfollows, posts, reposts,
-quotes, replies, opens threads and searches.
+"""A realistic mix for locust: every simulated user scrolls the feed by its Link headers, opens
+profiles (and their "Posts and Replies"), follows and unfollows, posts, reposts, quotes, replies,
+opens threads and searches, acting with a bearer token of its own: a returning member with a seeded
+account's, issued in bulk by loadtests/loadtest.py; a newcomer (loadtests/members.py says which)
+browses without one until it first wants to act, then signs up with a password and logs in. Every
+call that acts for the user sends its token (contract v2.0, the app in POSTERR_AUTH=required mode)
+and names no user_id; reads send none, as they need none.
 
 Run it with `make loadtest` (loadtests/loadtest.py starts the app and passes the settings below), or
 by hand: `locust -f loadtests/locustfile.py --host http://127.0.0.1:5000`.
@@ -8,6 +12,9 @@ by hand: `locust -f loadtests/locustfile.py --host http://127.0.0.1:5000`.
 Environment:
 - LOADTEST_USER_LOW / LOADTEST_USER_HIGH: the id range of existing (seeded) users to visit and
   follow (default 1–1000);
+- LOADTEST_ACCOUNTS_FILE: the returning members' accounts, `USER_ID TOKEN` a line (none: every user
+  is a newcomer), each used by one simulated user; users beyond them are newcomers;
+- LOADTEST_NEWCOMERS: the percentage of users who are newcomers whatever the accounts (default 10);
 - LOADTEST_P95_MS: the run fails (exit code 1) when the p95 of all requests exceeds it (default 50);
 - LOADTEST_MAX_FAIL_RATIO: ... or when more than this share of requests fail (default 0.01);
 - LOADTEST_WAIT_MIN / LOADTEST_WAIT_MAX: seconds each user pauses between actions (default 0.5–2).
@@ -18,12 +25,15 @@ a long run): it counts as a success. Every other status that is not the one expe
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import random
 import secrets
 
 from locust import HttpUser, between, events, task
+
+from loadtests.members import Accounts, is_newcomer
 
 log = logging.getLogger("posterr.loadtest")
 
@@ -37,6 +47,9 @@ KEYWORDS = ["#996", "#501", "axolotl", "zebra", "picture", "kitten", "the", "an"
 WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "posterr", "kitten", "zebra", "quokka",
          "hello", "world", "today"]
 SEEN_LIMIT = 200  # posts remembered per user (candidates for reposts, quotes and replies)
+NEWCOMERS_PERCENT = int(os.environ.get("LOADTEST_NEWCOMERS", "10"))
+ACCOUNTS = Accounts.from_file(os.environ.get("LOADTEST_ACCOUNTS_FILE", ""))
+STARTED = itertools.count()  # users numbered as they start (one process: locust's users are greenlets)
 
 
 def problem(response) -> str:
@@ -51,26 +64,59 @@ def sentence() -> str:
 
 
 class Member(HttpUser):
-    """One person using Posterr: a new account, reading much more than writing."""
+    """One person using Posterr, with a token of their own: reading much more than writing."""
 
     wait_time = between(WAIT_MIN, WAIT_MAX)
 
     def on_start(self) -> None:
-        self.user_id: int | None = None
+        self.user_id: int | None = None  # None until the user has a token: it then acts for nobody
+        self.auth: dict[str, str] = {}  # the Authorization header of every acting call
         self.following: set[int] = set()
         self.reposted: set[int] = set()
         self.seen: list[dict] = []  # {id, type} of posts shown to this user
+        account = None if is_newcomer(next(STARTED), NEWCOMERS_PERCENT) else ACCOUNTS.take()
+        self.returning = account is not None  # a seeded user, with posts and reposts from before the run
+        self.signed_up = False  # a newcomer tried to, at its first acting call
+        if account:
+            self._act_as(*account)
+
+    def _act_as(self, user_id: int, token: str) -> None:
+        self.user_id, self.auth = user_id, {"Authorization": f"Bearer {token}"}
+
+    def _acts(self) -> bool:
+        """Whether the user can act. A newcomer browses without an account until it first wants to
+        act, and signs up and logs in then: so the newcomers' Argon2 hashes spread over the run
+        instead of piling onto its start, where every user starts at once."""
+        if self.user_id is None and not self.returning and not self.signed_up:
+            self.signed_up = True
+            user_id, token = self._sign_up_and_log_in()
+            if token:
+                self._act_as(user_id, token)
+        return self.user_id is not None
+
+    def _sign_up_and_log_in(self) -> tuple[int | None, str | None]:
+        """A new account with a password, and a token for it (never shown: failures show the answer's
+        problem, which holds neither)."""
+        password = secrets.token_urlsafe(18)
         for _ in range(3):  # a 409 (the random name is taken) gets another name
             username = "lt" + secrets.token_hex(6)
-            with self.client.post("/api/users", json={"username": username}, name="/api/users [sign up]",
-                                  catch_response=True) as response:
+            with self.client.post("/api/users", json={"username": username, "password": password},
+                                  name="/api/users [sign up]", catch_response=True) as response:
                 if response.status_code == 201:
-                    self.user_id = response.json()["id"]
-                    return
+                    user_id = response.json()["id"]
+                    break
                 if response.status_code != 409:
                     response.failure("sign-up: " + problem(response))
-                    return
+                    return None, None
                 response.success()
+        else:
+            return None, None
+        with self.client.post("/api/tokens", json={"username": username, "password": password, "name": "loadtest"},
+                              name="/api/tokens [log in]", catch_response=True) as response:
+            if response.status_code != 201:
+                response.failure("log-in: " + problem(response))
+                return None, None
+            return user_id, response.json()["token"]
 
     # --- reading ------------------------------------------------------------------------------------
 
@@ -155,61 +201,65 @@ class Member(HttpUser):
 
     @task(2)
     def follow_or_unfollow(self) -> None:
-        if self.user_id is None:
+        if not self._acts():
             return
         if self.following and random.random() < 0.3:
             target, method = random.choice(sorted(self.following)), "DELETE"
         else:
             target, method = random.randint(USER_LOW, USER_HIGH), "PUT"
-        with self.client.request(method, f"/api/users/{self.user_id}/following/{target}",
+            if target == self.user_id:  # a returning member is one of the seeded users: not themselves (422)
+                return
+        with self.client.request(method, f"/api/users/{self.user_id}/following/{target}", headers=self.auth,
                                  name="/api/users/[me]/following/[id]", catch_response=True) as response:
             if response.status_code != 204:
                 response.failure(problem(response))
                 return
         (self.following.add if method == "PUT" else self.following.discard)(target)
 
-    def _create(self, path: str, body: dict, name: str) -> None:
-        """A creation: 201, or 429 once the daily limit is used up (expected, so a success)."""
-        with self.client.post(path, json=body, name=name, catch_response=True) as response:
-            if response.status_code == 429 and response.headers.get("Retry-After"):
+    def _create(self, path: str, body: dict, name: str, also_expected: int | None = None) -> None:
+        """A creation: 201, or 429 once the daily limit is used up (expected, so a success), or the
+        status `also_expected` names."""
+        with self.client.post(path, json=body, headers=self.auth, name=name, catch_response=True) as response:
+            if response.status_code == 429 and response.headers.get("Retry-After") or \
+                    response.status_code == also_expected:
                 response.success()
             elif response.status_code != 201:
                 response.failure(problem(response))
 
     @task(2)
     def post(self) -> None:
-        if self.user_id is not None:
-            self._create("/api/posts", {"user_id": self.user_id, "content": sentence()}, "/api/posts [post]")
+        if self._acts():
+            self._create("/api/posts", {"content": sentence()}, "/api/posts [post]")
 
     @task(1)
     def repost(self) -> None:
         candidates = [p for p in self.seen if p["type"] != "repost" and p["id"] not in self.reposted]
-        if self.user_id is None or not candidates:
+        if not candidates or not self._acts():
             return
         target = random.choice(candidates)["id"]
         self.reposted.add(target)  # tried once, whatever the answer: a second try would be a 409
-        self._create(f"/api/posts/{target}/repost", {"user_id": self.user_id}, "/api/posts/[id]/repost")
+        # A returning member may have reposted it before the run: then 409, as it should.
+        self._create(f"/api/posts/{target}/repost", {}, "/api/posts/[id]/repost",
+                     also_expected=409 if self.returning else None)
 
     @task(1)
     def quote(self) -> None:
         candidates = [p for p in self.seen if p["type"] != "quote"]
-        if self.user_id is None or not candidates:
+        if not candidates or not self._acts():
             return
-        body = {"user_id": self.user_id, "content": sentence(), "repost_id": random.choice(candidates)["id"]}
+        body = {"content": sentence(), "repost_id": random.choice(candidates)["id"]}
         self._create("/api/posts", body, "/api/posts [quote]")
 
     @task(2)
     def reply(self) -> None:
         candidates = [p for p in self.seen if p["type"] != "repost"]
-        if self.user_id is None or not candidates:
+        if not candidates or not self._acts():
             return
         target = random.choice(candidates)["id"]
         if random.random() < 0.5:
-            self._create(f"/api/posts/{target}/replies", {"user_id": self.user_id, "content": sentence()},
-                         "/api/posts/[id]/replies [reply]")
+            self._create(f"/api/posts/{target}/replies", {"content": sentence()}, "/api/posts/[id]/replies [reply]")
         else:
-            self._create("/api/posts", {"user_id": self.user_id, "content": sentence(), "reply_to_id": target},
-                         "/api/posts [reply]")
+            self._create("/api/posts", {"content": sentence(), "reply_to_id": target}, "/api/posts [reply]")
 
 
 @events.quitting.add_listener

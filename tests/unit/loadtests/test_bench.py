@@ -3,7 +3,20 @@ request) and its rows."""
 
 from __future__ import annotations
 
-from loadtests.bench import FANS, FOLLOWING, Author, Following, Pages, Row, Threads, combine, rows_for, targets
+from loadtests.bench import (
+    FANS,
+    FOLLOWING,
+    Author,
+    Following,
+    Pages,
+    Row,
+    Threads,
+    TokenPosts,
+    combine,
+    rows_for,
+    targets,
+    with_yardsticks,
+)
 
 PAGES = Pages("/api/posts?cursor=deep", "/api/posts?author_id=42&cursor=a", "/api/posts?sort_by=trending&cursor=t")
 
@@ -64,6 +77,40 @@ def test_each_author_gets_a_post_row_of_its_own_after_create_post():
     assert "100,000 followers" in rows["post_fans_100000"].what
 
 
+def test_the_token_row_follows_create_post_and_sends_a_token_instead_of_user_id():
+    tokens = TokenPosts("/tmp/run/tokens.txt", 2000, "pst_" + "C" * 43)
+    rows = {row.name: row for row in rows_for(1, 1000, PAGES, False, None, [Author(10, 7010)], None, False, tokens)}
+    names = list(rows)
+    assert names[names.index("create_post"):] == ["create_post", "create_post_token", "post_fans_10"]
+    row = rows["create_post_token"]
+    assert (row.method, row.path, row.expect, row.body) == ("POST", "/api/posts", 201, {"content": "bench check post"})
+    assert row.headers == {"Authorization": "Bearer pst_" + "C" * 43}  # the check request's token
+    assert 'io.lines("/tmp/run/tokens.txt")' in row.script and "user_id" not in row.script
+    assert '"Bearer " .. tokens[math.random(#tokens)]' in row.script
+    assert "2,000" in row.what and not rows["create_post"].headers
+
+
+def test_without_tokens_there_is_no_token_row():
+    assert "create_post_token" not in [row.name for row in rows_for(1, 1000, PAGES, False)]
+
+
+def test_only_brings_the_yardsticks_of_the_rows_it_names():
+    assert with_yardsticks({"create_post_token"}) == {"create_post_token", "create_post"}
+    assert with_yardsticks({"post_fans_1000", "search"}) == {"post_fans_1000", "post_fans_10", "search"}
+    assert with_yardsticks(set()) == set()  # every row
+
+
+def test_the_token_post_target_is_at_most_a_tenth_more_cpu_than_the_plain_post():
+    found = {target["target"]: (target["value"], target["held"])
+             for target in targets([measured("create_post", 4.0), measured("create_post_token", 4.44)])}
+    assert found == {"POST /api/posts with a bearer token against without (issue 32): "
+                     "CPU create_post_token / create_post <= 1.1": (1.11, False)}
+    [held] = targets([measured("create_post", 4.0), measured("create_post_token", 4.4)])
+    assert (held["value"], held["held"]) == (1.1, True)
+    [near] = targets([measured("create_post", 4.0), measured("create_post_token", 4.416)])
+    assert (near["value"], near["held"]) == (1.104, False)  # three decimals: never "1.1 NOT held"
+
+
 def test_without_authors_there_are_no_post_fans_rows():
     assert not [row for row in rows_for(1, 1000, PAGES, False) if row.name.startswith("post_fans_")]
 
@@ -95,7 +142,7 @@ def test_each_target_is_a_ratio_of_cpu_per_request_in_the_same_run_and_says_whet
     found = {target["target"].split(":")[0]: (target["value"], target["held"]) for target in targets(rows)}
     assert found == {
         "the edge": (1.3, True),
-        "cached first page against /healthz": (1.54, False),
+        "cached first page against /healthz": (1.538, False),
         "uncached page deep_page against the floor's one-statement page": (1.31, False),
         "a post pushed to 1,000 timelines against one pushed to 10": (2.0, True),
         "search p50 <= 50 ms": (49.9, True),

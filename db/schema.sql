@@ -109,21 +109,6 @@ $$;
 
 
 --
--- Name: token_writes_for(bytea, bigint); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.token_writes_for(token_digest bytea, acting_user bigint) RETURNS boolean
-    LANGUAGE sql STABLE PARALLEL SAFE
-    AS $$
-    SELECT EXISTS (
-        SELECT 1 FROM api_tokens t
-        WHERE t.digest = token_digest AND t.user_id = acting_user AND t.revoked_at IS NULL
-          AND (t.expires_at IS NULL OR t.expires_at > now()) AND 'write' = ANY (t.scopes)
-    )
-$$;
-
-
---
 -- Name: api_tokens; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -142,6 +127,19 @@ CREATE TABLE public.api_tokens (
     CONSTRAINT api_tokens_known_scopes CHECK ((scopes <@ ARRAY['read'::text, 'write'::text])),
     CONSTRAINT api_tokens_name_length CHECK ((char_length(name) <= 100))
 );
+
+
+--
+-- Name: write_tokens(bytea, bigint); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.write_tokens(token_digest bytea, acting_user bigint) RETURNS SETOF public.api_tokens
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+    SELECT * FROM api_tokens t
+    WHERE t.digest = token_digest AND t.user_id = acting_user AND t.revoked_at IS NULL
+      AND (t.expires_at IS NULL OR t.expires_at > now()) AND 'write' = ANY (t.scopes)
+$$;
 
 
 --
@@ -565,4 +563,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261207050000'),
     ('20261207060000'),
     ('20261207070000'),
-    ('20261208010000');
+    ('20261208010000'),
+    ('20261208020000');

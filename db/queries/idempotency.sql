@@ -7,7 +7,7 @@
 -- the request's token (its digest; NULL without one) still writes for the user: a replay is an
 -- acknowledgement too, so a revoked token gets none. No row at all means a concurrent claim
 -- committed meanwhile: ask again.
--- Index: idempotency_keys_pkey, api_tokens_digest_key (through token_writes_for).
+-- Index: idempotency_keys_pkey, api_tokens_digest_key (through write_tokens, inlined).
 WITH claimed AS (
     INSERT INTO idempotency_keys AS k (scope, user_id, key, fingerprint, claim)
     VALUES (%(scope)s, %(user_id)s, %(key)s, %(fingerprint)s, %(claim)s)
@@ -22,7 +22,7 @@ WITH claimed AS (
 SELECT fingerprint, status, location, body, claimed, true AS token_live FROM claimed
 UNION ALL
 SELECT fingerprint, status, location, body, false AS claimed,
-       %(token_digest)s::bytea IS NULL OR token_writes_for(%(token_digest)s, %(user_id)s) AS token_live
+       %(token_digest)s::bytea IS NULL OR EXISTS (SELECT FROM write_tokens(%(token_digest)s, %(user_id)s)) AS token_live
 FROM idempotency_keys
 WHERE scope = %(scope)s AND user_id = %(user_id)s AND key = %(key)s
   AND NOT EXISTS (SELECT 1 FROM claimed);

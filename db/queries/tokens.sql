@@ -25,8 +25,8 @@ WHERE t.id = used.id AND (t.last_used_at IS NULL OR t.last_used_at < used.minute
 
 -- name: write_token_is_live :one
 -- Whether the token still writes for the user, checked inside a write's own transaction.
--- Index: api_tokens_digest_key (through token_writes_for).
-SELECT token_writes_for(%(digest)s, %(user_id)s) AS live;
+-- Index: api_tokens_digest_key (through write_tokens, inlined).
+SELECT EXISTS (SELECT FROM write_tokens(%(digest)s, %(user_id)s)) AS live;
 
 -- name: tokens_page :many
 -- A user's live tokens, newest first, from a keyset position (the first page: past every row).

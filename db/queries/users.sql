@@ -15,9 +15,9 @@ WHERE id = %(id)s;
 -- the post its created_at: the daily limit counts the post on the day it is dated. token_live: the
 -- request's token (its digest; NULL for a legacy request without one) still writes for the author,
 -- checked in the creation's own transaction at no extra round trip.
--- Index: users_pkey, api_tokens_digest_key (through token_writes_for).
+-- Index: users_pkey, api_tokens_digest_key (through write_tokens, inlined).
 SELECT id, username, (now() AT TIME ZONE 'UTC')::date AS today,
-       %(token_digest)s::bytea IS NULL OR token_writes_for(%(token_digest)s, id) AS token_live
+       %(token_digest)s::bytea IS NULL OR EXISTS (SELECT FROM write_tokens(%(token_digest)s, id)) AS token_live
 FROM users
 WHERE id = %(id)s;
 

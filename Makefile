@@ -86,7 +86,8 @@ seed: venv migrate
 	@$(WITH_SERVICES) $(BIN)/python -m loadtests.seed --users $(USERS) --posts $(POSTS) \
 	  --follows-per-user $(FOLLOWS) $(if $(RESET),--reset)
 
-# wrk against the app in its production configuration, over a database of its own (posterr_bench);
+# wrk against the app in its production configuration, over a database of its own (posterr_bench), in
+# POSTERR_AUTH=legacy mode so that POST with user_id and POST with a token are measured side by side;
 # results on stdout and in loadtests/results/. More options: make bench BENCH_ARGS=--help
 BENCH_POSTS ?= 1000000
 BENCH_USERS ?= 10000
@@ -102,8 +103,9 @@ bench: venv
 	  --duration $(BENCH_DURATION) --connections $(BENCH_CONNECTIONS) --threads $(BENCH_THREADS) \
 	  --rounds $(BENCH_ROUNDS) $(if $(PEER_URL),--peer-url '$(PEER_URL)') $(if $(BENCH_SYNC),--sync-standby) $(BENCH_ARGS)
 
-# locust (loadtests/locustfile.py), headless, against the app as `make bench` runs it; fails when
-# over 1% of requests fail or p95 exceeds LOADTEST_P95_MS. Reports in loadtests/results/.
+# locust (loadtests/locustfile.py), headless, against the app as `make bench` runs it but in
+# POSTERR_AUTH=required mode, every simulated user acting with a token of its own (LOADTEST_ARGS=--help);
+# fails when over 1% of requests fail or p95 exceeds LOADTEST_P95_MS. Reports in loadtests/results/.
 LOCUST_USERS ?= 200
 LOCUST_SPAWN_RATE ?= 50
 LOCUST_TIME ?= 60s

@@ -163,9 +163,14 @@ end
 # A post's content is drawn like a seeded post's (five words of the seed's vocabulary and a hashtag),
 # so that the posts a run creates, the newest ones, leave keyword search rows measuring what they would
 # over seeded posts alone (posts of other words at the top made every later search scan past them).
+# Its author is drawn at random from low..high and named by user_id, as the previous frontend does; or,
+# given a file of tokens (loadtests/bulk_tokens.py, read from the run's temporary folder rather than
+# written into the script), as a v2.0 client sends it: no user_id, the bearer token of a random author.
 LUA_POST = r"""
-local low, high = %(low)d, %(high)d
+local low, high, tokens_file = %(low)d, %(high)d, %(tokens_file)s
 local words = {%(words)s}
+local tokens = {}
+if tokens_file then for line in io.lines(tokens_file) do tokens[#tokens + 1] = line end end
 local headers = {["Content-Type"] = "application/json", ["Accept"] = "application/json"}
 init = function(args)
   math.randomseed(os.time() * 100 + (thread_id or 0))
@@ -173,31 +178,23 @@ end
 request = function()
   local picked = {}
   for i = 1, 5 do picked[i] = words[math.random(#words)] end
-  local body = string.format('{"user_id": %%d, "content": "%%s #%%d"}', math.random(low, high),
-                             table.concat(picked, " "), math.random(0, 996))
+  local content = string.format("%%s #%%d", table.concat(picked, " "), math.random(0, 996))
+  local body
+  if #tokens > 0 then
+    headers["Authorization"] = "Bearer " .. tokens[math.random(#tokens)]
+    body = string.format('{"content": "%%s"}', content)
+  else
+    body = string.format('{"user_id": %%d, "content": "%%s"}', math.random(low, high), content)
+  end
   return wrk.format("POST", "/api/posts", headers, body)
 end
 """
 
-# The same posts by a v2.0 client: no user_id, and the bearer token of an author drawn at random among
-# the tokens issued for this run (loadtests/bulk_tokens.py), read from a file in the run's temporary
-# folder rather than written into the script.
-LUA_POST_TOKEN = r"""
-local words = {%(words)s}
-local tokens = {}
-for line in io.lines(%(tokens_file)s) do tokens[#tokens + 1] = line end
-local headers = {["Content-Type"] = "application/json", ["Accept"] = "application/json"}
-init = function(args)
-  math.randomseed(os.time() * 100 + (thread_id or 0))
-end
-request = function()
-  local picked = {}
-  for i = 1, 5 do picked[i] = words[math.random(#words)] end
-  headers["Authorization"] = "Bearer " .. tokens[math.random(#tokens)]
-  local body = string.format('{"content": "%%s #%%d"}', table.concat(picked, " "), math.random(0, 996))
-  return wrk.format("POST", "/api/posts", headers, body)
-end
-"""
+
+def post_script(low: int, high: int, tokens_file: str | None = None) -> str:
+    """LUA_POST for authors low..high, or for the holders of the tokens in tokens_file."""
+    return LUA_POST % {"low": low, "high": high, "words": lua_strings(seed_vocabulary()),
+                       "tokens_file": lua_strings([tokens_file]) if tokens_file else "nil"}
 
 
 @dataclass
@@ -408,7 +405,7 @@ def rows_for(low: int, high: int, pages: Pages, split_search: bool, following: l
             Row("context_wide", "context: wide thread's root", f"/api/posts/{threads.wide_root}/context"),
             Row("replies_wide", "replies page 1 of the wide thread", f"/api/posts/{threads.wide_root}/replies"),
         ]
-    post = LUA_POST % {"low": low, "high": high, "words": lua_strings(seed_vocabulary())}
+    post = post_script(low, high)
     rows += [
         Row("profile", f"profile (GET /api/users/{profile})", f"/api/users/{profile}"),
         Row("create_post", "POST /api/posts, random author", "/api/posts", post, method="POST",
@@ -416,8 +413,7 @@ def rows_for(low: int, high: int, pages: Pages, split_search: bool, following: l
     ]
     if token_posts:
         rows.append(Row("create_post_token", f"POST /api/posts with a bearer token, random author of {token_posts.count:,}",
-                        "/api/posts", LUA_POST_TOKEN % {"words": lua_strings(seed_vocabulary()),
-                                                         "tokens_file": lua_strings([token_posts.path])},
+                        "/api/posts", post_script(low, high, token_posts.path),
                         method="POST", body={"content": "bench check post"},
                         headers={"Authorization": f"Bearer {token_posts.check_token}"}, expect=201))
     if sync_standby:
@@ -425,7 +421,7 @@ def rows_for(low: int, high: int, pages: Pages, split_search: bool, following: l
                         "/api/posts", post, method="POST", body={"user_id": low, "content": "bench check post"},
                         expect=201, sync_standby=True))
     rows += [Row(f"post_fans_{author.fans}", f"POST /api/posts, one author, {author.fans:,} followers", "/api/posts",
-                 LUA_POST % {"low": author.author, "high": author.author, "words": lua_strings(seed_vocabulary())}, method="POST",
+                 post_script(author.author, author.author), method="POST",
                  body={"user_id": author.author, "content": "bench check post"}, expect=201)
              for author in authors or []]
     return rows

@@ -73,7 +73,7 @@ def test_each_author_gets_a_post_row_of_its_own_after_create_post():
     assert names[names.index("create_post") + 1:] == ["post_fans_10", "post_fans_1000", "post_fans_100000"]
     row = rows["post_fans_1000"]
     assert (row.method, row.path, row.expect, row.body["user_id"]) == ("POST", "/api/posts", 201, 8000)
-    assert "local low, high = 8000, 8000" in row.script  # every request by that one author
+    assert "local low, high, tokens_file = 8000, 8000, nil" in row.script  # every request by that one author
     assert "100,000 followers" in rows["post_fans_100000"].what
 
 
@@ -85,8 +85,9 @@ def test_the_token_row_follows_create_post_and_sends_a_token_instead_of_user_id(
     row = rows["create_post_token"]
     assert (row.method, row.path, row.expect, row.body) == ("POST", "/api/posts", 201, {"content": "bench check post"})
     assert row.headers == {"Authorization": "Bearer pst_" + "C" * 43}  # the check request's token
-    assert 'io.lines("/tmp/run/tokens.txt")' in row.script and "user_id" not in row.script
-    assert '"Bearer " .. tokens[math.random(#tokens)]' in row.script
+    assert 'tokens_file = 1, 1000, "/tmp/run/tokens.txt"' in row.script  # read by the script, not written into it
+    assert '"Bearer " .. tokens[math.random(#tokens)]' in row.script and "pst_" not in row.script
+    assert "tokens_file = 1, 1000, nil" in rows["create_post"].script
     assert "2,000" in row.what and not rows["create_post"].headers
 
 

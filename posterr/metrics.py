@@ -66,8 +66,17 @@ def render() -> bytes:
 _request_samples: dict[tuple[str, str, int], tuple] = {}
 
 
+# Every label comes from a closed set: gunicorn takes any upper-case token as a method, and each new
+# value would be a new series in every worker's file until a restart (issue 37, finding 1). Routes
+# are the app's templates or "(unmatched)"; statuses are the app's own.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT"})
+OTHER_METHOD = "OTHER"
+
+
 def observe_request(method: str, route: str, status: int, elapsed: float) -> None:
-    """One answered request: its count and its latency."""
+    """One answered request: its count and its latency (a method HTTP does not define counts as OTHER)."""
+    if method not in METHODS:
+        method = OTHER_METHOD
     samples = _request_samples.get((method, route, status))
     if samples is None:
         samples = _request_samples[method, route, status] = (REQUESTS.labels(method, route, str(status)),

@@ -155,3 +155,15 @@ def test_an_oversized_body_gets_its_413_not_a_dropped_connection(app_server, sql
         assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
         assert b"application/problem+json" in answer
     assert row_count(sql, "posts") == 0
+
+
+def test_made_up_methods_add_no_metric_series(api, app_server):
+    """Issue 37, finding 1: gunicorn takes any upper-case token as a method; /metrics must not grow a
+    series for each."""
+    host, port = app_server.removeprefix("http://").split(":")
+    for n in range(20):
+        with socket.create_connection((host, int(port)), timeout=5) as conn:
+            conn.sendall(f"M{n:017d} /x HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            assert conn.recv(64).startswith(b"HTTP/1.1 ")
+    text = api.get("/metrics").text
+    assert 'method="OTHER"' in text and "M00000000000000000" not in text

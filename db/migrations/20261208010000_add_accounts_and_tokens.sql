@@ -27,19 +27,21 @@ CREATE UNIQUE INDEX api_tokens_digest_key ON api_tokens (digest);
 CREATE INDEX api_tokens_user_id_created_at_id_idx ON api_tokens (user_id, created_at DESC, id DESC)
     WHERE revoked_at IS NULL;
 
--- Whether the token with this digest may write for this user now: not revoked, not expired, with the
--- write scope. Writes check it inside their own transaction (author_of_new_post, write_token_is_live),
--- so a token revoked before a write began is never acknowledged, whatever a worker has cached.
-CREATE FUNCTION token_writes_for(token_digest bytea, acting_user bigint) RETURNS boolean
+-- The live tokens with this digest that may write for this user now: not revoked, not expired, with
+-- the write scope (one at most). Writes check it inside their own transaction (author_of_new_post,
+-- write_token_is_live, claim_idempotency_key), so a token revoked before a write began is never
+-- acknowledged, whatever a worker has cached. They ask EXISTS (SELECT FROM write_tokens(…)): a
+-- set-returning SQL function called in FROM is inlined into the query that calls it, and so planned
+-- with it once, where a function returning the EXISTS itself would be planned again at every call
+-- (about 100 µs of the server's CPU per write, measured by make bench).
+CREATE FUNCTION write_tokens(token_digest bytea, acting_user bigint) RETURNS SETOF api_tokens
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT EXISTS (
-        SELECT 1 FROM api_tokens t
-        WHERE t.digest = token_digest AND t.user_id = acting_user AND t.revoked_at IS NULL
-          AND (t.expires_at IS NULL OR t.expires_at > now()) AND 'write' = ANY (t.scopes)
-    )
+    SELECT * FROM api_tokens t
+    WHERE t.digest = token_digest AND t.user_id = acting_user AND t.revoked_at IS NULL
+      AND (t.expires_at IS NULL OR t.expires_at > now()) AND 'write' = ANY (t.scopes)
 $$;
 
 -- migrate:down
-DROP FUNCTION token_writes_for(bytea, bigint);
+DROP FUNCTION write_tokens(bytea, bigint);
 DROP TABLE api_tokens;
 ALTER TABLE users DROP COLUMN password_hash;

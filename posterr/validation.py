@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date
 from typing import Any
 
@@ -47,13 +48,22 @@ def path_id(text: str) -> int | None:
     return value if is_id(value) else None
 
 
+# Every control character (Unicode category Cc: C0, DEL and C1) but tab, line feed and carriage
+# return: terminal escapes and the like, which no one types into a post.
+CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def content(value: Any, field: str = "content") -> str:
+    """Content as sent (never trimmed or normalised), refused when it would show as nothing: only
+    white space or invisible format characters (Cf: zero-width spaces and joiners, U+2060, U+FEFF,
+    direction marks); those stay inside visible text, where right-to-left languages need them."""
     if not isinstance(value, str):
         raise ValidationFailed.of(field, "must be a string")
-    if "\x00" in value:
-        raise ValidationFailed.of(field, "must not contain the NUL character")
-    if not value or value.isspace():
-        raise ValidationFailed.of(field, "must not be empty or only white space")
+    if CONTROL_CHARACTERS.search(value):
+        raise ValidationFailed.of(field, "must not contain control characters other than tab, line feed and "
+                                         "carriage return")
+    if all(character.isspace() or unicodedata.category(character) == "Cf" for character in value):
+        raise ValidationFailed.of(field, "must not be empty or only white space or invisible characters")
     if len(value) > MAX_CONTENT:
         raise ValidationFailed.of(field, f"must be at most {MAX_CONTENT} characters (got {len(value)})")
     return value

@@ -43,11 +43,28 @@ def test_the_old_frontends_post_body_creates_a_post(api, alice):
     assert response.status_code == 201 and response.json()["type"] == "post"
 
 
-@pytest.mark.parametrize("content", ["", " ", "\n\t ", "\u2003\u3000", "a" * 778, "a\x00b", 7, ["x"], {"t": 1}])
+@pytest.mark.parametrize("content", ["", " ", "\n\t ", "\u2003\u3000", "a" * 778, "a\x00b", 7, ["x"], {"t": 1},
+                                     "\u200b\u200b", "\ufeff \u2060", "a\u202eevil\u001b[31m\r\nfake", "del\x7f"])
 def test_bad_content_is_422_and_writes_nothing(api, sql, alice, content):
     problem = assert_problem(api.post("/api/posts", {"user_id": alice, "content": content}), 422)
     assert problem["errors"][0]["field"] == "content"
     assert nothing_written(sql)
+
+
+@pytest.mark.parametrize("content", ["\u200b\u200b", "a\u202eevil\u001b[31m\r\nfake", "bell\x07"])
+def test_a_quote_with_invisible_or_control_content_is_422(api, sql, alice, content):
+    original = api.new_post(alice)
+    problem = assert_problem(api.post("/api/posts", {"user_id": alice, "content": content,
+                                                     "repost_id": original["id"]}), 422)
+    assert problem["errors"][0]["field"] == "content"
+    assert row_count(sql, "posts") == 1
+
+
+def test_direction_marks_inside_text_are_kept(api, alice):
+    content = "\u200fمرحبا \u202eabc\u202c and a\u200db"
+    created = api.new_post(alice, content)
+    assert created["content"] == content
+    assert api.get(f"/api/posts/{created['id']}").json()["content"] == content
 
 
 def test_a_post_needs_content(api, sql, alice):

@@ -54,7 +54,8 @@ def test_the_replies_route_is_the_same_as_reply_to_id(api, alice, bob):
     assert api.get(f"/api/posts/{parent['id']}").json()["reply_count"] == 1
 
 
-@pytest.mark.parametrize("content", [None, "", " ", "\u2003\n", "a" * 778, "a\x00b", 7, ["x"]])
+@pytest.mark.parametrize("content", [None, "", " ", "\u2003\n", "a" * 778, "a\x00b", 7, ["x"], "\u200b\ufeff",
+                                     "esc\x1b[2J"])
 @pytest.mark.parametrize("route", ["posts", "replies"])
 def test_a_reply_needs_content_like_a_post(api, sql, alice, content, route):
     parent = api.new_post(alice)

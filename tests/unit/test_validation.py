@@ -53,12 +53,20 @@ def test_path_ids(text, expected):
     assert validation.path_id(text) == expected
 
 
-@pytest.mark.parametrize("value", ["x", " x ", "a" * 777, "😀" * 777, "line\nbreak"])
+# Direction marks and joiners inside visible text stay: right-to-left languages and emoji need them.
+@pytest.mark.parametrize("value", ["x", " x ", "a" * 777, "😀" * 777, "line\nbreak", "tab\tand\r\nreturn",
+                                   "a\u202eb", "\u200fمرحبا", "שלום\u200e!", "👩\u200d💻", "x\u200b",
+                                   "soft\u00adhyphen", "\u00a0x\u3000"])
 def test_good_content_is_kept_exactly(value):
     assert validation.content(value) == value
 
 
-@pytest.mark.parametrize("value", ["", " ", "\n\t", "\u2003\u00a0", "\x1c", "a" * 778, "😀" * 778, "a\x00b", 5, None])
+# Only white space (str.isspace) or invisible format characters (Unicode Cf), or any control character
+# (Unicode Cc) but tab, line feed and carriage return.
+@pytest.mark.parametrize("value", [
+    "", " ", "\n\t", "\u2003\u00a0", "\x1c", "\u200b\u200b", "\u200d", " \u2060 ", "\ufeff", "\u200e\u200f",
+    "\u00ad", "\U000e0001", "\u202e\n", "a\u202eevil\u001b[31m\r\nfake", "a\x00b", "bell\x07", "back\x08space",
+    "tab\x0bvertical", "form\x0cfeed", "del\x7f", "next\x85line", "c1\x9b31m", "a" * 778, "😀" * 778, 5, None])
 def test_bad_content(value):
     with pytest.raises(ValidationFailed):
         validation.content(value)

@@ -51,10 +51,12 @@ class Keyset:
         return {f"before_{column}": value for column, value in zip(self.columns, values, strict=True)}
 
     def _decoded(self, codec: CursorCodec, cursor: str) -> list[Any]:
+        """The position a cursor holds, each value checked: its signature says this server made it,
+        but whoever holds the key (a development key left in a deployment) could sign anything."""
         values = codec.decode(self.kind, cursor)
-        if len(values) != len(self.columns):
-            raise ValidationFailed.of("cursor", "is not a cursor this server issued")
-        return [cursor_time(value) if column.endswith("_at") else value
+        if not isinstance(values, list) or len(values) != len(self.columns):
+            raise _not_issued()
+        return [cursor_time(value) if column.endswith("_at") else _cursor_integer(value, COLUMN_MAXIMA.get(column, MAX_ID))
                 for column, value in zip(self.columns, values, strict=True)]
 
 
@@ -67,11 +69,25 @@ def page_of(rows: list[dict], limit: int, codec: CursorCodec, keyset: Keyset, pr
 
 
 def cursor_time(value: Any) -> datetime:
-    """A timestamp read back from a cursor this server signed."""
+    """A timestamp read back from a cursor this server signed (always with its UTC offset)."""
     try:
-        return datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(value)
     except (TypeError, ValueError):
-        raise ValidationFailed.of("cursor", "is not a cursor this server issued") from None
+        raise _not_issued() from None
+    if moment.tzinfo is None:
+        raise _not_issued()
+    return moment
+
+
+def _cursor_integer(value: Any, maximum: int) -> int:
+    """An id or a score read back from a cursor: a JSON integer from 0 to what its column holds."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+        raise _not_issued()
+    return value
+
+
+def _not_issued() -> ValidationFailed:
+    return ValidationFailed.of("cursor", "is not a cursor this server issued")
 
 
 # The bounds of a window left open: the one-statement page queries (posts_page_latest, …) take
@@ -79,6 +95,7 @@ def cursor_time(value: Any) -> datetime:
 EARLIEST = datetime.min.replace(tzinfo=UTC)
 LATEST = datetime.max.replace(tzinfo=UTC)
 MAX_SCORE = 2**31 - 1  # repost_count + quote_count, an integer
+COLUMN_MAXIMA = {"score": MAX_SCORE}  # every other integer column of a keyset is a bigint id
 NEWEST_FIRST_START = (LATEST, MAX_ID)  # the (time, id) position every row comes after, newest first
 
 

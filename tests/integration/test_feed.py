@@ -10,6 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from posterr.cursors import CursorCodec
+from tests.conftest import TEST_SECRET_KEY
 from tests.integration.conftest import assert_problem
 from tests.integration.pages import ids, next_url, walk
 
@@ -94,6 +96,26 @@ def test_cursor_of_the_other_sort_order_is_422(api):
     latest_next = next_url(api.get("/api/posts?limit=1"))
     cursor = parse_qs(urlsplit(latest_next).query)["cursor"][0]
     assert_problem(api.get(f"/api/posts?sort_by=trending&cursor={cursor}"), 422)
+
+
+@pytest.mark.parametrize("path, kind, values", [
+    ("/api/posts", "posts:latest", ["2026-01-01T00:00:00+00:00", "x"]),
+    ("/api/posts", "posts:latest", ["2026-01-01T00:00:00", 5]),
+    ("/api/posts?sort_by=trending", "posts:trending", [2**40, "2026-01-01T00:00:00+00:00", 5]),
+    ("/api/posts?keyword=hello", "posts:latest", [{}, 5]),
+    ("/api/users", "users", ["1"]),
+    ("/api/users/{user}/followers", "followers", ["2026-01-01T00:00:00+00:00", 2**63]),
+    ("/api/posts/{post}/replies", "replies", [None, 1]),
+])
+def test_a_cursor_signed_with_the_servers_key_but_holding_wrong_values_is_422(api, path, kind, values):
+    """Someone who holds the signing key (a development key left in a deployment) still cannot reach
+    a 500 with a cursor: every decoded value is checked."""
+    alice = api.new_user("alice")["id"]
+    path = path.format(user=alice, post=api.new_post(alice)["id"])
+    cursor = CursorCodec(TEST_SECRET_KEY).encode(kind, values)
+    separator = "&" if "?" in path else "?"
+    problem = assert_problem(api.get(f"{path}{separator}cursor={cursor}"), 422)
+    assert problem["errors"][0]["field"] == "cursor"
 
 
 def test_author_feed_holds_every_type(api):

@@ -65,8 +65,30 @@ def test_a_first_page_starts_nowhere_or_past_every_row():
 
 
 @pytest.mark.parametrize("start", ["after", "before"])
-@pytest.mark.parametrize("values", [[T2.isoformat()], [T2.isoformat(), 42, 7], ["not a time", 42], [None, 42]])
+@pytest.mark.parametrize("values", [
+    [T2.isoformat()], [T2.isoformat(), 42, 7], ["not a time", 42], [None, 42], [T2.isoformat(), "x"],
+    [T2.isoformat(), None], [T2.isoformat(), 4.2], [T2.isoformat(), True], [T2.isoformat(), -1],
+    [T2.isoformat(), MAX_ID + 1], [T2.isoformat(), [42]], ["2026-11-20T00:00:00", 42], ["2026-11-20", 42],
+    [1700000000, 42], 42, "ab", {"followed_at": T2.isoformat(), "id": 42}, None])
 def test_a_signed_cursor_that_is_no_position_of_the_list_is_refused(values, start):
+    """A cursor signed with the server's key (a leaked or development key) is still only a position:
+    values of the wrong type, a timestamp without its offset or an id out of range are 422, never a
+    500 further down."""
     cursor = CODEC.encode(FOLLOWED.kind, values)
     with pytest.raises(ValidationFailed):
         FOLLOWED.after(CODEC, cursor) if start == "after" else FOLLOWED.before(CODEC, cursor, (LATEST, MAX_ID))
+
+
+TRENDING = Keyset("posts:trending", ("score", "created_at", "id"))
+
+
+@pytest.mark.parametrize("score", [-1, MAX_SCORE + 1, "3", 2.5, False])
+def test_a_signed_trending_cursor_with_a_score_out_of_range_is_refused(score):
+    cursor = CODEC.encode(TRENDING.kind, [score, T2.isoformat(), 42])
+    with pytest.raises(ValidationFailed):
+        TRENDING.after(CODEC, cursor)
+
+
+def test_a_trending_cursor_gives_back_its_score():
+    cursor = CODEC.encode(TRENDING.kind, [MAX_SCORE, T2.isoformat(), 42])
+    assert TRENDING.after(CODEC, cursor) == {"after_score": MAX_SCORE, "after_created_at": T2, "after_id": 42}

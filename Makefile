@@ -17,9 +17,10 @@ PYTEST_ARGS ?=
         queries explain cache-stats cache-keys cache-flush seed bench loadtest cluster cluster-down test-cluster \
         ha ha-down test-ha
 
+# A machine of your own: the development key is allowed unless POSTERR_ENV says otherwise.
 run: venv migrate
 	@$(WITH_SERVICES) echo "posterr: starting gunicorn (Ctrl-C stops; 'make services-down' stops the databases)" && \
-	  exec $(BIN)/gunicorn -c posterr/gunicorn_conf.py
+	  POSTERR_ENV=$${POSTERR_ENV:-development} exec $(BIN)/gunicorn -c posterr/gunicorn_conf.py
 
 test: venv
 	@$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -498,7 +498,7 @@ class App:
         self.env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
                     "HOST": "127.0.0.1", "PORT": str(self.port), "WEB_CONCURRENCY": str(self.workers),
                     "POSTERR_RATE_LIMIT": "off", "POSTERR_DAILY_POST_LIMIT": str(daily_post_limit),
-                    "POSTERR_SECRET_KEY": "posterr-bench-secret", **(extra_env or {})}
+                    "POSTERR_SECRET_KEY": "posterr-bench-secret-0123456789abcdef", **(extra_env or {})}
         # gunicorn's control socket defaults to one path per OS user (~/.gunicorn/gunicorn.ctl): every
         # instance would take it over from `make run`'s and delete it on exit. This one needs none.
         self.env["GUNICORN_CMD_ARGS"] = f"{self.env.get('GUNICORN_CMD_ARGS', '')} --no-control-socket".strip()

@@ -8,7 +8,7 @@ from functools import partial
 import bottle
 
 from posterr import logs
-from posterr.config import DEV_SECRET, Settings
+from posterr.config import DEV_SECRET, Settings, check_secret_key
 from posterr.context import Context
 from posterr.cursors import CursorCodec
 from posterr.data_tier import DataTier
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None, *, start: bool = False) -> bott
     post_worker_init does it after the fork, and starts `app.config['posterr.watchdog']`), or at
     once with start=True."""
     settings = settings or Settings.from_env()
+    check_secret_key(settings)
     logs.configure(settings.log_level)
     if settings.secret_key == DEV_SECRET:
         log.warning("POSTERR_SECRET_KEY is not set: cursors are signed with the development key")

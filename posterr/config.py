@@ -18,6 +18,10 @@ from typing import Any
 from posterr.errors import ConfigError
 
 DEV_SECRET = "posterr-development-secret-change-me"
+ENVIRONMENTS = ("production", "development")
+# Whoever knows the key can sign cursors and test guesses against the digests of idempotent bodies:
+# outside development a server starts only with a key of its own, at least this long.
+MIN_SECRET_KEY = 32
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 # prometheus_client's own variable, not a Settings field: the client reads it when it is imported
@@ -89,6 +93,13 @@ def parse_auth_mode(text: str) -> str:
     return mode
 
 
+def parse_environment(text: str) -> str:
+    environment = text.strip().lower()
+    if environment not in ENVIRONMENTS:
+        raise Invalid(" or ".join(ENVIRONMENTS))
+    return environment
+
+
 def parse_threshold_ms(text: str) -> int | None:
     """`250` → 250 milliseconds; `off` or `0` → None (no threshold)."""
     if text.strip().lower() == "off":
@@ -153,6 +164,9 @@ class Settings:
     daily_post_limit: int = _setting("POSTERR_DAILY_POST_LIMIT", whole_number(1), 5)
     cors_origins: tuple[str, ...] = _setting("POSTERR_CORS_ORIGINS", parse_list, ("*",))
     secret_key: str = _setting("POSTERR_SECRET_KEY", str, DEV_SECRET)
+    # `development` lets a server start with the development key (`make run` sets it);
+    # `production` refuses to (check_secret_key).
+    environment: str = _setting("POSTERR_ENV", parse_environment, "production")
     pool_min_size: int = _setting("POSTERR_POOL_MIN_SIZE", whole_number(0), 2)
     # None: the worker's thread count (see __post_init__).
     pool_max_size: int | None = _setting("POSTERR_POOL_MAX_SIZE", whole_number(1), None)
@@ -204,6 +218,21 @@ class Settings:
                 "servers and sets them) or export the URL of your own server"
             )
         return cls(**given)
+
+
+def check_secret_key(settings: Settings) -> None:
+    """A server refuses to start outside development without a real key (the command-line tools,
+    which sign nothing, do not ask)."""
+    if settings.environment == "development":
+        return
+    if settings.secret_key == DEV_SECRET:
+        problem = "is not set, so cursors would be signed with the development key everyone can read"
+    elif len(settings.secret_key) < MIN_SECRET_KEY:
+        problem = f"is shorter than {MIN_SECRET_KEY} characters"
+    else:
+        return
+    raise ConfigError(f"POSTERR_SECRET_KEY {problem}: set it to a random value, the same on every host "
+                      "(`openssl rand -hex 32`), or set POSTERR_ENV=development on a machine of your own")
 
 
 def check_pool(min_size: int, max_size: int, threads: int) -> None:

@@ -9,13 +9,14 @@ import tempfile
 from gunicorn.glogging import Logger
 
 from posterr import logs
-from posterr.config import METRICS_DIR_VARIABLE, Settings, metrics_dir
+from posterr.config import METRICS_DIR_VARIABLE, Settings, check_secret_key, metrics_dir
 from posterr.errors import ConfigError
 
 # The master checks every setting before it starts a worker: a mistake stops it with one line that
 # names the variable, instead of each worker failing to boot with a traceback.
 try:
     settings = Settings.from_env()
+    check_secret_key(settings)
     _metrics_dir = metrics_dir()
 except ConfigError as error:
     sys.exit(f"posterr: {error}")

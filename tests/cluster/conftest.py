@@ -28,7 +28,7 @@ from tests.integration.conftest import PASSWORD, Account
 
 CLUSTER_DIR = DATA / "cluster"
 INSTANCES = 3
-SECRET = "cluster-test-secret"  # one key on every instance: a cursor made by one is read by another
+SECRET = "posterr-cluster-test-secret-0123456789"  # one key on every instance: a cursor made by one is read by another
 
 
 def new_account(base: str, username: str, session: requests.Session | None = None) -> Account:

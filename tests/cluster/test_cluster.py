@@ -60,6 +60,14 @@ def test_nginx_spreads_requests_over_every_instance(cluster):
     assert set(seen) == {f"127.0.0.1:{instance.port}" for instance in cluster.instances}, seen
 
 
+def test_nginx_keeps_the_metrics_to_the_operators(cluster):
+    hidden = requests.get(f"{cluster.base}/metrics", timeout=5)
+    assert hidden.status_code == 404 and hidden.headers["Content-Type"] == "application/problem+json"
+    assert hidden.json()["status"] == 404 and "posterr_" not in hidden.text
+    for instance in cluster.instances:  # where Prometheus scrapes them
+        assert "posterr_http_requests_total" in requests.get(f"{instance.base}/metrics", timeout=5).text
+
+
 def test_daily_limit_is_exact_under_simultaneous_requests_spread_over_instances(cluster, sql, redis_client):
     users, per_user = 4, 15
     with requests.Session() as session:
@@ -502,7 +510,7 @@ def test_cluster_script_serves_and_stops(servers):
     inherited = {name: value for name, value in os.environ.items() if name != "POSTERR_AUTH"}
     env = {**inherited, "POSTERR_CLUSTER_DIR": str(folder), "POSTERR_CLUSTER_PORT": str(ports[0]),
            "POSTERR_CLUSTER_APP_PORTS": " ".join(map(str, ports[1:])), "DATABASE_URL": servers.database_url,
-           "REDIS_URL": servers.redis_url, "POSTERR_SECRET_KEY": "script-test"}
+           "REDIS_URL": servers.redis_url, "POSTERR_SECRET_KEY": "posterr-script-test-secret-0123456789"}
     script = str(ROOT / "scripts" / "cluster.sh")
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "script.log", "a") as log:

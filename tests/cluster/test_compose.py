@@ -28,7 +28,8 @@ def test_compose_file_is_valid(name, services, expected):
     tool = cluster_script("compose", "checking the compose files")
     # Without POSTERR_AUTH in the environment: the files' own default is what is checked.
     env = {**{key: value for key, value in os.environ.items() if key != "POSTERR_AUTH"},
-           "POSTERR_SECRET_KEY": "compose-check"}
+           "POSTERR_SECRET_KEY": "posterr-compose-check-secret-0123456789",
+           "POSTERR_CORS_ORIGINS": "https://posterr.example"}
 
     def compose(*args: str) -> str:
         done = subprocess.run([*tool, "-f", str(ROOT / name), *args], cwd=ROOT, env=env,
@@ -42,7 +43,17 @@ def test_compose_file_is_valid(name, services, expected):
     for found in (*expected, "appendonly", "service_completed_successfully", "replicas: 3",
                   "nginx.compose.conf:/etc/nginx/nginx.conf", "5000"):
         assert found in rendered, found
-    assert yaml.safe_load(rendered)["services"]["app"]["environment"]["POSTERR_AUTH"] == "required"
+    services_rendered = yaml.safe_load(rendered)["services"]
+    app = services_rendered["app"]["environment"]
+    assert app["POSTERR_AUTH"] == "required"
+    # The one trusted proxy is nginx's own fixed address, and the origins are the operator's.
+    assert app["POSTERR_TRUSTED_PROXIES"] == services_rendered["nginx"]["networks"]["default"]["ipv4_address"]
+    assert app["POSTERR_CORS_ORIGINS"] == "https://posterr.example"
+    for required in ("POSTERR_SECRET_KEY", "POSTERR_CORS_ORIGINS"):
+        refused = subprocess.run([*tool, "-f", str(ROOT / name), "config", "-q"], cwd=ROOT, capture_output=True,
+                                 env={key: value for key, value in env.items() if key != required},
+                                 text=True, check=False, timeout=60)
+        assert refused.returncode != 0 and f"set {required}" in refused.stderr, refused.stderr
 
 
 def test_the_patroni_image_runs_the_shared_configuration():
@@ -73,6 +84,7 @@ def test_compose_nginx_config_passes_nginx_t(tmp_path):
     service's name: those two are swapped for a loopback address; temp folders go under tmp_path."""
     text = (ROOT / "deploy" / "nginx.compose.conf").read_text()
     assert "server app:5000 resolve" in text
+    assert "location = /metrics {" in text  # kept from the public edge, as in the loopback cluster's
     text = text.replace("server app:5000 resolve", "server 127.0.0.1:5000")
     text = text.replace("pid /tmp/nginx.pid;", f"pid {tmp_path}/nginx.pid;")
     temp = "".join(f"    {kind}_temp_path {tmp_path}/{kind};\n"

@@ -15,12 +15,13 @@ from posterr.errors import Conflict, DailyLimitReached
 from posterr.services import idempotency, posts, users
 from posterr.services.acting import Actor
 from posterr.services.idempotency import Attempt
+from tests.conftest import TEST_SECRET_KEY
 
 
 @pytest.fixture
 def ctx(servers):
     context = build_context(Settings.from_env({
-        "DATABASE_URL": servers.database_url, "REDIS_URL": servers.redis_url, "POSTERR_SECRET_KEY": "test-secret",
+        "DATABASE_URL": servers.database_url, "REDIS_URL": servers.redis_url, "POSTERR_SECRET_KEY": TEST_SECRET_KEY,
         "POSTERR_DAILY_POST_LIMIT": "2", "POSTERR_POOL_MIN_SIZE": "1"}))
     context.start()
     yield context

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from posterr.config import DEV_SECRET, METRICS_DIR_VARIABLE, Settings, metrics_dir
+from posterr.config import DEV_SECRET, METRICS_DIR_VARIABLE, MIN_SECRET_KEY, Settings, check_secret_key, metrics_dir
 from posterr.errors import ConfigError
 
 POSTERR = Path(__file__).resolve().parents[2] / "posterr"
 REQUIRED = {"DATABASE_URL": "postgres://db/posterr", "REDIS_URL": "redis://cache/0"}
+A_KEY = "k" * MIN_SECRET_KEY
+SERVER = REQUIRED | {"POSTERR_SECRET_KEY": A_KEY}  # what a server outside development needs
 VARIABLES = [setting.metadata["variable"] for setting in fields(Settings)]
 
 
@@ -61,7 +63,7 @@ def test_the_readme_table_names_every_setting_and_no_other_variable():
 
 
 # Defaults the README writes in words, and the value each stands for.
-IN_WORDS = {"none": (), "CPU count": multiprocessing.cpu_count(), "a development key (logged as a warning)": DEV_SECRET,
+IN_WORDS = {"none": (), "CPU count": multiprocessing.cpu_count(), "a development key (only with `POSTERR_ENV=development`)": DEV_SECRET,
             "`$XDG_RUNTIME_DIR/posterr-$PORT.ctl`, else `~/.gunicorn/posterr-$PORT.ctl`":
                 os.path.expanduser("~/.gunicorn/posterr-5000.ctl")}  # XDG_RUNTIME_DIR unset here
 
@@ -185,7 +187,7 @@ def _gunicorn_conf(monkeypatch, tmp_path, env: dict[str, str]) -> dict:
     ({"POSTERR_CONTROL_SOCKET": "off"}, {"control_socket_disable": True}),
 ])
 def test_gunicorn_takes_its_values_from_config(monkeypatch, tmp_path, env, expected):
-    conf = _gunicorn_conf(monkeypatch, tmp_path, REQUIRED | env)
+    conf = _gunicorn_conf(monkeypatch, tmp_path, SERVER | env)
     assert {name: conf.get(name) for name in expected} == expected
     assert conf["logconfig_dict"]["root"]["level"] == conf["loglevel"].upper()
     assert ("control_socket" in conf) != conf.get("control_socket_disable", False)
@@ -196,7 +198,9 @@ def test_gunicorn_takes_its_values_from_config(monkeypatch, tmp_path, env, expec
     (REQUIRED | {"LOG_LEVEL": "verbose"}, "posterr: LOG_LEVEL='verbose': expected one of DEBUG, INFO, WARNING, ERROR"),
     (REQUIRED | {"PORT": "http"}, "posterr: PORT='http': expected a whole number from 1 to 65535"),
     (REQUIRED | {"POSTERR_THREADS": "8", "POSTERR_POOL_MAX_SIZE": "4"}, "posterr: POSTERR_POOL_MAX_SIZE=4 is less"),
-    (REQUIRED | {METRICS_DIR_VARIABLE: "/nonexistent/posterr"}, "posterr: PROMETHEUS_MULTIPROC_DIR='/nonexistent/"),
+    (SERVER | {METRICS_DIR_VARIABLE: "/nonexistent/posterr"}, "posterr: PROMETHEUS_MULTIPROC_DIR='/nonexistent/"),
+    (REQUIRED, "posterr: POSTERR_SECRET_KEY is not set, so cursors would be signed with the development key"),
+    (REQUIRED | {"POSTERR_ENV": "staging"}, "posterr: POSTERR_ENV='staging': expected production or development"),
 ])
 def test_gunicorn_stops_on_a_bad_setting_with_one_line(monkeypatch, tmp_path, env, message):
     with pytest.raises(SystemExit) as stopped:
@@ -205,8 +209,28 @@ def test_gunicorn_stops_on_a_bad_setting_with_one_line(monkeypatch, tmp_path, en
 
 
 def test_gunicorn_makes_a_fresh_metrics_dir_and_removes_it_on_exit(monkeypatch, tmp_path):
-    conf = _gunicorn_conf(monkeypatch, tmp_path, REQUIRED | {METRICS_DIR_VARIABLE: ""})
+    conf = _gunicorn_conf(monkeypatch, tmp_path, SERVER | {METRICS_DIR_VARIABLE: ""})
     made = os.environ[METRICS_DIR_VARIABLE]  # for prometheus_client in the workers; monkeypatch restores it
     assert made != str(tmp_path) and os.path.isdir(made)
     conf["on_exit"](None)
     assert not os.path.exists(made)
+
+
+@pytest.mark.parametrize("env, refused", [
+    ({}, "is not set"),
+    ({"POSTERR_ENV": "production"}, "is not set"),
+    ({"POSTERR_SECRET_KEY": DEV_SECRET}, "is not set"),
+    ({"POSTERR_SECRET_KEY": "k" * (MIN_SECRET_KEY - 1)}, f"is shorter than {MIN_SECRET_KEY} characters"),
+    ({"POSTERR_SECRET_KEY": A_KEY}, None),
+    ({"POSTERR_ENV": "development"}, None),
+    ({"POSTERR_ENV": "Development", "POSTERR_SECRET_KEY": "short"}, None),
+])
+def test_a_server_outside_development_starts_only_with_a_real_key(env, refused):
+    settings = Settings.from_env(REQUIRED | env)
+    if refused is None:
+        check_secret_key(settings)
+        return
+    with pytest.raises(ConfigError) as stopped:
+        check_secret_key(settings)
+    assert str(stopped.value).startswith(f"POSTERR_SECRET_KEY {refused}")
+    assert "openssl rand -hex 32" in str(stopped.value) and "POSTERR_ENV=development" in str(stopped.value)

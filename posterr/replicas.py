@@ -127,14 +127,13 @@ class Replica:
         status = self.status
         return math.inf if status.error or status.current_at is None else max(0.0, now - status.current_at)
 
-    def describe(self, now: float, max_lag: float) -> dict:
+    def readiness(self, now: float, max_lag: float) -> dict:
+        """Its state and lag as /readyz shows them to anyone: no name, address or error text (the
+        log's replica_down and `python -m posterr replicas` give those to operators)."""
         lag = self.lag(now)
         state = ("primary" if self.status.primary else "down" if self.status.error
                  else "ok" if lag <= max_lag else "lagging")
-        described = {"name": self.name, "state": state, "lag_seconds": None if math.isinf(lag) else round(lag, 3)}
-        if self.status.error:
-            described["error"] = self.status.error
-        return described
+        return {"state": state, "lag_seconds": None if math.isinf(lag) else round(lag, 3)}
 
 
 class Replicas:
@@ -292,7 +291,8 @@ class Replicas:
         if conn is not None:
             conn.close()
 
-    def describe(self) -> list[dict]:
+    def readiness(self) -> list[dict]:
+        """Each replica's Replica.readiness, in the order of DATABASE_REPLICA_URLS."""
         now = time.monotonic()
-        return [replica.describe(now, self.max_lag) for replica in self.replicas]
+        return [replica.readiness(now, self.max_lag) for replica in self.replicas]
 

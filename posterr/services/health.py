@@ -9,11 +9,10 @@ from posterr.errors import ServiceUnavailable
 def readiness(ctx: Context) -> dict:
     redis = "ok" if ctx.redis.ping() else "down"
     try:
-        answered = ctx.db("ping")
+        ctx.db("ping")
     except ServiceUnavailable:
         raise ServiceUnavailable(f"PostgreSQL is unreachable (redis: {redis})", retry_after=5) from None
-    primary = f"{answered['host']}:{answered['port']}" if answered["host"] else ctx.db.name
-    readiness: dict = {"postgres": "ok", "redis": redis, "primary": primary}
+    readiness: dict = {"postgres": "ok", "redis": redis}
     if ctx.db.replicas:  # a replica down or behind only sends its reads to the primary: still ready
-        readiness["replicas"] = ctx.db.replicas.describe()
+        readiness["replicas"] = ctx.db.replicas.readiness()
     return readiness

@@ -71,4 +71,4 @@ def _replica(status: Status) -> Replica:
 def test_a_replica_serves_only_while_its_lag_is_known_and_within_the_limit(status, now, lag, state):
     replica = _replica(status)
     assert replica.lag(now) == pytest.approx(lag)
-    assert replica.describe(now, max_lag=2.0)["state"] == state
+    assert replica.readiness(now, max_lag=2.0)["state"] == state

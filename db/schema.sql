@@ -221,6 +221,7 @@ CREATE TABLE public.idempotency_keys (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     claim bigint DEFAULT 0 NOT NULL,
     claimed_on timestamp with time zone DEFAULT pg_postmaster_start_time() NOT NULL,
+    redelivered boolean DEFAULT false NOT NULL,
     CONSTRAINT idempotency_keys_key_check CHECK (((char_length(key) >= 1) AND (char_length(key) <= 255)))
 );
 
@@ -563,4 +564,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261207050000'),
     ('20261207060000'),
     ('20261207070000'),
-    ('20261208010000');
+    ('20261208010000'),
+    ('20261208020000');

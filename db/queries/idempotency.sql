@@ -13,7 +13,7 @@ WITH claimed AS (
     VALUES (%(scope)s, %(user_id)s, %(key)s, %(fingerprint)s, %(claim)s)
     ON CONFLICT (scope, user_id, key) DO UPDATE
     SET fingerprint = excluded.fingerprint, claim = excluded.claim, status = NULL, location = NULL, body = NULL,
-        created_at = now(), claimed_on = excluded.claimed_on
+        created_at = now(), claimed_on = excluded.claimed_on, redelivered = false
     WHERE k.created_at < now() - interval '24 hours'
        OR (k.status IS NULL AND (k.created_at < now() - interval '1 minute'
                                  OR k.claimed_on <> pg_postmaster_start_time()))
@@ -26,6 +26,15 @@ SELECT fingerprint, status, location, body, false AS claimed,
 FROM idempotency_keys
 WHERE scope = %(scope)s AND user_id = %(user_id)s AND key = %(key)s
   AND NOT EXISTS (SELECT 1 FROM claimed);
+
+-- name: redelivery_claim :one
+-- The right to redo a completed creation's cache work, taken by the first replay of its key and by
+-- no other (no row: already taken).
+-- Index: idempotency_keys_pkey.
+UPDATE idempotency_keys
+SET redelivered = true
+WHERE scope = %(scope)s AND user_id = %(user_id)s AND key = %(key)s AND status IS NOT NULL AND NOT redelivered
+RETURNING true AS claimed;
 
 -- name: complete_idempotency_key :one
 -- Records the result, if the key is still this request's claim (no row: another request took it over).

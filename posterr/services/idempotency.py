@@ -74,8 +74,10 @@ def _valid_key(value: str | None) -> str | None:
 def create_once(ctx: Context, attempt: Attempt, create: Callable[[Record], Recorded],
                 deliver_again: Callable[[dict], None] | None = None) -> Created:
     """Run create() once per (scope, user, key). The first request claims the key; a retry with the
-    same request gets the stored 201, after deliver_again(what was created) has redone the creation's
-    cache work (the first request may have died between its commit and that work); the same key with
+    same request gets the stored 201, and the first such replay only runs deliver_again(what was
+    created) before it, to redo the creation's cache work (the first request may have died between
+    its commit and that work; a fan-out repeated at every replay would let anyone buy a thousand
+    Redis pushes for the price of a request); the same key with
     another request is 422; a retry while the first is still running is 409. Only a completed
     creation is kept: a failed one frees the key. The result is recorded in the creation's own
     transaction (create returns the Recorded that only the Record it is given makes), and only while
@@ -98,7 +100,7 @@ def create_once(ctx: Context, attempt: Attempt, create: Callable[[Record], Recor
             break
     if claim is None or not claim["claimed"]:
         replayed = _replay(claim, fingerprint)
-        if deliver_again:
+        if deliver_again and ctx.db("redelivery_claim", **record_key):
             deliver_again(orjson.loads(replayed.body))
         return replayed
 

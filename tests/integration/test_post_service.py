@@ -3,6 +3,7 @@ needs to step between two of a request's statements or to set the app's clock.""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -118,6 +119,28 @@ def test_a_replay_redoes_the_cache_work_of_a_creation_that_died_after_its_commit
     post_id = orjson.loads(replayed.body)["id"]
     assert following(ctx, reader) == [post_id]
     assert orjson.loads(users.get_user(ctx, author))["posts_count"] == orjson.loads(profile)["posts_count"] + 1
+
+
+def test_the_cache_work_is_redone_by_the_first_replay_only(ctx, sql):
+    """Replays cost what a read costs: only the first redoes the creation's cache work (its fan-out
+    may be a thousand pushes), however many follow, one after another or all at once."""
+    author = new_user(sql, "replayed")
+    redone: list[int] = []
+
+    def replay(key: str):
+        return idempotency.create_once(ctx, post_attempt(author, key),
+                                       lambda record: posts.create_post(ctx, Actor(author), "once", record=record),
+                                       lambda post: redone.append(post["id"]))
+
+    first = replay("sequential")
+    assert not first.replayed and redone == []
+    assert all(replay("sequential").replayed for _ in range(20))
+    assert redone == [orjson.loads(first.body)["id"]]
+    redone.clear()
+    second = replay("together")
+    with ThreadPoolExecutor(8) as pool:
+        assert all(answer.replayed for answer in pool.map(lambda _: replay("together"), range(16)))
+    assert redone == [orjson.loads(second.body)["id"]]
 
 
 def test_a_request_that_stalled_past_its_claim_creates_nothing(ctx, sql):

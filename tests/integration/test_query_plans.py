@@ -77,6 +77,7 @@ CASES = {
     "complete_idempotency_key": [("one", {"scope": "POST /api/posts", "user_id": 1, "key": "k", "status": 201,
                                           "location": "/api/posts/1", "body": b"{}", "claim": 7})],
     "release_idempotency_key": [("one", {"scope": "POST /api/posts", "user_id": 1, "key": "k", "claim": 7})],
+    "redelivery_claim": [("one", {"scope": "POST /api/posts", "user_id": 1, "key": "k"})],
     "delete_expired_idempotency_keys": [("batch", {})],
     "fanout_followers": [("up to the limit", {"user_id": 3, "limit": 1001})],
     "timeline_followees": [("reader", {"user_id": 7, "fanout_max": 1000})],

@@ -21,6 +21,7 @@ import psycopg
 from psycopg import sql
 
 from loadtests import harness
+from loadtests.processes import group_alive, live_children
 
 INSTANCES = 3
 CLUSTER_MASTERS = 3
@@ -63,21 +64,6 @@ def _listening(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
-
-def processes() -> list[tuple[int, str, int, int]]:
-    """(pid, state, parent pid, process group) of every process, from /proc."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # gone while we looked
-        found.append((int(stat.parent.name), fields[0], int(fields[1]), int(fields[2])))
-    return found
-
-
-def group_alive(pgid: int) -> bool:
-    return any(pgrp == pgid and state not in ("Z", "X") for _, state, _, pgrp in processes())
 
 
 class SoakServers:
@@ -284,7 +270,7 @@ class SoakServers:
 
     def worker_pids(self, port: int) -> list[int]:
         master = self.master_pid(port)
-        return sorted(pid for pid, state, ppid, _ in processes() if ppid == master and state not in ("Z", "X"))
+        return sorted(live_children(master))
 
     def kill_instance(self, port: int) -> int:
         """SIGKILL the master and workers of one instance (its own process group); returns the

@@ -23,6 +23,7 @@ from typing import IO
 import pytest
 import requests
 
+from loadtests.processes import group_alive, live_children
 from tests.conftest import DATA, ROOT, TABLES, _free_port
 from tests.integration.conftest import PASSWORD, Account
 
@@ -51,27 +52,6 @@ def wait_for(condition, seconds: float, what: str, pause: float = 0.02):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {seconds} s waiting for {what}")
         time.sleep(pause)  # polling interval, not a guess at how long something takes
-
-
-def _processes():
-    """(pid, state, ppid, pgrp) of every process."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # the process went away while we looked
-        yield int(stat.parent.name), fields[0], int(fields[1]), int(fields[2])
-
-
-def children(pid: int) -> set[int]:
-    """The live child processes of `pid`."""
-    return {child for child, state, ppid, _ in _processes() if ppid == pid and state not in ("Z", "X")}
-
-
-def group_alive(pgid: int) -> bool:
-    """Whether a process of the process group still runs (zombies, dead but not yet reaped by
-    whichever process adopted them, do not count)."""
-    return any(pgrp == pgid and state not in ("Z", "X") for _, state, _, pgrp in _processes())
 
 
 def kill_group(process: subprocess.Popen, seconds: float = 30) -> None:
@@ -165,9 +145,9 @@ class Cluster:
         """Load a new config (SIGHUP) and wait until every old worker has finished its requests and
         exited: from then on, every request follows the new config."""
         self.render_nginx(down)
-        old = children(self.nginx.pid)
+        old = live_children(self.nginx.pid)
         self.nginx.send_signal(signal.SIGHUP)
-        wait_for(lambda: (now := children(self.nginx.pid)) and not now & old, 40, "nginx's old workers to exit")
+        wait_for(lambda: (now := live_children(self.nginx.pid)) and not now & old, 40, "nginx's old workers to exit")
 
     def restart(self, instance: Instance) -> None:
         """Start an instance again after a test killed or stopped it."""

@@ -89,6 +89,12 @@ class MethodNotAllowed(ApiError):
         super().__init__(detail, headers={"Allow": allowed})
 
 
+class RequestTimeout(ApiError):
+    """The body did not arrive within POSTERR_BODY_TIMEOUT (posterr/body_deadline.py). gunicorn answers
+    it with `Connection: close`: the rest of the body is unread."""
+    status, title, type_slug = 408, "Request Timeout", "request-timeout"
+
+
 class Conflict(ApiError):
     """The request clashes with what is stored: a taken username, a second repost of one post, an
     Idempotency-Key whose first request is still running."""

@@ -8,7 +8,7 @@ import tempfile
 
 from gunicorn.glogging import Logger
 
-from posterr import logs
+from posterr import body_deadline, logs
 from posterr.config import METRICS_DIR_VARIABLE, Settings, metrics_dir
 from posterr.errors import ConfigError
 
@@ -97,6 +97,15 @@ def post_worker_init(worker):
     # the master starts a fresh worker (exit code 1: gunicorn halts on 3 and 4, its boot errors).
     worker.wsgi.config["posterr.watchdog"].start(stop_accepting=lambda: setattr(worker, "alive", False),
                                                  exit_process=lambda: os._exit(1))
+
+
+def pre_request(worker, req):
+    # The request's headers are in: its body must now arrive within POSTERR_BODY_TIMEOUT, as a whole.
+    body_deadline.start(req, settings.body_timeout)
+
+
+def post_request(worker, req, environ, resp):
+    body_deadline.end(req)
 
 
 def worker_exit(server, worker):

@@ -106,6 +106,17 @@ class PayloadTooLarge(ApiError):
     status, title, type_slug = 413, "Payload Too Large", "payload-too-large"
 
 
+class UnsupportedMediaType(ApiError):
+    """A body not sent as application/json: a browser may send text/plain, a form or multipart from
+    any page without asking first (no CORS preflight), so only JSON is taken. The answer says what
+    is: `Accept` (RFC 9110, 15.5.16) and `Accept-Post` (the media types a POST takes)."""
+    status, title, type_slug = 415, "Unsupported Media Type", "unsupported-media-type"
+
+    def __init__(self, expected: str):
+        super().__init__(f"the request body must be sent with Content-Type: {expected}",
+                         headers={"Accept": expected, "Accept-Post": expected})
+
+
 class ValidationFailed(ApiError):
     status, title, type_slug = 422, "Unprocessable Content", "validation-failed"
 

@@ -14,7 +14,14 @@ from gunicorn.http.errors import ParseException
 from posterr import credentials, validation
 from posterr.body_deadline import BodyTimeout
 from posterr.context import Context
-from posterr.errors import BadRequest, NotFound, PayloadTooLarge, RequestTimeout, ValidationFailed
+from posterr.errors import (
+    BadRequest,
+    NotFound,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from posterr.services.acting import Actor, Caller, acting_user
 from posterr.services.idempotency import Attempt, Created
 from posterr.services.pagination import Page
@@ -25,13 +32,17 @@ MAX_BODY = 64 * 1024
 # sends makes the client's TCP stack discard the answer (a reset), so the client would see a dropped
 # connection instead of the problem.
 DRAIN_LIMIT = 8 * 1024 * 1024
+# The one media type a request body may have. Any other is 415, which makes it a request a browser
+# must ask about first (a CORS preflight): text/plain, forms and multipart are sent without asking.
+JSON = "application/json"
 
 
 # --- requests ---------------------------------------------------------------------------------
 
 def json_body() -> dict[str, Any]:
     """The request body as a JSON object: 413 past 64 KiB, 408 when it does not arrive within
-    POSTERR_BODY_TIMEOUT, 400 when it is not a JSON object."""
+    POSTERR_BODY_TIMEOUT, 415 when it is not sent as application/json (whatever it holds: the type
+    is checked before the body is parsed), 400 when it is not a JSON object."""
     request = bottle.request
     body_input = request.environ["wsgi.input"]
     if (request.content_length or 0) > MAX_BODY:
@@ -46,6 +57,8 @@ def json_body() -> dict[str, Any]:
         raise BadRequest(f"the request body could not be read: {error}") from None
     if len(raw) > MAX_BODY:
         raise _too_large(body_input)
+    if not is_json_media_type(request.environ.get("CONTENT_TYPE")):
+        raise UnsupportedMediaType(JSON)
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
@@ -57,6 +70,14 @@ def json_body() -> dict[str, Any]:
     if isinstance(body.get("user_id"), int) and "posterr.user_id" not in request.environ:
         request.environ["posterr.user_id"] = body["user_id"]  # for the access log
     return body
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """Whether a Content-Type says the body is JSON: application/json in any case, with any
+    parameters (RFC 8259 defines none; a body not in UTF-8 is then refused as malformed). Not the
+    structured `+json` types (merge-patch, problem, JSON-LD): each says more than "a JSON object",
+    and the API implements none of them."""
+    return (content_type or "").partition(";")[0].strip().lower() == JSON
 
 
 def _too_large(body_input) -> PayloadTooLarge:

@@ -162,8 +162,9 @@ class Settings:
     redis_retry_after: float = _setting("POSTERR_REDIS_RETRY_AFTER", parse_seconds, 2.0)
     cache_invalidation_deadline: float = _setting("POSTERR_CACHE_INVALIDATION_DEADLINE", parse_seconds, 10.0)
     request_timeout: float = _setting("POSTERR_REQUEST_TIMEOUT", parse_seconds, 30.0)
-    # The whole of a request's body must arrive within this (posterr/body_deadline.py): time enough
-    # for 64 KiB over a link of ~100 kbit/s, and the 5 s gunicorn itself waits for a request's first byte.
+    # A request's headers, then its whole body, must arrive within these (posterr/client_deadlines.py):
+    # time enough for 64 KiB over a link of ~100 kbit/s, like the 5 s gunicorn waits for a first byte.
+    header_timeout: float = _setting("POSTERR_HEADER_TIMEOUT", parse_seconds, 5.0)
     body_timeout: float = _setting("POSTERR_BODY_TIMEOUT", parse_seconds, 5.0)
     feed_cache_ttl: int = _setting("POSTERR_FEED_CACHE_TTL", whole_number(1), 60)
     object_cache_ttl: int = _setting("POSTERR_OBJECT_CACHE_TTL", whole_number(1), 300)

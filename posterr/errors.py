@@ -90,7 +90,7 @@ class MethodNotAllowed(ApiError):
 
 
 class RequestTimeout(ApiError):
-    """The body did not arrive within POSTERR_BODY_TIMEOUT (posterr/body_deadline.py). gunicorn answers
+    """The body did not arrive within POSTERR_BODY_TIMEOUT (posterr/client_deadlines.py). gunicorn answers
     it with `Connection: close`: the rest of the body is unread."""
     status, title, type_slug = 408, "Request Timeout", "request-timeout"
 

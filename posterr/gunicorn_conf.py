@@ -8,7 +8,7 @@ import tempfile
 
 from gunicorn.glogging import Logger
 
-from posterr import body_deadline, logs
+from posterr import logs
 from posterr.config import METRICS_DIR_VARIABLE, Settings, metrics_dir
 from posterr.errors import ConfigError
 
@@ -22,7 +22,8 @@ except ConfigError as error:
 
 bind = f"{settings.host}:{settings.port}"
 workers = settings.workers
-worker_class = "gthread"
+# gunicorn's gthread worker, with deadlines on reading a request's headers and body (see there).
+worker_class = "posterr.gunicorn_worker.Worker"
 threads = settings.threads
 wsgi_app = "posterr.app:create_app()"
 graceful_timeout = 20
@@ -97,15 +98,6 @@ def post_worker_init(worker):
     # the master starts a fresh worker (exit code 1: gunicorn halts on 3 and 4, its boot errors).
     worker.wsgi.config["posterr.watchdog"].start(stop_accepting=lambda: setattr(worker, "alive", False),
                                                  exit_process=lambda: os._exit(1))
-
-
-def pre_request(worker, req):
-    # The request's headers are in: its body must now arrive within POSTERR_BODY_TIMEOUT, as a whole.
-    body_deadline.start(req, settings.body_timeout)
-
-
-def post_request(worker, req, environ, resp):
-    body_deadline.end(req)
 
 
 def worker_exit(server, worker):

@@ -12,7 +12,7 @@ import orjson
 from gunicorn.http.errors import ParseException
 
 from posterr import credentials, validation
-from posterr.body_deadline import BodyTimeout
+from posterr.client_deadlines import BodyTimeout
 from posterr.context import Context
 from posterr.errors import (
     BadRequest,
@@ -28,7 +28,7 @@ from posterr.services.pagination import Page
 
 MAX_BODY = 64 * 1024
 # Before a 413 the rest of the body is read and dropped (this much at most, and only until the body's
-# deadline, posterr/body_deadline.py): a server that stops reading and closes while the client still
+# deadline, posterr/client_deadlines.py): a server that stops reading and closes while the client still
 # sends makes the client's TCP stack discard the answer (a reset), so the client would see a dropped
 # connection instead of the problem.
 DRAIN_LIMIT = 8 * 1024 * 1024

@@ -1,6 +1,8 @@
 """Issue 37, finding 2: a client sending its body slowly gets an answer within POSTERR_BODY_TIMEOUT,
 and cannot end the worker (before, a trickled body held its thread past POSTERR_REQUEST_TIMEOUT,
-and the watchdog replaced the worker with every request it was serving).
+and the watchdog replaced the worker with every request it was serving); clients sending their
+headers slowly are let go after POSTERR_HEADER_TIMEOUT, so they cannot hold every thread of a worker
+(before, POSTERR_THREADS of them kept a worker from answering anyone for as long as they sent).
 
 The slow clients pace their bytes with select() on their own socket: the wait between two bytes is
 the scenario, and the same call notices the answer as soon as it comes."""
@@ -21,9 +23,11 @@ from tests.conftest import DATA, log_records, running_app
 from tests.integration.workers import fresh_request
 
 BODY_TIMEOUT = 1.0
+HEADER_TIMEOUT = 1.0
 SLACK = 1.5  # a shared machine of two cores: time for the answer to be written and read
 PACE = 0.1  # seconds between two bytes of a slow body
-LOG = "gunicorn-slow-bodies.log"
+LOG = "gunicorn-slow-clients.log"
+THREADS = 4
 HEAD = "POST /api/users HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
 
 
@@ -32,8 +36,9 @@ def slow_app(servers):
     # One worker, so that "the same worker" is "the same pid"; a request timeout of 3 s so that,
     # without the body's deadline, the watchdog's verdict comes quickly; a rate limit, to see that
     # the refusal goes through the edge like any other answer.
-    with running_app(servers, LOG, WEB_CONCURRENCY="1", POSTERR_THREADS="4", POSTERR_RATE_LIMIT="1000/minute",
-                     POSTERR_BODY_TIMEOUT=str(BODY_TIMEOUT), POSTERR_REQUEST_TIMEOUT="3") as base:
+    with running_app(servers, LOG, WEB_CONCURRENCY="1", POSTERR_THREADS=str(THREADS), POSTERR_RATE_LIMIT="1000/minute",
+                     POSTERR_BODY_TIMEOUT=str(BODY_TIMEOUT), POSTERR_HEADER_TIMEOUT=str(HEADER_TIMEOUT),
+                     POSTERR_REQUEST_TIMEOUT="3") as base:
         yield base
 
 
@@ -103,6 +108,10 @@ def test_a_trickled_body_is_answered_within_its_deadline_and_the_worker_lives(sl
     assert BODY_TIMEOUT - 0.1 <= took <= BODY_TIMEOUT + SLACK, took
     assert f'"status":{status}'.encode() in body
     assert worker_pid(slow_app) == pid, "the worker was replaced"
+    assert_worker_never_replaced(log_start)
+
+
+def assert_worker_never_replaced(log_start: int) -> None:
     log = (DATA / LOG).read_bytes()[log_start:].decode(errors="replace")
     assert not re.search(r"request_timeout|exited|WORKER TIMEOUT", log), log[-2000:]
 
@@ -120,3 +129,22 @@ def test_a_body_timeout_is_logged_and_counted_like_any_answer(slow_app):
     request_id = re.search(rb"X-Request-ID: (\S+)", answer, re.IGNORECASE).group(1).decode()
     [line] = [r for r in log_records(LOG, {request_id}) if r.get("logger") == "posterr.access"]
     assert line["status"] == 408 and line["route"] == "/api/users"
+
+
+def test_clients_sending_their_headers_slowly_cannot_hold_every_thread(slow_app):
+    """As many slow-header clients as the worker has threads (slowloris): each is let go within the
+    headers' deadline, and another connection is answered meanwhile."""
+    log_start = (DATA / LOG).stat().st_size
+    pid = worker_pid(slow_app)
+    head = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    starts = [threading.Event() for _ in range(THREADS)]
+    with ThreadPoolExecutor(THREADS) as pool:
+        slow = [pool.submit(trickle, slow_app, head, b"X", started) for started in starts]
+        assert all(started.wait(10) for started in starts)
+        response, other_pid = fresh_request("GET", f"{slow_app}/healthz", timeout=HEADER_TIMEOUT + SLACK)
+        assert response.status_code == 200 and other_pid == pid
+        for future in slow:
+            answer, took = future.result()
+            assert answer == b"" and took <= HEADER_TIMEOUT + SLACK, (took, answer[:200])  # closed, unanswered
+    assert worker_pid(slow_app) == pid
+    assert_worker_never_replaced(log_start)

@@ -176,6 +176,10 @@ class Settings:
     redis_retry_after: float = _setting("POSTERR_REDIS_RETRY_AFTER", parse_seconds, 2.0)
     cache_invalidation_deadline: float = _setting("POSTERR_CACHE_INVALIDATION_DEADLINE", parse_seconds, 10.0)
     request_timeout: float = _setting("POSTERR_REQUEST_TIMEOUT", parse_seconds, 30.0)
+    # A request's headers, then its whole body, must arrive within these (posterr/client_deadlines.py):
+    # time enough for 64 KiB over a link of ~100 kbit/s, like the 5 s gunicorn waits for a first byte.
+    header_timeout: float = _setting("POSTERR_HEADER_TIMEOUT", parse_seconds, 5.0)
+    body_timeout: float = _setting("POSTERR_BODY_TIMEOUT", parse_seconds, 5.0)
     feed_cache_ttl: int = _setting("POSTERR_FEED_CACHE_TTL", whole_number(1), 60)
     object_cache_ttl: int = _setting("POSTERR_OBJECT_CACHE_TTL", whole_number(1), 300)
     timeline_size: int = _setting("POSTERR_TIMELINE_SIZE", whole_number(1), 800)
@@ -200,6 +204,7 @@ class Settings:
             object.__setattr__(self, "control_socket",
                                os.path.join(os.path.expanduser(self.runtime_dir), f"posterr-{self.port}.ctl"))
         check_pool(self.pool_min_size, self.pool_max_size, self.threads)
+        check_body_timeout(self.body_timeout, self.request_timeout)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -246,6 +251,15 @@ def check_pool(min_size: int, max_size: int, threads: int) -> None:
         raise ConfigError(f"POSTERR_POOL_MIN_SIZE={min_size} is more than the pool's max size {max_size} "
                           "(POSTERR_POOL_MAX_SIZE, by default POSTERR_THREADS): lower POSTERR_POOL_MIN_SIZE or "
                           "raise the max size")
+
+
+def check_body_timeout(body_timeout: float, request_timeout: float) -> None:
+    """A body still arriving when the request timeout runs out gets its worker replaced (the
+    watchdog), with every request it serves: the body's deadline must come well before."""
+    if body_timeout >= request_timeout:
+        raise ConfigError(f"POSTERR_BODY_TIMEOUT={body_timeout:g} is not less than POSTERR_REQUEST_TIMEOUT="
+                          f"{request_timeout:g}, so a slow client's body would get its worker replaced: "
+                          "lower POSTERR_BODY_TIMEOUT (seconds; a few are plenty) or raise POSTERR_REQUEST_TIMEOUT")
 
 
 def metrics_dir(environ: Mapping[str, str] | None = None) -> str | None:

@@ -89,6 +89,12 @@ class MethodNotAllowed(ApiError):
         super().__init__(detail, headers={"Allow": allowed})
 
 
+class RequestTimeout(ApiError):
+    """The body did not arrive within POSTERR_BODY_TIMEOUT (posterr/client_deadlines.py). gunicorn answers
+    it with `Connection: close`: the rest of the body is unread."""
+    status, title, type_slug = 408, "Request Timeout", "request-timeout"
+
+
 class Conflict(ApiError):
     """The request clashes with what is stored: a taken username, a second repost of one post, an
     Idempotency-Key whose first request is still running."""
@@ -98,6 +104,17 @@ class Conflict(ApiError):
 class PayloadTooLarge(ApiError):
     """A body over http.MAX_BODY bytes, announced or streamed."""
     status, title, type_slug = 413, "Payload Too Large", "payload-too-large"
+
+
+class UnsupportedMediaType(ApiError):
+    """A body not sent as application/json: a browser may send text/plain, a form or multipart from
+    any page without asking first (no CORS preflight), so only JSON is taken. The answer says what
+    is: `Accept` (RFC 9110, 15.5.16) and `Accept-Post` (the media types a POST takes)."""
+    status, title, type_slug = 415, "Unsupported Media Type", "unsupported-media-type"
+
+    def __init__(self, expected: str):
+        super().__init__(f"the request body must be sent with Content-Type: {expected}",
+                         headers={"Accept": expected, "Accept-Post": expected})
 
 
 class ValidationFailed(ApiError):

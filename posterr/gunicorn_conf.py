@@ -23,7 +23,8 @@ except ConfigError as error:
 
 bind = f"{settings.host}:{settings.port}"
 workers = settings.workers
-worker_class = "gthread"
+# gunicorn's gthread worker, with deadlines on reading a request's headers and body (see there).
+worker_class = "posterr.gunicorn_worker.Worker"
 threads = settings.threads
 wsgi_app = "posterr.app:create_app()"
 graceful_timeout = 20

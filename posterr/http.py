@@ -12,24 +12,37 @@ import orjson
 from gunicorn.http.errors import ParseException
 
 from posterr import credentials, validation
+from posterr.client_deadlines import BodyTimeout
 from posterr.context import Context
-from posterr.errors import BadRequest, NotFound, PayloadTooLarge, ValidationFailed
+from posterr.errors import (
+    BadRequest,
+    NotFound,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from posterr.services.acting import Actor, Caller, acting_user
 from posterr.services.idempotency import Attempt, Created
 from posterr.services.pagination import Page
 
 MAX_BODY = 64 * 1024
-# Before a 413 the rest of the body is read and dropped (this much, for this long at most): a server
-# that stops reading and closes while the client still sends makes the client's TCP stack discard
-# the answer (a reset), so the client would see a dropped connection instead of the problem.
+# Before a 413 the rest of the body is read and dropped (this much at most, and only until the body's
+# deadline, posterr/client_deadlines.py): a server that stops reading and closes while the client still
+# sends makes the client's TCP stack discard the answer (a reset), so the client would see a dropped
+# connection instead of the problem.
 DRAIN_LIMIT = 8 * 1024 * 1024
-DRAIN_SECONDS = 2.0
+# The one media type a request body may have. Any other is 415, which makes it a request a browser
+# must ask about first (a CORS preflight): text/plain, forms and multipart are sent without asking.
+JSON = "application/json"
 
 
 # --- requests ---------------------------------------------------------------------------------
 
 def json_body() -> dict[str, Any]:
-    """The request body as a JSON object: 413 past 64 KiB, 400 when it is not a JSON object."""
+    """The request body as a JSON object: 413 past 64 KiB, 408 when it does not arrive within
+    POSTERR_BODY_TIMEOUT, 415 when it is not sent as application/json (whatever it holds: the type
+    is checked before the body is parsed), 400 when it is not a JSON object."""
     request = bottle.request
     body_input = request.environ["wsgi.input"]
     if (request.content_length or 0) > MAX_BODY:
@@ -38,10 +51,14 @@ def json_body() -> dict[str, Any]:
     # server (gunicorn) has already removed the chunked framing and stops at Content-Length.
     try:
         raw = body_input.read(MAX_BODY + 1)
+    except BodyTimeout as error:
+        raise RequestTimeout(str(error)) from None
     except (OSError, ParseException) as error:  # the client went away, or sent a malformed chunk
         raise BadRequest(f"the request body could not be read: {error}") from None
     if len(raw) > MAX_BODY:
         raise _too_large(body_input)
+    if not is_json_media_type(request.environ.get("CONTENT_TYPE")):
+        raise UnsupportedMediaType(JSON)
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
@@ -55,21 +72,22 @@ def json_body() -> dict[str, Any]:
     return body
 
 
+def is_json_media_type(content_type: str | None) -> bool:
+    """Whether a Content-Type says the body is JSON: application/json in any case, with any
+    parameters (RFC 8259 defines none; a body not in UTF-8 is then refused as malformed). Not the
+    structured `+json` types (merge-patch, problem, JSON-LD): each says more than "a JSON object",
+    and the API implements none of them."""
+    return (content_type or "").partition(";")[0].strip().lower() == JSON
+
+
 def _too_large(body_input) -> PayloadTooLarge:
     """The 413 to raise, once the rest of the body has been drained (see DRAIN_LIMIT)."""
-    sock = bottle.request.environ.get("gunicorn.socket")
-    previous = sock.gettimeout() if sock else None
-    if sock:
-        sock.settimeout(DRAIN_SECONDS)
     drained = 0
     try:
         while drained < DRAIN_LIMIT and (chunk := body_input.read(64 * 1024)):
             drained += len(chunk)
     except (OSError, ParseException):
-        pass  # a client too slow, or a malformed chunk: answer anyway
-    finally:
-        if sock:
-            sock.settimeout(previous)
+        pass  # the body's deadline (BodyTimeout), or a malformed chunk: answer anyway
     return PayloadTooLarge(f"the request body must be at most {MAX_BODY} bytes")
 
 

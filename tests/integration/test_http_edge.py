@@ -128,6 +128,38 @@ def test_a_malformed_chunked_body_is_a_400_problem(app_server, sql):
     assert row_count(sql, "users") == 0
 
 
+@pytest.mark.parametrize("content_type", [None, "text/plain", "text/plain; charset=utf-8",
+                                          "application/x-www-form-urlencoded", "multipart/form-data; boundary=b",
+                                          "application/merge-patch+json"])
+def test_a_body_that_is_not_application_json_is_415(api, sql, content_type):
+    """Issue 37, finding 9: a page on any origin may POST text/plain, a form or multipart with no
+    preflight; only application/json bodies are taken, so a browser must ask first (CORS)."""
+    headers = {"Origin": "https://elsewhere.example"} | ({"Content-Type": content_type} if content_type else {})
+    for path in ("/api/users", "/api/posts", "/api/tokens"):
+        response = api.post(path, data=b'{"username": "sneaky", "user_id": 1, "content": "x"}', headers=headers)
+        body = assert_problem(response, 415)
+        assert body["type"] == "/problems/unsupported-media-type" and "application/json" in body["detail"]
+        assert response.headers["Accept-Post"] == "application/json"
+    assert row_count(sql, "users") == 0
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "Application/JSON;charset=UTF-8"])
+def test_application_json_with_parameters_is_json(api, content_type):
+    response = api.post("/api/users", data=b'{"username": "paramed"}', headers={"Content-Type": content_type})
+    assert response.status_code == 201, response.text
+
+
+def test_checks_of_the_body_in_order_413_then_415_then_400(api, sql):
+    """A body over 64 KiB is 413 whatever its type (announced or streamed); a body of another type is
+    415 before it is parsed; only a JSON body is judged malformed (400)."""
+    big = b" " * (64 * 1024 + 1)
+    assert_problem(api.post("/api/users", data=big, headers={"Content-Type": "text/plain"}), 413)
+    assert_problem(api.post("/api/users", data=iter([big]), headers={"Content-Type": "text/plain"}), 413)
+    assert_problem(api.post("/api/users", data=b"{oops", headers={"Content-Type": "text/plain"}), 415)
+    assert_problem(api.post("/api/users", data=b"{oops", headers={"Content-Type": "application/json"}), 400)
+    assert row_count(sql, "users") == 0
+
+
 def send_oversized_body(base: str, size: int) -> bytes:
     """POST `size` bytes on a raw socket, as a client that keeps sending whatever the server does
     (requests would hide a reset: urllib3 swallows the broken pipe), then read the answer."""

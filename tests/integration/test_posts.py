@@ -189,7 +189,8 @@ def test_unknown_post_is_404(api, path):
 
 def test_repost_route_needs_a_json_body(api, alice):
     original = api.new_post(alice)
-    assert_problem(api.request("POST", f"/api/posts/{original['id']}/repost", data=b"{oops"), 400)
+    assert_problem(api.request("POST", f"/api/posts/{original['id']}/repost", data=b"{oops",
+                               headers={"Content-Type": "application/json"}), 400)
     assert_problem(api.post(f"/api/posts/{original['id']}/repost", {}), 422)
 
 

@@ -115,7 +115,8 @@ def test_an_unknown_target_is_404(api, sql, alice):
 
 def test_the_replies_route_needs_a_json_body(api, alice):
     parent = api.new_post(alice)
-    assert_problem(api.request("POST", f"/api/posts/{parent['id']}/replies", data=b"{oops"), 400)
+    assert_problem(api.request("POST", f"/api/posts/{parent['id']}/replies", data=b"{oops",
+                               headers={"Content-Type": "application/json"}), 400)
     assert_problem(api.post(f"/api/posts/{parent['id']}/replies", {"content": "who?"}), 422)
 
 

@@ -38,10 +38,10 @@ def healthz(base: str) -> bool:
 
 def test_a_stuck_request_replaces_its_worker_and_is_logged_and_counted(servers, sql):
     request_id = f"stuck-follow-{os.urandom(4).hex()}"  # the log file outlives this run
-    # One worker, a 2 s request timeout, and a statement timeout far beyond it: a follow held behind
-    # a row lock is stuck as far as the app can tell.
+    # One worker, a 2 s request timeout (and a body timeout below it, as the settings require), and a
+    # statement timeout far beyond it: a follow held behind a row lock is stuck as far as the app can tell.
     with running_app(servers, "gunicorn-watchdog.log", WEB_CONCURRENCY="1", POSTERR_REQUEST_TIMEOUT="2",
-                     POSTERR_STATEMENT_TIMEOUT_MS="60000") as base:
+                     POSTERR_BODY_TIMEOUT="1", POSTERR_STATEMENT_TIMEOUT_MS="60000") as base:
         alice, bob = (requests.post(f"{base}/api/users", json={"username": name}, timeout=5).json()["id"]
                       for name in ("alice", "bob"))
         with psycopg.connect(servers.database_url) as locker, ThreadPoolExecutor(1) as pool:

@@ -57,7 +57,7 @@ def test_malformed_body_is_400_and_writes_nothing(api, sql, raw, status):
 
 def test_body_over_64_kib_is_413_and_writes_nothing(api, sql):
     body = b'{"username": "bob", "pad": "' + b"x" * (64 * 1024) + b'"}'
-    assert_problem(api.request("POST", "/api/users", data=body), 413)
+    assert_problem(api.request("POST", "/api/users", data=body, headers={"Content-Type": "application/json"}), 413)
     assert row_count(sql, "users") == 0
 
 

@@ -105,6 +105,10 @@ def test_the_readme_gives_each_default_that_settings_has(variable):
     ({"POSTERR_SLOW_MS": "250"}, "slow_request_ms", 250),
     ({"POSTERR_SLOW_MS": " Off "}, "slow_request_ms", None),
     ({"POSTERR_SLOW_MS": "0"}, "slow_request_ms", None),
+    ({}, "body_timeout", 5.0),
+    ({}, "header_timeout", 5.0),
+    ({"POSTERR_HEADER_TIMEOUT": "0.5"}, "header_timeout", 0.5),
+    ({"POSTERR_BODY_TIMEOUT": "0.5", "POSTERR_REQUEST_TIMEOUT": "1"}, "body_timeout", 0.5),
 ])
 def test_given_values(env, attribute, value):
     assert getattr(Settings.from_env(REQUIRED | env), attribute) == value
@@ -132,6 +136,10 @@ def test_given_values(env, attribute, value):
     (REQUIRED | {"POSTERR_POOL_MAX_SIZE": "3"}, "POSTERR_POOL_MAX_SIZE=3 is less than POSTERR_THREADS=4"),
     (REQUIRED | {"POSTERR_THREADS": "1"}, "POSTERR_POOL_MIN_SIZE=2 is more than the pool's max size 1"),
     (REQUIRED | {"POSTERR_POOL_MIN_SIZE": "9", "POSTERR_POOL_MAX_SIZE": "8"}, "POSTERR_POOL_MIN_SIZE=9 is more"),
+    (REQUIRED | {"POSTERR_BODY_TIMEOUT": "0"}, "POSTERR_BODY_TIMEOUT='0': expected a positive number of seconds"),
+    (REQUIRED | {"POSTERR_HEADER_TIMEOUT": "soon"}, "POSTERR_HEADER_TIMEOUT='soon': expected a positive number"),
+    (REQUIRED | {"POSTERR_BODY_TIMEOUT": "30"}, "POSTERR_BODY_TIMEOUT=30 is not less than POSTERR_REQUEST_TIMEOUT=30"),
+    (REQUIRED | {"POSTERR_REQUEST_TIMEOUT": "2"}, "POSTERR_BODY_TIMEOUT=5 is not less than POSTERR_REQUEST_TIMEOUT=2"),
 ])
 def test_start_up_errors_name_the_variable_and_what_it_expects(env, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
@@ -183,7 +191,8 @@ def _gunicorn_conf(monkeypatch, tmp_path, env: dict[str, str]) -> dict:
       "POSTERR_MAX_REQUESTS": "0", "POSTERR_MAX_REQUESTS_JITTER": "0", "POSTERR_KEEPALIVE": "2",
       "LOG_LEVEL": "Warning", "XDG_RUNTIME_DIR": "/run/user/7"},
      {"bind": "127.0.0.1:5007", "workers": 3, "threads": 8, "max_requests": 0, "max_requests_jitter": 0,
-      "keepalive": 2, "loglevel": "warning", "control_socket": "/run/user/7/posterr-5007.ctl"}),
+      "keepalive": 2, "loglevel": "warning", "control_socket": "/run/user/7/posterr-5007.ctl",
+      "worker_class": "posterr.gunicorn_worker.Worker"}),
     ({"POSTERR_CONTROL_SOCKET": "off"}, {"control_socket_disable": True}),
 ])
 def test_gunicorn_takes_its_values_from_config(monkeypatch, tmp_path, env, expected):
@@ -201,6 +210,7 @@ def test_gunicorn_takes_its_values_from_config(monkeypatch, tmp_path, env, expec
     (SERVER | {METRICS_DIR_VARIABLE: "/nonexistent/posterr"}, "posterr: PROMETHEUS_MULTIPROC_DIR='/nonexistent/"),
     (REQUIRED, "posterr: POSTERR_SECRET_KEY is not set, so cursors would be signed with the development key"),
     (REQUIRED | {"POSTERR_ENV": "staging"}, "posterr: POSTERR_ENV='staging': expected production or development"),
+    (REQUIRED | {"POSTERR_BODY_TIMEOUT": "45"}, "posterr: POSTERR_BODY_TIMEOUT=45 is not less than POSTERR_REQUEST_TIMEOUT=30"),
 ])
 def test_gunicorn_stops_on_a_bad_setting_with_one_line(monkeypatch, tmp_path, env, message):
     with pytest.raises(SystemExit) as stopped:

@@ -129,11 +129,9 @@ LIMIT %(limit)s;
 -- words fill the page here; when they do not, page_latest (trigram index) finds the rare ones.
 -- PostgreSQL cannot tell how common a word is, so the service decides from what a short walk found
 -- (posterr/services/posts.py, next_walk).
--- A keyword without a trigram (contract v2.1) is searched here alone, in one walk that stops at the
--- page's last match or at the floor of the newest posts (recent_posts_floor; `scan` is then the
--- window's size, so only the floor ends it). The keyword is matched outside the LIMIT subquery, so
--- the planner can neither hand it to the trigram index (`a.b` still gives pg_trgm the trigram "  b",
--- any word starting with b, in every post of any age) nor leave the index range for another walk.
+-- A keyword without a trigram (contract v2.1) walks here too, down to the floor of the newest posts at
+-- most (recent_posts_floor); when the walks do not fill its page, page_recent_latest reads the rest
+-- of the window.
 -- Index: posts_created_at_id_idx (global), posts_user_id_created_at_id_idx (author_id).
 SELECT recent.id
 FROM (
@@ -150,17 +148,41 @@ WHERE recent.type <> 'repost' AND recent.content ILIKE %(pattern)s
 ORDER BY recent.created_at DESC, recent.id DESC
 LIMIT %(limit)s;
 
--- name: page_trending_scan :many
+-- name: page_recent_latest :many
 -- Plan: per call
--- A keyword without a trigram by trending (contract v2.1): the posts at or after the floor of the
--- newest posts (recent_posts_floor; `scan`, the window's size, only fences the subquery) that pass
--- the other filters, read in one walk down the index as page_latest_scan reads them; the keyword's
--- matches among them after the cursor are then ordered by (repost_count + quote_count) descending,
--- then newest first, with the score (as page_trending). Not page_trending, and the cursor outside
--- the subquery (post_after_trending's condition, written out for the subquery's columns): planned
--- with either, PostgreSQL may walk posts_trending_idx in score order instead, through the posts of
--- every age that have a score, before the first match within the window.
--- Index: posts_created_at_id_idx (global), posts_user_id_created_at_id_idx (author_id).
+-- A keyword without a trigram (contract v2.1) that the walks of page_latest_scan did not find a page
+-- of: its matches among the posts at or after the floor of the newest posts (recent_posts_floor)
+-- that pass the other filters, newest first. The window is read whole, the cheapest way (a bitmap of
+-- its index range, or the range in order), and only the page's ids are sorted (a top-N sort of a few
+-- columns). The keyword is matched outside the subquery, which OFFSET 0 keeps apart: otherwise the
+-- planner may hand the keyword to the trigram index, which has nothing to look up for it or only a
+-- padded trigram (`a.b` gives "  b": any word starting with b, in posts of every age).
+-- Index: posts_created_at_id_idx (global), posts_user_id_created_at_id_idx (author_id), each from the floor.
+SELECT recent.id
+FROM (
+    SELECT p.id, p.created_at, p.type, p.content
+    FROM posts p
+    WHERE post_passes_filters(p, %(author_id)s::bigint, %(include_replies)s::boolean, NULL,
+                              %(since)s::timestamptz, %(until)s::timestamptz)
+      AND post_after_newest_first(p, %(after_created_at)s::timestamptz, %(after_id)s::bigint)
+      AND post_in_recent_window(p, %(floor_created_at)s::timestamptz, %(floor_id)s::bigint)
+    OFFSET 0
+) recent
+WHERE recent.type <> 'repost' AND recent.content ILIKE %(pattern)s
+ORDER BY recent.created_at DESC, recent.id DESC
+LIMIT %(limit)s;
+
+-- name: page_recent_trending :many
+-- Plan: per call
+-- A keyword without a trigram (contract v2.1) by trending: its matches among the posts at or after
+-- the floor of the newest posts (recent_posts_floor) that pass the other filters, after the cursor,
+-- by (repost_count + quote_count) descending, then newest first, with the score (as page_trending).
+-- The window is read whole as in page_recent_latest, the subquery kept apart by OFFSET 0 for the
+-- same reason and one more: planned as one query with the floor, PostgreSQL may walk
+-- posts_trending_idx in score order, through the posts of every age that have a score, before the
+-- first match within the window. So the cursor is outside too (post_after_trending's condition,
+-- written out for the subquery's columns).
+-- Index: posts_created_at_id_idx (global), posts_user_id_created_at_id_idx (author_id), each from the floor.
 SELECT recent.id, recent.score
 FROM (
     SELECT p.id, p.repost_count + p.quote_count AS score, p.created_at, p.type, p.content
@@ -168,8 +190,7 @@ FROM (
     WHERE post_passes_filters(p, %(author_id)s::bigint, %(include_replies)s::boolean, NULL,
                               %(since)s::timestamptz, %(until)s::timestamptz)
       AND post_in_recent_window(p, %(floor_created_at)s::timestamptz, %(floor_id)s::bigint)
-    ORDER BY p.created_at DESC, p.id DESC
-    LIMIT %(scan)s
+    OFFSET 0
 ) recent
 WHERE recent.type <> 'repost' AND recent.content ILIKE %(pattern)s
   AND (%(after_created_at)s::timestamptz IS NULL

@@ -217,20 +217,17 @@ _PAGE_QUERIES = {("latest", False): "page_latest", ("trending", False): "page_tr
                  ("latest", True): "page_followed_latest", ("trending", True): "page_followed_trending"}
 
 
-_WINDOW_QUERIES = {"latest": "page_latest_scan", "trending": "page_trending_scan"}
-
-
 def _page_rows(run, order: str, filters: dict, recent: bool) -> list[dict]:
     """The page's ids in order (with, by trending, each one's score)."""
-    if recent and not filters["followed_by"]:
-        # One walk down the window (it ends at the floor), the keyword matched outside it: with no
-        # trigram to look up, the page queries would scan the trigram index or the trending one whole.
-        # A followed_by page stays on page_followed_*: its walks are per followee, with the floor.
-        return run(_WINDOW_QUERIES[order], scan=RECENT_POSTS, **filters)
     if filters["pattern"] and order == "latest" and not filters["followed_by"]:
-        rows = _keyword_walk(run, filters)
+        rows = _keyword_walk(run, filters)  # down to the floor at most, for a keyword without a trigram
         if len(rows) == filters["limit"]:
             return rows
+    if recent and not filters["followed_by"]:
+        # The window read whole, the keyword matched apart from it: given no trigram to look up,
+        # page_latest and page_trending may scan the trigram index, or the trending one, whole. A
+        # followed_by page stays on page_followed_*: its walks are per followee, each down to the floor.
+        return run("page_recent_latest" if order == "latest" else "page_recent_trending", **filters)
     query = _PAGE_QUERIES[order, filters["followed_by"] is not None]  # the whole table, through the indexes
     return run(query, **filters)
 

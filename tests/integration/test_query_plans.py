@@ -119,8 +119,9 @@ for name in ("page_latest", "page_trending"):
     CASES[name] = [(label, {**FEED, **params}) for label, params in FEED_CASES if "followed_by" not in params]
 CASES["page_latest_scan"] = [(label, {**FEED, "scan": 20_000, **params}) for label, params in FEED_CASES
                              if "pattern" in params and "followed_by" not in params]
-CASES["page_trending_scan"] = [(label, {**FEED, "scan": 100_000, **params}) for label, params in FEED_CASES
-                               if "floor_id" in params and "followed_by" not in params]
+for name in ("page_recent_latest", "page_recent_trending"):
+    CASES[name] = [(label, {**FEED, **params}) for label, params in FEED_CASES
+                   if "floor_id" in params and "followed_by" not in params]
 for name in ("page_followed_latest", "page_followed_trending"):
     CASES[name] = [(label, {**FEED, "followed_by": 7, **params}) for label, params in FEED_CASES] + [
         ("follows nobody", {**FEED, "followed_by": 1999})]
@@ -272,7 +273,8 @@ def test_the_app_settles_on_the_one_statement_pages_generic_plan(seeded, name):
 
 
 WINDOWED = [case for case in PLAN_CASES
-            if case[2].get("floor_created_at") and case[0] in ("page_latest_scan", "page_trending_scan")]
+            if case[2].get("floor_created_at") and case[0] in ("page_latest_scan", "page_recent_latest",
+                                                               "page_recent_trending")]
 
 
 @pytest.mark.parametrize("name, label, params", WINDOWED, ids=[f"{n}-{lbl}" for n, lbl, _ in WINDOWED])
@@ -282,7 +284,7 @@ def test_a_keyword_without_a_trigram_reads_only_the_newest_posts(seeded, name, l
     post older than the window, whatever the order; and the trigram index, which has nothing to look
     up for such a keyword (every post would be a candidate) or only a padded trigram (`a.b`), is never
     asked. (page_latest and page_trending take the floor too, but are not planned for it: the service
-    sends such a keyword to these two.)"""
+    sends such a keyword to these three.)"""
     plan = plan_as_run(seeded, name, params)
     assert "posts_content_trgm_idx" not in {node.get("Index Name") for node in nodes(plan)}, plan
     walks = [node for node in nodes(plan)

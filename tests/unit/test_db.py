@@ -89,7 +89,8 @@ PAGE_FILTERS = {"author_id", "pattern", "since", "until", "include_replies", "af
 PAGE_QUERIES = {
     "page_latest": set(),
     "page_latest_scan": {"scan"},
-    "page_trending_scan": {"scan", "after_score"},
+    "page_recent_latest": set(),
+    "page_recent_trending": {"after_score"},
     "page_trending": {"after_score"},
     "page_followed_latest": {"followed_by"},
     "page_followed_trending": {"followed_by", "after_score"},

@@ -94,6 +94,17 @@ $$;
 
 
 --
+-- Name: post_in_recent_window(public.posts, timestamp with time zone, bigint); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.post_in_recent_window(p public.posts, floor_created_at timestamp with time zone, floor_id bigint) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT floor_created_at IS NULL OR (p.created_at, p.id) >= (floor_created_at, floor_id)
+$$;
+
+
+--
 -- Name: post_passes_filters(public.posts, bigint, boolean, text, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -565,4 +576,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261207060000'),
     ('20261207070000'),
     ('20261208010000'),
-    ('20261208020000');
+    ('20261208020000'),
+    ('20261208030000');

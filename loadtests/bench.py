@@ -34,7 +34,12 @@ Rows:
   query (page_latest over posts_created_at_id_idx) and the rendering behind the cache.
 - deep page: the URL the Link headers lead to 50 pages down the global feed (a keyset cursor).
 - search: /api/posts/search?keyword=… rotating over rare, medium and common words (a wrk Lua
-  script); --split-search adds one row per group.
+  script); --split-search adds one row per group (search_rare, search_medium, search_common; naming
+  one in --only measures it without --split-search).
+- search_short: the same rotating over keywords without three consecutive letters or digits (`zq`,
+  `~~`, `a.b`), which no trigram can serve: since contract v2.1 each is matched against the newest
+  100,000 posts only (`Search-Scope: recent`), and none is in a seeded post, so each reads the
+  whole of what it may search.
 - followed_by: /api/posts?followed_by=ID, ID rotating over every seeded user.
 - following_20, following_200, following_2000: the "Following" home feed, first page
   (/api/posts?followed_by=ID, always the same URL) of a reader user who follows exactly 20, 200 or
@@ -111,6 +116,10 @@ KEYWORDS = {
     "medium": ["axolotl", "picture", "quokka", "zebra"],
     "common": ["the", "an", "in"],
 }
+# Keywords without three consecutive letters or digits (no trigram of pg_trgm's to look up) that no
+# seeded post holds: each search reads all it may, the worst case of the search_short row.
+SHORT_KEYWORDS = ["zq", "~~", "a.b"]
+SPLIT_SEARCH = tuple(f"search_{group}" for group in ("rare", "medium", "common"))
 DEEP_PAGES = 50
 FOLLOWING = (20, 200, 2000)  # how many seeded users each reader follows (a pair of rows each)
 FOLLOWING_PAGE = 20  # the deeper of the pair: this page of the reader's feed, by cursor
@@ -380,6 +389,8 @@ def rows_for(low: int, high: int, pages: Pages, split_search: bool, following: l
         Row("trending_page2", "trending feed page 2 by cursor", pages.trending),
         Row("search", "search, rare/medium/common words", search_path(words[0]),
             LUA_ROTATE % {"paths": lua_strings([search_path(w) for w in words])}),
+        Row("search_short", "search, keywords without a trigram", search_path(SHORT_KEYWORDS[0]),
+            LUA_ROTATE % {"paths": lua_strings([search_path(w) for w in SHORT_KEYWORDS])}),
     ]
     if split_search:
         rows += [Row(f"search_{group}", f"search, {group} words only", search_path(KEYWORDS[group][0]),
@@ -650,6 +661,7 @@ def git_commit() -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     only = {name.strip() for name in args.only.split(",") if name.strip()}
+    args.split_search = args.split_search or bool(only & set(SPLIT_SEARCH))  # a search_<group> named in --only
     names = [row.name for row in rows_for(1, 2, Pages("/", "/", "/"), args.split_search, [Following(n, 1) for n in FOLLOWING],
                                           [Author(n, 1) for n in FANS], Threads(1, 1, 1, 1), args.sync_standby,
                                           TokenPosts("", 1, ""))]

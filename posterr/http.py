@@ -150,10 +150,13 @@ def no_content() -> bottle.HTTPResponse:
 
 
 def page_response(page: Page, params: dict[str, str | None]) -> bottle.HTTPResponse:
-    """A list page; when more items exist, a Link to the next page repeating every filter."""
+    """A list page; when more items exist, a Link to the next page repeating every filter; a search
+    among the newest posts only says so in Search-Scope."""
     headers = {}
     if page.next_cursor:
         query = {name: value for name, value in params.items() if value and name != "cursor"}
         query["cursor"] = page.next_cursor
         headers["Link"] = f'<{bottle.request.path}?{urlencode(query)}>; rel="next"'
+    if page.search_scope:
+        headers["Search-Scope"] = page.search_scope
     return json_response(page.body, headers=headers)

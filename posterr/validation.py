@@ -149,6 +149,36 @@ def keyword(text: str | None) -> str | None:
     return text
 
 
+def has_trigram(keyword_text: str) -> bool:
+    """Whether the keyword holds three consecutive letters or digits: what pg_trgm needs to serve
+    ILIKE '%keyword%' from the trigram index. Without them (`zq`, `~~`, `a.b`, `ab-cd`) the contract
+    (v2.1) searches the newest posts only.
+
+    What pg_trgm does with such a pattern (PostgreSQL 15's, read in its source and checked with
+    EXPLAIN ANALYZE): it splits it into runs of alphanumerics and takes the trigrams of each run,
+    padded with blanks at a side where a non-alphanumeric character (a word boundary) stands rather
+    than a wildcard. A run of three or more gives a trigram of three real characters, which narrows
+    the index scan to the posts holding it. `zq` and `~~` give none: the index returns every post for
+    a recheck (a whole-table scan by another name). `a.b` and `ab-cd` give only padded ones (`  b`;
+    `ab `, ` cd`): `  b` stands for any word that starts with b, about as costly as none; `ab-cd`'s
+    are narrow, but the contract bounds it all the same, which keeps one rule that a client can apply.
+
+    Which characters are alphanumeric is the database's locale's word (iswalnum, C.UTF-8 here).
+    Checked over every code point: the Unicode letters (categories L* and Nl, such as `é`, `日`, `Ⅻ`)
+    and decimal digits (Nd) that this rule counts are all alphanumeric to it; it also counts 1,404
+    combining marks and symbols of Unicode's Alphabetic property (Devanagari vowel signs, circled
+    letters), which this rule does not, Python having no such property. A run broken there is
+    searched among the newest posts only, never the reverse: no keyword this rule sends to the whole
+    table lacks a trigram, so none scans all posts. Python's own isalnum() would err the other way
+    (it counts `²` and `½`, which PostgreSQL does not)."""
+    run = 0
+    for character in keyword_text:
+        run = run + 1 if character.isalpha() or character.isdecimal() or unicodedata.category(character) == "Nl" else 0
+        if run == 3:
+            return True
+    return False
+
+
 def like_pattern(keyword_text: str) -> str:
     """A case-insensitive substring pattern for ILIKE, with LIKE's wildcards taken literally."""
     escaped = keyword_text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

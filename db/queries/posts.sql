@@ -108,15 +108,17 @@ LIMIT %(limit)s;
 -- Plan: per call (planned with the values, so each filter left NULL folds away)
 -- The ids of one feed page (posts_by_ids reads the posts), newest first, every filter optional
 -- (a NULL parameter disables it: post_passes_filters, a function of the schema that the planner
--- inlines), replies only when include_replies, after a keyset cursor on (created_at, id). For
--- followed_by: page_followed_latest.
--- Index: posts_created_at_id_idx (global), posts_user_id_created_at_id_idx (author_id),
--- posts_content_trgm_idx (rare keywords).
+-- inlines), replies only when include_replies, after a keyset cursor on (created_at, id), and for a
+-- keyword without a trigram at or after the floor of the newest posts (post_in_recent_window; NULL
+-- for any other). For followed_by: page_followed_latest.
+-- Index: posts_created_at_id_idx (global, and a keyword without a trigram: a walk that stops at the
+-- floor), posts_user_id_created_at_id_idx (author_id), posts_content_trgm_idx (rare keywords).
 SELECT p.id
 FROM posts p
 WHERE post_passes_filters(p, %(author_id)s::bigint, %(include_replies)s::boolean, %(pattern)s::text,
                           %(since)s::timestamptz, %(until)s::timestamptz)
   AND post_after_newest_first(p, %(after_created_at)s::timestamptz, %(after_id)s::bigint)
+  AND post_in_recent_window(p, %(floor_created_at)s::timestamptz, %(floor_id)s::bigint)
 ORDER BY p.created_at DESC, p.id DESC
 LIMIT %(limit)s;
 
@@ -127,6 +129,9 @@ LIMIT %(limit)s;
 -- words fill the page here; when they do not, page_latest (trigram index) finds the rare ones.
 -- PostgreSQL cannot tell how common a word is, so the service decides from what a short walk found
 -- (posterr/services/posts.py, next_walk).
+-- A keyword without a trigram (contract v2.1) walks here too, down to the floor of the newest posts at
+-- most (recent_posts_floor); when the walks do not fill its page, page_recent_latest reads the rest
+-- of the window.
 -- Index: posts_created_at_id_idx (global), posts_user_id_created_at_id_idx (author_id).
 SELECT recent.id
 FROM (
@@ -135,6 +140,7 @@ FROM (
     WHERE post_passes_filters(p, %(author_id)s::bigint, %(include_replies)s::boolean, NULL,
                               %(since)s::timestamptz, %(until)s::timestamptz)
       AND post_after_newest_first(p, %(after_created_at)s::timestamptz, %(after_id)s::bigint)
+      AND post_in_recent_window(p, %(floor_created_at)s::timestamptz, %(floor_id)s::bigint)
     ORDER BY p.created_at DESC, p.id DESC
     LIMIT %(scan)s
 ) recent
@@ -142,10 +148,78 @@ WHERE recent.type <> 'repost' AND recent.content ILIKE %(pattern)s
 ORDER BY recent.created_at DESC, recent.id DESC
 LIMIT %(limit)s;
 
+-- name: page_recent_latest :many
+-- Plan: per call
+-- A keyword without a trigram (contract v2.1) that the walks of page_latest_scan did not find a page
+-- of: its matches among the posts at or after the floor of the newest posts (recent_posts_floor)
+-- that pass the other filters, newest first. The window is read whole, the cheapest way (a bitmap of
+-- its index range, or the range in order), and only the page's ids are sorted (a top-N sort of a few
+-- columns). The keyword is matched outside the subquery, which OFFSET 0 keeps apart: otherwise the
+-- planner may hand the keyword to the trigram index, which has nothing to look up for it or only a
+-- padded trigram (`a.b` gives "  b": any word starting with b, in posts of every age).
+-- Index: posts_created_at_id_idx (global), posts_user_id_created_at_id_idx (author_id), each from the floor.
+SELECT recent.id
+FROM (
+    SELECT p.id, p.created_at, p.type, p.content
+    FROM posts p
+    WHERE post_passes_filters(p, %(author_id)s::bigint, %(include_replies)s::boolean, NULL,
+                              %(since)s::timestamptz, %(until)s::timestamptz)
+      AND post_after_newest_first(p, %(after_created_at)s::timestamptz, %(after_id)s::bigint)
+      AND post_in_recent_window(p, %(floor_created_at)s::timestamptz, %(floor_id)s::bigint)
+    OFFSET 0
+) recent
+WHERE recent.type <> 'repost' AND recent.content ILIKE %(pattern)s
+ORDER BY recent.created_at DESC, recent.id DESC
+LIMIT %(limit)s;
+
+-- name: page_recent_trending :many
+-- Plan: per call
+-- A keyword without a trigram (contract v2.1) by trending: its matches among the posts at or after
+-- the floor of the newest posts (recent_posts_floor) that pass the other filters, after the cursor,
+-- by (repost_count + quote_count) descending, then newest first, with the score (as page_trending).
+-- The window is read whole as in page_recent_latest, the subquery kept apart by OFFSET 0 for the
+-- same reason and one more: planned as one query with the floor, PostgreSQL may walk
+-- posts_trending_idx in score order, through the posts of every age that have a score, before the
+-- first match within the window. So the cursor is outside too (post_after_trending's condition,
+-- written out for the subquery's columns).
+-- Index: posts_created_at_id_idx (global), posts_user_id_created_at_id_idx (author_id), each from the floor.
+SELECT recent.id, recent.score
+FROM (
+    SELECT p.id, p.repost_count + p.quote_count AS score, p.created_at, p.type, p.content
+    FROM posts p
+    WHERE post_passes_filters(p, %(author_id)s::bigint, %(include_replies)s::boolean, NULL,
+                              %(since)s::timestamptz, %(until)s::timestamptz)
+      AND post_in_recent_window(p, %(floor_created_at)s::timestamptz, %(floor_id)s::bigint)
+    OFFSET 0
+) recent
+WHERE recent.type <> 'repost' AND recent.content ILIKE %(pattern)s
+  AND (%(after_created_at)s::timestamptz IS NULL
+       OR (recent.score, recent.created_at, recent.id)
+          < (%(after_score)s::integer, %(after_created_at)s::timestamptz, %(after_id)s::bigint))
+ORDER BY recent.score DESC, recent.created_at DESC, recent.id DESC
+LIMIT %(limit)s;
+
 -- name: posts_estimate :one
 -- PostgreSQL's own estimate of the number of posts (from the last ANALYZE): no table is read.
 -- Index: pg_class_oid_index.
 SELECT greatest(reltuples, 0)::bigint AS posts FROM pg_class WHERE oid = 'posts'::regclass;
+
+-- name: recent_posts_floor :one
+-- Plan: prepared (one walk whatever the values)
+-- The floor of the window a keyword without a trigram is searched in (contract v2.1): the
+-- (created_at, id) of the `window`-th newest post of every type, in the index's own order, so that
+-- the posts at or after it are exactly the newest `window` (ties in created_at are broken by id, as
+-- the feed breaks them). No row when there are fewer posts: every post is in the window. The page
+-- queries take it as floor_created_at, floor_id (post_in_recent_window, a function of the schema).
+-- A walk of `window` index entries without a heap read (on an all-visible table), far cheaper than the
+-- window's ILIKE that follows; read afresh on each search, so the window is the newest posts of the
+-- moment (a post made between the two statements is newer than the floor, and searched too).
+-- Index: posts_created_at_id_idx (an index-only scan, backward).
+SELECT created_at, id
+FROM posts
+ORDER BY created_at DESC, id DESC
+OFFSET %(window)s - 1
+LIMIT 1;
 
 -- name: page_trending :many
 -- Plan: per call
@@ -159,6 +233,7 @@ FROM posts p
 WHERE post_passes_filters(p, %(author_id)s::bigint, %(include_replies)s::boolean, %(pattern)s::text,
                           %(since)s::timestamptz, %(until)s::timestamptz)
   AND post_after_trending(p, %(after_score)s::integer, %(after_created_at)s::timestamptz, %(after_id)s::bigint)
+  AND post_in_recent_window(p, %(floor_created_at)s::timestamptz, %(floor_id)s::bigint)
 ORDER BY (p.repost_count + p.quote_count) DESC, p.created_at DESC, p.id DESC
 LIMIT %(limit)s;
 
@@ -179,6 +254,7 @@ CROSS JOIN LATERAL (
       AND post_passes_filters(p, %(author_id)s::bigint, %(include_replies)s::boolean, %(pattern)s::text,
                               %(since)s::timestamptz, %(until)s::timestamptz)
       AND post_after_newest_first(p, %(after_created_at)s::timestamptz, %(after_id)s::bigint)
+      AND post_in_recent_window(p, %(floor_created_at)s::timestamptz, %(floor_id)s::bigint)
     ORDER BY p.created_at DESC, p.id DESC
     LIMIT %(limit)s
 ) p
@@ -203,6 +279,7 @@ CROSS JOIN LATERAL (
       AND post_passes_filters(p, %(author_id)s::bigint, %(include_replies)s::boolean, %(pattern)s::text,
                               %(since)s::timestamptz, %(until)s::timestamptz)
       AND post_after_trending(p, %(after_score)s::integer, %(after_created_at)s::timestamptz, %(after_id)s::bigint)
+      AND post_in_recent_window(p, %(floor_created_at)s::timestamptz, %(floor_id)s::bigint)
     ORDER BY (p.repost_count + p.quote_count) DESC, p.created_at DESC, p.id DESC
     LIMIT %(limit)s
 ) p

@@ -6,7 +6,8 @@ import bottle
 
 from posterr.edge import current_context
 
-EXPOSED_HEADERS = "Link, Retry-After, RateLimit, RateLimit-Policy, X-Request-ID, Location, WWW-Authenticate"
+EXPOSED_HEADERS = ("Link, Retry-After, RateLimit, RateLimit-Policy, X-Request-ID, Location, WWW-Authenticate, "
+                   "Search-Scope")
 ALLOWED_REQUEST_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Request-ID"
 ALLOWED_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
 

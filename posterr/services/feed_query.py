@@ -70,12 +70,19 @@ class FeedQuery:
         """The date range as instants: its first (inclusive) and the one after its last (exclusive)."""
         return _day_start(self.start), _day_after(self.end)
 
-    def filters(self) -> dict[str, Any]:
-        """The parameters of the page queries (db/queries/posts.sql), one row more than the page."""
+    @property
+    def recent_only(self) -> bool:
+        """A keyword that no trigram can serve (contract v2.1): searched among the newest posts only."""
+        return self.keyword is not None and not validation.has_trigram(self.keyword)
+
+    def filters(self, floor: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The parameters of the page queries (db/queries/posts.sql), one row more than the page;
+        `floor` (recent_posts_floor's row) bounds a recent_only search, and None leaves it unbounded."""
         since, until = self.bounds
         return {"author_id": self.author_id, "followed_by": self.followed_by,
                 "pattern": validation.like_pattern(self.keyword) if self.keyword else None,
                 "since": since, "until": until,
+                "floor_created_at": floor and floor["created_at"], "floor_id": floor and floor["id"],
                 "include_replies": self.with_replies, "limit": self.size + 1, **self.after}
 
     def source(self) -> Source:

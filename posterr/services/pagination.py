@@ -18,6 +18,9 @@ from posterr.validation import MAX_ID
 class Page:
     body: bytes  # the JSON array, ready to send
     next_cursor: str | None
+    # "recent": a search among the newest posts only (the Search-Scope header). Not packed: a page
+    # the cache holds is never a search.
+    search_scope: str | None = None
 
     def pack(self) -> bytes:
         """One bytes value for the cache: the cursor line, then the body."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 from datetime import datetime
 from time import monotonic
 from typing import Any
@@ -30,6 +31,10 @@ log = logging.getLogger("posterr.posts")
 FIRST_WALK = 2_000
 SCAN_FROM_POSTS = 10 * FIRST_WALK
 LONGEST_WALK = 100_000
+# Contract v2.1: a keyword without three consecutive letters or digits (validation.has_trigram) gives
+# pg_trgm no trigram to look up, so without a bound its search would read every post; it is matched
+# against this many of the newest posts only, and its answers say so (Search-Scope: recent).
+RECENT_POSTS = 100_000
 _estimate = {"posts": 0, "until": 0.0}  # per process
 
 
@@ -165,7 +170,9 @@ def list_posts(ctx: Context, params: dict[str, str | None], *, keyword_required:
     if server is Server.PRIMARY:
         return ctx.db.read_primary(lambda run: _feed_page(ctx, run, query))
     if server is Server.REPLICA:
-        return ctx.db.read(lambda run: _feed_page(ctx, run, query))
+        page = ctx.db.read(lambda run: _feed_page(ctx, run, query))
+        # Every answer to such a keyword says so, the empty ones and those over fewer posts than the window too.
+        return replace(page, search_scope="recent") if query.recent_only else page
     field = feed_field(query.order, query.size, query.author_id, query.with_replies)
     return Page.unpack(ctx.cache.fetch(FEEDS_KEY, field, ctx.settings.feed_cache_ttl,
                                        lambda: ctx.db.read_primary(lambda run: _feed_page(ctx, run, query)).pack()))
@@ -181,7 +188,11 @@ def _feed_page(ctx: Context, run, query: FeedQuery) -> Page:
         rows = run(_ONE_STATEMENT_QUERIES[query.order], feed=query.author_id or GLOBAL_FEED,
                    include_replies=query.with_replies, limit=wanted, **window)
     else:
-        ordered = _page_rows(run, query.order, query.filters())
+        # The floor and the page are two statements, so that the page query is planned with the floor's
+        # value: a window the statistics put at 100,000 posts, walked through an index condition (a
+        # subquery's value would be guessed at a third of the table).
+        floor = run("recent_posts_floor", window=RECENT_POSTS) if query.recent_only else None
+        ordered = _page_rows(run, query.order, query.filters(floor), query.recent_only)
         rows = posts_in_order(run, [row["id"] for row in ordered])
         if query.order == "trending":  # the cursor takes the score the page was ordered by
             scores = {row["id"]: row["score"] for row in ordered}
@@ -206,12 +217,17 @@ _PAGE_QUERIES = {("latest", False): "page_latest", ("trending", False): "page_tr
                  ("latest", True): "page_followed_latest", ("trending", True): "page_followed_trending"}
 
 
-def _page_rows(run, order: str, filters: dict) -> list[dict]:
+def _page_rows(run, order: str, filters: dict, recent: bool) -> list[dict]:
     """The page's ids in order (with, by trending, each one's score)."""
     if filters["pattern"] and order == "latest" and not filters["followed_by"]:
-        rows = _keyword_walk(run, filters)
+        rows = _keyword_walk(run, filters)  # down to the floor at most, for a keyword without a trigram
         if len(rows) == filters["limit"]:
             return rows
+    if recent and not filters["followed_by"]:
+        # The window read whole, the keyword matched apart from it: given no trigram to look up,
+        # page_latest and page_trending may scan the trigram index, or the trending one, whole. A
+        # followed_by page stays on page_followed_*: its walks are per followee, each down to the floor.
+        return run("page_recent_latest" if order == "latest" else "page_recent_trending", **filters)
     query = _PAGE_QUERIES[order, filters["followed_by"] is not None]  # the whole table, through the indexes
     return run(query, **filters)
 

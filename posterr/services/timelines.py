@@ -48,7 +48,7 @@ def _build(ctx: Context, run, build: Build, cursor: str | None, count: int) -> S
 
 def _pulled(run, user_id: int, after: tuple[datetime, int] | None, count: int) -> list[int]:
     filters = {"author_id": None, "pattern": None, "since": None, "until": None, "include_replies": False,
-               "after_score": None}
+               "after_score": None, "floor_created_at": None, "floor_id": None}
     rows = run("page_followed_latest", followed_by=user_id, limit=count, **filters, **_after(after))
     return [row["id"] for row in rows]
 

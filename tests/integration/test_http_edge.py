@@ -48,7 +48,8 @@ def test_cors_preflight_and_exposed_headers(api):
     response = api.get("/api/users", headers={"Origin": "http://frontend.example"})
     assert response.headers["Access-Control-Allow-Origin"] == "*"
     exposed = {h.strip().lower() for h in response.headers["Access-Control-Expose-Headers"].split(",")}
-    assert exposed == {"link", "retry-after", "ratelimit", "ratelimit-policy", "x-request-id", "location", "www-authenticate"}
+    assert exposed == {"link", "retry-after", "ratelimit", "ratelimit-policy", "x-request-id", "location", "www-authenticate",
+                       "search-scope"}
     assert_problem(api.request("OPTIONS", "/api/nothing-here"), 404)
 
 

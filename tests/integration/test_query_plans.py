@@ -23,7 +23,9 @@ NOW = datetime.now(UTC)
 DIGEST = bytes(32)
 AFTER = {"after_score": None, "after_created_at": None, "after_id": None}
 FEED = {"author_id": None, "followed_by": None, "pattern": None, "since": None, "until": None,
-        "include_replies": False, "limit": 11, **AFTER}
+        "floor_created_at": None, "floor_id": None, "include_replies": False, "limit": 11, **AFTER}
+# The floor of a keyword without a trigram (recent_posts_floor), here about the newest tenth of the seed.
+FLOOR = {"floor_created_at": NOW - timedelta(hours=1), "floor_id": 20000}
 
 # One or more parameter sets per named query: (label, parameters).
 CASES = {
@@ -72,6 +74,7 @@ CASES = {
     "post_by_id": [("one", {"id": 10})],
     "posts_by_ids": [("page", {"ids": list(range(100, 111))})],
     "posts_estimate": [("estimate", {})],
+    "recent_posts_floor": [("the contract's window", {"window": 100_000}), ("a window within the seed", {"window": 5_000})],
     "claim_idempotency_key": [("new", {"scope": "POST /api/posts", "user_id": 1, "key": "k", "fingerprint": "f",
                                        "claim": 7, "token_digest": DIGEST})],
     "complete_idempotency_key": [("one", {"scope": "POST /api/posts", "user_id": 1, "key": "k", "status": 201,
@@ -105,11 +108,21 @@ FEED_CASES = [
     ("keyword by author", {"pattern": "%zebra%", "author_id": 7}),
     ("date range", {"since": NOW - timedelta(days=30), "until": NOW - timedelta(days=29)}),
     ("keyword and dates", {"pattern": "%kitten%", "since": NOW - timedelta(days=60), "until": NOW}),
+    ("keyword without a trigram", {"pattern": "%zq%", **FLOOR}),
+    ("common keyword without a trigram", {"pattern": "%an%", **FLOOR}),
+    ("keyword without a trigram, deep page", {"pattern": "%a.b%", **FLOOR, "after_created_at": NOW - timedelta(minutes=30),
+                                              "after_id": 25000, "after_score": 0}),
+    ("keyword without a trigram by author", {"pattern": "%zq%", "author_id": 7, **FLOOR}),
+    ("keyword without a trigram with replies and dates", {"pattern": "%~~%", "include_replies": True, **FLOOR,
+                                                          "since": NOW - timedelta(days=1), "until": NOW}),
 ]
 for name in ("page_latest", "page_trending"):
     CASES[name] = [(label, {**FEED, **params}) for label, params in FEED_CASES if "followed_by" not in params]
 CASES["page_latest_scan"] = [(label, {**FEED, "scan": 20_000, **params}) for label, params in FEED_CASES
                              if "pattern" in params and "followed_by" not in params]
+for name in ("page_recent_latest", "page_recent_trending"):
+    CASES[name] = [(label, {**FEED, **params}) for label, params in FEED_CASES
+                   if "floor_id" in params and "followed_by" not in params]
 for name in ("page_followed_latest", "page_followed_trending"):
     CASES[name] = [(label, {**FEED, "followed_by": 7, **params}) for label, params in FEED_CASES] + [
         ("follows nobody", {**FEED, "followed_by": 1999})]
@@ -258,3 +271,23 @@ def test_the_app_settles_on_the_one_statement_pages_generic_plan(seeded, name):
     finally:
         seeded.execute("DEALLOCATE settling")
     assert (generic, custom) == (EXECUTIONS - 5, 5)
+
+
+WINDOWED = [case for case in PLAN_CASES
+            if case[2].get("floor_created_at") and case[0] in ("page_latest_scan", "page_recent_latest",
+                                                               "page_recent_trending")]
+
+
+@pytest.mark.parametrize("name, label, params", WINDOWED, ids=[f"{n}-{lbl}" for n, lbl, _ in WINDOWED])
+def test_a_keyword_without_a_trigram_reads_only_the_newest_posts(seeded, name, label, params):
+    """Contract v2.1: its floor (recent_posts_floor) is an index condition of the walk down
+    posts_created_at_id_idx, or the author's posts_user_id_created_at_id_idx, so the search reads no
+    post older than the window, whatever the order; and the trigram index, which has nothing to look
+    up for such a keyword (every post would be a candidate) or only a padded trigram (`a.b`), is never
+    asked. (page_latest and page_trending take the floor too, but are not planned for it: the service
+    sends such a keyword to these three.)"""
+    plan = plan_as_run(seeded, name, params)
+    assert "posts_content_trgm_idx" not in {node.get("Index Name") for node in nodes(plan)}, plan
+    walks = [node for node in nodes(plan)
+             if node.get("Index Name") in ("posts_created_at_id_idx", "posts_user_id_created_at_id_idx")]
+    assert walks and all(">=" in node["Index Cond"] for node in walks), plan

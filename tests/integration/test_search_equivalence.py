@@ -1,7 +1,10 @@
 """Keyword search gives exactly what a plain scan gives: for random words and filters, its pages are
 the posts whose own text holds the word in any case (never a repost; a quote by its own text;
 replies only with include_replies), in the feed's order, whichever path found them (a walk down the
-newest posts, a second longer walk, or the trigram index)."""
+newest posts, a second longer walk, or the trigram index). A keyword without three consecutive letters
+or digits (`t`, `%`, `a_b`, `#42`) is looked for among the newest RECENT_POSTS posts only, and says so
+in Search-Scope (contract v2.1); the table here is smaller than that window, so the scan and the
+header tell whether the rule was applied, and tests/integration/test_search_scope.py crosses a floor."""
 
 from __future__ import annotations
 
@@ -10,7 +13,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from posterr.services.posts import SCAN_FROM_POSTS
+from posterr.services.posts import RECENT_POSTS, SCAN_FROM_POSTS
+from posterr.validation import has_trigram
 from tests.conftest import running_app
 from tests.integration.conftest import Api, statement_calls
 from tests.integration.pages import next_url
@@ -54,19 +58,21 @@ def test_search_pages_equal_a_plain_scan(search_api, sql):
                                      {"start_date": first, "end_date": first + timedelta(days=rng.randrange(8))}]))
         path = rng.choice(["/api/posts", "/api/posts/search"])
         expected = [post["id"] for post in _plain_scan(posts, query)]
-        seen = _first_pages(search_api, path, query, pages=3)
+        seen = _first_pages(search_api, path, query, pages=3, recent=not has_trigram(query["keyword"]))
         assert seen == expected[:len(seen)], f"{path} {query}"
         assert len(seen) == min(len(expected), 3 * query["limit"]), f"{path} {query}"
     assert statement_calls(sql, "page_latest_scan") > scans, "no search walked down the newest posts"
     assert statement_calls(sql, "page_latest") > trigram_reads, "no search asked the trigram index"
 
 
-def _first_pages(api: Api, path: str, query: dict, pages: int) -> list[int]:
-    """The ids of up to `pages` pages, following Link; every page but the last is full."""
+def _first_pages(api: Api, path: str, query: dict, pages: int, recent: bool) -> list[int]:
+    """The ids of up to `pages` pages, following Link; every page but the last is full, and each has
+    Search-Scope: recent when the keyword is searched among the newest posts only, else none."""
     response = api.get(path, params=query)
     seen = []
     for _ in range(pages):
         assert response.status_code == 200, response.text
+        assert response.headers.get("Search-Scope") == ("recent" if recent else None), f"{path} {query}"
         page = [post["id"] for post in response.json()]
         seen += page
         url = next_url(response)
@@ -79,6 +85,8 @@ def _first_pages(api: Api, path: str, query: dict, pages: int) -> list[int]:
 
 def _plain_scan(posts: list[dict], query: dict) -> list[dict]:
     word = query["keyword"].lower()
+    if not has_trigram(word):  # the newest RECENT_POSTS of every post, reposts included
+        posts = sorted(posts, key=lambda post: (post["created_at"], post["id"]), reverse=True)[:RECENT_POSTS]
     since = _midnight(query["start_date"]) if "start_date" in query else None
     until = _midnight(query["end_date"]) + timedelta(days=1) if "end_date" in query else None
     found = [post for post in posts

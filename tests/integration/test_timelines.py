@@ -27,7 +27,7 @@ FANOUT_MAX = 3
 SIZE = 6
 PULL = load_queries()["page_followed_latest"].sql
 NO_FILTERS = {"author_id": None, "pattern": None, "since": None, "until": None, "include_replies": False,
-              "after_score": None, "after_created_at": None, "after_id": None}
+              "after_score": None, "after_created_at": None, "after_id": None, "floor_created_at": None, "floor_id": None}
 
 
 @pytest.fixture(scope="module")

@@ -84,10 +84,13 @@ def test_an_empty_folder_stops_the_start(tmp_path):
 
 # The feed's page queries repeat one block of optional filters (each keeps its own text, for its
 # plan): a filter added to some of them and not the others would be ignored on some feeds.
-PAGE_FILTERS = {"author_id", "pattern", "since", "until", "include_replies", "after_created_at", "after_id", "limit"}
+PAGE_FILTERS = {"author_id", "pattern", "since", "until", "include_replies", "after_created_at", "after_id", "limit",
+                "floor_created_at", "floor_id"}
 PAGE_QUERIES = {
     "page_latest": set(),
     "page_latest_scan": {"scan"},
+    "page_recent_latest": set(),
+    "page_recent_trending": {"after_score"},
     "page_trending": {"after_score"},
     "page_followed_latest": {"followed_by"},
     "page_followed_trending": {"followed_by", "after_score"},

@@ -118,6 +118,20 @@ def test_like_patterns_take_wildcards_literally(keyword, pattern):
     assert validation.like_pattern(keyword) == pattern
 
 
+# Three consecutive letters or digits (as the database's locale counts them): the trigram index can
+# serve the keyword; without them it is searched among the newest posts only (contract v2.1).
+@pytest.mark.parametrize("keyword, expected", [
+    ("zq", False), ("~~", False), ("a.b", False), ("éàü", True), ("a b c", False), ("ab-cd", False),
+    ("abc", True), ("ab1", True), ("123", True), ("日本語", True), ("日本", False), ("x", False), ("%_%", False),
+    ("a_b", False), ("ab%", False), ("#42", False), ("#420", True), ("100%", True), ("ZQX", True),
+    ("zq~x", False), ("..abc..", True), ("ⅫⅫⅫ", True), ("x²y", False), ("½½½", False),
+    ("e\u0301e", False),  # a combining accent (decomposed é) is not alphanumeric to PostgreSQL
+    ("ab\u00a0c", False), ("Ωμß", True), ("٣٤٥", True),
+])
+def test_a_keyword_has_a_trigram_when_it_holds_three_letters_or_digits_in_a_row(keyword, expected):
+    assert validation.has_trigram(keyword) is expected
+
+
 @pytest.mark.parametrize("content, repost_id, reply_to_id, expected", [
     ("hi", None, None, ("post", "hi")),
     (None, 3, None, ("repost", None)),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from loadtests.bench import (
     FANS,
     FOLLOWING,
+    SHORT_KEYWORDS,
     Author,
     Following,
     Pages,
@@ -130,6 +131,13 @@ def test_the_floor_rows_go_to_the_floor_app_and_the_uncached_pages_to_the_app():
     assert [name for name, row in rows.items() if row.base == "floor"] == ["floor_hello", "floor_feed"]
     assert (rows["deep_page"].path, rows["author_page2"].path, rows["trending_page2"].path) == \
         (PAGES.deep, PAGES.author, PAGES.trending)
+
+
+def test_the_short_keyword_row_rotates_over_keywords_without_three_letters_or_digits_in_a_row():
+    row = {row.name: row for row in rows_for(1, 1000, PAGES, False)}["search_short"]
+    assert row.path == "/api/posts/search?keyword=zq"
+    assert all(f'"/api/posts/search?keyword={quoted}"' in row.script for quoted in ("zq", "~~", "a.b"))
+    assert SHORT_KEYWORDS == ["zq", "~~", "a.b"]
 
 
 def measured(name: str, cpu: float, p50_ms: float = 1, p99_ms: float = 4) -> Row:

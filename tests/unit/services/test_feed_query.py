@@ -81,5 +81,19 @@ def test_the_page_queries_take_every_filter_and_one_row_more():
     found = query(author_id="3", keyword="50%", limit="5", start_date="2026-11-30", cursor=LATEST_CURSOR)
     assert found.filters() == {"author_id": 3, "followed_by": None, "pattern": "%50\\%%",
                                "since": datetime(2026, 11, 30, tzinfo=UTC), "until": None,
+                               "floor_created_at": None, "floor_id": None,
                                "include_replies": False, "limit": 6, "after_score": None,
                                "after_created_at": AT, "after_id": 42}
+
+
+@pytest.mark.parametrize(("params", "recent"), [
+    ({}, False), ({"keyword": "zq"}, True), ({"keyword": "a.b", "author_id": "3"}, True), ({"keyword": "~~"}, True),
+    ({"keyword": "zqx"}, False), ({"keyword": "日本語"}, False), ({"keyword": ""}, False),
+])
+def test_a_keyword_without_a_trigram_is_searched_among_the_newest_posts_only(params, recent):
+    assert query(**params).recent_only is recent
+
+
+def test_the_floor_of_the_newest_posts_bounds_the_page_queries():
+    floor = {"created_at": AT, "id": 7}
+    assert query(keyword="zq").filters(floor).items() >= {"floor_created_at": AT, "floor_id": 7}.items()

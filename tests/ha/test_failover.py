@@ -130,15 +130,18 @@ def test_a_switchover_with_reads_and_writes_going_on(app, ha):
 
     with ThreadPoolExecutor(8) as pool:
         running = [pool.submit(write, user) for user in users] + [pool.submit(read, user) for user in users]
-        wait_for(lambda: len(answers) >= 20, 30, "writes before the switchover")
-        ha_script("switchover")
-        after = wait_for(lambda: (port := ha.primary_port()) != before and port, 30, "a new primary")
-        wait_for(lambda: requests.get(f"{app.base}/readyz", headers={"Connection": "close"}, timeout=10).json()
-                 .get("primary") == f"127.0.0.1:{after}", 30, "/readyz to name the new primary")
-        written_before = len(answers)
-        wait_for(lambda: sum(1 for _, a in list(answers.values())[written_before:] if a.status_code == 201) >= 20,
-                 60, "writes acknowledged by the new primary")
-        stop.set()
+        try:
+            wait_for(lambda: len(answers) >= 20, 30, "writes before the switchover")
+            ha_script("switchover")
+            after = wait_for(lambda: (port := ha.primary_port()) != before and port, 30, "a new primary")
+            # /readyz lists the members in the order of DATABASE_REPLICA_URLS (PG_PORTS), without names.
+            wait_for(lambda: requests.get(f"{app.base}/readyz", headers={"Connection": "close"}, timeout=10).json()
+                     ["replicas"][PG_PORTS.index(after)]["state"] == "primary", 30, "/readyz to show the new primary")
+            written_before = len(answers)
+            wait_for(lambda: sum(1 for _, a in list(answers.values())[written_before:] if a.status_code == 201) >= 20,
+                     60, "writes acknowledged by the new primary")
+        finally:
+            stop.set()  # a failed wait stops the clients too, so that it fails rather than hangs
         for future in running:
             future.result(timeout=60)
     assert set(reads) <= {200, 503}, sorted(set(reads))

@@ -292,7 +292,8 @@ class Database:
         even while new requests are refused at once after a failure (a fail-over refuses some
         requests that did reach the new primary): on a connection the pool has at hand, without waiting
         for one longer than UNDO_WAIT."""
-        with self._driver_errors_translated(fast_fail=False), self._connection(UNDO_WAIT) as conn:
+        with self._driver_errors_translated(fast_fail=False, pool_wait_is_outage=False), \
+                self._connection(UNDO_WAIT) as conn:
             return Session(conn, self.queries, self._commit_watched)(name, **params)
 
     @contextmanager
@@ -313,9 +314,11 @@ class Database:
             self.pool.putconn(conn)
 
     @contextmanager
-    def _driver_errors_translated(self, *, fast_fail: bool = True) -> Iterator[None]:
+    def _driver_errors_translated(self, *, fast_fail: bool = True, pool_wait_is_outage: bool = True) -> Iterator[None]:
         """The one place where psycopg's errors become the project's: a broken unique constraint is
-        a DuplicateRow for the service to explain; an unreachable or failing server is a 503."""
+        a DuplicateRow for the service to explain; an unreachable or failing server is a 503. A wait
+        for a pooled connection shorter than the pool's own timeout (`pool_wait_is_outage=False`,
+        undo's) may end while the pool is only busy or opening a connection: no outage then."""
         if fast_fail and time.monotonic() < self._down_until:
             raise DatabaseUnavailable("PostgreSQL is unavailable", retry_after=FAST_FAIL_SECONDS)
         try:
@@ -325,7 +328,7 @@ class Database:
         except psycopg.errors.QueryCanceled:
             raise ServiceUnavailable("the database took too long to answer") from None
         except (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError) as error:
-            if not server_unreachable(error):
+            if not server_unreachable(error) or (isinstance(error, PoolTimeout) and not pool_wait_is_outage):
                 # A deadlock, a serialization failure, a lock or resource limit: this request
                 # failed, the server is fine, and the next request should not be refused.
                 logs.event(log, "postgres_transient_error", logging.WARNING, error=str(error),

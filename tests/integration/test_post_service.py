@@ -12,7 +12,7 @@ import pytest
 from posterr.app import build_context
 from posterr.config import Settings
 from posterr.db import Session
-from posterr.errors import Conflict, DailyLimitReached
+from posterr.errors import ApiError, Conflict, DailyLimitReached
 from posterr.services import idempotency, posts, users
 from posterr.services.acting import Actor
 from posterr.services.idempotency import Attempt
@@ -141,6 +141,21 @@ def test_the_cache_work_is_redone_by_the_first_replay_only(ctx, sql):
     with ThreadPoolExecutor(8) as pool:
         assert all(answer.replayed for answer in pool.map(lambda _: replay("together"), range(16)))
     assert redone == [orjson.loads(second.body)["id"]]
+
+
+def test_an_undo_that_finds_no_connection_at_hand_leaves_postgresql_up(ctx):
+    """Database.undo waits UNDO_WAIT (0.2 s) for a pooled connection. Not getting one says that the
+    pool is busy or still opening one, not that PostgreSQL is gone: the requests after it are served,
+    not refused at once for a second (every keyed creation that fails runs an undo)."""
+    pool = ctx.db.primary.pool
+    held = [pool.getconn() for _ in range(pool.max_size)]
+    try:
+        with pytest.raises(ApiError):
+            ctx.db.undo("release_idempotency_key", scope="POST /api/posts", user_id=1, key="k", claim=7)
+    finally:
+        for conn in held:
+            pool.putconn(conn)
+    assert ctx.db("ping")["ok"] == 1
 
 
 def test_a_request_that_stalled_past_its_claim_creates_nothing(ctx, sql):

@@ -21,8 +21,10 @@ pull query (page_followed_latest) returns. The rules that keep it exact:
    size trimmed (a push older than all of them goes at once), and a trimmed timeline is marked
    incomplete. A page that an incomplete timeline cannot fill comes from PostgreSQL.
 6. A follow, an unfollow, or an author crossing the fan-out limit deletes the timelines whose
-   followees it changes, before it is answered; keys carry the epoch (see redis_client.py) and expire
-   after `POSTERR_TIMELINE_TTL`, which bounds how long a push lost with a crashed worker is missed.
+   followees it changes, before it is answered, and so does a follow or unfollow that finds nothing
+   to change (the retry of one whose worker died between its commit and this); keys carry the epoch
+   (see redis_client.py) and expire after `POSTERR_TIMELINE_TTL`, which bounds how long a push lost
+   with a crashed worker is missed.
 7. A timeline is its three keys (state, entries, followees), and Redis may lose any one of them (an
    eviction, a key expiring before the others, `cache flush`): both sets hold a SENTINEL member so
    that they exist even when empty, and a timeline missing a key is absent, read as a miss and never

@@ -1,8 +1,8 @@
 -- name: lock_users :many
 -- Locks both ends of a follow in id order, so two opposite follows cannot deadlock; the rows
--- returned also tell which of the users exist.
+-- returned also tell which of the users exist, and how many followers each has.
 -- Index: users_pkey.
-SELECT id
+SELECT id, followers_count
 FROM users
 WHERE id IN (%(follower_id)s, %(followee_id)s)
 ORDER BY id

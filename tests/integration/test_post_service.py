@@ -4,6 +4,7 @@ needs to step between two of a request's statements or to set the app's clock.""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -19,14 +20,22 @@ from posterr.services.idempotency import Attempt
 from tests.conftest import TEST_SECRET_KEY
 
 
-@pytest.fixture
-def ctx(servers):
+@contextmanager
+def started_context(servers, **env: str):
     context = build_context(Settings.from_env({
         "DATABASE_URL": servers.database_url, "REDIS_URL": servers.redis_url, "POSTERR_SECRET_KEY": TEST_SECRET_KEY,
-        "POSTERR_DAILY_POST_LIMIT": "2", "POSTERR_POOL_MIN_SIZE": "1"}))
+        "POSTERR_DAILY_POST_LIMIT": "2", "POSTERR_POOL_MIN_SIZE": "1", **env}))
     context.start()
-    yield context
-    context.stop()
+    try:
+        yield context
+    finally:
+        context.stop()
+
+
+@pytest.fixture
+def ctx(servers):
+    with started_context(servers) as context:
+        yield context
 
 
 def new_user(sql, name: str) -> int:
@@ -119,6 +128,41 @@ def test_a_replay_redoes_the_cache_work_of_a_creation_that_died_after_its_commit
     post_id = orjson.loads(replayed.body)["id"]
     assert following(ctx, reader) == [post_id]
     assert orjson.loads(users.get_user(ctx, author))["posts_count"] == orjson.loads(profile)["posts_count"] + 1
+
+
+@pytest.mark.parametrize("fans", [0, 2])  # 2: this follow is the one that crosses the fan-out limit
+def test_a_retried_follow_redoes_the_cache_work_of_one_that_died_after_its_commit(servers, sql, monkeypatch, fans):
+    """A follow committed by a worker that died before its Redis work (a SIGKILL while Redis was
+    paused): the client's retry (PUT is idempotent) finds the row there and must still do that work,
+    or the follower's timeline lacks the followee's posts until it expires."""
+    with started_context(servers, POSTERR_FANOUT_MAX_FOLLOWERS="2") as ctx:
+        retried_follow(ctx, sql, monkeypatch, fans)
+
+
+def retried_follow(ctx, sql, monkeypatch, fans: int) -> None:
+    author, reader = new_user(sql, "followed"), new_user(sql, "follower")
+    fan_ids = [new_user(sql, f"fan{n}") for n in range(fans)]
+    for fan in fan_ids:
+        sql.execute("INSERT INTO follows (follower_id, followee_id) VALUES (%s, %s)", (fan, author))
+    sql.execute("UPDATE users SET followers_count = %s WHERE id = %s", (fans, author))
+    post = posts.create_post(ctx, Actor(author), "before the follow")
+    post_id = orjson.loads(post.body)["id"]
+    readers = [reader, *fan_ids]
+    assert [following(ctx, user) for user in readers] == [[]] + [[post_id]] * fans  # timelines built
+
+    def killed(*changes):
+        raise WorkerKilled
+
+    with monkeypatch.context() as during_the_first_request:
+        during_the_first_request.setattr(ctx.redis, "before_answer", killed)
+        with pytest.raises(WorkerKilled):
+            users.follow(ctx, Actor(reader), author)
+    users.follow(ctx, Actor(reader), author)  # the retry
+    assert following(ctx, reader) == [post_id]
+    # Past the limit the author's posts are no longer pushed but merged at read time, which only a
+    # timeline built since then knows: every follower's must have been dropped.
+    later_id = orjson.loads(posts.create_post(ctx, Actor(author), "after the follow").body)["id"]
+    assert [following(ctx, user) for user in readers] == [[later_id, post_id]] * len(readers)
 
 
 def test_the_cache_work_is_redone_by_the_first_replay_only(ctx, sql):

@@ -30,6 +30,10 @@ pull query (page_followed_latest) returns. The rules that keep it exact:
    that they exist even when empty, and a timeline missing a key is absent, read as a miss and never
    pushed to; what is left of it is deleted in the same script. So is one of a past generation
    (redis_client.py, mechanism 3), which a write that Redis refused may have left without its post.
+8. A commit that a fail-over lost may have been pushed already, and the new primary may hand its id
+   to another post: every page read from a timeline is checked against PostgreSQL (each entry's id
+   and time, services/posts.py), and a timeline with one wrong entry is deleted and the page read
+   from PostgreSQL.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import orjson
 from posterr import logs, presenters, validation
 from posterr.context import Context
 from posterr.errors import Conflict, DailyLimitReached, DuplicateRow, InvalidToken, NotFound, ValidationFailed
-from posterr.home_timelines import member
+from posterr.home_timelines import member, post_id
 from posterr.keys import FEEDS_KEY, feed_field, post_key, user_key
 from posterr.limits import seconds_to_utc_midnight
 from posterr.redis_client import Change
@@ -181,7 +181,7 @@ def list_posts(ctx: Context, params: dict[str, str | None], *, keyword_required:
 def _feed_page(ctx: Context, run, query: FeedQuery) -> Page:
     source, wanted = query.source(), query.size + 1
     if source is Source.HOME_TIMELINE:
-        rows = posts_in_order(run, timelines.page_ids(ctx, run, query.followed_by, query.last, wanted))
+        rows = _home_timeline_rows(ctx, run, query.followed_by, query.last, wanted)
     elif source is Source.ONE_STATEMENT:
         window = (newest_first_window(query.last, *query.bounds) if query.order == "latest"
                   else trending_window((query.after["after_score"], *query.last) if query.last else None))
@@ -204,11 +204,23 @@ def _feed_page(ctx: Context, run, query: FeedQuery) -> Page:
     return page_of(rows, query.size, ctx.cursors, query.keyset, presenters.post)
 
 
+def _home_timeline_rows(ctx: Context, run, reader: int, last: tuple[datetime, int] | None, wanted: int) -> list[dict]:
+    """A Following page from the reader's home timeline, each entry checked against PostgreSQL: one
+    that names a post it lacks, or whose id another post now has, cuts the page short or shows a
+    stranger's post, so the timeline is forgotten and the page read from PostgreSQL."""
+    entries = timelines.page_entries(ctx, run, reader, last, wanted)
+    rows = posts_in_order(run, [post_id(entry) for entry in entries])
+    if [member(row["created_at"], row["id"]) for row in rows] == entries:
+        return rows
+    timelines.forget(ctx, reader)
+    return posts_in_order(run, [row["id"] for row in timelines.pulled(run, reader, last, wanted)])
+
+
 def posts_in_order(run, ids: list[int]) -> list[dict[str, Any]]:
-    """The rows of post_details for `ids`, in the order of `ids`; an id PostgreSQL does not have (a
-    home timeline's entry for a commit lost in a fail-over) is left out."""
+    """The rows of post_details for `ids`, in the order of `ids`; an id PostgreSQL does not have is
+    left out."""
     by_id = {row["id"]: row for row in run("posts_by_ids", ids=ids)} if ids else {}
-    return [by_id[post_id] for post_id in ids if post_id in by_id]
+    return [by_id[wanted_id] for wanted_id in ids if wanted_id in by_id]
 
 
 _ONE_STATEMENT_QUERIES = {"latest": "posts_page_latest", "trending": "posts_page_trending"}

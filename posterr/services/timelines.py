@@ -8,27 +8,33 @@ from datetime import datetime
 
 from posterr import metrics
 from posterr.context import Context
-from posterr.home_timelines import Build, Slice, member, post_id
+from posterr.home_timelines import Build, Slice, member
 from posterr.services.users import existing_user
 
 
-def page_ids(ctx: Context, run, user_id: int, after: tuple[datetime, int] | None, count: int) -> list[int]:
-    """The ids of up to `count` posts of the accounts user_id follows, after the (created_at, id)
-    cursor `after`, newest first: exactly what page_followed_latest returns."""
+def page_entries(ctx: Context, run, user_id: int, after: tuple[datetime, int] | None, count: int) -> list[str]:
+    """Up to `count` posts of the accounts user_id follows, after the (created_at, id) cursor
+    `after`, newest first, as timeline members (home_timelines.member): exactly what
+    page_followed_latest returns, unless the timeline names a post that a fail-over lost (the caller
+    checks each against PostgreSQL, and calls forget and pulled when one is wrong)."""
     cursor = member(*after) if after else None
     timeline = ctx.timelines.read(user_id, cursor, count)
     source = "hit"
     if isinstance(timeline, Build):
         timeline, source = _build(ctx, run, timeline, cursor, count), "built"
     if timeline is None or (len(timeline.entries) < count and not timeline.complete):
-        metrics.TIMELINE_READS.labels("pulled").inc()
-        return _pulled(run, user_id, after, count)
+        return [member(row["created_at"], row["id"]) for row in pulled(run, user_id, after, count)]
     metrics.TIMELINE_READS.labels(source).inc()
     if timeline.merged:  # followees with too many followers to push to: their posts are read now
         rows = run("page_by_authors_latest", author_ids=timeline.merged, limit=count, **_after(after))
-        entries = sorted({*timeline.entries, *(member(row["created_at"], row["id"]) for row in rows)}, reverse=True)
-        return [post_id(entry) for entry in entries[:count]]
-    return [post_id(entry) for entry in timeline.entries]
+        return sorted({*timeline.entries, *(member(row["created_at"], row["id"]) for row in rows)}, reverse=True)[:count]
+    return timeline.entries
+
+
+def forget(ctx: Context, user_id: int) -> None:
+    """Deletes a timeline found to name a post that PostgreSQL lacks, or whose id another post now
+    has (a commit lost in a fail-over, its id handed out again): the next read builds it afresh."""
+    ctx.redis.before_answer(ctx.timelines.drops([user_id]))
 
 
 def _build(ctx: Context, run, build: Build, cursor: str | None, count: int) -> Slice:
@@ -46,11 +52,12 @@ def _build(ctx: Context, run, build: Build, cursor: str | None, count: int) -> S
     return Slice(after_cursor[:count], len(entries) < size, merged)
 
 
-def _pulled(run, user_id: int, after: tuple[datetime, int] | None, count: int) -> list[int]:
+def pulled(run, user_id: int, after: tuple[datetime, int] | None, count: int) -> list[dict]:
+    """The page from PostgreSQL alone (page_followed_latest): each post's id and created_at."""
+    metrics.TIMELINE_READS.labels("pulled").inc()
     filters = {"author_id": None, "pattern": None, "since": None, "until": None, "include_replies": False,
                "after_score": None, "floor_created_at": None, "floor_id": None}
-    rows = run("page_followed_latest", followed_by=user_id, limit=count, **filters, **_after(after))
-    return [row["id"] for row in rows]
+    return run("page_followed_latest", followed_by=user_id, limit=count, **filters, **_after(after))
 
 
 def _after(after: tuple[datetime, int] | None) -> dict:

@@ -208,6 +208,22 @@ def test_a_timeline_entry_that_postgresql_lacks_is_left_out(app, sql):
     assert served(app, reader, 10) == [kept["id"]]
 
 
+@pytest.mark.parametrize("lost_id", ["gone", "handed out again"])
+def test_a_timeline_naming_a_lost_post_still_pages_through_every_post(app, sql, lost_id):
+    """A post lost in a fail-over leaves its entry in the timelines it was pushed to, and the new
+    primary's sequence may give its id to another post. Every page must still be full while older
+    posts exist (with its Link), and hold only posts of the accounts followed, each once."""
+    reader, author, stranger = (app.new_user(name)["id"] for name in ("reader", "author", "stranger"))
+    app.follow(reader, author)
+    first, lost, third, fourth = (app.new_post(author, f"post {n}")["id"] for n in range(4))
+    assert served(app, reader, 2) == [fourth, third, lost, first]  # all four in the timeline
+    sql.execute("DELETE FROM posts WHERE id = %s", (lost,))
+    if lost_id == "handed out again":
+        sql.execute("INSERT INTO posts (id, user_id, type, content, created_at) OVERRIDING SYSTEM VALUE "
+                    "VALUES (%s, %s, 'post', 'not followed', now() - interval '1 day')", (lost, stranger))
+    assert served(app, reader, 2) == pulled(sql, reader) == [fourth, third, first]
+
+
 # --- the Redis scripts' rules, one at a time (posterr/home_timelines.py), against the real Redis ------
 
 @pytest.fixture

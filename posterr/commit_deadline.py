@@ -4,9 +4,13 @@ Under synchronous replication (Patroni's synchronous_mode_strict) a COMMIT waits
 the write, and with no standby left it waits forever: PostgreSQL's statement_timeout is switched off
 before the commit runs, so nothing on the server ends the wait. One thread per process sends a
 cancel request for every COMMIT still running at its deadline; PostgreSQL then answers that COMMIT
-with success and a warning (the write is on the primary only), which the caller turns into a 503
-(posterr/db.py). A connection that was sent a cancel is closed, not reused: the request might reach
-the server after the COMMIT returned and cancel the connection's next statement instead.
+with success (the write is on the primary only), and the caller turns a success after a cancel into a
+503 (posterr/db.py). That is decided here, from the cancel this process sent, not from the warning
+PostgreSQL adds: the warning is translated by lc_messages and not sent at all to a session whose
+client_min_messages is `error`.
+
+A connection that was sent a cancel is closed, not reused: the request might reach the server after
+the COMMIT returned and cancel the connection's next statement instead.
 """
 
 from __future__ import annotations
@@ -41,6 +45,15 @@ class WatchedCommit:
     def arm(self) -> None:
         """From now on (the COMMIT) the deadline counts."""
         self.deadlines.arm(self)
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether a cancel was sent (or tried) before the COMMIT returned; final once `watching` has
+        ended. A COMMIT that then succeeded has an unknown outcome: its wait for a standby was cut
+        short, or the cancel reached the server just after the COMMIT was done. The two cannot be told
+        apart without the warning, so both count as unconfirmed: a 503 for a confirmed commit costs
+        a retry (with its Idempotency-Key, the one write), a 201 for an unconfirmed one may lose it."""
+        return self.cancel_done is not None
 
 
 class CommitDeadlines:

@@ -35,12 +35,8 @@ _INDEX_NOTE = re.compile(r"^--\s*index:\s*(?P<index>.+?)\s*$", re.IGNORECASE)
 _WRITES = re.compile(r"\b(INSERT|UPDATE|DELETE|MERGE)\b", re.IGNORECASE)  # FOR UPDATE locks: a write too
 
 
-# Under synchronous replication (Patroni's synchronous_mode), a COMMIT waits for a standby; when that
-# wait is cancelled (posterr/commit_deadline.py) PostgreSQL answers the COMMIT with success and only
-# this warning: the write is on the primary, maybe on no standby.
-_SYNC_WAIT_CANCELLED = "canceling wait for synchronous replication"
-# The request's unconfirmed commits (set by the HTTP edge, which then answers 503 once the route
-# has done its work); None outside a request, where such a commit raises at once.
+# The request's unconfirmed commits, by server name (set by the HTTP edge, which then answers 503 once
+# the route has done its work); None outside a request, where such a commit raises at once.
 UNCONFIRMED_COMMITS: ContextVar[list[str] | None] = ContextVar("posterr_unconfirmed_commits", default=None)
 
 NAME_TAG = "posterr:"  # in the comment that starts every named query's text: /* posterr:page_latest */
@@ -206,15 +202,15 @@ class Session:
         return self._conn.execute(query.sql, params, prepare=not query.per_call_plan, binary=True)
 
 
-def _unconfirmed_commit(server: str, warning: str) -> None:
+def _unconfirmed_commit(server: str) -> None:
     """Mark the request's answer as not acknowledged (its cache work still runs: the write is on the
     primary), or raise outside a request."""
-    logs.event(log, "commit_unconfirmed", logging.WARNING, server=server, warning=warning)
+    logs.event(log, "commit_unconfirmed", logging.WARNING, server=server)
     metrics.UNCONFIRMED_COMMITS.inc()
     pending = UNCONFIRMED_COMMITS.get()
     if pending is None:
         raise UnconfirmedCommit()
-    pending.append(warning)
+    pending.append(server)
 
 
 class Database:
@@ -270,22 +266,15 @@ class Database:
 
     @contextmanager
     def _commit_watched(self, conn: psycopg.Connection) -> Iterator[WatchedCommit]:
-        """A commit with a deadline once armed (posterr/commit_deadline.py) whose cancelled wait for a
-        synchronous standby is told: the request's answer becomes a 503 (UNCONFIRMED_COMMITS)."""
-        unconfirmed: list[str] = []
-
-        def on_notice(diagnostic: psycopg.errors.Diagnostic) -> None:
-            if (diagnostic.message_primary or "").startswith(_SYNC_WAIT_CANCELLED):
-                unconfirmed.append(diagnostic.message_primary)
-
+        """A commit with a deadline once armed (posterr/commit_deadline.py). One that succeeded after
+        its cancel was sent may be on no synchronous standby: the request's answer becomes a 503
+        (UNCONFIRMED_COMMITS). One that failed raises as any statement does."""
         with self.commit_deadlines.watching(conn) as commit:
-            conn.add_notice_handler(on_notice)
-            try:
-                yield commit
-            finally:
-                conn.remove_notice_handler(on_notice)
-        if unconfirmed:
-            _unconfirmed_commit(self.name, unconfirmed[0])
+            yield commit
+        # Known from the cancel this process sent, not from PostgreSQL's warning, which a session
+        # with client_min_messages = error never gets, and which lc_messages translates.
+        if commit.cancelled:
+            _unconfirmed_commit(self.name)
 
     def undo(self, name: str, **params: Any) -> Any:
         """One statement undoing a failed request's own mark (a claim on an idempotency key), tried

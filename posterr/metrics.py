@@ -38,7 +38,8 @@ CACHE_INVALIDATION_FAILURES = Counter("posterr_cache_invalidation_failures_total
 REQUEST_TIMEOUTS = Counter("posterr_request_timeouts_total",
                            "Requests that ran past POSTERR_REQUEST_TIMEOUT (their worker was replaced)")
 UNCONFIRMED_COMMITS = Counter("posterr_unconfirmed_commits_total",
-                              "Commits whose wait for a synchronous standby was cancelled (answered 503)")
+                              "Commits that succeeded after their deadline's cancel (their wait for a "
+                              "synchronous standby may have been cut short): answered 503")
 POOL = Gauge("posterr_db_pool_connections", "PostgreSQL pool connections per state (all workers)",
              ["state"], multiprocess_mode="livesum")
 DB_READS = Counter("posterr_db_reads_total", "Reads that a replica may serve, by the server that served "

@@ -21,7 +21,7 @@ from posterr.watchdog import Watchdog
 @dataclass
 class RequestScope:
     query_times: list[tuple[str, float]] = field(default_factory=list)  # (name, seconds), when timed
-    unconfirmed: list[str] = field(default_factory=list)  # commits no synchronous standby confirmed
+    unconfirmed: list[str] = field(default_factory=list)  # servers of commits no standby may have confirmed
     _set: list[tuple[ContextVar[Any], Token]] = field(default_factory=list)  # reset when the request ends
 
     def count_rate(self, ctx: Context, route_rule: str, client: str) -> None:

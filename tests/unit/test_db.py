@@ -1,19 +1,23 @@
 """posterr/db.py without a server: the query loader (db/queries/*.sql read into named queries), how
-logs and the operator commands name a PostgreSQL server, which failures mean the server is gone, and
-how a Session times its named queries only while a request asks it to."""
+logs and the operator commands name a PostgreSQL server, which failures mean the server is gone, how
+a Session times its named queries only while a request asks it to, and which commits are unconfirmed."""
 
 from __future__ import annotations
 
 import re
+import threading
 from types import SimpleNamespace
 
 import psycopg
 import pytest
 from psycopg_pool import PoolTimeout
 
+from posterr import metrics
 from posterr.db import (
     QUERIES_DIR,
     QUERY_TIMES,
+    UNCONFIRMED_COMMITS,
+    Database,
     Query,
     QueryFileError,
     Session,
@@ -21,6 +25,7 @@ from posterr.db import (
     server_name,
     server_unreachable,
 )
+from posterr.errors import UnconfirmedCommit
 from posterr.validation import MAX_LIMIT
 
 # --- the query loader -----------------------------------------------------------------------------
@@ -218,3 +223,84 @@ def test_a_session_outside_a_timed_request_only_runs_the_query():
     run = Session(Connection(), QUERIES)
     assert run("first") == {"sql": "SELECT first"}
     assert QUERY_TIMES.get() is None
+
+
+# --- unconfirmed commits (the server's side: tests/integration/test_unconfirmed_commits.py) --------
+
+
+class WaitingConnection:
+    """A write whose commit waits for a standby until a cancel comes, then succeeds as PostgreSQL's
+    does, here with no warning at all (client_min_messages = error); or fails, as a statement that
+    was still running does (`fails_when_cancelled`); or returns at once (`waits=False`)."""
+
+    def __init__(self, *, waits: bool = True, fails_when_cancelled: bool = False):
+        self.waits, self.fails_when_cancelled = waits, fails_when_cancelled
+        self.cancel = threading.Event()
+        self.closed = False
+
+    def execute(self, sql, params, **options):
+        if self.waits:
+            assert self.cancel.wait(5), "no cancel came"
+            if self.fails_when_cancelled:
+                raise psycopg.errors.QueryCanceled("canceling statement due to user request")
+        return SimpleNamespace(fetchone=lambda: {"id": 1}, rowcount=1)
+
+    def cancel_safe(self, timeout: float) -> None:
+        self.cancel.set()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+WRITES = {"write": Query("write", "one", "INSERT write", "test.sql", "none", per_call_plan=False, writes=True)}
+
+
+@pytest.fixture
+def database():
+    """A Database whose commits have a 50 ms deadline (its pool is never opened: no server)."""
+    return Database("postgresql://posterr@127.0.0.1:1/posterr", WRITES, min_size=0, max_size=1, timeout=1,
+                    statement_timeout_ms=50)
+
+
+@pytest.fixture
+def in_request():
+    """The request's unconfirmed commits, as the HTTP edge sets them."""
+    pending: list[str] = []
+    token = UNCONFIRMED_COMMITS.set(pending)
+    yield pending
+    UNCONFIRMED_COMMITS.reset(token)
+
+
+def unconfirmed_total() -> float:
+    return metrics.UNCONFIRMED_COMMITS._value.get()
+
+
+def test_a_commit_that_succeeds_after_its_cancel_is_unconfirmed_with_no_warning(database, in_request):
+    """Known from the cancel the process sent, not from a warning the server may never send."""
+    before = unconfirmed_total()
+    waiting = WaitingConnection()
+    assert Session(waiting, WRITES, database._commit_watched)("write") == {"id": 1}
+    assert in_request == [database.name]
+    assert unconfirmed_total() == before + 1
+    assert waiting.closed
+
+
+def test_outside_a_request_an_unconfirmed_commit_raises(database):
+    with pytest.raises(UnconfirmedCommit):
+        Session(WaitingConnection(), WRITES, database._commit_watched)("write")
+
+
+def test_a_commit_done_before_its_deadline_is_confirmed(database, in_request):
+    before = unconfirmed_total()
+    quick = WaitingConnection(waits=False)
+    Session(quick, WRITES, database._commit_watched)("write")
+    assert in_request == [] and unconfirmed_total() == before
+    assert not quick.cancel.is_set() and not quick.closed
+
+
+def test_a_write_that_failed_after_its_cancel_raises_and_is_not_counted(database, in_request):
+    """The cancel stopped the statement itself: nothing was written, the error says so."""
+    before = unconfirmed_total()
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        Session(WaitingConnection(fails_when_cancelled=True), WRITES, database._commit_watched)("write")
+    assert in_request == [] and unconfirmed_total() == before

@@ -167,6 +167,9 @@ class Session:
         self._conn = conn
         self._queries = queries
         self._watch_commit = watch_commit  # outside a transaction: each write commits on its own
+        # Set once the transaction it runs has ended: its commit may be on no standby (its wait was
+        # cancelled past the deadline), so what it wrote may yet be lost in a fail-over.
+        self.commit_unconfirmed = False
 
     def __call__(self, name: str, **params: Any) -> Any:
         deferred_check.settle()  # a check the request deferred comes before any statement (deferred_check.py)
@@ -259,8 +262,10 @@ class Database:
         committed, unless a commit cancelled past its deadline closed it."""
         with self._driver_errors_translated(), self._connection() as conn:
             with self._commit_watched(conn) as commit, conn.transaction():
-                yield Session(conn, self.queries)
+                run = Session(conn, self.queries)
+                yield run
                 commit.arm()
+            run.commit_unconfirmed = commit.cancelled
             if after_commit and not conn.closed:
                 after_commit(Session(conn, self.queries))
 

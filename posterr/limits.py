@@ -57,10 +57,19 @@ class DailyQuota:
         def queue(pipe, _epoch_of: EpochOf) -> None:
             self._raise(keys=[key], args=[used, ttl], client=pipe)
 
+        return Change(queue, [key], self.forgets(user_id, day).queue_commands)
+
+
+    def forgets(self, user_id: int, day: date) -> Change:
+        """The day's counter deleted, as a change a write delivers: after a commit that may yet be
+        lost (unconfirmed), whose count the counter must not hold (it is never above PostgreSQL's);
+        the next creation is counted by PostgreSQL."""
+        key = daily_quota_key(user_id, day)
+
         def forget(pipe, _epoch_of: EpochOf) -> None:
             pipe.delete(key)
 
-        return Change(queue, [key], forget)
+        return Change(forget, [key])
 
 
 def _counter_ttl() -> int:

@@ -74,8 +74,11 @@ def create_post(ctx: Context, actor: Actor, content: Any = None, repost_id: Any 
         raise _limit_reached(ctx)
     logs.event(log, "post_created", post_id=post["id"], user_id=author, type=kind, repost_id=reposted_id,
                reply_to_id=answered_id)
-    ctx.redis.before_answer(*_cache_work(ctx, post, created["created_at"], followers),
-                            ctx.quota.remembers(author, day, created["used"]))
+    # A commit that may yet be lost in a fail-over (unconfirmed: answered 503) must not raise the
+    # counter above what PostgreSQL will hold then: the counter is dropped instead.
+    counter = (ctx.quota.forgets(author, day) if run.commit_unconfirmed
+               else ctx.quota.remembers(author, day, created["used"]))
+    ctx.redis.before_answer(*_cache_work(ctx, post, created["created_at"], followers), counter)
     return recorded
 
 

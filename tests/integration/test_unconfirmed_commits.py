@@ -99,3 +99,23 @@ def test_a_write_no_standby_confirmed_is_503_and_its_retry_gets_it_once(impatien
     assert retried.status_code == 201 and retried.headers["Idempotent-Replayed"] == "true"
     assert row_count(sql, "posts") == 1
     assert unconfirmed_commits(impatient) >= 1
+
+
+def test_an_unconfirmed_creation_that_a_fail_over_loses_does_not_use_up_the_day(impatient, sql, servers):
+    """The 5th post of the day is answered 503 (no standby confirmed it), and the fail-over that
+    follows loses it: its retry must create it, not meet a daily counter that Redis raised for a post
+    PostgreSQL no longer has (429 until midnight)."""
+    alice = impatient.new_user("alice")["id"]
+    for n in range(4):
+        impatient.new_post(alice, f"post {n}")
+    keyed = {"Idempotency-Key": "the-fifth"}
+    with no_standby_confirms(sql, servers.database_url):
+        assert_problem(impatient.post("/api/posts", {"user_id": alice, "content": "fifth"}, headers=keyed), 503)
+    # What a fail-over to a standby that never received the commit leaves: none of its rows.
+    sql.execute("DELETE FROM posts WHERE user_id = %s AND content = 'fifth'", (alice,))
+    sql.execute("UPDATE post_quota SET used = used - 1 WHERE user_id = %s", (alice,))
+    sql.execute("UPDATE users SET posts_count = posts_count - 1 WHERE id = %s", (alice,))
+    sql.execute("DELETE FROM idempotency_keys WHERE key = 'the-fifth'")
+    retried = impatient.post("/api/posts", {"user_id": alice, "content": "fifth"}, headers=keyed)
+    assert retried.status_code == 201, retried.text
+    assert row_count(sql, "posts") == 5

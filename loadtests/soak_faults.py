@@ -69,6 +69,9 @@ KINDS = {
                                                "their answer; once one has committed, every worker of every "
                                                "instance SIGKILLed (clients retry with their Idempotency-Key)",
                               always=True),
+    "follow-kill-after-commit": Kind("app", (1.5, 3), "the same, once a follow or unfollow has committed "
+                                                      "(clients retry the PUT or DELETE, which must redo its "
+                                                      "cache work)", always=True),
     "primary-kill": Kind("primary", (0, 0), "SIGKILL of the primary's postmaster (Patroni restarts it or fails "
                                             "over); healed once there is a primary with a synchronous standby",
                          ("ha",), always=True),
@@ -179,7 +182,9 @@ class Injector:
                 os.kill(master, signal.SIGHUP)
                 return f"{down}; SIGHUP to the instance on :{port} (master {master}): its workers start meanwhile"
             case "kill-after-commit":
-                return self._kill_after_commit(fault)
+                return self._kill_after_commit(fault, "posts", "SELECT coalesce(max(id), 0) FROM posts")
+            case "follow-kill-after-commit":  # an unfollow leaves no row: the table's size says it too
+                return self._kill_after_commit(fault, "follows", "SELECT count(*), max(created_at) FROM follows")
             case "primary-kill" | "primary-switchover" | "primary-partition":
                 return self._strike_primary(fault.kind)
         return KINDS[fault.kind].what
@@ -223,7 +228,7 @@ class Injector:
                 return self.servers.refuse_redis(self._refused(fault), False)
             case "app-start-in-outage":
                 return self._start_redis(fault)
-            case "kill-after-commit":
+            case "kill-after-commit" | "follow-kill-after-commit":
                 services("unpause-redis")
                 return "Redis unpaused"
             case "primary-kill" | "primary-switchover" | "primary-partition":
@@ -261,21 +266,23 @@ class Injector:
         self.servers.services("start-redis")
         return "Redis started"
 
-    def _kill_after_commit(self, fault: Fault) -> str:
+    def _kill_after_commit(self, fault: Fault, table: str, newest_sql: str) -> str:
+        """Redis writes paused, then, once `newest_sql` (a row of `table`) shows a commit made during
+        the pause (or half the hold has gone), every worker SIGKILLed: between commits and their cache work."""
         with psycopg.connect(self.servers.database_url, autocommit=True, connect_timeout=5) as conn:
-            def newest() -> int:
-                return conn.execute("SELECT coalesce(max(id), 0) FROM posts").fetchone()[0]
+            def newest() -> tuple:
+                return conn.execute(newest_sql).fetchone()
 
             before = newest()
             self.servers.services("pause-redis", str(int(fault.hold * 1000)), "write")
             deadline = time.monotonic() + fault.hold / 2
             while (committed := newest()) == before and time.monotonic() < deadline:
-                time.sleep(0.02)  # polling PostgreSQL for a creation committed during the pause
+                time.sleep(0.02)  # polling PostgreSQL for a write committed during the pause
         workers = [pid for port in self.servers.app_ports for pid in self.servers.worker_pids(port)]
         for pid in workers:
             os.kill(pid, signal.SIGKILL)
-        return (f"Redis writes paused; {committed - before} post ids committed meanwhile; SIGKILL to "
-                f"{len(workers)} workers")
+        seen = "a commit" if committed != before else "no commit"
+        return f"Redis writes paused; {seen} to {table} meanwhile; SIGKILL to {len(workers)} workers"
 
     def _strike_primary(self, kind: str) -> str:
         ha = self.servers.ha_script

@@ -211,11 +211,17 @@ class SoakMember(AccountHolder):
             self.change_follow(random.choice(sorted(self.following)), "DELETE")
 
     def change_follow(self, target: int, method: str) -> None:
+        """PUT or DELETE a follow; an answer lost in a fault is retried once, as a careful client
+        does (both are idempotent), which must redo the cache work a worker killed after its commit
+        left undone."""
         pair = self.shared.ledger.pair(self.account, target)
         pair.version += 1
         pair.busy = True
-        response = self.call(method, f"/api/users/{self.account}/following/{target}",
-                             f"{method} /api/users/{{id}}/following/{{id}}", token=self.token)
+        for _ in range(2):
+            response = self.call(method, f"/api/users/{self.account}/following/{target}",
+                                 f"{method} /api/users/{{id}}/following/{{id}}", token=self.token)
+            if not answer_lost(response.status_code):
+                break
         pair.busy = False
         if response.status_code == 204:
             pair.following = method == "PUT"

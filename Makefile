@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 .PHONY: run test venv services-up services-down services-status migrate schema psql redis-cli lint clean \
         queries explain cache-stats cache-keys cache-flush seed bench loadtest cluster cluster-down test-cluster \
-        ha ha-down test-ha
+        test-variants ha ha-down test-ha
 
 # A machine of your own: the development key is allowed unless POSTERR_ENV says otherwise.
 run: venv migrate
@@ -133,12 +133,17 @@ cluster: venv migrate
 cluster-down:
 	@scripts/cluster.sh down
 
-# The cluster, replica and Redis Cluster tests (they also run in `make test`), then the whole
-# integration suite twice more: with every app reading from a streaming replica that applies commits
-# 2 s late, and against a 3-master Redis Cluster. Their own servers, ports and nginx.
+# The cluster, replica and Redis Cluster tests (they also run in `make test`), then `make
+# test-variants`: the whole integration suite twice more, with every app reading from a streaming
+# replica that applies commits 2 s late, and against a 3-master Redis Cluster. Their own servers,
+# ports and nginx. CI runs test-variants after `make test` (not test-cluster: its first part would
+# run the cluster tests a second time).
 test-cluster: venv
 	@$(BIN)/python -m pytest tests/cluster tests/integration/test_replicas.py tests/integration/test_redis_cluster.py \
 	  $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory test-variants
+
+test-variants: venv
 	@POSTERR_TEST_REPLICA_DELAY=2s $(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 	@POSTERR_TEST_REDIS_CLUSTER=1 $(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 

@@ -295,10 +295,12 @@ def sql(servers):
 
 class EveryMaster(RedisCluster):
     """The suite's client of a Redis Cluster: what a test tells "the" Redis server (CONFIG SET, CLIENT
-    PAUSE) every master is told, as FLUSHDB and SCAN already go to every master."""
+    PAUSE) every master is told, and what it asks of it (KEYS) every master answers, as FLUSHDB and
+    SCAN already go to every master. redis-py sends KEYS to one node only (its default node), which
+    holds a third of the slots: a timeline test found no key there (issue 33)."""
 
     def execute_command(self, *args, **kwargs):
-        if str(args[0]).upper() in ("CONFIG SET", "CLIENT") and "target_nodes" not in kwargs:
+        if str(args[0]).upper() in ("CONFIG SET", "CLIENT", "KEYS") and "target_nodes" not in kwargs:
             kwargs["target_nodes"] = self.PRIMARIES
         return super().execute_command(*args, **kwargs)
 

@@ -59,7 +59,6 @@ class DailyQuota:
 
         return Change(queue, [key], self.forgets(user_id, day).queue_commands)
 
-
     def forgets(self, user_id: int, day: date) -> Change:
         """The day's counter deleted, as a change a write delivers: after a commit that may yet be
         lost (unconfirmed), whose count the counter must not hold (it is never above PostgreSQL's);

@@ -109,6 +109,14 @@ def test_killing_the_primary_with_40_creations_in_flight_loses_no_acknowledged_o
                    f"{CREATIONS} keys, {CREATIONS} posts, every 201 stored")
 
 
+def readyz_shows_primary(base: str, port: int) -> bool:
+    """Whether /readyz names the member on `port` the primary. It lists the members in the order of
+    DATABASE_REPLICA_URLS (PG_PORTS), without names; while the old primary steps down the ping may
+    fail, and /readyz answers 503 without the list: not yet."""
+    answer = requests.get(f"{base}/readyz", headers={"Connection": "close"}, timeout=10)
+    return answer.status_code == 200 and answer.json()["replicas"][PG_PORTS.index(port)]["state"] == "primary"
+
+
 def test_a_switchover_with_reads_and_writes_going_on(app, ha):
     users = [app.new_account(f"switch{n}") for n in range(4)]
     before = ha.primary_port()
@@ -134,9 +142,7 @@ def test_a_switchover_with_reads_and_writes_going_on(app, ha):
             wait_for(lambda: len(answers) >= 20, 30, "writes before the switchover")
             ha_script("switchover")
             after = wait_for(lambda: (port := ha.primary_port()) != before and port, 30, "a new primary")
-            # /readyz lists the members in the order of DATABASE_REPLICA_URLS (PG_PORTS), without names.
-            wait_for(lambda: requests.get(f"{app.base}/readyz", headers={"Connection": "close"}, timeout=10).json()
-                     ["replicas"][PG_PORTS.index(after)]["state"] == "primary", 30, "/readyz to show the new primary")
+            wait_for(lambda: readyz_shows_primary(app.base, after), 30, "/readyz to show the new primary")
             written_before = len(answers)
             wait_for(lambda: sum(1 for _, a in list(answers.values())[written_before:] if a.status_code == 201) >= 20,
                      60, "writes acknowledged by the new primary")

@@ -32,7 +32,8 @@ log = logging.getLogger("posterr")
 
 def build_context(settings: Settings) -> Context:
     redis = Redis(settings.redis_url, timeout=settings.redis_timeout, retry_after=settings.redis_retry_after,
-                        invalidation_deadline=settings.cache_invalidation_deadline)
+                  invalidation_deadline=settings.cache_invalidation_deadline,
+                  connection_max_age=settings.redis_connection_max_age)
     queries = load_queries()
 
     def database(url: str, timeout: float) -> Database:

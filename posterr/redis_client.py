@@ -26,15 +26,20 @@ The cache's five mechanisms, the invariant each one keeps, and where it is teste
    generation_key_in_slot), each cached read compares it with the current one in the same script,
    and a process bumps a server's generation on its first connection to it after one of its own
    connections failed or broke, before it sends anything else. So whatever a write could not
-   delete while Redis (or one master) refused it is never read once it answers again. The epoch is
+   delete while Redis (or one master) refused it is never read once it answers again. A Redis may
+   refuse new connections while the established ones go on (a Service whose endpoint went away):
+   no connection is used past POSTERR_REDIS_CONNECTION_MAX_AGE (posterr/redis_connections.py), so
+   every busy process tries a new one within that time, is refused and counts the failure, and a
+   write that was refused is answered only then (mechanism 4). The epoch is
    tested in tests/integration/test_cache.py (a restart) and test_redis_cluster.py (per master);
    the generation in tests/integration/test_redis_refusals.py, tests/unit/test_redis_client.py and
    tests/unit/test_keys.py.
 4. Invalidation before the answer: a write is answered only after every cached copy that could hide
    it is deleted or unreachable to readers. Deletes are retried while Redis might come back with the
    same copies (a freeze, a pause, a timeout) until `POSTERR_CACHE_INVALIDATION_DEADLINE`; a refused
-   connection needs no retry: whatever answers next is another server (another epoch) or is reached
-   through a new connection of this process, which bumps the generation first. On a Redis Cluster
+   connection is retried only until every connection opened before the refusal is past its age:
+   whatever answers next is another server (another epoch) or is reached through new connections,
+   which bump the generation first. On a Redis Cluster
    each command goes on its own (posterr/cluster_delivery.py), so a master that refuses does not
    keep the write's changes from the others. On an error reply (OOM refuses a script that writes,
    not a DEL) what could not be updated, a home timeline push, is deleted instead
@@ -50,7 +55,6 @@ The cache's five mechanisms, the invariant each one keeps, and where it is teste
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
 import time
@@ -61,14 +65,14 @@ import redis
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster, key_slot
 from redis.commands.core import Script
-from redis.connection import parse_url
 from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from posterr import deferred_check, logs, metrics
 from posterr.cluster_delivery import Batch, EachCommand
 from posterr.keys import GENERATION_KEY, generation_key_in_slot
-from posterr.redis_failures import BETWEEN_STATES, REDIS_ERRORS, refused
+from posterr.redis_connections import Refusals, cluster_enabled, connection_class, server_of
+from posterr.redis_failures import BETWEEN_STATES, REDIS_ERRORS, refused, refused_connection
 
 log = logging.getLogger("posterr.cache")
 
@@ -96,48 +100,9 @@ class Change(NamedTuple):
     queue_deletes_instead: Callable[[Any, EpochOf], None] | None = None
 
 
-def connect(url: str, **options: Any) -> redis.Redis | RedisCluster:
-    """A client for REDIS_URL as it is, a standalone server or a cluster (for the CLI and tests)."""
-    return RedisCluster.from_url(url, **options) if is_cluster(url, 2.0) else redis.Redis.from_url(url, **options)
-
-
-def is_cluster(url: str, timeout: float) -> bool | None:
-    """Whether REDIS_URL names a node of a Redis Cluster (`INFO cluster`); None when it cannot be asked."""
-    try:
-        return _cluster_enabled(url, timeout)
-    except redis.RedisError:
-        return None
-
-
-def _cluster_enabled(url: str, timeout: float) -> bool:
-    probe = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-    try:
-        return bool(probe.info("cluster").get("cluster_enabled"))
-    finally:
-        probe.close()
-
-
-def reporting_failures(url: str, report: Callable[[], None]) -> type:
-    """The redis-py connection class for `url`, calling report() whenever a connection fails to
-    connect, send or read (mechanism 3): redis-py retries some failures on its own, unseen by callers."""
-    base = parse_url(url).get("connection_class", redis.Connection)
-
-    def reported(method: Callable) -> Callable:
-        @functools.wraps(method)
-        def call(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return method(*args, **kwargs)
-            except (redis.ConnectionError, redis.TimeoutError):
-                report()
-                raise
-        return call
-
-    methods = ("connect", "can_read", "send_packed_command", "read_response")
-    return type(f"Reporting{base.__name__}", (base,), {name: reported(getattr(base, name)) for name in methods})
-
-
 class Redis:
-    def __init__(self, url: str, *, timeout: float, retry_after: float, invalidation_deadline: float):
+    def __init__(self, url: str, *, timeout: float, retry_after: float, invalidation_deadline: float,
+                 connection_max_age: float):
         self.retry_after = retry_after
         self.invalidation_deadline = invalidation_deadline
         self._down_until = 0.0
@@ -150,13 +115,14 @@ class Redis:
         self._failures = 0
         self._bumped_after: dict[tuple[str, int], int] = {}
         self._generation_keys: dict[str, tuple[int, str]] = {}
+        self.refusals = Refusals(connection_max_age)
         # One retry, on a new connection, when a pooled one turns out dead (Redis restarted); a
         # timeout is not retried: the deadline is the deadline.
         self._url, self._timeout = url, timeout
         self._options = {"socket_timeout": timeout, "socket_connect_timeout": timeout, "retry_on_timeout": False,
                          "retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
                          "redis_connect_func": self._on_connect,
-                         "connection_class": reporting_failures(url, self.connection_failed)}
+                         "connection_class": connection_class(url, self._connection_broke, connection_max_age)}
         # Standalone or a cluster: asked at start, and while Redis does not answer, again at each call
         # until it does; meanwhile Redis counts as down (the cache is skipped, never stale).
         self.cluster: bool | None = None
@@ -171,7 +137,7 @@ class Redis:
         """Knows whether Redis is a cluster, asking it if need be; raises what Redis raises."""
         if self.cluster is not None:
             return
-        if not _cluster_enabled(self._url, self._timeout):
+        if not cluster_enabled(self._url, self._timeout):
             self.cluster = False
             return
         try:  # a master that is down leaves its slots dark without failing the others'
@@ -185,7 +151,8 @@ class Redis:
 
     def _on_connect(self, connection) -> None:
         connection.on_connect()
-        server = getattr(connection, "path", None) or (connection.host, connection.port)
+        server = server_of(connection)
+        self.refusals.ended(server)
         failures = self._failures
         if self._bumped_after.get(server, 0) < failures:
             # A connection of ours failed or broke: a write of this process may have left copies
@@ -322,10 +289,16 @@ class Redis:
         """Each server's next connection from this process bumps its generation first (mechanism 3)."""
         self._failures += 1
 
+    def _connection_broke(self, connection, error: BaseException) -> None:
+        self.connection_failed()
+        if refused_connection(error):
+            self.refusals.seen(server_of(connection))
+
     def before_answer(self, *changes: Change) -> None:
         """Delivers a write's changes in one round trip, before the write is answered (invariant 4):
         retried while Redis is there but silent, until `invalidation_deadline`; again under a new
-        epoch if the server changed meanwhile; given up (logged, counted) on an error reply or past it."""
+        epoch if the server changed meanwhile; given up (logged, counted) on an error reply or past
+        it. Refused, they are retried until every process has been refused too (mechanism 3)."""
         give_up_at = time.monotonic() + self.invalidation_deadline
         pause = 0.02
         while True:
@@ -333,19 +306,24 @@ class Redis:
                 if self._run_under_current_epoch(changes):
                     return
                 continue  # reconnected to another server meanwhile: run under its epoch too
+            except MasterRefused as error:
+                failure = error  # the other masters have the changes and serve on: no breaker
             except redis.ResponseError as error:
                 if not isinstance(error, BETWEEN_STATES):
                     return self._delete_instead(changes, error)
                 failure = error
+                self.failed(error)
             except REDIS_ERRORS as error:
-                if refused(error):
-                    self.failed(error)  # the next connection bumps the generation first
-                    return
                 failure = error
-            self.failed(failure)
-            if time.monotonic() + pause > give_up_at:
-                return _give_up(changes, failure)
-            time.sleep(pause)  # Redis is there but not answering: try again shortly
+                self.failed(error)
+            # Refused: whatever answers next is another server (another epoch) or is reached through
+            # new connections, which bump the generation first; until then no process may read
+            # through a connection older than the refusal.
+            retry_until = min(give_up_at, self.refusals.seen_by_all_at()) if refused(failure) else give_up_at
+            now = time.monotonic()
+            if now >= retry_until:
+                return None if refused(failure) else _give_up(changes, failure)
+            time.sleep(min(pause, retry_until - now))  # Redis is there but silent, or refusing: try again shortly
             pause = min(pause * 2, 0.5)
 
     def _delete_instead(self, changes: tuple[Change, ...], error: redis.ResponseError) -> None:
@@ -376,6 +354,8 @@ class Redis:
             change.queue_commands(target, epoch_of)
         if not self.cluster:
             target.execute()
+        if DARK in used.values():
+            raise MasterRefused("a cluster master refused connections") from ConnectionRefusedError()
         return all(self._epoch_or_dark(name) == epoch for name, epoch in used.items())
 
     def _epoch_or_dark(self, name: str) -> str:
@@ -394,6 +374,10 @@ class Redis:
 
 
 DARK = "dark"  # the epoch of a cluster master that refuses connections (no server has it as run_id)
+
+
+class MasterRefused(redis.ConnectionError):
+    """A write's changes went to every master of a Redis Cluster but those that refuse connections."""
 REDIS_CLUSTER_SLOTS = 16384
 
 

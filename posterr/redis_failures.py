@@ -16,10 +16,19 @@ BETWEEN_STATES = (redis.exceptions.ClusterDownError, redis.exceptions.TryAgainEr
 def refused(error: BaseException) -> bool:
     """Whether nothing listens where Redis should be (a stopped server, a dead cluster master), as
     opposed to a server that is there but slow, paused, rejoining or answering errors."""
+    # LOADING: a server process just started, so it has a new epoch
+    return _caused_by(error, (ConnectionRefusedError, redis.BusyLoadingError))
+
+
+def refused_connection(error: BaseException) -> bool:
+    """Whether a new connection was refused (not a reply, a timeout or a connection cut)."""
+    return _caused_by(error, (ConnectionRefusedError,))
+
+
+def _caused_by(error: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
     seen: BaseException | None = error
     while seen is not None:
-        if isinstance(seen, (ConnectionRefusedError, redis.BusyLoadingError)):
-            return True  # LOADING: a server process just started, so it has a new epoch
+        if isinstance(seen, kinds):
+            return True
         seen = seen.__cause__ or seen.__context__
     return False
-

@@ -17,7 +17,7 @@ from posterr.cli.refresh import CLEAR_SCREEN, refreshed
 from posterr.config import Settings
 from posterr.document_cache import DOCUMENT_FAMILIES
 from posterr.keys import KEY_FAMILIES, KeyFamily
-from posterr.redis_client import connect
+from posterr.redis_connections import connect
 from posterr.redis_failures import REDIS_ERRORS
 
 # Not the daily counters, nor the clients' write positions and whether Redis still holds them (reads

@@ -161,7 +161,7 @@ def test_a_process_that_never_talked_to_redis_still_deletes_what_others_cached(d
 def test_a_write_redis_will_not_take_is_answered_after_the_deadline_and_counted(servers, redis_client):
     """Invariant 4's limit: a Redis that neither answers nor goes away costs a write the deadline,
     no more (it retried until then, and did not wait for the pause to end), and is counted."""
-    slow = new_cache(servers, invalidation_deadline=0.3)
+    slow = new_cache(servers, invalidation_deadline=0.3, connection_max_age=0.5)
     slow.fetch(post_key(1), "json", 60, lambda: b"v1")  # connected: the epoch is known
     before = metrics.CACHE_INVALIDATION_FAILURES._value.get()
     redis_client.execute_command("CLIENT", "PAUSE", "20000", "WRITE")
@@ -210,7 +210,7 @@ def test_a_write_sends_its_scripts_without_asking_and_reloads_them_into_a_redis_
     """A write's changes are one round trip: no SCRIPT EXISTS first (redis-py's pipeline asks it
     before every batch with a script). A server without the scripts (restarted, SCRIPT FLUSH) gets
     them loaded and the batch again: the counter is raised, not deleted as if Redis had refused it."""
-    redis = Redis(servers.redis_url, timeout=1, retry_after=1, invalidation_deadline=2)
+    redis = Redis(servers.redis_url, timeout=1, retry_after=1, invalidation_deadline=2, connection_max_age=0.5)
     quota = DailyQuota(redis, 5)
     day = date(2026, 12, 2)
     try:
@@ -229,7 +229,7 @@ def test_a_cached_read_carries_the_deferred_rate_check_and_a_refusal_computes_no
     """The edge defers the rate limit to the request's first call to a server (deferred_check): a read
     served from the document cache sends both in one round trip on a standalone Redis (one after the
     other on a cluster), and a refused request raises before anything is computed."""
-    redis = Redis(servers.redis_url, timeout=1, retry_after=1, invalidation_deadline=1)
+    redis = Redis(servers.redis_url, timeout=1, retry_after=1, invalidation_deadline=1, connection_max_age=0.5)
     documents, limiter = DocumentCache(redis), ClientRateLimit(redis, 1, 3600)
     client = f"203.0.113.{os.getpid() % 250}-{os.urandom(4).hex()}"
     computed, decisions = [], []

@@ -5,16 +5,20 @@ Cluster."""
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
+import psutil
 import pytest
 import redis
+import requests
 from redis.cluster import RedisCluster
 
 from loadtests.refusing_proxy import RefusingProxy
 from posterr.keys import user_key
 from tests.cluster.conftest import wait_for
-from tests.conftest import _free_port, running_app
+from tests.conftest import _free_port, log_records, running_app
 from tests.integration.conftest import Api, app_behind_refusing_proxy, on_every_worker
 
 LOG = "gunicorn-refusals.log"
@@ -101,3 +105,54 @@ def test_a_write_that_one_cluster_master_refused_is_read_by_every_worker_once_it
         assert [p["id"] for p in get(f"/api/posts?author_id={author}").json()] == [post["id"]]
 
     on_every_worker(api.base, "cluster-after", current, LOG)
+
+
+def _connections_by_worker(proxy: RefusingProxy) -> dict[int, set[int]]:
+    """The app's workers holding connections open through the proxy: pid -> their ports."""
+    found: dict[int, set[int]] = {}
+    for connection in psutil.net_connections(kind="tcp"):
+        if connection.raddr and connection.raddr.port == proxy.port and connection.pid:
+            found.setdefault(connection.pid, set()).add(connection.laddr.port)
+    return found
+
+
+def test_a_refusal_of_new_connections_seen_by_one_worker_is_no_stale_read_on_another(proxied):
+    """Redis refuses new connections while the established ones go on (a Service whose endpoint went
+    away keeps its flows): a worker whose connections were cut writes, the other reads through its
+    old ones. No worker may read a copy that the write could not delete, once it is answered."""
+    api, proxy = proxied
+    authors = [api.new_user(f"refusednew{n}")["id"] for n in range(12)]
+
+    def read_all(get):
+        for author in authors:
+            get(f"/api/users/{author}").raise_for_status()
+
+    on_every_worker(api.base, "refuse-new-cache", read_all, LOG)  # cached, and both workers connected
+    holders = _connections_by_worker(proxy)
+    assert len(holders) == 2, holders
+    proxy.refuse_new()
+    cut_worker = min(holders)
+    assert proxy.cut(holders[cut_worker]) > 0
+    written: dict[int, int] = {}  # author -> the pid that answered the creation
+
+    def create(author: int) -> None:
+        request_id = f"refuse-new-{author}-{os.urandom(4).hex()}"
+        answer = requests.post(f"{api.base}/api/posts", json={"user_id": author, "content": "refused new"},
+                               timeout=30, headers={"Connection": "close", "X-Request-ID": request_id})
+        assert answer.status_code == 201, answer.text
+        written[author] = wait_for(lambda: log_records(LOG, {request_id}), 10, "the access log line")[0]["pid"]
+
+    with ThreadPoolExecutor(2) as pool:  # two at a time, so both workers take some
+        for pair in (authors[n:n + 2] for n in range(0, len(authors), 2)):
+            list(pool.map(create, pair))
+            if cut_worker in written.values():
+                break
+    assert cut_worker in written.values(), f"the cut worker wrote none of {len(written)} posts"
+
+    def current(get):
+        for author in written:
+            assert get(f"/api/users/{author}").json()["posts_count"] == 1, (author, written)
+
+    on_every_worker(api.base, "refuse-new-after", current, LOG)
+    proxy.resume()
+    on_every_worker(api.base, "refuse-new-resumed", current, LOG)

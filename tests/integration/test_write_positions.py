@@ -16,7 +16,7 @@ MAX_LAG = 5.0
 
 @pytest.fixture
 def replicas(servers):
-    redis_ = Redis(servers.redis_url, timeout=1, retry_after=0.5, invalidation_deadline=1)
+    redis_ = Redis(servers.redis_url, timeout=1, retry_after=0.5, invalidation_deadline=1, connection_max_age=0.5)
     token = CLIENT.set("192.0.2.7")
     yield Replicas("postgresql://unused", [], load_queries(), redis_, max_lag=MAX_LAG, check_interval=1)
     CLIENT.reset(token)

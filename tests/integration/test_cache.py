@@ -125,7 +125,8 @@ def test_a_new_user_is_visible_at_once(api):
 
 def new_cache(servers, *, invalidation_deadline: float = 5) -> DocumentCache:
     return DocumentCache(Redis(servers.redis_url, timeout=0.25, retry_after=1,
-                               invalidation_deadline=invalidation_deadline))
+                               invalidation_deadline=invalidation_deadline,
+                               connection_max_age=invalidation_deadline / 2))
 
 
 @pytest.fixture
@@ -161,7 +162,7 @@ def test_a_process_that_never_talked_to_redis_still_deletes_what_others_cached(d
 def test_a_write_redis_will_not_take_is_answered_after_the_deadline_and_counted(servers, redis_client):
     """Invariant 4's limit: a Redis that neither answers nor goes away costs a write the deadline,
     no more (it retried until then, and did not wait for the pause to end), and is counted."""
-    slow = new_cache(servers, invalidation_deadline=0.3, connection_max_age=0.5)
+    slow = new_cache(servers, invalidation_deadline=0.3)
     slow.fetch(post_key(1), "json", 60, lambda: b"v1")  # connected: the epoch is known
     before = metrics.CACHE_INVALIDATION_FAILURES._value.get()
     redis_client.execute_command("CLIENT", "PAUSE", "20000", "WRITE")

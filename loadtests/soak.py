@@ -13,13 +13,15 @@
    them, some accounts at their daily limit; now and then a token revoked, then a write tried with it.
 3. Meanwhile injects faults from a schedule drawn from random.Random(seed) (loadtests/soak_faults.py):
    Redis stopped, frozen, paused, flushed, restarted, out of memory, evicting random keys, refusing
-   connections behind a proxy while it keeps its keys; PostgreSQL crashed, restarted, stopped; a
+   connections behind a proxy while it keeps its keys (or refusing new ones while some open ones
+   go on); PostgreSQL crashed, restarted, stopped; a
    gunicorn worker or a whole instance SIGKILLed, workers started while Redis is down, workers
    killed between a creation's commit and its answer (the client retries with its Idempotency-Key),
    or between a follow's commit and its answer (the client retries the PUT or DELETE).
    These come first, in a seeded order: one of each of the three categories (Redis, PostgreSQL, the
-   app) and each of redis-evict, redis-refuse (on a cluster, one master's proxy), app-start-in-outage,
-   kill-after-commit and follow-kill-after-commit; a run of three minutes has time for all of them. The app reaches
+   app) and each of redis-evict, redis-refuse and redis-refuse-new (on a cluster, one master's
+   proxy), app-start-in-outage, kill-after-commit and follow-kill-after-commit; a run of three
+   minutes has time for all of them. The app reaches
    Redis through proxies (on a cluster, one per master, announced to clients in its place).
 4. After each fault heals, and at the end, checks the invariants (loadtests/soak_checks.py): liveness
    of every instance, no acknowledged write lost, read-your-writes, exact counters and daily limit,

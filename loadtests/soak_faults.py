@@ -62,6 +62,9 @@ KINDS = {
     "redis-refuse": Kind("redis", (2, 5), "the proxy in front of Redis (on a cluster, of one master) refuses "
                                           "connections and cuts the open ones while Redis keeps every key",
                          always=True),
+    "redis-refuse-new": Kind("redis", (2, 5), "the same proxy refuses new connections and cuts every other open "
+                                              "one, keeping the rest (one worker's connections gone, another's "
+                                              "still reading)", always=True),
     "app-start-in-outage": Kind("app", (2, 4), "Redis (on a cluster, one master) stopped, one instance's workers "
                                                "restarted (SIGHUP) during the outage, Redis started after the hold",
                                 always=True),
@@ -174,8 +177,8 @@ class Injector:
                 services("replica-pause")
             case "redis-evict":
                 return self._evict()
-            case "redis-refuse":
-                return self.servers.refuse_redis(self._refused(fault), True)
+            case "redis-refuse" | "redis-refuse-new":
+                return self.servers.refuse_redis(self._refused(fault), fault.kind)
             case "app-start-in-outage":
                 down = self._stop_redis(fault)
                 master = self.servers.master_pid(port)
@@ -224,8 +227,8 @@ class Injector:
                     evicted += client.info("stats")["evicted_keys"]
                     client.close()
                 return f"maxmemory lifted, maxmemory-policy {self._policy} again ({evicted} keys evicted since Redis started)"
-            case "redis-refuse":
-                return self.servers.refuse_redis(self._refused(fault), False)
+            case "redis-refuse" | "redis-refuse-new":
+                return self.servers.refuse_redis(self._refused(fault), None)
             case "app-start-in-outage":
                 return self._start_redis(fault)
             case "kill-after-commit" | "follow-kill-after-commit":
@@ -313,5 +316,6 @@ class Injector:
         return ports[fault.instance % len(ports)]
 
     def _refused(self, fault: Fault) -> int:
-        """The Redis server whose proxy `redis-refuse` strikes: the one, or one cluster master."""
+        """The Redis server whose proxy `redis-refuse` or `redis-refuse-new` strikes: the one, or one
+        cluster master."""
         return self._redis_node(fault) if self.servers.replicated else self.servers.redis_port

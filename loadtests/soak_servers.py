@@ -238,14 +238,17 @@ class SoakServers:
                     raise RuntimeError(f"the Redis proxy did not listen on :{proxy}; see {self.data / 'proxy.log'}")
                 time.sleep(0.05)  # polling the port until the proxy listens
 
-    def refuse_redis(self, port: int, refuse: bool) -> str:
-        """The proxy in front of the Redis server on `port` refuses connections and cuts the open
-        ones (True), or accepts them again."""
-        self._proxies[port].send_signal(signal.SIGUSR1 if refuse else signal.SIGUSR2)
-        if refuse:
-            return (f"the proxy :{self.proxied[port]} in front of Redis :{port} refuses connections and cuts the "
-                    f"open ones while Redis keeps every key")
-        return f"the proxy :{self.proxied[port]} accepts connections again"
+    def refuse_redis(self, port: int, kind: str | None) -> str:
+        """The proxy in front of the Redis server on `port` refuses connections and cuts the open ones
+        (`redis-refuse`), or refuses new ones and cuts every other open one (`redis-refuse-new`), or
+        (None) accepts them again."""
+        signals = {"redis-refuse": signal.SIGUSR1, "redis-refuse-new": signal.SIGHUP, None: signal.SIGUSR2}
+        self._proxies[port].send_signal(signals[kind])
+        if kind is None:
+            return f"the proxy :{self.proxied[port]} accepts connections again"
+        cut = "the open ones" if kind == "redis-refuse" else "every other open one, keeping the rest,"
+        return f"the proxy :{self.proxied[port]} in front of Redis :{port} refuses connections and cuts {cut} " \
+               "while Redis keeps every key"
 
     def stop_proxies(self) -> None:
         for proxy in self._proxies.values():

@@ -31,17 +31,16 @@ def login_failures_key(kind: str, who: str) -> str:
     return f"{PREFIX}:login:{kind}:{who}"
 
 
-def write_position_key(client: str) -> str:
-    """The primary's WAL position after the client's last write (posterr/replicas.py); every client's
-    on the one master that holds POSITIONS_KEPT_KEY, where their loss is seen."""
-    return f"{PREFIX}:{{positions}}:wrote:{client}"
-
-
-# Whether Redis still holds every client's write position (posterr/replicas.py, guarantee 1): `kept`
-# holds the run_id of the server process that has held the positions since, so both a FLUSHALL and a
-# restart (which may have lost its last second of writes) tell a loss; `settling` (a TTL) is the time
-# after a loss during which a position may be missing. One hash tag with the positions.
-POSITIONS_KEPT_KEY = f"{PREFIX}:{{positions}}:kept"
+# Every client's write position (posterr/replicas.py, guarantee 1), in one hash: client -> the
+# primary's WAL position after its last write, and POSITIONS_HOLDER -> the run_id of the server
+# process that has held them since. One key, so that whatever loses a position (a FLUSHALL, a
+# restart that lost its last second of writes, an eviction, a DEL) loses the holder with it and is
+# seen. Beside it, in its hash tag: when each position may go (a sorted set, since a hash field has
+# no TTL before Redis 7.4), and `settling` (a TTL): the time after a loss during which a position
+# may be missing.
+WRITE_POSITIONS_KEY = f"{PREFIX}:{{positions}}:wrote"
+WRITE_POSITIONS_EXPIRY_KEY = f"{PREFIX}:{{positions}}:wrote-expiry"
+POSITIONS_HOLDER = "~holder"
 POSITIONS_SETTLING_KEY = f"{PREFIX}:{{positions}}:settling"
 # The generation of every cached copy on a standalone server (mechanism 3): a random value, replaced
 # by another at each bump, so that no past generation comes back (not even after the key is lost).
@@ -106,8 +105,8 @@ KEY_FAMILIES = (
     KeyFamily("quota", f"{PREFIX}:quota:*", "daily post counters"),
     KeyFamily("rate_limit", f"{PREFIX}:rl:*", "per-client rate limit state (a client: an address, or user:ID)"),
     KeyFamily("login", f"{PREFIX}:login:*", "failed logins in the last 15 minutes, per username and per client"),
-    KeyFamily("wrote", f"{PREFIX}:{{positions}}:wrote:*", "each client's last write position (with read replicas)"),
-    KeyFamily("positions", f"{PREFIX}:{{positions}}:[ks]e*",
-              "whether Redis still holds every write position (kept, settling)"),
+    KeyFamily("wrote", f"{WRITE_POSITIONS_KEY}*",
+              "each client's last write position and when it may go, with the server holding them (with read replicas)"),
+    KeyFamily("positions", POSITIONS_SETTLING_KEY, "after a loss of write positions, the time replicas serve nobody"),
     KeyFamily("generation", f"{GENERATION_KEY}*", "the generation of every cached copy (on a cluster, one per master)"),
 )

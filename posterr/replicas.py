@@ -8,9 +8,10 @@ The guarantees, in order of importance, and what keeps each:
    the client's position. When Redis cannot say (down, timed out), the read goes to the primary. So
    does every read for a while after Redis lost its data (FLUSHALL, a restart without the keys): a
    missing position then proves nothing, until every write before the loss is on every replica
-   allowed to serve (POSTERR_REPLICA_MAX_LAG, plus a second). Every position lives on one master
-   beside a key naming the server process that holds them (POSITIONS_KEPT_KEY, posterr/keys.py), so a FLUSHALL,
-   a restart that lost its last writes, or a fail-over to a replica tells a loss.
+   allowed to serve (POSTERR_REPLICA_MAX_LAG, plus a second). Every position lives in one hash with
+   a field naming the server process that holds them (WRITE_POSITIONS_KEY, posterr/keys.py), so a
+   FLUSHALL, a restart that lost its last writes, a fail-over to a replica, an eviction or a DEL
+   tells a loss: no position can go alone.
 2. Bounded staleness for everyone: a replica serves reads only while it is provably at most
    POSTERR_REPLICA_MAX_LAG behind. Each worker samples the primary's WAL position every
    POSTERR_REPLICA_CHECK_INTERVAL; a replica that has replayed up to a sample taken at time t holds
@@ -42,7 +43,7 @@ from psycopg.rows import dict_row
 from posterr import logs, metrics
 from posterr.db import Database, Query, Session
 from posterr.errors import ServiceUnavailable
-from posterr.keys import POSITIONS_KEPT_KEY, POSITIONS_SETTLING_KEY, write_position_key
+from posterr.keys import POSITIONS_HOLDER, POSITIONS_SETTLING_KEY, WRITE_POSITIONS_EXPIRY_KEY, WRITE_POSITIONS_KEY
 from posterr.redis_client import Redis
 
 log = logging.getLogger("posterr.replicas")
@@ -50,19 +51,30 @@ log = logging.getLogger("posterr.replicas")
 # The client of the request being served (set by the HTTP edge); None outside a request.
 CLIENT: ContextVar[str | None] = ContextVar("posterr_client", default=None)
 
-# A position only grows (the "unknown" marker, all F, is above every position), and every write
+# KEYS: positions, their expiry; ARGV: the client, its position, how long it is needed (ms). A
+# position only grows (the "unknown" marker, all F, is above every position), and every write
 # renews its protection: a write whose position is below the one kept is covered by it from now on.
+# Positions past their time are dropped, a few at each write: every replica allowed to serve has
+# their writes. Expiry times lost alone would leave positions forever: that is dropped as a loss.
 _REMEMBER = """
-local known = redis.call('GET', KEYS[1])
-if not known or known < ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-else redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if redis.call('EXISTS', KEYS[2]) == 0 and redis.call('HLEN', KEYS[1]) > 1 then redis.call('DEL', KEYS[1]) end
+local known = redis.call('HGET', KEYS[1], ARGV[1])
+if not known or known < ARGV[2] then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
+local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 16)
+if #gone > 0 then
+  redis.call('HDEL', KEYS[1], unpack(gone))
+  redis.call('ZREM', KEYS[2], unpack(gone))
+end
 return 1
 """
-# KEYS: kept, settling; ARGV: the settling time (ms), the current server's run_id. Only the first to
-# find `kept` missing or another server's starts it.
+# KEYS: positions, settling; ARGV: the settling time (ms), the current server's run_id, the holder
+# field. Only the first to find the holder missing or another server's starts it.
 _POSITIONS_LOST = """
-if redis.call('GET', KEYS[1]) ~= ARGV[2] then
-  redis.call('SET', KEYS[1], ARGV[2])
+if redis.call('HGET', KEYS[1], ARGV[3]) ~= ARGV[2] then
+  redis.call('HSET', KEYS[1], ARGV[3], ARGV[2])
   redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
 end
 return 1
@@ -168,20 +180,29 @@ class Replicas:
         usable = [replica for replica in self.replicas if replica.lag(now) <= self.max_lag]
         if not usable:
             return None
-        keys = [write_position_key(client), POSITIONS_KEPT_KEY, POSITIONS_SETTLING_KEY]
-        values = self.redis.run(lambda redis_: redis_.mget(keys))  # one slot: one master on a cluster too
-        holder = self.redis.epoch_of(POSITIONS_KEPT_KEY)  # learnt on the connection MGET used
+        values = self.redis.run(lambda redis_: self._positions(redis_, client))
+        holder = self.redis.epoch_of(WRITE_POSITIONS_KEY)  # learnt on the connection the reads used
         if values is None or holder is None:  # Redis cannot say what this client wrote: only the primary surely has it
             return None
-        position, kept, settling = values
-        if kept is None or kept.decode() != holder:  # lost (FLUSHALL, a restart), the client's position perhaps too
-            self.redis.run(lambda _: self._positions_lost(keys=keys[1:], args=[self.position_ttl_ms, holder]))
+        (position, kept), settling = values
+        if kept is None or kept.decode() != holder:  # lost (FLUSHALL, a restart, an eviction), this position perhaps too
+            self.redis.run(lambda _: self._positions_lost(keys=[WRITE_POSITIONS_KEY, POSITIONS_SETTLING_KEY],
+                                                          args=[self.position_ttl_ms, holder, POSITIONS_HOLDER]))
             return None
         if settling:
             return None
         required = int(position, 16) if position else 0
         fit = [replica for replica in usable if replica.status.replayed >= required]
         return random.choice(fit) if fit else None
+
+    @staticmethod
+    def _positions(redis_, client: str) -> list:
+        """[[the client's position, the holder], settling], in one round trip (one slot: one master
+        on a cluster too)."""
+        pipeline = redis_.pipeline(transaction=False)
+        pipeline.hmget(WRITE_POSITIONS_KEY, [client, POSITIONS_HOLDER])
+        pipeline.get(POSITIONS_SETTLING_KEY)
+        return pipeline.execute()
 
     def failed(self, replica: Replica, error: Exception) -> None:
         """A read failed on `replica`: no more reads there until a check finds it well again."""
@@ -195,9 +216,9 @@ class Replicas:
         client = CLIENT.get()
         if client is None:
             return
-        value = position_text(position)
-        key = write_position_key(client)
-        if self.redis.run_now(lambda _: self._remember(keys=[key], args=[value, self.position_ttl_ms])) is None:
+        keys, args = [WRITE_POSITIONS_KEY, WRITE_POSITIONS_EXPIRY_KEY], [client, position_text(position),
+                                                                         self.position_ttl_ms]
+        if self.redis.run_now(lambda _: self._remember(keys=keys, args=args)) is None:
             logs.event(log, "write_position_not_kept", logging.WARNING, client=client, position=position,
                        note="this client may read from a replica that lacks its write")
 

@@ -29,7 +29,7 @@ from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
 
-from posterr.keys import write_position_key
+from posterr.keys import WRITE_POSITIONS_EXPIRY_KEY, WRITE_POSITIONS_KEY
 from posterr.replicas import lsn
 from tests.integration.workers import serving_process
 
@@ -278,7 +278,10 @@ class Sql:
         (position,) = self.conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
         value = f"{lsn(position):016X}"
         try:
-            self.positions.set(write_position_key("127.0.0.1"), value, px=REPLICA_MAX_LAG_MS + 1000)
+            pipeline = self.positions.pipeline(transaction=False)  # as Replicas.remember_write keeps it
+            pipeline.hset(WRITE_POSITIONS_KEY, "127.0.0.1", value)
+            pipeline.zadd(WRITE_POSITIONS_EXPIRY_KEY, {"127.0.0.1": time.time() * 1000 + REPLICA_MAX_LAG_MS + 1000})
+            pipeline.execute()
         except redis.ConnectionError:
             pass  # a fault test stopped Redis: the app then reads from the primary anyway
 

@@ -14,7 +14,7 @@ from redis.cluster import RedisCluster
 
 from loadtests.refusing_proxy import RefusingProxy
 from posterr.cli import main
-from posterr.keys import POSITIONS_KEPT_KEY
+from posterr.keys import POSITIONS_HOLDER, WRITE_POSITIONS_KEY
 from tests.conftest import REDIS_CLUSTER, TABLES, _free_port, log_records, running_app
 
 APP_WORKERS = 2  # app_server's gunicorn workers (tests/conftest.py)
@@ -159,14 +159,14 @@ def clean_state(sql, redis_client):
     redis_client.flushdb()
     # A flush made on purpose, between tests that are clients of their own: nothing was lost that a
     # later read needs (a real loss makes the app read from the primary for a while; replicas.py).
-    redis_client.set(POSITIONS_KEPT_KEY, positions_holder(redis_client))
+    redis_client.hset(WRITE_POSITIONS_KEY, POSITIONS_HOLDER, positions_holder(redis_client))
     sql.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
 
 
 def positions_holder(redis_client) -> str:
-    """What POSITIONS_KEPT_KEY holds while no position was lost: the epoch (run_id) of its master."""
+    """What the positions' holder is while no position was lost: the epoch (run_id) of their master."""
     if REDIS_CLUSTER:
-        info = redis_client.info("server", target_nodes=redis_client.get_node_from_key(POSITIONS_KEPT_KEY))
+        info = redis_client.info("server", target_nodes=redis_client.get_node_from_key(WRITE_POSITIONS_KEY))
     else:
         info = redis_client.info("server")
     return info["run_id"][:12]

@@ -267,7 +267,7 @@ def test_top_shows_the_replica_in_a_section_of_its_own(replica, instances, monke
 
 def test_after_redis_loses_its_data_a_writer_still_reads_its_writes(replica, instances, redis_client):
     """A flush drops the writer's position: until every write before it is on every replica allowed
-    to serve, reads go to the primary (POSITIONS_KEPT_KEY tells the loss); then the replica serves."""
+    to serve, reads go to the primary (the positions' holder tells the loss); then the replica serves."""
     wait_until_serving(instances)
     writer, other = Client(), Client()
     keyword = word()

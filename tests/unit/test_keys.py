@@ -24,11 +24,12 @@ EPOCH = "0123456789ab"
 FAMILY_OF = {
     "FEEDS_KEY": "feeds", "post_key": "posts", "user_key": "users", "document_key": "posts",
     "timeline_name": "timelines", "timeline_keys": "timelines", "daily_quota_key": "quota",
-    "rate_limit_key": "rate_limit", "login_failures_key": "login", "write_position_key": "wrote", "POSITIONS_KEPT_KEY": "positions",
-    "POSITIONS_SETTLING_KEY": "positions", "GENERATION_KEY": "generation", "generation_key_in_slot": "generation",
+    "rate_limit_key": "rate_limit", "login_failures_key": "login", "WRITE_POSITIONS_KEY": "wrote",
+    "WRITE_POSITIONS_EXPIRY_KEY": "wrote", "POSITIONS_SETTLING_KEY": "positions", "GENERATION_KEY": "generation", "generation_key_in_slot": "generation",
 }
 NAMES = {"FEEDS_KEY", "post_key", "user_key", "timeline_name"}
-NOT_KEYS = {"PREFIX": "what every key starts with", "feed_field": "a field of the feeds hash"}
+NOT_KEYS = {"PREFIX": "what every key starts with", "feed_field": "a field of the feeds hash",
+            "POSITIONS_HOLDER": "a field of the write positions hash"}
 # A builder's arguments, by parameter name.
 ARGUMENTS = {"user_id": 7, "post_id": 7, "day": date(2026, 11, 30), "client": "203.0.113.9", "slot": 5461,
              "epoch": EPOCH, "name": post_key(7), "kind": "user", "who": "alice"}

@@ -21,11 +21,12 @@
    These come first, in a seeded order: one of each of the three categories (Redis, PostgreSQL, the
    app) and each of redis-evict, redis-refuse and redis-refuse-new (on a cluster, one master's
    proxy), app-start-in-outage, kill-after-commit and follow-kill-after-commit; a run of three
-   minutes has time for all of them. The app reaches
-   Redis through proxies (on a cluster, one per master, announced to clients in its place).
+   minutes has time for all of them. With TOPOLOGY=ha, the primary's faults (loadtests/soak_primary.py)
+   come first too, each of them, one of which loses commits. The app reaches Redis through proxies (on a cluster, one per master, announced to clients in its place).
 4. After each fault heals, and at the end, checks the invariants (loadtests/soak_checks.py): liveness
-   of every instance, no acknowledged write lost, read-your-writes, exact counters and daily limit,
-   no 500 and no 5xx outside a fault window, problem+json errors, no write acknowledged with a token
+   of every instance, no acknowledged write lost, read-your-writes, no post twice on a page, a Link
+   on every Following page with older posts, exact counters and daily limit (Redis's counters never
+   above PostgreSQL's), no 500 and no 5xx outside a fault window, problem+json errors, no write acknowledged with a token
    revoked before it was sent, no live token refused.
 5. Stops everything it started, whatever happens (SIGTERM too), prints the tables, writes the JSON
    report to loadtests/results/soak-<timestamp>-seed<seed>.json, and exits 1 on any violation.
@@ -106,7 +107,7 @@ class Soak:
         environment = Environment(user_classes=[SoakMember], host=self.servers.nginx_base,
                                   stop_timeout=LOAD_TIMEOUT + 5)  # users finish their request when stopped
         runner = environment.create_local_runner()
-        checker = Checker(shared, self.servers.database_url, random.Random(self.args.seed))
+        checker = Checker(shared, self.servers.database_url, self.servers.redis_url, random.Random(self.args.seed))
         try:
             say(f"load: {self.args.users} Locust users for {self.args.minutes:g} min")
             runner.start(self.args.users, spawn_rate=SPAWN_RATE)

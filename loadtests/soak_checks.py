@@ -15,6 +15,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import date
 
 import gevent.pool
 import psycopg
@@ -24,6 +25,8 @@ from loadtests import soak_rules as rules
 from loadtests.harness import say
 from loadtests.soak_feed_checks import FeedChecks, status_of
 from loadtests.soak_state import RECOVERY_SECONDS, AckPost, Shared
+from posterr.keys import KEY_FAMILIES
+from posterr.redis_connections import connect
 
 PROBE_TIMEOUT = 2.0  # liveness: each answer within this
 PROBE_STREAK = 3  # good probes in a row per base (over fresh connections: likely every worker)
@@ -40,10 +43,13 @@ class GaveUp(Exception):
     """Too many reads of this checkpoint went unanswered: it reads no more."""
 
 
+QUOTA_KEYS = next(family.pattern for family in KEY_FAMILIES if family.name == "quota")
+
+
 class Checker(FeedChecks):
-    def __init__(self, shared: Shared, database_url: str, rng: random.Random) -> None:
+    def __init__(self, shared: Shared, database_url: str, redis_url: str, rng: random.Random) -> None:
         self.ledger, self.verdict, self.bases = shared.ledger, shared.verdict, shared.bases
-        self.database_url = database_url
+        self.database_url, self.redis_url = database_url, redis_url
         self.rng = rng
         # Ledger positions already seen.
         self.checked_posts = self.checked_users = self.checked_refusals = self.checked_revoked_writes = 0
@@ -256,13 +262,36 @@ class Checker(FeedChecks):
 
     def daily_limit(self, conn: psycopg.Connection) -> None:
         """The creations per user and UTC day in `posts` and `post_quota`, and the 429s the load got
-        since the last checkpoint, for rules.daily_limit."""
+        since the last checkpoint, for rules.daily_limit; the Redis counters (read first: PostgreSQL's
+        counts only grow, unless a fail-over loses commits, which they must not hold), for
+        rules.counters_not_above; both tables' totals per user, in one snapshot, for
+        rules.quota_matches_posts."""
         refusals = self.ledger.refusals[self.checked_refusals:]
         self.checked_refusals += len(refusals)
+        counters = self.daily_counters()
         made = {(user, day): count for user, day, count in conn.execute(
             "SELECT user_id, (created_at AT TIME ZONE 'UTC')::date, count(*) FROM posts GROUP BY 1, 2")}
         quota = conn.execute("SELECT user_id, day, used FROM post_quota").fetchall()
         rules.daily_limit(self.verdict, made, quota, refusals, self.ledger.uncertain_creators)
+        rules.counters_not_above(self.verdict, counters, made)
+        rules.quota_matches_posts(self.verdict, conn.execute("""
+            SELECT user_id, coalesce(quota.used, 0), coalesce(made.count, 0)
+            FROM (SELECT user_id, sum(used) AS used FROM post_quota GROUP BY 1) quota
+            FULL JOIN (SELECT user_id, count(*) FROM posts GROUP BY 1) made USING (user_id)""").fetchall())
+
+    def daily_counters(self) -> dict[tuple[int, date], int]:
+        """The app's daily counters in Redis: (user, day) -> the count it holds."""
+        client = connect(self.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        try:
+            found = {}
+            for key in client.scan_iter(match=QUOTA_KEYS, count=1000):
+                user, day = key.decode().rsplit(":", 2)[-2:]
+                value = client.get(key)
+                if value is not None:  # gone meanwhile (expired, evicted)
+                    found[int(user.strip("{}")), date.fromisoformat(day)] = int(value)
+            return found
+        finally:
+            client.close()
 
     def revoked_writes(self, conn: psycopg.Connection) -> None:
         """The writes sent with a revoked token since the last checkpoint, and which of the posts they

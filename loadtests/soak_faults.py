@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import psycopg
 import redis
 
+from loadtests.soak_primary import PrimaryFaults
 from loadtests.soak_servers import SoakServers
 
 # Per topology: single (one PostgreSQL, one Redis), replicated (a PostgreSQL replica and a Redis
@@ -80,6 +81,9 @@ KINDS = {
                          ("ha",), always=True),
     "primary-switchover": Kind("primary", (0, 0), "a planned switchover (patronictl) to the synchronous standby",
                                ("ha",), always=True),
+    "primary-loses-commits": Kind("primary", (7, 9), "the standbys' WAL receivers SIGSTOPped (commits wait, 503); "
+                                  "the primary then stopped, a standby promoted, the old primary rewound: those "
+                                  "commits lost", ("ha",), always=True),
     "primary-partition": Kind("primary", (13, 16), "the primary's Patroni SIGSTOPped (its PostgreSQL goes on, cut "
                                                    "off from etcd) past its leader key's ttl, so another member is "
                                                    "promoted; then SIGCONT", ("ha",), always=True),
@@ -134,8 +138,7 @@ class Injector:
     def __init__(self, servers: SoakServers) -> None:
         self.servers = servers
         self._policy = "noeviction"  # the maxmemory-policy that redis-evict puts back
-        self._primary_fault_at = 0.0  # when the last primary-* fault struck (time.monotonic())
-        self._frozen = ""  # the member primary-partition froze
+        self.primary = PrimaryFaults(servers)
 
     def inject(self, fault: Fault) -> str:
         services, port = self.servers.services, self.servers.app_ports[fault.instance]
@@ -188,8 +191,8 @@ class Injector:
                 return self._kill_after_commit(fault, "posts", "SELECT coalesce(max(id), 0) FROM posts")
             case "follow-kill-after-commit":  # an unfollow leaves no row: the table's size says it too
                 return self._kill_after_commit(fault, "follows", "SELECT count(*), max(created_at) FROM follows")
-            case "primary-kill" | "primary-switchover" | "primary-partition":
-                return self._strike_primary(fault.kind)
+            case "primary-kill" | "primary-switchover" | "primary-partition" | "primary-loses-commits":
+                return self.primary.strike(fault.kind)
         return KINDS[fault.kind].what
 
     def heal(self, fault: Fault) -> str:
@@ -234,8 +237,8 @@ class Injector:
             case "kill-after-commit" | "follow-kill-after-commit":
                 services("unpause-redis")
                 return "Redis unpaused"
-            case "primary-kill" | "primary-switchover" | "primary-partition":
-                return self._primary_back(fault.kind)
+            case "primary-kill" | "primary-switchover" | "primary-partition" | "primary-loses-commits":
+                return self.primary.heal(fault.kind)
         return "nothing to undo" if fault.hold == 0 else "over (it ends by itself)"
 
     def _masters(self) -> list[redis.Redis]:
@@ -287,35 +290,10 @@ class Injector:
         seen = "a commit" if committed != before else "no commit"
         return f"Redis writes paused; {seen} to {table} meanwhile; SIGKILL to {len(workers)} workers"
 
-    def _strike_primary(self, kind: str) -> str:
-        ha = self.servers.ha_script
-        self._primary_fault_at = time.monotonic()
-        if kind == "primary-kill":
-            return f"SIGKILL to the postmaster of the primary :{ha('kill-primary').strip()}"
-        if kind == "primary-switchover":
-            before = ha("primary").strip()
-            ha("switchover")
-            return f"switched over from :{before} to :{ha('primary').strip()}"
-        self._frozen = ha("freeze-primary").strip()
-        return f"SIGSTOP to the Patroni of the primary :{self._frozen} (its PostgreSQL goes on)"
-
-    def _primary_back(self, kind: str) -> str:
-        """Heal, then measure: seconds from the fault to the first acknowledged write (the write
-        unavailability), then wait for every member to run again with a synchronous standby."""
-        thawed = ""
-        if kind == "primary-partition":
-            self.servers.ha_script("thaw-member", self._frozen)
-            thawed = f"SIGCONT to the Patroni on :{self._frozen}; "
-        unavailable = self.servers.first_write_after(self._primary_fault_at)
-        self.servers.ha_script("wait-ready")
-        return (f"{thawed}first write acknowledged {unavailable:.1f} s after the fault; primary now "
-                f":{self.servers.ha_script('primary').strip()}, every member running")
-
     def _redis_node(self, fault: Fault) -> int:
         ports = self.servers.redis_cluster_ports
         return ports[fault.instance % len(ports)]
 
     def _refused(self, fault: Fault) -> int:
-        """The Redis server whose proxy `redis-refuse` or `redis-refuse-new` strikes: the one, or one
-        cluster master."""
+        """The Redis server whose proxy `redis-refuse(-new)` strikes: the one, or one cluster master."""
         return self._redis_node(fault) if self.servers.replicated else self.servers.redis_port

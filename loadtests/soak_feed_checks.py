@@ -42,6 +42,7 @@ class FeedChecks:
             if response is None or response.status_code != 200:
                 rules.unreadable(self.verdict, "author feed", url, status_of(response))
                 return
+            rules.no_repeats(self.verdict, response.json(), f"user {author}'s feed on {base}")
             found |= {p["id"] for p in response.json()}
             if expected <= found or not (url := next_page(response)):
                 break
@@ -86,8 +87,8 @@ class FeedChecks:
         if response is None or response.status_code != 200:
             rules.unreadable(self.verdict, "Following feed", url, status_of(response))
             return
-        rules.following_feed(self.verdict, reader, base, response.json(), GLOBAL_PAGE, followees,
-                             self.ledger.by_author, asked)
+        rules.following_feed(self.verdict, reader, base, response.json(), next_page(response) is not None,
+                             GLOBAL_PAGE, followees, self.ledger.by_author, asked)
 
     @staticmethod
     def followees(conn: psycopg.Connection, reader: int) -> set[int]:

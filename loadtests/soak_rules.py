@@ -110,13 +110,15 @@ def reply_listed(verdict: Verdict, post: AckPost, found: set[int]) -> None:
                   f"reply {post.id} of user {post.user_id} is not among post {post.reply_to_id}'s replies")
 
 
-def following_feed(verdict: Verdict, reader: int, base: str, page: list[dict], limit: int, followees: set[int],
-                   by_author: Mapping[int, list[AckPost]], asked: float) -> None:
-    """The first page (of at most `limit`) of the reader's Following feed shows no reply, only posts of
-    `followees` (whom the reader followed before and after the read), and every acknowledged post of
-    theirs newer than its last entry."""
+def following_feed(verdict: Verdict, reader: int, base: str, page: list[dict], linked: bool, limit: int,
+                   followees: set[int], by_author: Mapping[int, list[AckPost]], asked: float) -> None:
+    """The first page (of at most `limit`) of the reader's Following feed shows no reply and no post
+    twice, only posts of `followees` (whom the reader followed before and after the read), every
+    acknowledged post of theirs newer than its last entry, and a Link to the next page (`linked`)
+    when one of theirs is older."""
     where = f"user {reader}'s Following feed on {base}"
     replies_left_out(verdict, page, where)
+    no_repeats(verdict, page, where)
     strangers = sorted({p["id"] for p in page if p["user_id"] not in followees})
     verdict.check("read your writes", not strangers, f"{where} shows posts {strangers} of accounts it does not follow")
     theirs = [post for followee in followees for post in list(by_author.get(followee, ()))]
@@ -124,14 +126,20 @@ def following_feed(verdict: Verdict, reader: int, base: str, page: list[dict], l
     verdict.check("read your writes", not missing,
                   f"{where} lacks acknowledged posts {missing} of accounts it follows, newer than its last entry",
                   count=expected)
+    last = min(((p["created_at"], p["id"]) for p in page), default=None)
+    older = sorted(post.id for post in theirs
+                   if post.type != "reply" and post.acked_at < asked and last is not None and post.feed_key < last)
+    verdict.check("older posts linked", linked or not older,
+                  f"{where} has no Link, though posts {older[:5]} of accounts it follows are older than its last entry")
 
 
 def global_feed(verdict: Verdict, base: str, page: list[dict], limit: int, posts: Iterable[AckPost],
                 asked: float) -> None:
-    """The first page (of at most `limit`) of the global feed shows no reply, and every acknowledged
-    post newer than its last entry (older ones have legitimately moved on)."""
+    """The first page (of at most `limit`) of the global feed shows no reply and no post twice, and
+    every acknowledged post newer than its last entry (older ones have legitimately moved on)."""
     where = f"global feed on {base}"
     replies_left_out(verdict, page, where)
+    no_repeats(verdict, page, where)
     missing, expected = missing_newer(page, limit, posts, asked)
     verdict.check("read your writes", not missing, f"{where} lacks acknowledged posts {missing} newer than its "
                                                    "last entry", count=expected)
@@ -145,6 +153,13 @@ def missing_newer(page: list[dict], limit: int, posts: Iterable[AckPost], asked:
     expected = {post.id for post in posts
                 if post.type != "reply" and post.acked_at < asked and (oldest is None or post.feed_key >= oldest)}
     return sorted(expected - {p["id"] for p in page}), len(expected)
+
+
+def no_repeats(verdict: Verdict, page: list[dict], where: str) -> None:
+    """No page shows a post twice (a lost post's id handed out again by a new primary could)."""
+    ids = [p["id"] for p in page]
+    repeated = sorted({post_id for post_id in ids if ids.count(post_id) > 1})
+    verdict.check("no post twice", not repeated, f"{where} shows posts {repeated} twice")
 
 
 def replies_left_out(verdict: Verdict, page: list[dict], where: str) -> None:
@@ -183,6 +198,23 @@ def daily_limit(verdict: Verdict, made: Mapping[tuple[int, date], int], quota: I
         count = made.get((user, moment.date()), 0)
         verdict.check("daily limit", count >= DAILY_POST_LIMIT,
                       f"user {user} got a 429 at t={run_time(verdict, when)} with {count} creations that day")
+
+
+def counters_not_above(verdict: Verdict, counters: Mapping[tuple[int, date], int],
+                       made: Mapping[tuple[int, date], int]) -> None:
+    """No daily counter in Redis (`counters`, read before `made`) is above PostgreSQL's count of
+    that user's creations that day: a counter above it would refuse posts the user still has."""
+    for (user, day), counter in counters.items():
+        count = made.get((user, day), 0)
+        verdict.check("daily limit", counter <= count,
+                      f"Redis counts {counter} creations for user {user} on {day}, PostgreSQL {count}")
+
+
+def quota_matches_posts(verdict: Verdict, totals: Iterable[tuple[int, int, int]]) -> None:
+    """Each user's quota used (`post_quota`) is their number of posts (`totals`: user, used, made;
+    one snapshot): the two are written in one transaction, and lost together."""
+    for user, used, made in totals:
+        verdict.check("daily limit", used == made, f"post_quota says user {user} used {used}; {made} posts")
 
 
 def near_midnight(moment: datetime) -> bool:

@@ -17,6 +17,12 @@
 #   scripts/ha.sh freeze-primary | thaw-member PORT
 #                              SIGSTOP the primary's Patroni (its PostgreSQL goes on: a primary cut off from
 #                              etcd), print its port; SIGCONT it again
+#   scripts/ha.sh cut-standbys SIGSTOP every standby's WAL receiver (the primary goes on, cut off from its
+#                              standbys: its commits wait for one), print the primary's port
+#   scripts/ha.sh lose-primary PORT
+#                              the cut primary on PORT lost: its Patroni SIGSTOPped and its PostgreSQL stopped
+#                              (immediate), then the WAL receivers SIGCONTed, so a standby without its last
+#                              commits is promoted; `thaw-member PORT` then makes it rejoin, rewound
 #   scripts/ha.sh reset        stop everything and delete the cluster's data (the next `up` makes a new one)
 #   scripts/ha.sh patronictl ARGS...
 #                              patronictl with this cluster's configuration
@@ -297,6 +303,7 @@ stop_patroni() {  # stop_patroni PG_PORT
 
 down() {
   local port pid primary
+  resume_standbys  # a WAL receiver left stopped (cut-standbys) would hold its member's shutdown
   # The replicas first: a primary stopped before them hands its leader key over, and one of them
   # would be promoted on the way down.
   primary=$(primary_port) || primary=""
@@ -355,6 +362,47 @@ thaw_member() {  # thaw_member PG_PORT
   fi
 }
 
+postmaster_of() {  # postmaster_of PG_PORT — the pid of the member's running postmaster
+  local pid
+  pid=$(head -n 1 "$(member_dir "$1")/data/postmaster.pid" 2>/dev/null) && alive "$pid" && echo "$pid"
+}
+
+wal_receivers() {  # the pids of every member's WAL receiver (only standbys have one)
+  local port pid
+  for port in "${pg_ports[@]}"; do
+    pid=$(postmaster_of "$port") || continue
+    pgrep -P "$pid" -f walreceiver || true
+  done
+}
+
+cut_standbys() {
+  local port pids
+  port=$(primary_port) || die "no primary to cut off"
+  pids=$(wal_receivers)
+  [ -n "$pids" ] || die "no WAL receiver to stop"
+  # shellcheck disable=SC2086
+  kill -STOP $pids
+  say "SIGSTOP to the WAL receivers (pids $(echo $pids)): the primary on port $port is cut off from its standbys"
+  echo "$port"
+}
+
+resume_standbys() {
+  local pids
+  pids=$(wal_receivers)
+  # shellcheck disable=SC2086
+  [ -z "$pids" ] || kill -CONT $pids
+}
+
+lose_primary() {  # lose_primary PG_PORT
+  local pid
+  pid=$(patroni_pid "$1") || die "no Patroni for port $1"
+  kill -STOP "$pid"
+  as_pg "$(pg_bindir)/pg_ctl" -D "$(member_dir "$1")/data" stop -m immediate >>"$logs/lose-primary.log" 2>&1 \
+    || die "could not stop PostgreSQL on port $1; see $logs/lose-primary.log"
+  resume_standbys
+  say "Patroni of port $1 SIGSTOPped, its PostgreSQL stopped, the WAL receivers SIGCONTed"
+}
+
 reset() {
   down
   local port
@@ -383,6 +431,8 @@ case "$cmd" in
   wait-ready) wait_ready ;;
   freeze-primary) freeze_primary ;;
   thaw-member) thaw_member "${2:?thaw-member needs the PostgreSQL port of a member}" ;;
+  cut-standbys) cut_standbys ;;
+  lose-primary) lose_primary "${2:?lose-primary needs the PostgreSQL port of the cut primary}" ;;
   reset) reset ;;
   patronictl) shift; patronictl_here "$@" ;;
   *) die "unknown command '$cmd' (up, down, status, primary, members, kill-primary, switchover, wait-ready, freeze-primary, thaw-member PORT, reset, stop-member PORT, start-member PORT, patronictl ARGS)" ;;

@@ -187,20 +187,26 @@ BY_AUTHOR = {2: [OLDER, LATE], 3: [THEIR_REPLY, NEWER], 4: [STRANGERS]}
 FOLLOWING = f"user 1's Following feed on {BASE}"
 
 
-@pytest.mark.parametrize(("page", "limit", "expected"), [
-    ([NEWER, OLDER], 10, []),
-    ([LATE, NEWER, OLDER], 10, []),
-    ([NEWER], 1, []),  # a full page: 31, older than its last entry, has moved on
-    ([NEWER], 10,
-     [("read your writes", f"{FOLLOWING} lacks acknowledged posts [31] of accounts it follows, newer than its last entry")]),
-    ([OLDER], 1, [("read your writes", "lacks acknowledged posts [33]")]),  # full, but 33 is newer than 31
-    ([STRANGERS, NEWER, OLDER], 10,
+@pytest.mark.parametrize(("page", "limit", "linked", "expected"), [
+    ([NEWER, OLDER], 10, False, []),
+    ([LATE, NEWER, OLDER], 10, False, []),
+    ([NEWER], 1, True, []),  # a full page: 31, older than its last entry, has moved on
+    ([NEWER], 1, False,
+     [("older posts linked", f"{FOLLOWING} has no Link, though posts [31] of accounts it follows are older")]),
+    ([NEWER], 10, False,
+     [("read your writes", f"{FOLLOWING} lacks acknowledged posts [31] of accounts it follows, newer than its last entry"),
+      ("older posts linked", "posts [31]")]),
+    ([OLDER], 1, False, [("read your writes", "lacks acknowledged posts [33]")]),  # full, but 33 is newer than 31
+    ([STRANGERS, NEWER, OLDER], 10, False,
      [("read your writes", f"{FOLLOWING} shows posts [34] of accounts it does not follow")]),
-    ([NEWER, THEIR_REPLY, OLDER], 10,
+    ([NEWER, THEIR_REPLY, OLDER], 10, False,
      [("replies left out", f"{FOLLOWING} shows replies [32] (no include_replies)")]),
+    ([NEWER, OLDER, OLDER], 10, False, [("no post twice", f"{FOLLOWING} shows posts [31] twice")]),
 ])
-def test_the_following_feed_shows_the_followees_acknowledged_posts_and_only_theirs(verdict, page, limit, expected):
-    rules.following_feed(verdict, 1, BASE, [shown(post) for post in page], limit, {2, 3}, BY_AUTHOR, asked=3.0)
+def test_the_following_feed_shows_the_followees_acknowledged_posts_and_only_theirs(verdict, page, limit, linked,
+                                                                                   expected):
+    rules.following_feed(verdict, 1, BASE, [shown(post) for post in page], linked, limit, {2, 3}, BY_AUTHOR,
+                         asked=3.0)
     assert_reported(verdict, expected)
 
 
@@ -252,6 +258,27 @@ def test_the_denormalised_counters_equal_the_rows(verdict, users, posts, expecte
 ])
 def test_at_most_five_creations_a_day_and_a_429_only_after_five(verdict, made, quota, refusals, uncertain, expected):
     rules.daily_limit(verdict, made, quota, refusals, uncertain)
+    assert_reported(verdict, expected)
+
+
+@pytest.mark.parametrize(("counters", "made", "expected"), [
+    ({(1, DAY): 4}, {(1, DAY): 4}, []),
+    ({(1, DAY): 3}, {(1, DAY): 4}, []),  # behind: the next creation asks PostgreSQL
+    ({(1, DAY): 5}, {(1, DAY): 4},  # a commit lost in a fail-over, still counted
+     [("daily limit", "Redis counts 5 creations for user 1 on 2026-12-01, PostgreSQL 4")]),
+    ({(2, DAY): 1}, {}, [("daily limit", "Redis counts 1 creations for user 2 on 2026-12-01, PostgreSQL 0")]),
+])
+def test_no_daily_counter_is_above_postgresqls_count(verdict, counters, made, expected):
+    rules.counters_not_above(verdict, counters, made)
+    assert_reported(verdict, expected)
+
+
+@pytest.mark.parametrize(("totals", "expected"), [
+    ([(1, 7, 7), (2, 0, 0)], []),
+    ([(1, 5, 4)], [("daily limit", "post_quota says user 1 used 5; 4 posts")]),
+])
+def test_each_users_quota_used_is_their_number_of_posts(verdict, totals, expected):
+    rules.quota_matches_posts(verdict, totals)
     assert_reported(verdict, expected)
 
 

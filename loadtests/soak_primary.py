@@ -56,14 +56,15 @@ class PrimaryFaults:
         """The cut-off primary stopped and a standby, which lacks its last commits, promoted; then the
         old primary rejoins, rewound: the commits only it held are gone."""
         ha, old = self.servers.ha_script, self._member
-        held = posts_on(old)
+        shown = recent_post_ids(old)
         ha("lose-primary", old)
         standbys = [port for port in ha("members").split() if port != old]
-        reached = max(posts_on(port) for port in standbys)
+        reached = set().union(*(recent_post_ids(port) for port in standbys))
         new = self._new_primary(old)
         ha("thaw-member", old)
-        return (f"the primary :{old} stopped with {held} posts, {held - reached} of them on no standby; :{new} "
-                f"promoted; the old primary thawed, to rejoin rewound (those commits gone); ")
+        lost = sorted(shown - reached)
+        return (f"the primary :{old} stopped; {len(lost)} posts it showed were on no standby {lost[:10]}; :{new} "
+                "promoted; the old primary thawed, to rejoin rewound (those commits gone); ")
 
     def _new_primary(self, old: str) -> str:
         deadline = time.monotonic() + NEW_PRIMARY_SECONDS
@@ -78,8 +79,8 @@ class PrimaryFaults:
         raise RuntimeError(f"no standby was promoted within {NEW_PRIMARY_SECONDS} s of losing the primary :{old}")
 
 
-def posts_on(port: str) -> int:
-    """How many posts the member on `port` holds (a standby answers too)."""
+def recent_post_ids(port: str) -> set[int]:
+    """The posts of the last two minutes that the member on `port` shows (a standby answers too)."""
     with psycopg.connect(f"postgres://posterr@127.0.0.1:{port}/posterr?sslmode=disable", connect_timeout=5,
                          autocommit=True) as conn:
-        return conn.execute("SELECT count(*) FROM posts").fetchone()[0]
+        return {row[0] for row in conn.execute("SELECT id FROM posts WHERE created_at > now() - interval '2 minutes'")}

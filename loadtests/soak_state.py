@@ -30,7 +30,11 @@ INVARIANTS = {
                         "global feed's first page; acknowledged replies are among their parent's replies; "
                         "in the writer's own read right after the 201",
     "replies left out": "no feed read without include_replies (global, Following) shows a reply",
-    "daily limit": "at most 5 creations per user per UTC day; a 429 only when the user has made 5",
+    "no post twice": "no page of a feed (global, Following, an author's) shows a post twice",
+    "older posts linked": "a Following page has a Link when an acknowledged post of a followee is older "
+                          "than its last entry",
+    "daily limit": "at most 5 creations per user per UTC day; a 429 only when the user has made 5; each "
+                   "user's post_quota total equals their posts; no Redis daily counter above PostgreSQL's count",
     "counters": "posts_count, followers_count, following_count, repost_count, quote_count and "
                 "reply_count equal what the tables hold (and, at the end, what the API shows)",
     "revoked tokens": "a write sent with a token after its revocation was acknowledged (204), to nginx or any "
@@ -166,6 +170,8 @@ class Verdict:
 
     def check(self, invariant: str, ok: bool, detail: str = "", *, count: int = 1) -> bool:
         """Count `count` checks of `invariant`; when not ok, one violation described by `detail`."""
+        if invariant not in INVARIANTS:
+            raise ValueError(f"{invariant!r} is not one of the soak's invariants (INVARIANTS)")
         self.checks[invariant] += count
         if not ok:
             self.violate(invariant, detail)

@@ -314,3 +314,9 @@ def test_a_token_never_revoked_is_never_refused(verdict, status, expected):
     rules.live_token_answer(verdict, 3, 8, "PUT /api/users/3/following/4", status)
     assert_reported(verdict, expected)
     assert verdict.checks["live tokens"] == 1
+
+
+def test_a_check_names_one_of_the_soaks_invariants(verdict):
+    """The report lists INVARIANTS only: a check under another name would go unseen there."""
+    with pytest.raises(ValueError, match="'no such thing' is not one of the soak's invariants"):
+        verdict.check("no such thing", True)

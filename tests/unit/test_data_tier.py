@@ -1,5 +1,6 @@
 """The data tier's own parts (posterr/data_tier.py) that need no server: what it tells of the
-primary (the pools are made, not opened)."""
+primary (the pools are made, not opened). Where its reads go, the fallback from a failed replica and
+the write positions it keeps need servers: tests/integration/test_data_tier.py."""
 
 from __future__ import annotations
 

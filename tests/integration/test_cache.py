@@ -50,13 +50,23 @@ def test_first_pages_are_served_from_redis(api, app_server, sql, redis_client):
 
 
 def test_uncacheable_reads_are_not_cached(api, redis_client):
-    alice = api.new_user("alice")["id"]
-    api.new_post(alice)
-    api.get(f"/api/posts?keyword=hello&followed_by={alice}")
-    api.get("/api/posts?start_date=2000-01-01")
-    api.get(f"/api/users/{alice}?viewer_id={alice}")
+    alice, bob = api.new_user("alice")["id"], api.new_user("bob")["id"]
+    api.follow(bob, alice)
+    post = api.new_post(alice, "hello")
+    # Each answered with its content: a refused read is not cached either, and would prove nothing.
+    for url in (f"/api/posts?keyword=hello&followed_by={bob}", "/api/posts?keyword=hello",
+                "/api/posts?start_date=2000-01-01"):
+        response = api.get(url)
+        assert response.status_code == 200, (url, response.text)
+        assert [p["id"] for p in response.json()] == [post["id"]], url
+    viewed = api.get(f"/api/users/{alice}?viewer_id={bob}")
+    assert viewed.status_code == 200 and viewed.json()["followed_by_viewer"] is True, viewed.text
     assert cached_feed_fields(redis_client) == set()
     assert list(redis_client.scan_iter("posterr:user:*")) == []
+    # The same reads without what makes them uncacheable are cached, where the lines above look.
+    assert api.get("/api/posts").status_code == api.get(f"/api/users/{alice}").status_code == 200
+    assert cached_feed_fields(redis_client) == {"all:latest:10"}
+    assert list(redis_client.scan_iter("posterr:user:*")) != []
 
 
 def test_errors_are_not_cached(api, redis_client):

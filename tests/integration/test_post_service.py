@@ -3,9 +3,10 @@ needs to step between two of a request's statements or to set the app's clock.""
 
 from __future__ import annotations
 
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import orjson
 import pytest
@@ -38,6 +39,49 @@ def ctx(servers):
         yield context
 
 
+class SkewedClock:
+    """`datetime` or `date` as a posterr module sees it: its clock reads `skew` ahead (a host whose
+    clock is off); everything else is the real class's, values made from it included."""
+
+    def __init__(self, real: type, skew: timedelta):
+        self._real, self._skew = real, skew
+
+    def now(self, tz=None) -> datetime:
+        return datetime.now(tz) + self._skew
+
+    def utcnow(self) -> datetime:
+        return datetime.now(UTC).replace(tzinfo=None) + self._skew
+
+    def today(self) -> date | datetime:
+        now = datetime.now() + self._skew
+        return now.date() if self._real is date else now
+
+    def __call__(self, *args, **kwargs):
+        return self._real(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._real, name)
+
+    def __instancecheck__(self, value) -> bool:
+        return isinstance(value, self._real)
+
+    def __subclasscheck__(self, cls) -> bool:
+        return issubclass(cls, self._real)
+
+
+def skew_the_app_clock(monkeypatch, skew: timedelta) -> None:
+    """Every posterr module's `datetime` and `date` read a clock `skew` ahead: whichever module the
+    day might be taken from, it is not PostgreSQL's."""
+    patched = 0
+    for name, module in list(sys.modules.items()):
+        if name == "posterr" or name.startswith("posterr."):
+            for attribute, real in (("datetime", datetime), ("date", date)):
+                if getattr(module, attribute, None) is real:
+                    monkeypatch.setattr(module, attribute, SkewedClock(real, skew))
+                    patched += 1
+    assert patched, "no posterr module imports datetime or date any more: skew the clock it reads instead"
+
+
 def new_user(sql, name: str) -> int:
     return sql.execute("INSERT INTO users (username) VALUES (%s) RETURNING id", (name,)).fetchone()[0]
 
@@ -46,10 +90,10 @@ def test_the_daily_limit_counts_a_post_on_the_day_postgresql_dates_it(ctx, sql, 
     """An app whose clock says tomorrow (a skewed host) still counts posts on the day PostgreSQL
     gives them: the limit holds across hosts whose clocks disagree."""
     author = new_user(sql, "skewed")
-    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date()
     for _ in range(2):
         posts.create_post(ctx, Actor(author), "today")
-    monkeypatch.setattr(posts, "utc_today", lambda: tomorrow, raising=False)  # what the service once asked
+    skew_the_app_clock(monkeypatch, timedelta(days=1))
+    assert posts.datetime.now(UTC).date() > datetime.now(UTC).date()  # what the service would ask
     with pytest.raises(DailyLimitReached):
         posts.create_post(ctx, Actor(author), "one too many")
     days = sql.execute("SELECT q.day, p.created_at FROM post_quota q JOIN posts p ON p.user_id = q.user_id "

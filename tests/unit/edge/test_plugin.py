@@ -17,14 +17,15 @@ from posterr.errors import Conflict
 from posterr.watchdog import Watchdog
 
 
-def call(app: bottle.Bottle, path: str) -> tuple[str, dict, dict]:
+def call(app: bottle.Bottle, path: str, **headers: str) -> tuple[str, dict, dict]:
     captured = {}
 
     def start_response(status, headers, exc_info=None):
         captured["status"], captured["headers"] = status, {k.lower(): v for k, v in headers}
 
     environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "SERVER_NAME": "t", "SERVER_PORT": "80",
-               "wsgi.input": io.BytesIO(), "wsgi.url_scheme": "http", "wsgi.errors": io.StringIO()}
+               "wsgi.input": io.BytesIO(), "wsgi.url_scheme": "http", "wsgi.errors": io.StringIO(),
+               **{"HTTP_" + name.upper(): value for name, value in headers.items()}}
     body = b"".join(app(environ, start_response))
     return captured["status"], captured["headers"], orjson.loads(body)
 
@@ -66,8 +67,16 @@ def test_domain_errors_carry_their_status(app):
                     "detail": "already there", "error": "already there"}
 
 
-def test_unlisted_origin_gets_no_cors_grant(app):
-    _, headers, _ = call(app, "/api/conflict")
+def test_a_listed_origin_gets_a_cors_grant_for_itself(app):
+    _, headers, _ = call(app, "/api/conflict", origin="https://posterr.example")
+    assert headers["access-control-allow-origin"] == "https://posterr.example"
+    assert headers["vary"] == "Origin"
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", "https://posterr.example.evil.example",
+                                    "http://posterr.example", "null"])
+def test_an_unlisted_origin_gets_no_cors_grant(app, origin):
+    _, headers, _ = call(app, "/api/conflict", origin=origin)
     assert "access-control-allow-origin" not in headers
 
 

@@ -45,7 +45,9 @@ class RefusingProxy:
         with self._lock:
             listener, self._listener = self._listener, None
         if listener is not None:
-            listener.close()
+            # shutdown first: a bare close() leaves the socket listening while the accept thread is
+            # blocked in accept() on it, and a resume() then finds the port taken.
+            _close(listener)
 
     def client_ports(self) -> list[int]:
         """The client's ports of the open connections."""

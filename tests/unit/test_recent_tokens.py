@@ -4,19 +4,9 @@ without bound."""
 
 from __future__ import annotations
 
-import pytest
-
-from posterr import recent_tokens
 from posterr.recent_tokens import KNOWN_FOR, LIVE_FOR, RecentTokens
 
 ALICE = "alice's caller"
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    now = [100.0]
-    monkeypatch.setattr(recent_tokens.time, "monotonic", lambda: now[0])
-    return now
 
 
 def test_an_entry_is_as_old_as_its_lookup_and_each_asker_sets_how_old_it_may_be(clock):

@@ -4,15 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from posterr import redis_connections
 from posterr.redis_connections import Refusals
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    now = [100.0]
-    monkeypatch.setattr(redis_connections.time, "monotonic", lambda: now[0])
-    return now
 
 
 def test_no_refusal_means_no_wait(clock):

@@ -1,29 +1,16 @@
-"""Read replicas (DATABASE_REPLICA_URLS): which server may answer a read.
+"""Read replicas (DATABASE_REPLICA_URLS): which server may answer a read. The three guarantees, in
+order (docs/deployment.md#read-replicas explains each):
 
-The guarantees, in order of importance, and what keeps each:
+1. Read-your-writes per client: after a write commits, the primary's WAL position is kept in Redis
+   for the client (WRITE_POSITIONS_KEY, posterr/keys.py, beside the Redis process that holds the
+   positions, so any loss of one is seen); a read goes to a replica only if it has replayed past it,
+   and to the primary whenever Redis cannot say.
+2. Bounded staleness for everyone: a replica serves only while it is provably at most
+   POSTERR_REPLICA_MAX_LAG behind the primary's sampled WAL position (PrimaryHistory).
+3. Nothing read from a replica reaches Redis (`DataTier.read_primary` fills the cache).
 
-1. Read-your-writes per client. When a write transaction commits, the primary's WAL insert position
-   is kept in Redis for the client (the address the rate limit counts: the socket peer, or the first
-   untrusted X-Forwarded-For hop). A read goes to a replica only if that replica has replayed past
-   the client's position. When Redis cannot say (down, timed out), the read goes to the primary. So
-   does every read for a while after Redis lost its data (FLUSHALL, a restart without the keys): a
-   missing position then proves nothing, until every write before the loss is on every replica
-   allowed to serve (POSTERR_REPLICA_MAX_LAG, plus a second). Every position lives in one hash with
-   a field naming the server process that holds them (WRITE_POSITIONS_KEY, posterr/keys.py), so a
-   FLUSHALL, a restart that lost its last writes, a fail-over to a replica, an eviction or a DEL
-   tells a loss: no position can go alone.
-2. Bounded staleness for everyone: a replica serves reads only while it is provably at most
-   POSTERR_REPLICA_MAX_LAG behind. Each worker samples the primary's WAL position every
-   POSTERR_REPLICA_CHECK_INTERVAL; a replica that has replayed up to a sample taken at time t holds
-   every write acknowledged before t. If the primary cannot be sampled nothing can be proved, and the
-   replicas stop serving once the bound runs out. So a client's position is needed for only that
-   long (plus a second): afterwards every replica allowed to serve has it.
-3. Nothing read from a replica reaches Redis: cached documents and home timelines are filled from
-   the primary (`DataTier.read_primary`), so a lagging replica's page is never served from the cache
-   to anybody, and the cache's own rules (invalidation before the answer) hold as without replicas.
-
-A replica that fails a read (unreachable, a recovery conflict) is skipped until its next good
-check, and the read runs again on the primary: the client sees no error.
+A replica that fails a read is skipped until its next good check; the read runs again on the
+primary, and the client sees no error.
 """
 
 from __future__ import annotations
@@ -33,7 +20,6 @@ import math
 import random
 import threading
 import time
-from collections import deque
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -45,6 +31,7 @@ from posterr.db import Database, Query, Session
 from posterr.errors import ServiceUnavailable
 from posterr.keys import POSITIONS_HOLDER, POSITIONS_SETTLING_KEY, WRITE_POSITIONS_EXPIRY_KEY, WRITE_POSITIONS_KEY
 from posterr.redis_client import Redis
+from posterr.wal_positions import PrimaryHistory, lsn, position_text
 
 log = logging.getLogger("posterr.replicas")
 
@@ -79,42 +66,6 @@ if redis.call('HGET', KEYS[1], ARGV[3]) ~= ARGV[2] then
 end
 return 1
 """
-
-
-def position_text(position: str | None) -> str:
-    """A write position as Redis keeps it (_REMEMBER compares them as strings): fixed-width hex, so
-    that string order is WAL order; unknown (None) is above every position."""
-    return f"{lsn(position):016X}" if position else "F" * 16
-
-
-def lsn(text: str | None) -> int:
-    """A WAL position ('16/B374D848') as a number that orders like it; none (NULL) is 0."""
-    if not text:
-        return 0
-    high, _, low = text.partition("/")
-    return int(high, 16) << 32 | int(low, 16)
-
-
-class PrimaryHistory:
-    """The primary's WAL position sampled over the last `keep` seconds: when was it last at or
-    behind a given position? (guarantee 2)."""
-
-    def __init__(self, keep: float):
-        self.keep = keep
-        self._samples: deque[tuple[float, int]] = deque()
-
-    def add(self, at: float, position: int) -> None:
-        self._samples.append((at, position))
-        while len(self._samples) > 1 and self._samples[0][0] < at - self.keep:
-            self._samples.popleft()
-
-    def current_at(self, replayed: int) -> float | None:
-        """The time of the newest sample the position `replayed` covers: a replica that has replayed
-        this far holds every write acknowledged before then. None: older than every sample kept."""
-        for at, position in reversed(self._samples):
-            if position <= replayed:
-                return at
-        return None
 
 
 @dataclass(frozen=True)

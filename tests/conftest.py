@@ -30,7 +30,7 @@ from redis.cluster import RedisCluster
 from redis.retry import Retry
 
 from posterr.keys import WRITE_POSITIONS_EXPIRY_KEY, WRITE_POSITIONS_KEY
-from posterr.replicas import lsn
+from posterr.wal_positions import lsn
 from tests.integration.workers import serving_process
 
 ROOT = Path(__file__).resolve().parent.parent

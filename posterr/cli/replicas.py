@@ -9,7 +9,7 @@ from psycopg.rows import dict_row
 
 from posterr.config import Settings
 from posterr.db import Session, load_queries, server_name
-from posterr.replicas import lsn
+from posterr.wal_positions import lsn
 
 
 def _name(conninfo: str) -> str:

@@ -14,7 +14,8 @@ from posterr.data_tier import DataTier
 from posterr.db import Database, load_queries
 from posterr.keys import WRITE_POSITIONS_KEY
 from posterr.redis_client import Redis
-from posterr.replicas import CLIENT, Replica, Replicas, lsn
+from posterr.replicas import CLIENT, Replica, Replicas
+from posterr.wal_positions import lsn
 from tests.cluster.conftest import wait_for
 
 MAX_LAG = 30.0  # seconds: above any apply delay the suite's replica may have (make test-cluster)

@@ -8,6 +8,7 @@ import socket
 import pytest
 
 from loadtests.refusing_proxy import RefusingProxy
+from tests.cluster.conftest import wait_for
 from tests.conftest import _free_port
 
 
@@ -48,6 +49,8 @@ def test_refuse_new_keeps_the_open_connections_and_cut_ends_the_chosen_ones(echo
     try:
         kept, cut = (socket.create_connection(("127.0.0.1", proxy.port), timeout=2) for _ in range(2))
         servers = [echo_server.accept()[0] for _ in range(2)]
+        # The proxy files a connection once its own to the server is made: after the server accepts it.
+        wait_for(lambda: len(proxy.client_ports()) == 2, 5, "the proxy to file both connections")
         proxy.refuse_new()
         assert proxy.cut({cut.getsockname()[1]}) == 1
         assert cut.recv(4) == b""  # closed by the proxy

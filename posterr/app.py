@@ -33,7 +33,7 @@ log = logging.getLogger("posterr")
 def build_context(settings: Settings) -> Context:
     redis = Redis(settings.redis_url, timeout=settings.redis_timeout, retry_after=settings.redis_retry_after,
                   invalidation_deadline=settings.cache_invalidation_deadline,
-                  connection_max_age=settings.redis_connection_max_age)
+                  reconnect_interval=settings.redis_reconnect_interval)
     queries = load_queries()
 
     def database(url: str, timeout: float) -> Database:

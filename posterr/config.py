@@ -175,8 +175,9 @@ class Settings:
     redis_timeout: float = _setting("POSTERR_REDIS_TIMEOUT", parse_seconds, 0.25)
     redis_retry_after: float = _setting("POSTERR_REDIS_RETRY_AFTER", parse_seconds, 2.0)
     cache_invalidation_deadline: float = _setting("POSTERR_CACHE_INVALIDATION_DEADLINE", parse_seconds, 10.0)
-    # A write that Redis refused waits this long at most (posterr/redis_connections.py).
-    redis_connection_max_age: float = _setting("POSTERR_REDIS_CONNECTION_MAX_AGE", parse_seconds, 1.0)
+    # Each worker opens a new Redis connection at least this often (posterr/redis_connections.py);
+    # a write that Redis refused waits this long at most.
+    redis_reconnect_interval: float = _setting("POSTERR_REDIS_RECONNECT_INTERVAL", parse_seconds, 1.0)
     request_timeout: float = _setting("POSTERR_REQUEST_TIMEOUT", parse_seconds, 30.0)
     # A request's headers, then its whole body, must arrive within these (posterr/client_deadlines.py):
     # time enough for 64 KiB over a link of ~100 kbit/s, like the 5 s gunicorn waits for a first byte.
@@ -207,7 +208,7 @@ class Settings:
                                os.path.join(os.path.expanduser(self.runtime_dir), f"posterr-{self.port}.ctl"))
         check_pool(self.pool_min_size, self.pool_max_size, self.threads)
         check_body_timeout(self.body_timeout, self.request_timeout)
-        check_connection_max_age(self.redis_connection_max_age, self.cache_invalidation_deadline)
+        check_reconnect_interval(self.redis_reconnect_interval, self.cache_invalidation_deadline)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -265,11 +266,11 @@ def check_body_timeout(body_timeout: float, request_timeout: float) -> None:
                           "lower POSTERR_BODY_TIMEOUT (seconds; a few are plenty) or raise POSTERR_REQUEST_TIMEOUT")
 
 
-def check_connection_max_age(max_age: float, invalidation_deadline: float) -> None:
-    """A write that Redis refused is answered once every process's connections are past this age
+def check_reconnect_interval(interval: float, invalidation_deadline: float) -> None:
+    """A write that Redis refused is answered once every busy process has tried a new connection
     (posterr/redis_client.py, mechanism 3), which must come before the write gives up."""
-    if max_age >= invalidation_deadline:
-        raise ConfigError(f"POSTERR_REDIS_CONNECTION_MAX_AGE={max_age:g} is not less than "
+    if interval >= invalidation_deadline:
+        raise ConfigError(f"POSTERR_REDIS_RECONNECT_INTERVAL={interval:g} is not less than "
                           f"POSTERR_CACHE_INVALIDATION_DEADLINE={invalidation_deadline:g}, so a write that Redis "
                           "refused could be answered while another process still reads through an older "
                           "connection: lower it (a second is plenty) or raise the deadline")

@@ -28,16 +28,17 @@ The cache's five mechanisms, the invariant each one keeps, and where it is teste
    connections failed or broke, before it sends anything else. So whatever a write could not
    delete while Redis (or one master) refused it is never read once it answers again. A Redis may
    refuse new connections while the established ones go on (a Service whose endpoint went away):
-   no connection is used past POSTERR_REDIS_CONNECTION_MAX_AGE (posterr/redis_connections.py), so
-   every busy process tries a new one within that time, is refused and counts the failure, and a
-   write that was refused is answered only then (mechanism 4). The epoch is
+   each process opens a new connection at least every POSTERR_REDIS_RECONNECT_INTERVAL, and at every
+   use after one was refused (posterr/redis_connections.py), so every busy process is refused within
+   that time, counts the failure and reads no more through its open ones; a write that was refused
+   is answered only then (mechanism 4). The epoch is
    tested in tests/integration/test_cache.py (a restart) and test_redis_cluster.py (per master);
    the generation in tests/integration/test_redis_refusals.py, tests/unit/test_redis_client.py and
    tests/unit/test_keys.py.
 4. Invalidation before the answer: a write is answered only after every cached copy that could hide
    it is deleted or unreachable to readers. Deletes are retried while Redis might come back with the
    same copies (a freeze, a pause, a timeout) until `POSTERR_CACHE_INVALIDATION_DEADLINE`; a refused
-   connection is retried only until every connection opened before the refusal is past its age:
+   connection is retried only until every busy process has tried a new connection since (mechanism 3):
    whatever answers next is another server (another epoch) or is reached through new connections,
    which bump the generation first. On a Redis Cluster
    each command goes on its own (posterr/cluster_delivery.py), so a master that refuses does not
@@ -102,7 +103,7 @@ class Change(NamedTuple):
 
 class Redis:
     def __init__(self, url: str, *, timeout: float, retry_after: float, invalidation_deadline: float,
-                 connection_max_age: float):
+                 reconnect_interval: float):
         self.retry_after = retry_after
         self.invalidation_deadline = invalidation_deadline
         self._down_until = 0.0
@@ -115,14 +116,14 @@ class Redis:
         self._failures = 0
         self._bumped_after: dict[tuple[str, int], int] = {}
         self._generation_keys: dict[str, tuple[int, str]] = {}
-        self.refusals = Refusals(connection_max_age)
+        self.refusals = Refusals(reconnect_interval)
         # One retry, on a new connection, when a pooled one turns out dead (Redis restarted); a
         # timeout is not retried: the deadline is the deadline.
         self._url, self._timeout = url, timeout
         self._options = {"socket_timeout": timeout, "socket_connect_timeout": timeout, "retry_on_timeout": False,
                          "retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
                          "redis_connect_func": self._on_connect,
-                         "connection_class": connection_class(url, self._connection_broke, connection_max_age)}
+                         "connection_class": connection_class(url, self._connection_broke, reconnect_interval)}
         # Standalone or a cluster: asked at start, and while Redis does not answer, again at each call
         # until it does; meanwhile Redis counts as down (the cache is skipped, never stale).
         self.cluster: bool | None = None

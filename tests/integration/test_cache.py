@@ -136,7 +136,7 @@ def test_a_new_user_is_visible_at_once(api):
 def new_cache(servers, *, invalidation_deadline: float = 5) -> DocumentCache:
     return DocumentCache(Redis(servers.redis_url, timeout=0.25, retry_after=1,
                                invalidation_deadline=invalidation_deadline,
-                               connection_max_age=invalidation_deadline / 2))
+                               reconnect_interval=invalidation_deadline / 2))
 
 
 @pytest.fixture
@@ -221,7 +221,7 @@ def test_a_write_sends_its_scripts_without_asking_and_reloads_them_into_a_redis_
     """A write's changes are one round trip: no SCRIPT EXISTS first (redis-py's pipeline asks it
     before every batch with a script). A server without the scripts (restarted, SCRIPT FLUSH) gets
     them loaded and the batch again: the counter is raised, not deleted as if Redis had refused it."""
-    redis = Redis(servers.redis_url, timeout=1, retry_after=1, invalidation_deadline=2, connection_max_age=0.5)
+    redis = Redis(servers.redis_url, timeout=1, retry_after=1, invalidation_deadline=2, reconnect_interval=0.5)
     quota = DailyQuota(redis, 5)
     day = date(2026, 12, 2)
     try:
@@ -240,7 +240,7 @@ def test_a_cached_read_carries_the_deferred_rate_check_and_a_refusal_computes_no
     """The edge defers the rate limit to the request's first call to a server (deferred_check): a read
     served from the document cache sends both in one round trip on a standalone Redis (one after the
     other on a cluster), and a refused request raises before anything is computed."""
-    redis = Redis(servers.redis_url, timeout=1, retry_after=1, invalidation_deadline=1, connection_max_age=0.5)
+    redis = Redis(servers.redis_url, timeout=1, retry_after=1, invalidation_deadline=1, reconnect_interval=0.5)
     documents, limiter = DocumentCache(redis), ClientRateLimit(redis, 1, 3600)
     client = f"203.0.113.{os.getpid() % 250}-{os.urandom(4).hex()}"
     computed, decisions = [], []

@@ -42,7 +42,7 @@ def database(url: str) -> Database:
 @pytest.fixture
 def tier(servers, replica_url):
     """A DataTier as a worker has it, its pools open, its replica checked once it has caught up."""
-    redis_ = Redis(servers.redis_url, timeout=1, retry_after=0.5, invalidation_deadline=1, connection_max_age=0.5)
+    redis_ = Redis(servers.redis_url, timeout=1, retry_after=0.5, invalidation_deadline=1, reconnect_interval=0.5)
     primary, replica = database(servers.database_url), Replica(replica_url, database(replica_url))
     replicas = Replicas(servers.database_url, [replica], load_queries(), redis_, max_lag=MAX_LAG, check_interval=1)
     tier = DataTier(primary, replicas)

@@ -147,7 +147,7 @@ def test_the_limit_fails_open_while_redis_is_down_and_holds_again_after(limited,
 def test_a_limit_too_high_to_reach_allows_and_leaves_redis_in_use(servers):
     """At 10^9 a minute a request adds less to the client's TAT than a double holds near 2^40 ms: the
     key's expiry came out 0, SET refused it, and the breaker then took Redis from the cache too."""
-    redis = Redis(servers.redis_url, timeout=1, retry_after=60, invalidation_deadline=1, connection_max_age=0.5)
+    redis = Redis(servers.redis_url, timeout=1, retry_after=60, invalidation_deadline=1, reconnect_interval=0.5)
     limiter = ClientRateLimit(redis, 1_000_000_000, 60)
     decisions = [limiter.check("203.0.113.250") for _ in range(3)]
     assert [decision and decision.allowed for decision in decisions] == [True, True, True]

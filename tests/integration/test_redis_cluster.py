@@ -114,7 +114,7 @@ def test_a_write_still_reaches_the_live_masters_when_one_is_dead(servers, redis_
     """A write's deletes go one by one on a cluster: the dead master's are skipped (its next process
     has a new epoch), the others' must still land (found by make soak TOPOLOGY=replicated)."""
     url, client = redis_cluster
-    redis_ = Redis(url, timeout=0.25, retry_after=0.5, invalidation_deadline=5, connection_max_age=0.5)
+    redis_ = Redis(url, timeout=0.25, retry_after=0.5, invalidation_deadline=5, reconnect_interval=0.5)
     documents = DocumentCache(redis_)
     try:
         # Two posts whose documents live on two different masters.
@@ -147,14 +147,14 @@ def test_a_process_that_never_met_a_dead_master_still_reaches_the_live_ones(serv
     """A worker started while a master is down (a deploy, max_requests) has no epoch for it: the
     write's changes for that master are skipped, the others' must land (issue 22, hole 3)."""
     url, client = redis_cluster
-    seen = Redis(url, timeout=0.25, retry_after=0.5, invalidation_deadline=5, connection_max_age=0.5)
+    seen = Redis(url, timeout=0.25, retry_after=0.5, invalidation_deadline=5, reconnect_interval=0.5)
     documents = DocumentCache(seen)
     first, second = _posts_on_two_masters(client, avoid_port=int(url.rsplit(":", 1)[1].split("/")[0]))
     try:
         for post_id in (first, second):
             assert documents.fetch(post_key(post_id), "json", 60, lambda: b"before") == b"before"
         servers.kill_redis_node(client.get_node_from_key(post_key(first)).port)
-        started_meanwhile = Redis(url, timeout=0.25, retry_after=0.5, invalidation_deadline=5, connection_max_age=0.5)
+        started_meanwhile = Redis(url, timeout=0.25, retry_after=0.5, invalidation_deadline=5, reconnect_interval=0.5)
         try:
             started_meanwhile.before_answer(DocumentCache(started_meanwhile).deletes(post_key(first), post_key(second)))
         finally:
@@ -171,14 +171,14 @@ def test_a_process_started_while_its_node_is_down_learns_the_cluster_when_it_ans
     standalone client (whose deletes get MOVED) once the cluster answers (issue 22, hole 4)."""
     url, client = redis_cluster
     url_port = int(url.rsplit(":", 1)[1].split("/")[0])
-    seen = Redis(url, timeout=0.25, retry_after=0.5, invalidation_deadline=5, connection_max_age=0.5)
+    seen = Redis(url, timeout=0.25, retry_after=0.5, invalidation_deadline=5, reconnect_interval=0.5)
     documents = DocumentCache(seen)
     first, second = _posts_on_two_masters(client, avoid_port=url_port)
     try:
         for post_id in (first, second):
             assert documents.fetch(post_key(post_id), "json", 60, lambda: b"before") == b"before"
         servers.kill_redis_node(url_port)
-        started_meanwhile = Redis(url, timeout=0.25, retry_after=0.5, invalidation_deadline=5, connection_max_age=0.5)
+        started_meanwhile = Redis(url, timeout=0.25, retry_after=0.5, invalidation_deadline=5, reconnect_interval=0.5)
         try:
             servers.start_redis_cluster()
             started_meanwhile.before_answer(DocumentCache(started_meanwhile).deletes(post_key(first), post_key(second)))

@@ -230,7 +230,7 @@ def test_a_timeline_naming_a_lost_post_still_pages_through_every_post(app, sql, 
 
 @pytest.fixture
 def timelines(servers):
-    redis_ = Redis(servers.redis_url, timeout=1, retry_after=0.5, invalidation_deadline=1, connection_max_age=0.5)
+    redis_ = Redis(servers.redis_url, timeout=1, retry_after=0.5, invalidation_deadline=1, reconnect_interval=0.5)
     yield HomeTimelines(redis_, size=3, ttl=60)
     redis_.close()
 

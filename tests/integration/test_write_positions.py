@@ -21,7 +21,7 @@ CLIENT_ADDRESS = "192.0.2.7"
 
 @pytest.fixture
 def replicas(servers):
-    redis_ = Redis(servers.redis_url, timeout=1, retry_after=0.5, invalidation_deadline=1, connection_max_age=0.5)
+    redis_ = Redis(servers.redis_url, timeout=1, retry_after=0.5, invalidation_deadline=1, reconnect_interval=0.5)
     token = CLIENT.set(CLIENT_ADDRESS)
     yield Replicas("postgresql://unused", [], load_queries(), redis_, max_lag=MAX_LAG, check_interval=1)
     CLIENT.reset(token)

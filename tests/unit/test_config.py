@@ -109,7 +109,7 @@ def test_the_readme_gives_each_default_that_settings_has(variable):
     ({}, "header_timeout", 5.0),
     ({"POSTERR_HEADER_TIMEOUT": "0.5"}, "header_timeout", 0.5),
     ({"POSTERR_BODY_TIMEOUT": "0.5", "POSTERR_REQUEST_TIMEOUT": "1"}, "body_timeout", 0.5),
-    ({"POSTERR_REDIS_CONNECTION_MAX_AGE": "0.2"}, "redis_connection_max_age", 0.2),
+    ({"POSTERR_REDIS_RECONNECT_INTERVAL": "0.2"}, "redis_reconnect_interval", 0.2),
 ])
 def test_given_values(env, attribute, value):
     assert getattr(Settings.from_env(REQUIRED | env), attribute) == value
@@ -141,10 +141,10 @@ def test_given_values(env, attribute, value):
     (REQUIRED | {"POSTERR_HEADER_TIMEOUT": "soon"}, "POSTERR_HEADER_TIMEOUT='soon': expected a positive number"),
     (REQUIRED | {"POSTERR_BODY_TIMEOUT": "30"}, "POSTERR_BODY_TIMEOUT=30 is not less than POSTERR_REQUEST_TIMEOUT=30"),
     (REQUIRED | {"POSTERR_REQUEST_TIMEOUT": "2"}, "POSTERR_BODY_TIMEOUT=5 is not less than POSTERR_REQUEST_TIMEOUT=2"),
-    (REQUIRED | {"POSTERR_REDIS_CONNECTION_MAX_AGE": "10"},
-     "POSTERR_REDIS_CONNECTION_MAX_AGE=10 is not less than POSTERR_CACHE_INVALIDATION_DEADLINE=10"),
+    (REQUIRED | {"POSTERR_REDIS_RECONNECT_INTERVAL": "10"},
+     "POSTERR_REDIS_RECONNECT_INTERVAL=10 is not less than POSTERR_CACHE_INVALIDATION_DEADLINE=10"),
     (REQUIRED | {"POSTERR_CACHE_INVALIDATION_DEADLINE": "0.5"},
-     "POSTERR_REDIS_CONNECTION_MAX_AGE=1 is not less than POSTERR_CACHE_INVALIDATION_DEADLINE=0.5"),
+     "POSTERR_REDIS_RECONNECT_INTERVAL=1 is not less than POSTERR_CACHE_INVALIDATION_DEADLINE=0.5"),
 ])
 def test_start_up_errors_name_the_variable_and_what_it_expects(env, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):

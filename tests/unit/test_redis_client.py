@@ -38,7 +38,7 @@ def test_after_a_redis_failure_calls_skip_redis_until_retry_after():
         calls.append(1)
         raise redis.TimeoutError("Timeout reading from socket")
 
-    breaker = Redis("redis://127.0.0.1:1/0", timeout=0.1, retry_after=60, invalidation_deadline=1, connection_max_age=0.5)
+    breaker = Redis("redis://127.0.0.1:1/0", timeout=0.1, retry_after=60, invalidation_deadline=1, reconnect_interval=0.5)
     breaker.cluster = False  # nothing listens on port 1: as if a standalone server had answered once
     assert [breaker.run(times_out) for _ in range(5)] == [None] * 5
     assert len(calls) == 1

@@ -81,7 +81,7 @@ KINDS = {
                          ("ha",), always=True),
     "primary-switchover": Kind("primary", (0, 0), "a planned switchover (patronictl) to the synchronous standby",
                                ("ha",), always=True),
-    "primary-loses-commits": Kind("primary", (7, 9), "the standbys' WAL receivers SIGSTOPped (commits wait, 503); "
+    "primary-loses-commits": Kind("primary", (7, 9), "the primary's WAL senders SIGSTOPped (commits wait, 503); "
                                   "the primary then stopped, a standby promoted, the old primary rewound: those "
                                   "commits lost", ("ha",), always=True),
     "primary-partition": Kind("primary", (13, 16), "the primary's Patroni SIGSTOPped (its PostgreSQL goes on, cut "

@@ -34,8 +34,8 @@ class PrimaryFaults:
                 return f"SIGSTOP to the Patroni of the primary :{self._member} (its PostgreSQL goes on)"
             case "primary-loses-commits":
                 self._member = ha("cut-standbys").strip()
-                return (f"SIGSTOP to every standby's WAL receiver: the primary :{self._member} goes on alone, "
-                        "its commits waiting for a standby until the app gives up on them (503)")
+                return (f"SIGSTOP to the WAL senders of the primary :{self._member}: it goes on alone, its "
+                        "commits waiting for a standby until the app gives up on them (503)")
         raise ValueError(kind)
 
     def heal(self, kind: str) -> str:

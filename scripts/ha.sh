@@ -17,12 +17,13 @@
 #   scripts/ha.sh freeze-primary | thaw-member PORT
 #                              SIGSTOP the primary's Patroni (its PostgreSQL goes on: a primary cut off from
 #                              etcd), print its port; SIGCONT it again
-#   scripts/ha.sh cut-standbys SIGSTOP every standby's WAL receiver (the primary goes on, cut off from its
-#                              standbys: its commits wait for one), print the primary's port
+#   scripts/ha.sh cut-standbys SIGSTOP the primary's WAL senders (it goes on, cut off from its standbys:
+#                              its commits wait for one, and none gets their WAL), print the primary's port
 #   scripts/ha.sh lose-primary PORT
 #                              the cut primary on PORT lost: its Patroni SIGSTOPped and its PostgreSQL stopped
-#                              (immediate), then the WAL receivers SIGCONTed, so a standby without its last
-#                              commits is promoted; `thaw-member PORT` then makes it rejoin, rewound
+#                              (immediate; PostgreSQL SIGKILLs the stopped WAL senders after 5 s), so a standby
+#                              without its last commits is promoted; `thaw-member PORT` then makes it rejoin,
+#                              rewound
 #   scripts/ha.sh reset        stop everything and delete the cluster's data (the next `up` makes a new one)
 #   scripts/ha.sh patronictl ARGS...
 #                              patronictl with this cluster's configuration
@@ -303,7 +304,7 @@ stop_patroni() {  # stop_patroni PG_PORT
 
 down() {
   local port pid primary
-  resume_standbys  # a WAL receiver left stopped (cut-standbys) would hold its member's shutdown
+  resume_senders  # a WAL sender left stopped (cut-standbys) would hold its member's shutdown
   # The replicas first: a primary stopped before them hands its leader key over, and one of them
   # would be promoted on the way down.
   primary=$(primary_port) || primary=""
@@ -367,28 +368,30 @@ postmaster_of() {  # postmaster_of PG_PORT — the pid of the member's running p
   pid=$(head -n 1 "$(member_dir "$1")/data/postmaster.pid" 2>/dev/null) && alive "$pid" && echo "$pid"
 }
 
-wal_receivers() {  # the pids of every member's WAL receiver (only standbys have one)
+wal_senders() {  # the pids of every member's WAL senders (only a primary has some)
   local port pid
   for port in "${pg_ports[@]}"; do
     pid=$(postmaster_of "$port") || continue
-    pgrep -P "$pid" -f walreceiver || true
+    pgrep -P "$pid" -f walsender || true
   done
 }
 
 cut_standbys() {
   local port pids
   port=$(primary_port) || die "no primary to cut off"
-  pids=$(wal_receivers)
-  [ -n "$pids" ] || die "no WAL receiver to stop"
+  pids=$(wal_senders)
+  [ -n "$pids" ] || die "no WAL sender to stop"
+  # A stopped WAL sender sends nothing: stopping the receivers instead leaves the WAL in their
+  # sockets' buffers, read as soon as they go on, and no commit would be lost.
   # shellcheck disable=SC2086
   kill -STOP $pids
-  say "SIGSTOP to the WAL receivers (pids $(echo $pids)): the primary on port $port is cut off from its standbys"
+  say "SIGSTOP to the WAL senders (pids $(echo $pids)): the primary on port $port is cut off from its standbys"
   echo "$port"
 }
 
-resume_standbys() {
+resume_senders() {
   local pids
-  pids=$(wal_receivers)
+  pids=$(wal_senders)
   # shellcheck disable=SC2086
   [ -z "$pids" ] || kill -CONT $pids
 }
@@ -399,8 +402,7 @@ lose_primary() {  # lose_primary PG_PORT
   kill -STOP "$pid"
   as_pg "$(pg_bindir)/pg_ctl" -D "$(member_dir "$1")/data" stop -m immediate >>"$logs/lose-primary.log" 2>&1 \
     || die "could not stop PostgreSQL on port $1; see $logs/lose-primary.log"
-  resume_standbys
-  say "Patroni of port $1 SIGSTOPped, its PostgreSQL stopped, the WAL receivers SIGCONTed"
+  say "Patroni of port $1 SIGSTOPped, its PostgreSQL stopped with its WAL senders still stopped"
 }
 
 reset() {

@@ -217,9 +217,35 @@ BEGIN
     IF made > 1 THEN
         DROP TABLE post_search_sealing;
     END IF;
+    PERFORM settle_search_segments();
     RETURN made;
 END
 $_$;
+
+
+--
+-- Name: settle_search_segments(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.settle_search_segments() RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    index_name regclass;
+BEGIN
+    FOR index_name IN
+        SELECT i.indexrelid::regclass
+        FROM pg_inherits h
+        JOIN pg_index i ON i.indrelid = h.inhrelid
+        JOIN pg_class c ON c.oid = i.indexrelid
+        WHERE h.inhparent = 'post_search'::regclass AND h.inhrelid <> 'post_search_open'::regclass
+          AND NOT coalesce('fastupdate=off' = ANY (c.reloptions), false)
+    LOOP
+        PERFORM gin_clean_pending_list(index_name);
+        EXECUTE format('ALTER INDEX %s SET (fastupdate = off)', index_name);
+    END LOOP;
+END
+$$;
 
 
 --
@@ -588,14 +614,14 @@ CREATE INDEX idempotency_keys_created_at_idx ON public.idempotency_keys USING bt
 -- Name: post_search_content_trgm_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX post_search_content_trgm_idx ON ONLY public.post_search USING gin (content public.gin_trgm_ops) WITH (fastupdate=off);
+CREATE INDEX post_search_content_trgm_idx ON ONLY public.post_search USING gin (content public.gin_trgm_ops);
 
 
 --
 -- Name: post_search_open_content_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX post_search_open_content_idx ON public.post_search_open USING gin (content public.gin_trgm_ops) WITH (fastupdate=off);
+CREATE INDEX post_search_open_content_idx ON public.post_search_open USING gin (content public.gin_trgm_ops);
 
 
 --

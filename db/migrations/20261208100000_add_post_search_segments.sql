@@ -30,6 +30,31 @@ CREATE TABLE search_segments (
     CHECK (starts_at < ends_at)
 );
 
+-- The open segment's trigram index keeps a pending list (fastupdate, PostgreSQL's default), which
+-- makes a post's insert cheap (0.22 ms of PostgreSQL for a post at 1M posts, against 0.47 without
+-- one, as with the single index of posts before); a sealed segment receives few inserts, so its
+-- index has none, and no search of it scans one. Called after each seal and after each bulk build
+-- of the indexes (the migration, the seed).
+CREATE FUNCTION settle_search_segments() RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    index_name regclass;
+BEGIN
+    FOR index_name IN
+        SELECT i.indexrelid::regclass
+        FROM pg_inherits h
+        JOIN pg_index i ON i.indrelid = h.inhrelid
+        JOIN pg_class c ON c.oid = i.indexrelid
+        WHERE h.inhparent = 'post_search'::regclass AND h.inhrelid <> 'post_search_open'::regclass
+          AND NOT coalesce('fastupdate=off' = ANY (c.reloptions), false)
+    LOOP
+        PERFORM gin_clean_pending_list(index_name);
+        EXECUTE format('ALTER INDEX %s SET (fastupdate = off)', index_name);
+    END LOOP;
+END
+$$;
+
 -- Seals the open segment once it holds per_segment posts: its partition becomes the segment
 -- [end of the newest sealed one, just after its newest post), and an empty open segment takes its
 -- place. The partition is re-attached where it is, so a seal costs a scan of the open segment under a
@@ -97,6 +122,7 @@ BEGIN
     IF made > 1 THEN
         DROP TABLE post_search_sealing;
     END IF;
+    PERFORM settle_search_segments();
     RETURN made;
 END
 $$;
@@ -142,9 +168,9 @@ FOR EACH STATEMENT EXECUTE FUNCTION post_search_clear();
 INSERT INTO post_search (id, created_at, type, content)
 SELECT id, created_at, type, content FROM posts WHERE type <> 'repost';
 SELECT seal_search_segments(split => true);
--- Built after the copy, one pass per segment. No pending list (fastupdate): a search would scan it,
--- and a post costs its few dozen trigram entries either way.
-CREATE INDEX post_search_content_trgm_idx ON post_search USING gin (content gin_trgm_ops) WITH (fastupdate = off);
+-- Built after the copy, one pass per segment.
+CREATE INDEX post_search_content_trgm_idx ON post_search USING gin (content gin_trgm_ops);
+SELECT settle_search_segments();
 -- Its work is post_search's now (trending keywords included: page_search_trending).
 DROP INDEX posts_content_trgm_idx;
 ANALYZE post_search;
@@ -156,5 +182,6 @@ DROP FUNCTION post_search_clear();
 DROP TRIGGER posts_searchable ON posts;
 DROP FUNCTION post_search_add();
 DROP FUNCTION seal_search_segments(bigint, boolean);
+DROP FUNCTION settle_search_segments();
 DROP TABLE search_segments;
 DROP TABLE post_search;

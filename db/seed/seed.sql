@@ -170,6 +170,7 @@ SELECT seal_search_segments(split => true);
 SET LOCAL maintenance_work_mem = '256MB';
 DO $$ DECLARE ix record; BEGIN
   FOR ix IN SELECT definition FROM seed_indexes LOOP EXECUTE ix.definition; END LOOP; END $$;
+SELECT settle_search_segments();
 COMMIT;
 
 -- step: statistics

@@ -135,6 +135,21 @@ $$;
 
 
 --
+-- Name: post_search_change(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.post_search_change() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    UPDATE post_search SET content = NEW.content, created_at = NEW.created_at
+    WHERE created_at = OLD.created_at AND id = OLD.id;
+    RETURN NULL;
+END
+$$;
+
+
+--
 -- Name: post_search_clear(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -685,6 +700,13 @@ CREATE UNIQUE INDEX users_username_lower_key ON public.users USING btree (lower(
 --
 
 ALTER INDEX public.post_search_content_trgm_idx ATTACH PARTITION public.post_search_open_content_idx;
+
+
+--
+-- Name: posts posts_search_changed; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER posts_search_changed AFTER UPDATE OF content, created_at ON public.posts FOR EACH ROW WHEN (((new.content IS DISTINCT FROM old.content) OR (new.created_at <> old.created_at))) EXECUTE FUNCTION public.post_search_change();
 
 
 --

@@ -20,8 +20,8 @@ ON CONFLICT DO NOTHING;
 -- step: drop indexes
 -- When the seed adds at least as many posts as there are, the plain (non-unique) indexes of posts,
 -- follows and post_search (the trigram index of its segments: its definition on the partitioned
--- table, without ONLY, builds it on every segment) are dropped here and built again by the `indexes`
--- step: building an index once is
+-- table, without ONLY, builds it on every segment) are dropped here and built again by the
+-- `indexes` step: building an index once is
 -- faster than maintaining it row by row (in all, 1M posts: 46 s instead of 52 s; 10M: 5 min).
 -- Unique indexes stay: ON CONFLICT and the foreign keys need them. The definitions are taken from
 -- the catalog, so they are exactly what the migrations made. DROP INDEX locks posts and follows

@@ -120,6 +120,150 @@ $$;
 
 
 --
+-- Name: post_search_add(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.post_search_add() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    INSERT INTO post_search (id, created_at, type, content)
+    SELECT id, created_at, type, content FROM inserted WHERE type <> 'repost';
+    RETURN NULL;
+END
+$$;
+
+
+--
+-- Name: post_search_change(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.post_search_change() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    UPDATE post_search SET content = NEW.content, created_at = NEW.created_at
+    WHERE created_at = OLD.created_at AND id = OLD.id;
+    RETURN NULL;
+END
+$$;
+
+
+--
+-- Name: post_search_clear(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.post_search_clear() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    segment text;
+BEGIN
+    FOR segment IN SELECT inhrelid::regclass::text FROM pg_inherits
+                   WHERE inhparent = 'post_search'::regclass AND inhrelid <> 'post_search_open'::regclass LOOP
+        EXECUTE format('DROP TABLE %s', segment);
+    END LOOP;
+    TRUNCATE post_search_open, search_segments;
+    RETURN NULL;
+END
+$$;
+
+
+--
+-- Name: seal_search_segments(bigint, boolean); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.seal_search_segments(per_segment bigint DEFAULT 100000, split boolean DEFAULT false) RETURNS integer
+    LANGUAGE plpgsql
+    AS $_$
+DECLARE
+    open_posts bigint;
+    lower_bound timestamptz;
+    bounds timestamptz[];
+    made integer := 0;
+    segment text;
+    upper_bound timestamptz;
+    index_name text;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(hashtext('seal_search_segments')) THEN
+        RETURN 0;
+    END IF;
+    SELECT count(*) INTO open_posts FROM (SELECT FROM post_search_open LIMIT per_segment) AS counted;
+    IF open_posts < per_segment THEN
+        RETURN 0;
+    END IF;
+    LOCK TABLE post_search IN ACCESS EXCLUSIVE MODE;
+    lower_bound := coalesce((SELECT max(ends_at) FROM search_segments), '-infinity');
+    ALTER TABLE post_search DETACH PARTITION post_search_open;
+    ALTER TABLE post_search_open RENAME TO post_search_sealing;
+    -- Out of the way of the name the new open segment's index takes.
+    FOR index_name IN SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'post_search_sealing'::regclass LOOP
+        EXECUTE format('ALTER INDEX %s RENAME TO post_search_sealing_content_idx', index_name);
+    END LOOP;
+    CREATE TABLE post_search_open PARTITION OF post_search DEFAULT;
+    -- Boundaries at every per_segment-th post in time order (split), and just after the newest post.
+    -- (Less than half a segment left after the last cut joins the segment before.)
+    SELECT coalesce(array_agg(DISTINCT created_at ORDER BY created_at)
+                    FILTER (WHERE split AND n % per_segment = 0 AND n <= total - per_segment / 2), '{}')
+           || (max(created_at) + interval '1 microsecond')
+    INTO bounds
+    FROM (SELECT created_at, row_number() OVER (ORDER BY created_at) AS n, count(*) OVER () AS total
+          FROM post_search_sealing) AS ranked;
+    bounds := array_remove(bounds, lower_bound);
+    FOREACH upper_bound IN ARRAY bounds LOOP
+        made := made + 1;
+        segment := format('post_search_%s', (SELECT count(*) + 1 FROM search_segments));
+        IF cardinality(bounds) = 1 THEN
+            EXECUTE format('ALTER TABLE post_search_sealing RENAME TO %I', segment);
+            EXECUTE format('ALTER INDEX IF EXISTS post_search_sealing_content_idx RENAME TO %I', segment || '_content_idx');
+        ELSE
+            EXECUTE format('CREATE TABLE %I (LIKE post_search)', segment);
+            EXECUTE format('INSERT INTO %I SELECT * FROM post_search_sealing WHERE created_at >= $1 AND created_at < $2',
+                           segment) USING lower_bound, upper_bound;
+        END IF;
+        -- Attaching builds the segment's trigram index in one pass (or adopts the open segment's).
+        EXECUTE format('ALTER TABLE post_search ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
+                       segment, lower_bound, upper_bound);
+        INSERT INTO search_segments (starts_at, ends_at, posts)
+        VALUES (lower_bound, upper_bound, (SELECT count(*) FROM post_search WHERE created_at >= lower_bound
+                                                                             AND created_at < upper_bound));
+        lower_bound := upper_bound;
+    END LOOP;
+    IF made > 1 THEN
+        DROP TABLE post_search_sealing;
+    END IF;
+    PERFORM settle_search_segments();
+    RETURN made;
+END
+$_$;
+
+
+--
+-- Name: settle_search_segments(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.settle_search_segments() RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    index_name regclass;
+BEGIN
+    FOR index_name IN
+        SELECT i.indexrelid::regclass
+        FROM pg_inherits h
+        JOIN pg_index i ON i.indrelid = h.inhrelid
+        JOIN pg_class c ON c.oid = i.indexrelid
+        WHERE h.inhparent = 'post_search'::regclass AND h.inhrelid <> 'post_search_open'::regclass
+          AND NOT coalesce('fastupdate=off' = ANY (c.reloptions), false)
+    LOOP
+        PERFORM gin_clean_pending_list(index_name);
+        EXECUTE format('ALTER INDEX %s SET (fastupdate = off)', index_name);
+    END LOOP;
+END
+$$;
+
+
+--
 -- Name: api_tokens; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -302,6 +446,31 @@ CREATE TABLE public.post_quota (
 
 
 --
+-- Name: post_search; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.post_search (
+    id bigint NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    type text NOT NULL,
+    content text NOT NULL
+)
+PARTITION BY RANGE (created_at);
+
+
+--
+-- Name: post_search_open; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.post_search_open (
+    id bigint NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    type text NOT NULL,
+    content text NOT NULL
+);
+
+
+--
 -- Name: posts_id_seq; Type: SEQUENCE; Schema: public; Owner: -
 --
 
@@ -325,6 +494,18 @@ CREATE TABLE public.schema_migrations (
 
 
 --
+-- Name: search_segments; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.search_segments (
+    starts_at timestamp with time zone NOT NULL,
+    ends_at timestamp with time zone NOT NULL,
+    posts bigint NOT NULL,
+    CONSTRAINT search_segments_check CHECK ((starts_at < ends_at))
+);
+
+
+--
 -- Name: users_id_seq; Type: SEQUENCE; Schema: public; Owner: -
 --
 
@@ -336,6 +517,13 @@ ALTER TABLE public.users ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     NO MAXVALUE
     CACHE 1
 );
+
+
+--
+-- Name: post_search_open; Type: TABLE ATTACH; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.post_search ATTACH PARTITION public.post_search_open DEFAULT;
 
 
 --
@@ -387,6 +575,14 @@ ALTER TABLE ONLY public.schema_migrations
 
 
 --
+-- Name: search_segments search_segments_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.search_segments
+    ADD CONSTRAINT search_segments_pkey PRIMARY KEY (starts_at);
+
+
+--
 -- Name: users users_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -430,10 +626,17 @@ CREATE INDEX idempotency_keys_created_at_idx ON public.idempotency_keys USING bt
 
 
 --
--- Name: posts_content_trgm_idx; Type: INDEX; Schema: public; Owner: -
+-- Name: post_search_content_trgm_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX posts_content_trgm_idx ON public.posts USING gin (content public.gin_trgm_ops);
+CREATE INDEX post_search_content_trgm_idx ON ONLY public.post_search USING gin (content public.gin_trgm_ops);
+
+
+--
+-- Name: post_search_open_content_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX post_search_open_content_idx ON public.post_search_open USING gin (content public.gin_trgm_ops);
 
 
 --
@@ -490,6 +693,34 @@ CREATE INDEX posts_user_trending_idx ON public.posts USING btree (user_id, ((rep
 --
 
 CREATE UNIQUE INDEX users_username_lower_key ON public.users USING btree (lower(username));
+
+
+--
+-- Name: post_search_open_content_idx; Type: INDEX ATTACH; Schema: public; Owner: -
+--
+
+ALTER INDEX public.post_search_content_trgm_idx ATTACH PARTITION public.post_search_open_content_idx;
+
+
+--
+-- Name: posts posts_search_changed; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER posts_search_changed AFTER UPDATE OF content, created_at ON public.posts FOR EACH ROW WHEN (((new.content IS DISTINCT FROM old.content) OR (new.created_at <> old.created_at))) EXECUTE FUNCTION public.post_search_change();
+
+
+--
+-- Name: posts posts_searchable; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER posts_searchable AFTER INSERT ON public.posts REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION public.post_search_add();
+
+
+--
+-- Name: posts posts_truncated_from_search; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER posts_truncated_from_search AFTER TRUNCATE ON public.posts FOR EACH STATEMENT EXECUTE FUNCTION public.post_search_clear();
 
 
 --
@@ -577,4 +808,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261207070000'),
     ('20261208010000'),
     ('20261208020000'),
-    ('20261208030000');
+    ('20261208030000'),
+    ('20261208100000');

@@ -591,6 +591,7 @@ def table(rows: list[Row]) -> str:
 
 # The performance targets, each a row's CPU per request against another row's in the same run: (what,
 # row, yardstick row, the most the ratio may be). Rows left out of a run leave their targets out.
+PAGED_ROWS = ("deep_page", "author_page2", "trending_page2")
 UNCACHED_PAGES = ("feed_uncached", "deep_page", "author_page2", "trending_page2",
                   *(f"following_{n}_p{FOLLOWING_PAGE}" for n in FOLLOWING))
 CPU_TARGETS = [
@@ -601,10 +602,15 @@ CPU_TARGETS = [
       for name in UNCACHED_PAGES),
     ("POST /api/posts against /healthz", "create_post", "healthz", 4.0),
     ("POST /api/posts with a bearer token against without (issue 32)", "create_post_token", "create_post", 1.10),
+    # Issue 34: at most 10% above its cost before search segments, 16.9 times the floor's /hello then
+    # (docs/performance.md, "Search in time segments"); a shared machine moves this ratio by more.
+    ("POST /api/posts against the floor's /hello, 10% over before segments", "create_post", "floor_hello", 18.6),
     ("a post pushed to 1,000 timelines against one pushed to 10", "post_fans_1000", "post_fans_10", 2.0),
 ]
-# Keyword search latency at the bench's concurrency: (what, the result's key, the most in ms).
-SEARCH_TARGETS = [("search p50", "p50_us", 50), ("search p99", "p99_us", 200)]
+# Keyword search latency at the bench's concurrency, of the mix and of each group of words (issue
+# 34): (what, the result's key, the most in ms).
+SEARCH_TARGETS = [("p50", "p50_us", 50), ("p99", "p99_us", 200)]
+SEARCH_ROWS = ("search", *SPLIT_SEARCH)
 
 
 def with_yardsticks(only: set[str]) -> set[str]:
@@ -633,10 +639,10 @@ def targets(rows: list[Row]) -> list[dict]:
             ratio = round_ratio(measured[name], measured[yardstick])
             found.append({"target": f"{what}: CPU {name} / {yardstick} <= {most}", "value": round(ratio, 3),
                           "limit": most, "held": ratio <= most})
-    if "search" in measured:
+    for name in (name for name in SEARCH_ROWS if name in measured):
         for what, key, most in SEARCH_TARGETS:
-            value = measured["search"][key] / 1000
-            found.append({"target": f"{what} <= {most} ms", "value": round(value, 1), "limit": most,
+            value = measured[name][key] / 1000
+            found.append({"target": f"{name} {what} <= {most} ms", "value": round(value, 1), "limit": most,
                           "held": value <= most})
     return found
 
@@ -726,9 +732,12 @@ def main(argv: list[str] | None = None) -> int:
         if token_users:
             path = bulk_tokens.write_private(Path(scripts) / "tokens.txt", issued)
             token_posts = TokenPosts(str(path), len(issued), issued[0])
-        deep, followed = deep_page(app.base, DEEP_PAGES)
+        # Only for the rows that read them: at 10M posts the walk of 50 feed pages may outlast its
+        # timeout on a busy machine (docs/performance.md, "Keywords without a trigram").
+        paged = not only or bool(only & set(PAGED_ROWS))
+        deep, followed = deep_page(app.base, DEEP_PAGES) if paged else ("/", DEEP_PAGES)
         pages = Pages(deep, deep_page(app.base, 1, f"/api/posts?author_id={profile_user(low, high)}")[0],
-                      deep_page(app.base, 1, "/api/posts?sort_by=trending")[0])
+                      deep_page(app.base, 1, "/api/posts?sort_by=trending")[0]) if paged else Pages("/", "/", "/")
         if followed < DEEP_PAGES:
             say(f"warning: the feed has only {followed + 1} pages; the deep page is page {followed + 1}")
         for reader in following:

@@ -147,7 +147,7 @@ def run_seed(database_url: str, *, users: int, posts: int, follows: int) -> floa
     return time.monotonic() - started
 
 
-SEEDED_TABLES = ("users", "posts", "follows", "post_quota")
+SEEDED_TABLES = ("users", "posts", "follows", "post_quota", "post_search")
 
 
 def vacuum_analyze(database_url: str) -> None:

@@ -23,6 +23,8 @@ from posterr.recent_tokens import RecentTokens
 from posterr.redis_client import Redis
 from posterr.replicas import Replica, Replicas
 from posterr.routes import ops, posts, tokens, users
+from posterr.segment_sealer import SegmentSealer
+from posterr.services.search import seal_segments
 from posterr.services.tokens import write_uses
 from posterr.token_uses import TokenUses
 from posterr.watchdog import Watchdog
@@ -58,6 +60,7 @@ def build_context(settings: Settings) -> Context:
         login_attempts=LoginAttempts(redis),
         recent_tokens=RecentTokens(),
         token_uses=TokenUses(partial(write_uses, db)),
+        segment_sealer=SegmentSealer(partial(seal_segments, db)),
     )
 
 

@@ -13,6 +13,7 @@ from posterr.limits import ClientRateLimit, DailyQuota
 from posterr.login_limit import LoginAttempts
 from posterr.recent_tokens import RecentTokens
 from posterr.redis_client import Redis
+from posterr.segment_sealer import SegmentSealer
 from posterr.token_uses import TokenUses
 
 
@@ -29,6 +30,7 @@ class Context:
     login_attempts: LoginAttempts
     recent_tokens: RecentTokens
     token_uses: TokenUses
+    segment_sealer: SegmentSealer
 
     @property
     def legacy(self) -> bool:
@@ -40,8 +42,10 @@ class Context:
         and threads do not survive a fork)."""
         self.db.start()
         self.token_uses.start()
+        self.segment_sealer.start()
 
     def stop(self) -> None:
+        self.segment_sealer.stop()
         self.token_uses.stop()
         self.db.stop()
         self.redis.close()

@@ -111,8 +111,10 @@ LIMIT %(limit)s;
 -- inlines), replies only when include_replies, after a keyset cursor on (created_at, id), and for a
 -- keyword without a trigram at or after the floor of the newest posts (post_in_recent_window; NULL
 -- for any other). For followed_by: page_followed_latest.
+-- A keyword is searched here by an author only (services/search.py): other keyword searches read
+-- post_search's segments (db/queries/search.sql).
 -- Index: posts_created_at_id_idx (global, and a keyword without a trigram: a walk that stops at the
--- floor), posts_user_id_created_at_id_idx (author_id), posts_content_trgm_idx (rare keywords).
+-- floor), posts_user_id_created_at_id_idx (author_id).
 SELECT p.id
 FROM posts p
 WHERE post_passes_filters(p, %(author_id)s::bigint, %(include_replies)s::boolean, %(pattern)s::text,
@@ -126,14 +128,14 @@ LIMIT %(limit)s;
 -- Plan: per call
 -- Keyword search, first tries: the keyword among the newest `scan` posts that pass the other filters
 -- (one walk down posts_created_at_id_idx that stops at the page's last match). Common and medium
--- words fill the page here; when they do not, page_latest (trigram index) finds the rare ones.
--- PostgreSQL cannot tell how common a word is, so the service decides from what a short walk found
--- (posterr/services/posts.py, next_walk).
--- A keyword without a trigram (contract v2.1) walks here too, down to the floor of the newest posts at
--- most (recent_posts_floor); when the walks do not fill its page, page_recent_latest reads the rest
--- of the window.
+-- words fill the page here; when they do not, search_segments_page (the trigram index of each time
+-- segment, newest first) finds the rare ones. PostgreSQL cannot tell how common a word is, so the
+-- service decides from what a short walk found (posterr/services/search.py, next_walk).
+-- A keyword without a trigram (contract v2.1) walks here too, unbounded: the page stands when its last
+-- post is among the newest posts of the window (posts_newer_than); else page_recent_latest reads
+-- the window. created_at is that check's.
 -- Index: posts_created_at_id_idx (global), posts_user_id_created_at_id_idx (author_id).
-SELECT recent.id
+SELECT recent.id, recent.created_at
 FROM (
     SELECT p.id, p.created_at, p.type, p.content
     FROM posts p
@@ -220,6 +222,21 @@ FROM posts
 ORDER BY created_at DESC, id DESC
 OFFSET %(window)s - 1
 LIMIT 1;
+
+-- name: posts_newer_than :one
+-- Plan: prepared (one walk whatever the values)
+-- How many posts of every type are newer than (created_at, id) in the feed's order, counting to
+-- `most` at most: whether a post is among the newest `most` (fewer than `most` are newer), which
+-- for a page a walk found near the top is far cheaper than reading the `most`-th newest post
+-- (recent_posts_floor).
+-- Index: posts_created_at_id_idx (an index-only scan, backward, to the post).
+SELECT count(*) AS newer
+FROM (
+    SELECT FROM posts
+    WHERE (created_at, id) > (%(created_at)s::timestamptz, %(id)s::bigint)
+    ORDER BY created_at DESC, id DESC
+    LIMIT %(most)s
+) AS newer_posts;
 
 -- name: page_trending :many
 -- Plan: per call

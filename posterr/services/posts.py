@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import replace
 from datetime import datetime
-from time import monotonic
 from typing import Any
 
 import orjson
@@ -18,7 +16,7 @@ from posterr.home_timelines import member, post_id
 from posterr.keys import FEEDS_KEY, feed_field, post_key, user_key
 from posterr.limits import seconds_to_utc_midnight
 from posterr.redis_client import Change
-from posterr.services import timelines
+from posterr.services import search, timelines
 from posterr.services.acting import Actor, validated_after_token
 from posterr.services.feed_query import FeedQuery, Server, Source
 from posterr.services.idempotency import Record, Recorded, unkept
@@ -26,16 +24,6 @@ from posterr.services.pagination import Page, newest_first_window, page_of, tren
 from posterr.services.users import existing_user
 
 log = logging.getLogger("posterr.posts")
-# A keyword is first looked for among this many of the newest posts (see page_latest_scan), and
-# only on a table of at least SCAN_FROM_POSTS posts: below that the trigram index is always cheap.
-FIRST_WALK = 2_000
-SCAN_FROM_POSTS = 10 * FIRST_WALK
-LONGEST_WALK = 100_000
-# Contract v2.1: a keyword without three consecutive letters or digits (validation.has_trigram) gives
-# pg_trgm no trigram to look up, so without a bound its search would read every post; it is matched
-# against this many of the newest posts only, and its answers say so (Search-Scope: recent).
-RECENT_POSTS = 100_000
-_estimate = {"posts": 0, "until": 0.0}  # per process
 
 
 def create_post(ctx: Context, actor: Actor, content: Any = None, repost_id: Any = None, reply_to_id: Any = None,
@@ -191,11 +179,8 @@ def _feed_page(ctx: Context, run, query: FeedQuery) -> Page:
         rows = run(_ONE_STATEMENT_QUERIES[query.order], feed=query.author_id or GLOBAL_FEED,
                    include_replies=query.with_replies, limit=wanted, **window)
     else:
-        # The floor and the page are two statements, so that the page query is planned with the floor's
-        # value: a window the statistics put at 100,000 posts, walked through an index condition (a
-        # subquery's value would be guessed at a third of the table).
-        floor = run("recent_posts_floor", window=RECENT_POSTS) if query.recent_only else None
-        ordered = _page_rows(run, query.order, query.filters(floor), query.recent_only)
+        ordered = (search.keyword_page(run, query) if query.keyword
+                   else run(_PAGE_QUERIES[query.order, query.followed_by is not None], **query.filters()))
         rows = posts_in_order(run, [row["id"] for row in ordered])
         if query.order == "trending":  # the cursor takes the score the page was ordered by
             scores = {row["id"]: row["score"] for row in ordered}
@@ -230,55 +215,4 @@ _ONE_STATEMENT_QUERIES = {"latest": "posts_page_latest", "trending": "posts_page
 GLOBAL_FEED = 0  # the feed of every post in the view feed_posts; an author's feed is their id
 _PAGE_QUERIES = {("latest", False): "page_latest", ("trending", False): "page_trending",
                  ("latest", True): "page_followed_latest", ("trending", True): "page_followed_trending"}
-
-
-def _page_rows(run, order: str, filters: dict, recent: bool) -> list[dict]:
-    """The page's ids in order (with, by trending, each one's score)."""
-    if filters["pattern"] and order == "latest" and not filters["followed_by"]:
-        rows = _keyword_walk(run, filters)  # down to the floor at most, for a keyword without a trigram
-        if len(rows) == filters["limit"]:
-            return rows
-    if recent and not filters["followed_by"]:
-        # The window read whole, the keyword matched apart from it: given no trigram to look up,
-        # page_latest and page_trending may scan the trigram index, or the trending one, whole. A
-        # followed_by page stays on page_followed_*: its walks are per followee, each down to the floor.
-        return run("page_recent_latest" if order == "latest" else "page_recent_trending", **filters)
-    query = _PAGE_QUERIES[order, filters["followed_by"] is not None]  # the whole table, through the indexes
-    return run(query, **filters)
-
-
-def _keyword_walk(run, filters: dict) -> list[dict]:
-    """The page's ids when walking down the newest posts finds a full page (an exact answer: the
-    walk keeps the feed's order and filters); fewer when the trigram index is to be asked."""
-    posts = _posts_estimate(run)
-    walked, rows = 0, []
-    while (further := next_walk(walked, len(rows), filters["limit"], posts)) > walked:
-        walked = further
-        rows = run("page_latest_scan", scan=walked, **filters)
-    return rows
-
-
-def next_walk(walked: int, found: int, wanted: int, posts: int) -> int:
-    """How many of the newest posts to search for a keyword next, given that the newest `walked`
-    held `found` of the `wanted` matches; `walked` (no further walk) when the trigram index is the
-    cheaper way. A walk costs a row per post passed, the trigram index a row per match in the whole
-    table, so a word in a share s of the posts is walked while wanted / s < 2 * s * posts; a second
-    walk goes 1.5 times as far as the share seen in the first says a page needs, and is the last."""
-    if found >= wanted or posts < SCAN_FROM_POSTS or walked > FIRST_WALK:
-        return walked
-    if walked == 0:
-        return FIRST_WALK
-    share = found / walked
-    if share * share * 2 * posts < wanted:
-        return walked
-    return min(LONGEST_WALK, math.ceil(1.5 * wanted / share))
-
-
-def _posts_estimate(run) -> int:
-    """PostgreSQL's estimate of the number of posts, refreshed each minute."""
-    now = monotonic()
-    if now >= _estimate["until"]:
-        _estimate.update(posts=run("posts_estimate")["posts"], until=now + 60)
-    return _estimate["posts"]
-
 

@@ -14,7 +14,7 @@ from loadtests.harness import seed
 from posterr.db import load_queries
 from posterr.services.pagination import EARLIEST, LATEST, MAX_ID, MAX_SCORE
 from posterr.services.posts import GLOBAL_FEED
-from posterr.validation import MAX_LIMIT
+from posterr.validation import MAX_LIMIT, has_trigram
 from tests.conftest import TABLES
 from tests.integration.plans import nodes, sequential_scans
 
@@ -75,6 +75,9 @@ CASES = {
     "posts_by_ids": [("page", {"ids": list(range(100, 111))})],
     "posts_estimate": [("estimate", {})],
     "recent_posts_floor": [("the contract's window", {"window": 100_000}), ("a window within the seed", {"window": 5_000})],
+    "posts_newer_than": [("near the top", {"created_at": NOW - timedelta(minutes=5), "id": 49_000, "most": 100_000})],
+    "search_segment_bounds": [("all", {})],
+    "seal_search_segments": [("the job", {})],
     "claim_idempotency_key": [("new", {"scope": "POST /api/posts", "user_id": 1, "key": "k", "fingerprint": "f",
                                        "claim": 7, "token_digest": DIGEST})],
     "complete_idempotency_key": [("one", {"scope": "POST /api/posts", "user_id": 1, "key": "k", "status": 201,
@@ -116,10 +119,20 @@ FEED_CASES = [
     ("keyword without a trigram with replies and dates", {"pattern": "%~~%", "include_replies": True, **FLOOR,
                                                           "since": NOW - timedelta(days=1), "until": NOW}),
 ]
+# A keyword reaches these with an author only (services/search.py): any other, post_search's segments.
 for name in ("page_latest", "page_trending"):
-    CASES[name] = [(label, {**FEED, **params}) for label, params in FEED_CASES if "followed_by" not in params]
+    CASES[name] = [(label, {**FEED, **params}) for label, params in FEED_CASES
+                   if "followed_by" not in params and ("pattern" not in params or "author_id" in params)]
 CASES["page_latest_scan"] = [(label, {**FEED, "scan": 20_000, **params}) for label, params in FEED_CASES
                              if "pattern" in params and "followed_by" not in params]
+# A time range of post_search (search_segments_page takes one at a time, newest first).
+SEARCH_CASES = [(label, {**FEED, **params}) for label, params in FEED_CASES
+                if "pattern" in params and has_trigram(params["pattern"]) and "author_id" not in params]
+SEGMENT_RANGES = [("newest", {"since": NOW - timedelta(days=1), "until": None}),
+                  ("oldest", {"since": None, "until": NOW - timedelta(days=90)})]
+CASES["search_segments_page"] = [(f"{label}, {where}", {**params, **bounds})
+                                 for label, params in SEARCH_CASES for where, bounds in SEGMENT_RANGES]
+CASES["search_trending_page"] = SEARCH_CASES
 for name in ("page_recent_latest", "page_recent_trending"):
     CASES[name] = [(label, {**FEED, **params}) for label, params in FEED_CASES
                    if "floor_id" in params and "followed_by" not in params]
@@ -155,6 +168,8 @@ def seeded(servers, sql):
     sql.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
     seed(servers.database_url, users=2000, posts=50_000, follows_per_user=15, progress=io.StringIO())
     assert sql.execute("SELECT count(*) FROM posts").fetchone()[0] > 45_000
+    sql.execute("SELECT seal_search_segments(10000, split => true)")  # a segment per 10,000 posts
+    sql.execute("ANALYZE post_search")
     yield sql
 
 
@@ -291,3 +306,14 @@ def test_a_keyword_without_a_trigram_reads_only_the_newest_posts(seeded, name, l
     walks = [node for node in nodes(plan)
              if node.get("Index Name") in ("posts_created_at_id_idx", "posts_user_id_created_at_id_idx")]
     assert walks and all(">=" in node["Index Cond"] for node in walks), plan
+
+
+def test_a_search_reads_only_the_segments_of_its_range(seeded):
+    """search_segments_page is planned with its time range, so post_search is pruned to the segments
+    the range overlaps, each searched through its own trigram index: a rare word pays for its
+    matches there, not in the table."""
+    newest = seeded.execute("SELECT starts_at FROM search_segments ORDER BY starts_at DESC LIMIT 1").fetchone()[0]
+    plan = plan_as_run(seeded, "search_segments_page", {**FEED, "pattern": "%axolotl%", "since": newest, "until": None})
+    read = {node["Relation Name"] for node in nodes(plan) if "Relation Name" in node}
+    assert len(read) == 2 and "post_search_open" in read, plan
+    assert any(node.get("Index Name", "").endswith("_content_idx") for node in nodes(plan)), plan

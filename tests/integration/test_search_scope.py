@@ -12,7 +12,7 @@ from itertools import chain
 import pytest
 
 from posterr import validation
-from posterr.services.posts import RECENT_POSTS
+from posterr.services.search import RECENT_POSTS
 from tests.conftest import TABLES
 from tests.integration.conftest import Api
 from tests.integration.pages import ids, walk

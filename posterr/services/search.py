@@ -162,5 +162,5 @@ def _posts_estimate(run) -> int:
 
 
 def seal_segments(db) -> int:
-    """The job of posterr/search_segments.py: seals the open segment when it is full (the segments made)."""
+    """The job of posterr/segment_sealer.py: seals the open segment when it is full (the segments made)."""
     return db("seal_search_segments")["sealed"]

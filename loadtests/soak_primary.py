@@ -63,9 +63,9 @@ class PrimaryFaults:
         reached = max(member_wal(port, REPLAYED) for port in standbys)
         new = self._new_primary(old)
         ha("thaw-member", old)
-        return (f"the primary :{old} stopped {written - reached:,} bytes of WAL past every standby (commits "
-                f"answered 503: Idempotency-Key claims, posts, follows); :{new} promoted; the old primary "
-                "thawed, to rejoin rewound (those commits gone); ")
+        return (f"the primary :{old} stopped {written - reached:,} bytes of WAL past every standby (the "
+                f"commits answered 503 meanwhile); :{new} promoted; the old primary thawed, to rejoin rewound "
+                "(those commits gone); ")
 
     def _new_primary(self, old: str) -> str:
         deadline = time.monotonic() + NEW_PRIMARY_SECONDS
